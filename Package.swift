@@ -1,0 +1,50 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// probe: transfer learning on the CPU. No SwiftPM dependencies; system C libraries only.
+let package = Package(
+    name: "probe",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "probe", targets: ["probe"]),
+        .library(name: "ProbeKit", targets: ["NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune"]),
+    ],
+    targets: [
+        // System-library shims (module maps only).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(name: "CBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+
+        // Tensors, kernels (forward and backward), optimizers, schedules.
+        .target(name: "NN", dependencies: [
+            .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+        ]),
+        // Decoding, torchvision-exact transforms, ImageFolder, augmentation, PNG writing.
+        .target(name: "Vision", dependencies: ["CTurboJPEG", "CPNG"]),
+        // PyTorch .pth (zip and legacy) and safetensors readers/writers; weight downloads.
+        .target(name: "Weights", dependencies: ["NN"]),
+        // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
+        .target(name: "Backbones", dependencies: ["NN", "Weights"]),
+        // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
+        .target(name: "Store", dependencies: ["CSQLite"]),
+        // Head training over cached features, metrics, persistence.
+        .target(name: "Heads", dependencies: ["NN", "Store", "Weights"]),
+        // The streaming full-finetuning path.
+        .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
+        // The command-line front end (thin).
+        .executableTarget(name: "probe", dependencies: [
+            "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune",
+        ]),
+
+        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
+        .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
