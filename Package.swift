@@ -7,7 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "probe", targets: ["probe"]),
-        .library(name: "ProbeKit", targets: ["NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune"]),
+        .library(name: "ProbeKit", targets: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune"]),
     ],
     targets: [
         // System-library shims (module maps only).
@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
 
+        // SHA-256: content addresses of images, identities of weight files.
+        .target(name: "Digest"),
         // Tensors, kernels (forward and backward), optimizers, schedules.
         .target(name: "NN", dependencies: [
             .target(name: "CBLAS", condition: .when(platforms: [.linux])),
@@ -27,20 +29,21 @@ let package = Package(
         // Decoding, torchvision-exact transforms, ImageFolder, augmentation, PNG writing.
         .target(name: "Vision", dependencies: ["CTurboJPEG", "CPNG"]),
         // PyTorch .pth (zip and legacy) and safetensors readers/writers; weight downloads.
-        .target(name: "Weights", dependencies: ["NN"]),
+        .target(name: "Weights", dependencies: ["NN", "Digest"]),
         // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
         .target(name: "Backbones", dependencies: ["NN", "Weights"]),
         // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
-        .target(name: "Store", dependencies: ["CSQLite"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Digest"]),
         // Head training over cached features, metrics, persistence.
         .target(name: "Heads", dependencies: ["NN", "Store", "Weights"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune",
+            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune",
         ]),
 
+        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
