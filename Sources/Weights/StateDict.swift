@@ -124,17 +124,46 @@ public func loadStateDict(path: String) throws -> StateDict {
 /// Reads a weight file held in memory. `name` appears in error messages.
 public func loadStateDict(bytes: UnsafeRawBufferPointer, name: String = "<memory>") throws -> StateDict {
     let format = try sniffFormat(bytes, name: name)
-    let sha = fileSHA256(bytes)
+    // Hash on the other core while this one parses; the file's bytes outlive both.
+    let hasher = BackgroundSHA256(bytes)
+    defer { hasher.wait() }
+    let (tensors, meta) = try parseTensors(bytes, format: format)
+    return StateDict(format: format, tensors: tensors, sha256: hasher.wait(), metadata: meta, fileSize: bytes.count)
+}
+
+/// The tensors of a file in a known format, without hashing it.
+func parseTensors(_ bytes: UnsafeRawBufferPointer, format: WeightFormat) throws -> ([WeightTensor], [String: String]) {
     switch format {
-    case .pthZip:
-        return StateDict(format: format, tensors: try TorchReader.readZip(bytes), sha256: sha, fileSize: bytes.count)
-    case .pthLegacy:
-        return StateDict(format: format, tensors: try TorchReader.readLegacy(bytes), sha256: sha, fileSize: bytes.count)
-    case .safetensors:
-        let (tensors, meta) = try Safetensors.read(bytes)
-        return StateDict(format: format, tensors: tensors, sha256: sha, metadata: meta, fileSize: bytes.count)
+    case .pthZip: return (try TorchReader.readZip(bytes), [:])
+    case .pthLegacy: return (try TorchReader.readLegacy(bytes), [:])
+    case .safetensors: return try Safetensors.read(bytes)
     }
 }
+
+/// SHA-256 of a buffer computed on a background thread.
+final class BackgroundSHA256: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private var result = ""
+    private let lock = NSLock()
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        let box = RawBox(bytes: bytes)
+        group.enter()
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            let h = fileSHA256(box.bytes)
+            lock.lock(); result = h; lock.unlock()
+            group.leave()
+        }
+    }
+
+    @discardableResult func wait() -> String {
+        group.wait()
+        lock.lock(); defer { lock.unlock() }
+        return result
+    }
+}
+
+private struct RawBox: @unchecked Sendable { let bytes: UnsafeRawBufferPointer }
 
 /// Which of the three formats `bytes` holds.
 public func sniffFormat(_ bytes: UnsafeRawBufferPointer, name: String = "<memory>") throws -> WeightFormat {
