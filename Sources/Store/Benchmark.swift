@@ -118,6 +118,11 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
     let found = zip(res, picks).filter { $0.0.first?.row == $0.1 || $0.0.first?.score == 1 }.count
     say(String(format: "  %d queries top-%d %7.2f s   (%.1f ms/query; goal <= 10 s; %d/%d found themselves)",
                m, k, tMany, tMany * 1000 / Double(m), found, m))
+    // Diagnostic: the matrix products alone (same blocks, no selection).
+    t0 = now()
+    index.scoreOnly(queries: batch)
+    let tGemm = now() - t0
+    say(String(format: "    of which sgemm ~%6.2f s   (%.0f GFLOP/s)", tGemm, 2.0 * Double(m) * Double(index.count) * Double(dimension) / tGemm / 1e9))
     return lines.joined(separator: "\n")
 }
 

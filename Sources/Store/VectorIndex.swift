@@ -125,6 +125,25 @@ public final class VectorIndex: @unchecked Sendable {
     }
 }
 
+extension VectorIndex {
+    /// The matrix products of `search(queries:k:)` without the selection (benchmark diagnostics).
+    func scoreOnly(queries: [Float]) {
+        let d = dimension, m = queries.count / d
+        let blockRows = max(1024, min(count, (4 << 20) / max(1, m)))
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: m * blockRows)
+        defer { scores.deallocate() }
+        queries.withUnsafeBufferPointer { q in
+            var r0 = 0
+            while r0 < count {
+                let nb = min(blockRows, count - r0)
+                sgemm(transA: false, transB: true, m: m, n: nb, k: d, a: q.baseAddress!, lda: d, b: data + r0 * d, ldb: d,
+                      c: scores, ldc: nb)
+                r0 += nb
+            }
+        }
+    }
+}
+
 /// y[r] = dot(a[r, :], x) for a block of rows, split across two threads when large.
 private func matVec(_ a: UnsafePointer<Float>, rows: Int, _ d: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
     let work = { (lo: Int, hi: Int) in
