@@ -33,7 +33,7 @@ let package = Package(
         // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
         .target(name: "Backbones", dependencies: ["NN", "Weights"]),
         // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
-        .target(name: "Store", dependencies: ["CSQLite", "Digest"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Digest", "NN"], exclude: ["SCHEMA.md"]),
         // Head training over cached features, metrics, persistence.
         .target(name: "Heads", dependencies: ["NN", "Store", "Weights"]),
         // The streaming full-finetuning path.
@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Digest"]),
     ],
     swiftLanguageModes: [.v6]
 )

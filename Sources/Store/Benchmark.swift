@@ -1,0 +1,136 @@
+import Digest
+import Foundation
+
+/// Deterministic pseudo-random numbers (xorshift64*), for synthetic data.
+struct SyntheticRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        return state &* 2_685_821_657_736_338_717
+    }
+    /// Uniform in [0, 1).
+    mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+}
+
+/// Fills a store with `count` synthetic images of `dimension`-d float32 features (one backbone
+/// "synthetic", view 0), in batches of `batchSize` through `insertBatch`. Returns the backbone.
+@discardableResult
+public func buildSyntheticStore(path: String, count: Int, dimension: Int, batchSize: Int = 10_000,
+                                progress: ((Int) -> Void)? = nil) throws -> Backbone {
+    let store = try FeatureStore(path: path)
+    let weights = SHA256.hex(Array("synthetic-\(dimension)".utf8))
+    let backbone = try store.backbone(architecture: "synthetic", weightsSHA256: weights, dimension: dimension)
+    var rng = SyntheticRandom(seed: 42)
+    var done = 0
+    while done < count {
+        let n = min(batchSize, count - done)
+        var batch = Batch()
+        batch.images.reserveCapacity(n); batch.samples.reserveCapacity(n); batch.features.reserveCapacity(n)
+        for i in done..<(done + n) {
+            let sha = SHA256.hex(Array("synthetic image \(i)".utf8))
+            let label = "class\(i % 10)"
+            let split = i % 5 == 0 ? "val" : "train"
+            var v = [Float](repeating: 0, count: dimension)
+            for j in 0..<dimension { v[j] = rng.nextFloat() - 0.25 }
+            batch.images.append(ImageRecord(sha256: sha, width: 224, height: 224, byteSize: 1000 + i % 1000))
+            batch.samples.append(SampleRecord(path: "\(split)/\(label)/\(i).jpg", sha256: sha, label: label, split: split))
+            batch.features.append(FeatureRecord(sha256: sha, transform: "val", view: 0, vector: v))
+        }
+        try store.insertBatch(batch, backbone: backbone)
+        done += n
+        progress?(done)
+    }
+    try store.database.checkpoint()
+    return backbone
+}
+
+/// The nearest-neighbour benchmark of issue 5: over `count` synthetic `dimension`-d vectors in a
+/// store, the time to load them into an index, one top-`k` query, and `queries` queries at once.
+/// The store is built first when `path` is nil (in a temporary directory, removed afterwards) or
+/// when the file at `path` does not exist (kept). Returns a printable report; asserts nothing.
+public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, queries: Int = 1000, k: Int = 10,
+                              path: String? = nil, log: ((String) -> Void)? = nil) throws -> String {
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    var lines: [String] = []
+    func say(_ s: String) { lines.append(s); log?(s) }
+    var tempDir: URL?
+    let storePath: String
+    if let path { storePath = path } else {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("probe-query-bench-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        tempDir = dir
+        storePath = dir.appendingPathComponent("synthetic.sqlite").path
+    }
+    defer { if let tempDir { try? FileManager.default.removeItem(at: tempDir) } }
+
+    say("query benchmark: \(count) synthetic \(dimension)-d float32 vectors, top-\(k)")
+    if !FileManager.default.fileExists(atPath: storePath) {
+        let t0 = now()
+        try buildSyntheticStore(path: storePath, count: count, dimension: dimension)
+        let t = now() - t0
+        say(String(format: "  build store      %8.2f s  (%.0f rows/s, one batch of 10000 per transaction)", t, Double(count) / t))
+    }
+    let store = try FeatureStore(path: storePath)
+    let weights = SHA256.hex(Array("synthetic-\(dimension)".utf8))
+    guard let backbone = try store.findBackbone(architecture: "synthetic", weightsSHA256: weights) else {
+        throw StoreError.notFound("the synthetic backbone in \(storePath); delete the file to rebuild it")
+    }
+    let size = fileBytes(storePath)
+    say(String(format: "  store size       %8.2f GB  (%@)", Double(size) / 1e9, storePath))
+
+    var t0 = now()
+    let index = try store.loadIndex(backbone: backbone)
+    let tLoad = now() - t0
+    say(String(format: "  load index       %8.2f s   (%d rows; goal <= 5 s)", tLoad, index.count))
+    guard index.count > 0 else { return lines.joined(separator: "\n") }
+
+    // One query: a stored vector plus noise; report the median of 5 and the first.
+    var rng = SyntheticRandom(seed: 7)
+    var single: [Double] = []
+    var selfHits = 0
+    for trial in 0..<5 {
+        let r = Int(rng.next() % UInt64(index.count))
+        var q = index.row(r)
+        for j in 0..<q.count { q[j] += 0.001 * (rng.nextFloat() - 0.5) }
+        t0 = now()
+        let res = try index.search(q, k: k)
+        single.append(now() - t0)
+        if res.first?.row == r { selfHits += 1 }
+        _ = trial
+    }
+    let sortedSingle = single.sorted()
+    say(String(format: "  1 query top-%d   %8.3f s   (median of 5; min %.3f, max %.3f; goal <= 0.25 s; %d/5 found themselves)",
+               k, sortedSingle[2], sortedSingle[0], sortedSingle[4], selfHits))
+
+    let m = min(queries, index.count)
+    var batch = [Float]()
+    batch.reserveCapacity(m * dimension)
+    var picks: [Int] = []
+    for _ in 0..<m {
+        let r = Int(rng.next() % UInt64(index.count))
+        picks.append(r)
+        batch.append(contentsOf: index.row(r))
+    }
+    t0 = now()
+    let res = try index.search(queries: batch, k: k)
+    let tMany = now() - t0
+    let found = zip(res, picks).filter { $0.0.first?.row == $0.1 || $0.0.first?.score == 1 }.count
+    say(String(format: "  %d queries top-%d %7.2f s   (%.1f ms/query; goal <= 10 s; %d/%d found themselves)",
+               m, k, tMany, tMany * 1000 / Double(m), found, m))
+    // Diagnostic: the matrix products alone (same blocks, no selection).
+    t0 = now()
+    index.scoreOnly(queries: batch)
+    let tGemm = now() - t0
+    say(String(format: "    of which sgemm ~%6.2f s   (%.0f GFLOP/s)", tGemm, 2.0 * Double(m) * Double(index.count) * Double(dimension) / tGemm / 1e9))
+    return lines.joined(separator: "\n")
+}
+
+/// Bytes on disk of a store: the file and its -wal and -shm companions.
+func fileBytes(_ path: String) -> Int64 {
+    var total: Int64 = 0
+    for p in [path, path + "-wal", path + "-shm"] {
+        if let a = try? FileManager.default.attributesOfItem(atPath: p), let s = a[.size] as? NSNumber { total += s.int64Value }
+    }
+    return total
+}
