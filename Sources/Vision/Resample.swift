@@ -1,0 +1,134 @@
+import Foundation
+
+/// Pillow's bilinear resampling (`Image.resize(size, BILINEAR)`, libImaging/Resample.c), reproduced
+/// bit for bit: filter support scaled by the downscale factor (antialiasing), coefficients computed in
+/// double, normalised to sum 1, converted to fixed point with `PRECISION_BITS = 22` (round half away
+/// from zero), accumulation in 32-bit ints starting from `1 << 21`, results clipped to 0...255 after
+/// `>> 22`. Two passes, horizontal first into a uint8 intermediate holding only the source rows the
+/// vertical pass needs, then vertical. Every output pixel depends only on its own coefficients, so
+/// computing a sub-rectangle of the output (a crop) gives the same values as resizing then cropping.
+enum PillowResample {
+    static let precisionBits = 22
+
+    /// Per-output-index taps: `start[i]`, `count[i]`, and `ksize` fixed-point weights at `weights[i*ksize]`.
+    struct Coefficients {
+        var ksize: Int
+        var start: [Int32]
+        var count: [Int32]
+        var weights: [Int32]
+    }
+
+    /// Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1).
+    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int) -> Coefficients {
+        let scale = Double(in1 - in0) / Double(outSize)
+        let filterscale = scale < 1.0 ? 1.0 : scale
+        let support = 1.0 * filterscale
+        let ksize = Int(support.rounded(.up)) * 2 + 1
+        var start = [Int32](repeating: 0, count: outSize)
+        var count = [Int32](repeating: 0, count: outSize)
+        var weights = [Int32](repeating: 0, count: outSize * ksize)
+        var k = [Double](repeating: 0, count: ksize)
+        let ss = 1.0 / filterscale
+        let one = Double(1 << precisionBits)
+        for xx in 0..<outSize {
+            let center = Double(in0) + (Double(xx) + 0.5) * scale
+            var ww = 0.0
+            var xmin = Int(center - support + 0.5)
+            if xmin < 0 { xmin = 0 }
+            var xmax = Int(center + support + 0.5)
+            if xmax > inSize { xmax = inSize }
+            xmax -= xmin
+            if xmax > ksize { xmax = ksize }  // cannot happen; keeps the buffers safe
+            if xmax < 0 { xmax = 0 }
+            for x in 0..<xmax {
+                var t = (Double(x + xmin) - center + 0.5) * ss
+                if t < 0 { t = -t }
+                let w = t < 1.0 ? 1.0 - t : 0.0
+                k[x] = w
+                ww += w
+            }
+            for x in 0..<ksize {
+                var v = x < xmax ? k[x] : 0.0
+                if x < xmax && ww != 0.0 { v /= ww }
+                weights[xx * ksize + x] = v < 0 ? Int32(-0.5 + v * one) : Int32(0.5 + v * one)
+            }
+            start[xx] = Int32(xmin)
+            count[xx] = Int32(xmax)
+        }
+        return Coefficients(ksize: ksize, start: start, count: count, weights: weights)
+    }
+
+    /// Resizes the source rectangle (`srcX`, `srcY`, `srcW`, `srcH`) of an RGB image with row stride
+    /// `srcStride` bytes to `outW` x `outH` exactly as Pillow does for `img.crop(rect).resize((outW, outH))`,
+    /// and writes only the output window (`winX`, `winY`, `winW`, `winH`) to `dst` (RGB, stride `winW*3`).
+    /// `emit(row, values)` can be used instead of `dst` for fused consumers.
+    static func resize(src: UnsafePointer<UInt8>, srcStride: Int, srcX: Int, srcY: Int, srcW: Int, srcH: Int,
+                       outW: Int, outH: Int, winX: Int, winY: Int, winW: Int, winH: Int,
+                       emitRow: (_ row: Int, _ rgb: UnsafePointer<UInt8>) -> Void) {
+        let hc = coefficients(inSize: srcW, in0: 0, in1: Float(srcW), outSize: outW)
+        let vc = coefficients(inSize: srcH, in0: 0, in1: Float(srcH), outSize: outH)
+        // Source rows needed by the output rows of the window.
+        let yFirst = Int(vc.start[winY])
+        let yLast = Int(vc.start[winY + winH - 1] + vc.count[winY + winH - 1])
+        let tmpRows = max(0, yLast - yFirst)
+        let rowLen = winW * 3
+        let tmp = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, tmpRows * rowLen))
+        defer { tmp.deallocate() }
+        let half = Int32(1 << (precisionBits - 1))
+
+        // Horizontal pass over the needed rows and the window's columns.
+        hc.start.withUnsafeBufferPointer { hs in
+        hc.count.withUnsafeBufferPointer { hn in
+        hc.weights.withUnsafeBufferPointer { hw in
+            let ksize = hc.ksize
+            for r in 0..<tmpRows {
+                let srow = src + (srcY + yFirst + r) * srcStride + srcX * 3
+                let drow = tmp + r * rowLen
+                for xo in 0..<winW {
+                    let xx = winX + xo
+                    let xmin = Int(hs[xx]), n = Int(hn[xx])
+                    let kbase = xx * ksize
+                    var s0 = half, s1 = half, s2 = half
+                    var p = srow + xmin * 3
+                    for x in 0..<n {
+                        let kw = hw[kbase + x]
+                        s0 = s0 &+ Int32(p[0]) &* kw
+                        s1 = s1 &+ Int32(p[1]) &* kw
+                        s2 = s2 &+ Int32(p[2]) &* kw
+                        p += 3
+                    }
+                    drow[xo * 3] = clip8(s0)
+                    drow[xo * 3 + 1] = clip8(s1)
+                    drow[xo * 3 + 2] = clip8(s2)
+                }
+            }
+        }}}
+
+        // Vertical pass: accumulate whole rows (integer sums are exact, order does not matter).
+        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rowLen))
+        defer { acc.deallocate() }
+        let out = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, rowLen))
+        defer { out.deallocate() }
+        vc.weights.withUnsafeBufferPointer { vw in
+            let ksize = vc.ksize
+            for yo in 0..<winH {
+                let yy = winY + yo
+                let ymin = Int(vc.start[yy]) - yFirst, n = Int(vc.count[yy])
+                acc.update(repeating: half, count: rowLen)
+                for y in 0..<n {
+                    let kw = vw[yy * ksize + y]
+                    let trow = tmp + (ymin + y) * rowLen
+                    for i in 0..<rowLen { acc[i] = acc[i] &+ Int32(trow[i]) &* kw }
+                }
+                for i in 0..<rowLen { out[i] = clip8(acc[i]) }
+                emitRow(yo, UnsafePointer(out))
+            }
+        }
+    }
+
+    @inline(__always)
+    static func clip8(_ v: Int32) -> UInt8 {
+        let s = v >> 22
+        return s < 0 ? 0 : (s > 255 ? 255 : UInt8(truncatingIfNeeded: s))
+    }
+}
