@@ -76,33 +76,70 @@ enum PillowResample {
         defer { tmp.deallocate() }
         let half = Int32(1 << (precisionBits - 1))
 
-        // Horizontal pass over the needed rows and the window's columns.
-        hc.start.withUnsafeBufferPointer { hs in
-        hc.count.withUnsafeBufferPointer { hn in
-        hc.weights.withUnsafeBufferPointer { hw in
-            let ksize = hc.ksize
+        // Horizontal pass over the needed rows and the window's columns. Taps are re-based so that
+        // every output column reads exactly `ksize` source pixels (the extra weights are 0, so the
+        // integer sums are unchanged) and the loop has a fixed trip count.
+        let ksize = hc.ksize
+        var tapStart = [Int](repeating: 0, count: winW)
+        var tapWeights = [Int32](repeating: 0, count: winW * ksize)
+        let fixed = srcW >= ksize
+        for xo in 0..<winW {
+            let xx = winX + xo
+            let xmin = Int(hc.start[xx]), n = Int(hc.count[xx])
+            let base = fixed ? min(xmin, srcW - ksize) : xmin
+            tapStart[xo] = base
+            for t in 0..<n where xmin - base + t < ksize {
+                tapWeights[xo * ksize + (xmin - base + t)] = hc.weights[xx * ksize + t]
+            }
+        }
+        tapStart.withUnsafeBufferPointer { ts in
+        tapWeights.withUnsafeBufferPointer { tw in
+            let ts = ts.baseAddress!, tw = tw.baseAddress!
             for r in 0..<tmpRows {
                 let srow = src + (srcY + yFirst + r) * srcStride + srcX * 3
                 let drow = tmp + r * rowLen
-                for xo in 0..<winW {
-                    let xx = winX + xo
-                    let xmin = Int(hs[xx]), n = Int(hn[xx])
-                    let kbase = xx * ksize
-                    var s0 = half, s1 = half, s2 = half
-                    var p = srow + xmin * 3
-                    for x in 0..<n {
-                        let kw = hw[kbase + x]
-                        s0 = s0 &+ Int32(p[0]) &* kw
-                        s1 = s1 &+ Int32(p[1]) &* kw
-                        s2 = s2 &+ Int32(p[2]) &* kw
-                        p += 3
+                if fixed && ksize == 5 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 5
+                        let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4]
+                        var s0 = half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2
+                        s0 = s0 &+ Int32(p[9]) &* k3 &+ Int32(p[12]) &* k4
+                        var s1 = half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2
+                        s1 = s1 &+ Int32(p[10]) &* k3 &+ Int32(p[13]) &* k4
+                        var s2 = half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2
+                        s2 = s2 &+ Int32(p[11]) &* k3 &+ Int32(p[14]) &* k4
+                        drow[xo * 3] = clip8(s0)
+                        drow[xo * 3 + 1] = clip8(s1)
+                        drow[xo * 3 + 2] = clip8(s2)
                     }
-                    drow[xo * 3] = clip8(s0)
-                    drow[xo * 3 + 1] = clip8(s1)
-                    drow[xo * 3 + 2] = clip8(s2)
+                } else if fixed && ksize == 3 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 3
+                        let k0 = k[0], k1 = k[1], k2 = k[2]
+                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
+                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
+                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
+                    }
+                } else {
+                    for xo in 0..<winW {
+                        var p = srow + ts[xo] * 3
+                        let k = tw + xo * ksize
+                        let n = fixed ? ksize : min(ksize, srcW - ts[xo])
+                        var s0 = half, s1 = half, s2 = half
+                        for t in 0..<n {
+                            let kw = k[t]
+                            s0 = s0 &+ Int32(p[0]) &* kw
+                            s1 = s1 &+ Int32(p[1]) &* kw
+                            s2 = s2 &+ Int32(p[2]) &* kw
+                            p += 3
+                        }
+                        drow[xo * 3] = clip8(s0)
+                        drow[xo * 3 + 1] = clip8(s1)
+                        drow[xo * 3 + 2] = clip8(s2)
+                    }
                 }
             }
-        }}}
+        }}
 
         // Vertical pass: accumulate whole rows (integer sums are exact, order does not matter).
         let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rowLen))
