@@ -1,0 +1,54 @@
+import Foundation
+
+/// Times decode + validation transform (Resize 256, CenterCrop 224, ToTensor, Normalize into a float
+/// buffer) for every accepted image under `root` (train/ and val/ when split), on the calling thread.
+/// One warm-up pass, then one timed pass; reports the median and mean per image. Compare with
+/// `tools/bench_vision_pil.py` (PIL + torchvision, one thread). Build with `-c release`.
+public func runVisionBenchmark(root: String) -> String {
+    let folders: [ImageFolder]
+    do {
+        switch try DatasetLayout.detect(root: root) {
+        case .split(let t, let v): folders = [t, v]
+        case .single(let f): folders = [f]
+        }
+    } catch {
+        return "bench vision: \(error)"
+    }
+    let paths = folders.flatMap { $0.samples.map(\.path) }
+    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 224 * 224)
+    defer { buffer.deallocate() }
+    var failures: [String] = []
+    var times: [Double] = []
+    var decodeTimes: [Double] = []
+    var checksum: Double = 0
+    for pass in 0..<2 {
+        for p in paths {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            do {
+                let img = try ImageDecoder.decode(path: p)
+                let tm = DispatchTime.now().uptimeNanoseconds
+                if pass == 1 { decodeTimes.append(Double(tm - t0) / 1e6) }
+                Transforms.validation(img, into: buffer)
+            } catch {
+                if pass == 0 { failures.append(error.description) }
+                continue
+            }
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            checksum += Double(buffer[1000])
+            if pass == 1 { times.append(Double(t1 - t0) / 1e6) }
+        }
+    }
+    guard !times.isEmpty else { return "bench vision: no decodable image under \(root)" }
+    func medianOf(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    let median = medianOf(times)
+    let total = times.reduce(0, +)
+    var s = "probe (Swift, 1 thread): \(times.count) images, decode+validation transform per image: "
+    s += String(format: "median %.3f ms, mean %.3f ms, total %.1f ms, %.0f images/s", median, total / Double(times.count), total, Double(times.count) / (total / 1000))
+    s += String(format: "\n  of which decode: median %.3f ms, mean %.3f ms", medianOf(decodeTimes), decodeTimes.reduce(0, +) / Double(decodeTimes.count))
+    if !failures.isEmpty { s += "\n\(failures.count) undecodable: " + failures.joined(separator: "; ") }
+    _ = checksum
+    return s
+}

@@ -1,0 +1,200 @@
+import Foundation
+import CTurboJPEG
+import CPNG
+
+/// The formats `ImageDecoder` recognises from their first bytes.
+public enum ImageFormat: String, Sendable {
+    case jpeg = "JPEG", png = "PNG"
+    case gif = "GIF", webp = "WebP", bmp = "BMP", tiff = "TIFF", pnm = "PNM (PPM/PGM/PBM)", ico = "ICO"
+}
+
+/// Width, height and format of an image, read from its header without decoding pixels.
+public struct ImageHeader: Sendable, Equatable {
+    public var format: ImageFormat
+    public var width: Int
+    public var height: Int
+}
+
+/// Decodes JPEG (libturbojpeg) and PNG (libpng) to 8-bit RGB with the semantics of Pillow's
+/// `Image.open(path).convert("RGB")`:
+/// - JPEG: default libjpeg-turbo decoding (islow IDCT, fancy upsampling), gray replicated to RGB;
+///   CMYK/YCCK JPEGs are read as Adobe-inverted CMYK (Pillow's "CMYK;I") and converted with
+///   Pillow's `cmyk2rgb`: `R = clip(nk - (C*nk)/255)` with `nk = 255 - K` and Pillow's MULDIV255 rounding.
+///   libjpeg warnings are tolerated except "premature end of data" (Pillow raises "image file is truncated").
+/// - PNG: palette expanded (tRNS ignored), gray replicated, alpha dropped (not composited),
+///   gAMA ignored, 16-bit samples scaled as `(v * 255 + 32895) >> 16` (Pillow clips those instead).
+/// The format is sniffed from the bytes; other formats throw `VisionError.unsupportedFormat`.
+/// Dimensions are checked against `maxPixels` before any pixel buffer is allocated.
+public enum ImageDecoder {
+    /// Pillow's `Image.MAX_IMAGE_PIXELS`.
+    public static let maxPixels = 178_956_970
+
+    /// Sniffs the format from the first bytes, or nil if unknown.
+    public static func sniff(_ bytes: UnsafeRawBufferPointer) -> ImageFormat? {
+        let n = bytes.count
+        func b(_ i: Int) -> UInt8 { i < n ? bytes[i] : 0 }
+        if n >= 3 && b(0) == 0xFF && b(1) == 0xD8 && b(2) == 0xFF { return .jpeg }
+        if n >= 8 && b(0) == 0x89 && b(1) == 0x50 && b(2) == 0x4E && b(3) == 0x47
+            && b(4) == 0x0D && b(5) == 0x0A && b(6) == 0x1A && b(7) == 0x0A { return .png }
+        if n >= 4 && b(0) == 0x47 && b(1) == 0x49 && b(2) == 0x46 && b(3) == 0x38 { return .gif }
+        if n >= 12 && b(0) == 0x52 && b(1) == 0x49 && b(2) == 0x46 && b(3) == 0x46
+            && b(8) == 0x57 && b(9) == 0x45 && b(10) == 0x42 && b(11) == 0x50 { return .webp }
+        if n >= 2 && b(0) == 0x42 && b(1) == 0x4D { return .bmp }
+        if n >= 4 && ((b(0) == 0x49 && b(1) == 0x49 && b(2) == 0x2A && b(3) == 0)
+            || (b(0) == 0x4D && b(1) == 0x4D && b(2) == 0 && b(3) == 0x2A)) { return .tiff }
+        if n >= 2 && b(0) == 0x50 && (0x31...0x37).contains(b(1)) { return .pnm }
+        if n >= 4 && b(0) == 0 && b(1) == 0 && b(2) == 1 && b(3) == 0 { return .ico }
+        return nil
+    }
+
+    // MARK: - Public entry points
+
+    /// Reads and decodes a file.
+    public static func decode(path: String) throws(VisionError) -> RGBImage {
+        let data = try readFile(path)
+        return try decode(data: data, name: path)
+    }
+
+    /// Decodes bytes; `name` is used in error messages.
+    public static func decode(data: Data, name: String = "<memory>") throws(VisionError) -> RGBImage {
+        if data.isEmpty { throw .empty(path: name) }
+        let result: Result<RGBImage, VisionError> = data.withUnsafeBytes { raw in
+            do throws(VisionError) { return .success(try decode(bytes: raw, name: name)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Reads only the header of a file.
+    public static func header(path: String) throws(VisionError) -> ImageHeader {
+        let data = try readFile(path)
+        return try header(data: data, name: path)
+    }
+
+    /// Reads only the header of in-memory bytes.
+    public static func header(data: Data, name: String = "<memory>") throws(VisionError) -> ImageHeader {
+        if data.isEmpty { throw .empty(path: name) }
+        let result: Result<ImageHeader, VisionError> = data.withUnsafeBytes { raw in
+            do throws(VisionError) { return .success(try header(bytes: raw, name: name).header) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    // MARK: - Internals
+
+    static func readFile(_ path: String) throws(VisionError) -> Data {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path), options: [.mappedIfSafe])
+        } catch {
+            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    struct JPEGInfo { var colorspace: Int32 }
+
+    static func header(bytes: UnsafeRawBufferPointer, name: String) throws(VisionError) -> (header: ImageHeader, jpegColorspace: Int32) {
+        if bytes.isEmpty { throw .empty(path: name) }
+        guard let format = sniff(bytes) else { throw .unrecognizedData(path: name) }
+        var w = 0, h = 0
+        var cs: Int32 = -1
+        switch format {
+        case .jpeg:
+            guard let handle = tjInitDecompress() else { throw .corrupt(path: name, format: "JPEG", reason: "cannot initialise libturbojpeg") }
+            defer { tjDestroy(handle) }
+            var jw: Int32 = 0, jh: Int32 = 0, sub: Int32 = 0, jcs: Int32 = 0
+            let rc = tjDecompressHeader3(handle, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                         UInt(bytes.count), &jw, &jh, &sub, &jcs)
+            if rc != 0 { throw .corrupt(path: name, format: "JPEG", reason: String(cString: tjGetErrorStr2(handle))) }
+            w = Int(jw); h = Int(jh); cs = jcs
+        case .png:
+            var pw: UInt32 = 0, ph: UInt32 = 0
+            var depth: Int32 = 0, ctype: Int32 = 0, interlace: Int32 = 0
+            var err = [CChar](repeating: 0, count: 256)
+            let rc = probe_png_header(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
+                                      &pw, &ph, &depth, &ctype, &interlace, &err, err.count)
+            if rc != 0 { throw .corrupt(path: name, format: "PNG", reason: cString(err)) }
+            w = Int(pw); h = Int(ph)
+        default:
+            throw .unsupportedFormat(path: name, format: format.rawValue)
+        }
+        if w <= 0 || h <= 0 { throw .invalidDimensions(path: name, width: w, height: h) }
+        if w > maxPixels / h || w * h > maxPixels { throw .decompressionBomb(path: name, width: w, height: h) }
+        return (ImageHeader(format: format, width: w, height: h), cs)
+    }
+
+    static func decode(bytes: UnsafeRawBufferPointer, name: String) throws(VisionError) -> RGBImage {
+        let (hdr, cs) = try header(bytes: bytes, name: name)
+        switch hdr.format {
+        case .jpeg: return try decodeJPEG(bytes, hdr, colorspace: cs, name: name)
+        case .png: return try decodePNG(bytes, hdr, name: name)
+        default: throw .unsupportedFormat(path: name, format: hdr.format.rawValue)
+        }
+    }
+
+    private static func cString(_ buf: [CChar]) -> String {
+        let s = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return s.isEmpty ? "unknown libpng error" : s
+    }
+
+    private static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, _ hdr: ImageHeader, colorspace: Int32, name: String) throws(VisionError) -> RGBImage {
+        guard let handle = tjInitDecompress() else { throw .corrupt(path: name, format: "JPEG", reason: "cannot initialise libturbojpeg") }
+        defer { tjDestroy(handle) }
+        let w = hdr.width, h = hdr.height
+        let src = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+        var failure: String? = nil
+        func check(_ rc: Int32) {
+            if rc == 0 { return }
+            let msg = String(cString: tjGetErrorStr2(handle))
+            // Warnings (corrupt-but-decodable data) are accepted as Pillow does, except truncation.
+            if tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) && !msg.lowercased().contains("premature end") { return }
+            failure = msg
+        }
+        if !isCMYK {
+            var pixels = [UInt8](repeating: 0, count: w * h * 3)
+            pixels.withUnsafeMutableBufferPointer { out in
+                check(tjDecompress2(handle, src, UInt(bytes.count), out.baseAddress, Int32(w), 0, Int32(h), Int32(TJPF_RGB.rawValue), 0))
+            }
+            if let f = failure { throw .corrupt(path: name, format: "JPEG", reason: f) }
+            return RGBImage(width: w, height: h, pixels: pixels)
+        }
+        var cmyk = [UInt8](repeating: 0, count: w * h * 4)
+        cmyk.withUnsafeMutableBufferPointer { out in
+            check(tjDecompress2(handle, src, UInt(bytes.count), out.baseAddress, Int32(w), 0, Int32(h), Int32(TJPF_CMYK.rawValue), 0))
+        }
+        if let f = failure { throw .corrupt(path: name, format: "JPEG", reason: f) }
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        cmyk.withUnsafeBufferPointer { inp in
+            pixels.withUnsafeMutableBufferPointer { out in
+                cmykInvertedToRGB(inp.baseAddress!, out.baseAddress!, count: w * h)
+            }
+        }
+        return RGBImage(width: w, height: h, pixels: pixels)
+    }
+
+    /// Pillow: unpack "CMYK;I" (invert every channel) then Convert.c `cmyk2rgb`.
+    @inline(__always)
+    static func cmykInvertedToRGB(_ inp: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>, count: Int) {
+        for i in 0..<count {
+            let c = 255 - Int(inp[i * 4]), m = 255 - Int(inp[i * 4 + 1])
+            let y = 255 - Int(inp[i * 4 + 2]), k = 255 - Int(inp[i * 4 + 3])
+            let nk = 255 - k
+            @inline(__always) func muldiv255(_ a: Int, _ b: Int) -> Int { let t = a * b + 128; return ((t >> 8) + t) >> 8 }
+            @inline(__always) func clip(_ v: Int) -> UInt8 { UInt8(v < 0 ? 0 : (v > 255 ? 255 : v)) }
+            out[i * 3] = clip(nk - muldiv255(c, nk))
+            out[i * 3 + 1] = clip(nk - muldiv255(m, nk))
+            out[i * 3 + 2] = clip(nk - muldiv255(y, nk))
+        }
+    }
+
+    private static func decodePNG(_ bytes: UnsafeRawBufferPointer, _ hdr: ImageHeader, name: String) throws(VisionError) -> RGBImage {
+        let w = hdr.width, h = hdr.height
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = pixels.withUnsafeMutableBufferPointer { out in
+            probe_png_decode_rgb8(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
+                                  out.baseAddress, UInt32(w), UInt32(h), &err, err.count)
+        }
+        if rc != 0 { throw .corrupt(path: name, format: "PNG", reason: cString(err)) }
+        return RGBImage(width: w, height: h, pixels: pixels)
+    }
+}

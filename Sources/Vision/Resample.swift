@@ -1,0 +1,171 @@
+import Foundation
+
+/// Pillow's bilinear resampling (`Image.resize(size, BILINEAR)`, libImaging/Resample.c), reproduced
+/// bit for bit: filter support scaled by the downscale factor (antialiasing), coefficients computed in
+/// double, normalised to sum 1, converted to fixed point with `PRECISION_BITS = 22` (round half away
+/// from zero), accumulation in 32-bit ints starting from `1 << 21`, results clipped to 0...255 after
+/// `>> 22`. Two passes, horizontal first into a uint8 intermediate holding only the source rows the
+/// vertical pass needs, then vertical. Every output pixel depends only on its own coefficients, so
+/// computing a sub-rectangle of the output (a crop) gives the same values as resizing then cropping.
+enum PillowResample {
+    static let precisionBits = 22
+
+    /// Per-output-index taps: `start[i]`, `count[i]`, and `ksize` fixed-point weights at `weights[i*ksize]`.
+    struct Coefficients {
+        var ksize: Int
+        var start: [Int32]
+        var count: [Int32]
+        var weights: [Int32]
+    }
+
+    /// Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1).
+    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int) -> Coefficients {
+        let scale = Double(in1 - in0) / Double(outSize)
+        let filterscale = scale < 1.0 ? 1.0 : scale
+        let support = 1.0 * filterscale
+        let ksize = Int(support.rounded(.up)) * 2 + 1
+        var start = [Int32](repeating: 0, count: outSize)
+        var count = [Int32](repeating: 0, count: outSize)
+        var weights = [Int32](repeating: 0, count: outSize * ksize)
+        var k = [Double](repeating: 0, count: ksize)
+        let ss = 1.0 / filterscale
+        let one = Double(1 << precisionBits)
+        for xx in 0..<outSize {
+            let center = Double(in0) + (Double(xx) + 0.5) * scale
+            var ww = 0.0
+            var xmin = Int(center - support + 0.5)
+            if xmin < 0 { xmin = 0 }
+            var xmax = Int(center + support + 0.5)
+            if xmax > inSize { xmax = inSize }
+            xmax -= xmin
+            if xmax > ksize { xmax = ksize }  // cannot happen; keeps the buffers safe
+            if xmax < 0 { xmax = 0 }
+            for x in 0..<xmax {
+                var t = (Double(x + xmin) - center + 0.5) * ss
+                if t < 0 { t = -t }
+                let w = t < 1.0 ? 1.0 - t : 0.0
+                k[x] = w
+                ww += w
+            }
+            for x in 0..<ksize {
+                var v = x < xmax ? k[x] : 0.0
+                if x < xmax && ww != 0.0 { v /= ww }
+                weights[xx * ksize + x] = v < 0 ? Int32(-0.5 + v * one) : Int32(0.5 + v * one)
+            }
+            start[xx] = Int32(xmin)
+            count[xx] = Int32(xmax)
+        }
+        return Coefficients(ksize: ksize, start: start, count: count, weights: weights)
+    }
+
+    /// Resizes the source rectangle (`srcX`, `srcY`, `srcW`, `srcH`) of an RGB image with row stride
+    /// `srcStride` bytes to `outW` x `outH` exactly as Pillow does for `img.crop(rect).resize((outW, outH))`,
+    /// and writes only the output window (`winX`, `winY`, `winW`, `winH`) to `dst` (RGB, stride `winW*3`).
+    /// `emit(row, values)` can be used instead of `dst` for fused consumers.
+    static func resize(src: UnsafePointer<UInt8>, srcStride: Int, srcX: Int, srcY: Int, srcW: Int, srcH: Int,
+                       outW: Int, outH: Int, winX: Int, winY: Int, winW: Int, winH: Int,
+                       emitRow: (_ row: Int, _ rgb: UnsafePointer<UInt8>) -> Void) {
+        let hc = coefficients(inSize: srcW, in0: 0, in1: Float(srcW), outSize: outW)
+        let vc = coefficients(inSize: srcH, in0: 0, in1: Float(srcH), outSize: outH)
+        // Source rows needed by the output rows of the window.
+        let yFirst = Int(vc.start[winY])
+        let yLast = Int(vc.start[winY + winH - 1] + vc.count[winY + winH - 1])
+        let tmpRows = max(0, yLast - yFirst)
+        let rowLen = winW * 3
+        let tmp = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, tmpRows * rowLen))
+        defer { tmp.deallocate() }
+        let half = Int32(1 << (precisionBits - 1))
+
+        // Horizontal pass over the needed rows and the window's columns. Taps are re-based so that
+        // every output column reads exactly `ksize` source pixels (the extra weights are 0, so the
+        // integer sums are unchanged) and the loop has a fixed trip count.
+        let ksize = hc.ksize
+        var tapStart = [Int](repeating: 0, count: winW)
+        var tapWeights = [Int32](repeating: 0, count: winW * ksize)
+        let fixed = srcW >= ksize
+        for xo in 0..<winW {
+            let xx = winX + xo
+            let xmin = Int(hc.start[xx]), n = Int(hc.count[xx])
+            let base = fixed ? min(xmin, srcW - ksize) : xmin
+            tapStart[xo] = base
+            for t in 0..<n where xmin - base + t < ksize {
+                tapWeights[xo * ksize + (xmin - base + t)] = hc.weights[xx * ksize + t]
+            }
+        }
+        tapStart.withUnsafeBufferPointer { ts in
+        tapWeights.withUnsafeBufferPointer { tw in
+            let ts = ts.baseAddress!, tw = tw.baseAddress!
+            for r in 0..<tmpRows {
+                let srow = src + (srcY + yFirst + r) * srcStride + srcX * 3
+                let drow = tmp + r * rowLen
+                if fixed && ksize == 5 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 5
+                        let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4]
+                        var s0 = half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2
+                        s0 = s0 &+ Int32(p[9]) &* k3 &+ Int32(p[12]) &* k4
+                        var s1 = half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2
+                        s1 = s1 &+ Int32(p[10]) &* k3 &+ Int32(p[13]) &* k4
+                        var s2 = half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2
+                        s2 = s2 &+ Int32(p[11]) &* k3 &+ Int32(p[14]) &* k4
+                        drow[xo * 3] = clip8(s0)
+                        drow[xo * 3 + 1] = clip8(s1)
+                        drow[xo * 3 + 2] = clip8(s2)
+                    }
+                } else if fixed && ksize == 3 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 3
+                        let k0 = k[0], k1 = k[1], k2 = k[2]
+                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
+                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
+                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
+                    }
+                } else {
+                    for xo in 0..<winW {
+                        var p = srow + ts[xo] * 3
+                        let k = tw + xo * ksize
+                        let n = fixed ? ksize : min(ksize, srcW - ts[xo])
+                        var s0 = half, s1 = half, s2 = half
+                        for t in 0..<n {
+                            let kw = k[t]
+                            s0 = s0 &+ Int32(p[0]) &* kw
+                            s1 = s1 &+ Int32(p[1]) &* kw
+                            s2 = s2 &+ Int32(p[2]) &* kw
+                            p += 3
+                        }
+                        drow[xo * 3] = clip8(s0)
+                        drow[xo * 3 + 1] = clip8(s1)
+                        drow[xo * 3 + 2] = clip8(s2)
+                    }
+                }
+            }
+        }}
+
+        // Vertical pass: accumulate whole rows (integer sums are exact, order does not matter).
+        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, rowLen))
+        defer { acc.deallocate() }
+        let out = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, rowLen))
+        defer { out.deallocate() }
+        vc.weights.withUnsafeBufferPointer { vw in
+            let ksize = vc.ksize
+            for yo in 0..<winH {
+                let yy = winY + yo
+                let ymin = Int(vc.start[yy]) - yFirst, n = Int(vc.count[yy])
+                acc.update(repeating: half, count: rowLen)
+                for y in 0..<n {
+                    let kw = vw[yy * ksize + y]
+                    let trow = tmp + (ymin + y) * rowLen
+                    for i in 0..<rowLen { acc[i] = acc[i] &+ Int32(trow[i]) &* kw }
+                }
+                for i in 0..<rowLen { out[i] = clip8(acc[i]) }
+                emitRow(yo, UnsafePointer(out))
+            }
+        }
+    }
+
+    @inline(__always)
+    static func clip8(_ v: Int32) -> UInt8 {
+        let s = v >> 22
+        return s < 0 ? 0 : (s > 255 ? 255 : UInt8(truncatingIfNeeded: s))
+    }
+}

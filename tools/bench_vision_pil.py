@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""PIL + torchvision reference for `probe bench vision`: decode + validation transform per image.
+
+Usage: python3 tools/bench_vision_pil.py DATA_ROOT [--probe "PROBE_CMD"]
+  DATA_ROOT  e.g. ../shared/data/hymenoptera_data (train/ and val/, or a single class tree)
+  --probe    optional command printing probe's figures (e.g. ".build/release/probe bench vision DATA_ROOT"),
+             run right after the PIL pass so both appear side by side, with the speed-up.
+One thread (torch.set_num_threads(1)); one warm-up pass, then one timed pass; median and mean per image.
+"""
+import argparse, os, re, shlex, statistics, subprocess, sys, time
+
+import torch
+from PIL import Image
+from torchvision import datasets, transforms
+
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root")
+    ap.add_argument("--probe", default=None)
+    args = ap.parse_args()
+    roots = [os.path.join(args.root, s) for s in ("train", "val")]
+    if not all(os.path.isdir(r) for r in roots):
+        roots = [args.root]
+    paths = [p for r in roots for p, _ in datasets.ImageFolder(r).samples]
+    tf = transforms.Compose([
+        transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+    times = []
+    for pass_ in range(2):
+        for p in paths:
+            t0 = time.perf_counter()
+            with open(p, "rb") as f:
+                img = Image.open(f).convert("RGB")
+            x = tf(img)
+            t1 = time.perf_counter()
+            if pass_ == 1:
+                times.append((t1 - t0) * 1000)
+    med, mean, total = statistics.median(times), statistics.mean(times), sum(times)
+    print(f"PIL {Image.__version__} + torchvision (1 thread): {len(times)} images, decode+validation transform per image: "
+          f"median {med:.3f} ms, mean {mean:.3f} ms, total {total:.1f} ms, {len(times) / total * 1000:.0f} images/s")
+    if args.probe:
+        out = subprocess.run(shlex.split(args.probe), capture_output=True, text=True).stdout.strip()
+        print(out)
+        m = re.search(r"median ([0-9.]+) ms, mean ([0-9.]+) ms", out)
+        if m:
+            print(f"speed-up (PIL / probe): median {med / float(m.group(1)):.2f}x, mean {mean / float(m.group(2)):.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
