@@ -2,6 +2,9 @@ let probeVersion = "0.1.0"
 
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
+    storeInfoCommand, exportCommand,
+    previewCommand, weightsInspectCommand,
+    benchVisionCommand, benchQueryCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {

@@ -1,0 +1,74 @@
+import Foundation
+import Store
+
+let storeOption = Option("--store", "PATH", "The feature store (default: \(FeatureStore.defaultPath)).")
+let jsonOption = Option("--json", nil, "Print machine-readable JSON.")
+
+func storePath(_ args: Arguments) -> String { args.string("--store") ?? FeatureStore.defaultPath }
+
+/// Prints a Codable value as pretty JSON on stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// The backbone of the store named by `--backbone` (an architecture), or the only one there is.
+func selectBackbone(_ store: FeatureStore, _ name: String?, command: String) throws -> Backbone {
+    let all = try store.backbones()
+    let matching = name.map { n in all.filter { $0.architecture == n } } ?? all
+    if matching.count == 1 { return matching[0] }
+    if all.isEmpty { throw UsageError("probe \(command): the store \(store.path) has no features yet (run `probe extract DIR`)") }
+    let names = all.map { "\($0.architecture) (weights \($0.weightsSHA256.prefix(12)))" }.joined(separator: ", ")
+    if matching.isEmpty { throw UsageError("probe \(command): no features of '\(name ?? "")' in the store; it has \(names)") }
+    throw UsageError("probe \(command): the store has several backbones: \(names); choose one with --backbone")
+}
+
+let storeInfoCommand = Command(
+    path: ["store", "info"],
+    summary: "Show the feature store: schema version, backbones, counts per split and label, failures, size.",
+    usage: "store info [--store PATH] [--json]",
+    discussion: "The store is a plain SQLite file; its schema is documented in Sources/Store/SCHEMA.md.",
+    options: [storeOption, jsonOption],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let info = try store.info()
+        if args.flag("--json") { try printJSON(info) } else { print(info.render(), terminator: "") }
+        return 0
+    }
+)
+
+let exportCommand = Command(
+    path: ["export"],
+    summary: "Write cached features with labels and paths as .npy (+ labels CSV) or CSV.",
+    usage: "export --out PATH [--format npy|csv] [--split S] [--label L] [--backbone NAME] [--store PATH]",
+    discussion: """
+    With --format npy, OUT.npy holds an N x D float32 matrix (numpy.load reads it as is) and
+    OUT.labels.csv describes each row (row,path,label,split,sha256).
+
+    EXAMPLE:
+      probe export --out train --split train && python3 -c "import numpy; print(numpy.load('train.npy').shape)"
+    """,
+    options: [
+        Option("--out", "PATH", "Output file (required)."),
+        Option("--format", "F", "npy (default) or csv."),
+        Option("--split", "S", "Only this split (train, val, ...)."),
+        Option("--label", "L", "Only this label (class)."),
+        Option("--backbone", "NAME", "resnet18 or mobilenet_v2, when the store holds several."),
+        storeOption, jsonOption,
+    ],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        guard let out = args.string("--out") else { throw UsageError("probe export: --out PATH is required") }
+        let format = ExportFormat(rawValue: try args.choice("--format", ["npy", "csv"], default: "npy"))!
+        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let backbone = try selectBackbone(store, args.string("--backbone"), command: "export")
+        let summary = try store.export(to: out, format: format, backbone: backbone,
+                                       split: args.string("--split"), label: args.string("--label"))
+        if args.flag("--json") { try printJSON(summary) } else {
+            print("exported \(summary.rows) rows of \(summary.dimension)-d \(backbone.architecture) features to \(summary.files.joined(separator: ", "))")
+        }
+        return summary.rows > 0 ? 0 : 1
+    }
+)
