@@ -61,6 +61,7 @@ extension Dictionary: TensorSource where Key == String, Value == Tensor {
 
 extension TensorSource {
     func require(_ name: String, _ shape: [Int]?, model: String) throws -> Tensor {
+        if let synthetic = self as? SyntheticWeights, let shape { return synthetic.make(shape, name) }
         guard let t = try tensorIfPresent(name) else { throw BackboneError.missingTensor(name, model: model) }
         if let shape, t.shape != shape { throw BackboneError.badShape(name, expected: shape, got: t.shape) }
         return t
@@ -75,9 +76,12 @@ public struct ForwardOptions: Sendable {
     public var microBatch: Int
     /// im2col scratch per worker, in floats (sets the column chunk of each convolution).
     public var scratchPerWorker: Int = 1 << 20
-    /// A convolution splits its output columns between workers (each running single-threaded
-    /// BLAS) when every worker gets at least this many columns; otherwise BLAS threads itself.
+    /// A convolution splits its output columns between workers when every worker gets at least
+    /// this many; otherwise the workers split its output channels. BLAS itself runs single-threaded.
     public var minColumnsPerWorker: Int = 256
+    /// Output block (channels x columns, in floats) a convolution keeps cache-resident between
+    /// its GEMM and its epilogue.
+    public var outputChunkFloats: Int = 1 << 17
 
     public init(microBatch: Int, workers: Int = defaultWorkerCount) {
         self.microBatch = microBatch
@@ -173,13 +177,12 @@ final class Workspace {
                                     activation: conv.activation, scratch: scratch, workers: options.workers)
             return (oh, ow)
         }
-        let cols = n * oh * ow
-        let split = options.workers > 1 && cols >= options.workers * options.minColumnsPerWorker
-        setThreads(split ? 1 : options.workers)
+        setThreads(1)
         conv2dForward(output: output, input: input, layout: layout ?? .cnhw(batch: n, height: h, width: w),
                       batch: n, height: h, width: w, geometry: g, weight: conv.weight, bias: conv.bias,
                       residual: residual, activation: conv.activation,
-                      scratch: scratch, scratchCount: scratchCount, workers: split ? options.workers : 1)
+                      scratch: scratch, scratchCount: scratchCount, workers: options.workers,
+                      minColumnsPerWorker: options.minColumnsPerWorker, outputChunkFloats: options.outputChunkFloats)
         return (oh, ow)
     }
 }

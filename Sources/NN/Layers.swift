@@ -154,6 +154,7 @@ public func biasActivationEpilogue(
 
 /// Floats of scratch `conv2dForward` wants for a given column chunk size (per worker).
 public func conv2dScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: Int) -> Int {
+    // (column split: one chunk per worker; channel split: one shared chunk)
     g.isPointwise ? 0 : g.inChannels * g.kernelH * g.kernelW * chunkColumns * max(1, workers)
 }
 
@@ -161,11 +162,13 @@ public func conv2dScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: In
 /// output[oc][n][oy][ox] = act(sum_{ci,ky,kx} weight[oc][ci][ky][kx] * x[n][g*icg+ci][oy*s-p+ky][ox*s-p+kx]
 ///                           + bias[oc] + residual[oc][n][oy][ox]).
 /// weight: [OC][IC/groups][KH][KW] (PyTorch's order). input: any `PlaneLayout`.
-/// Implementation: im2col of a chunk of output columns into `scratch`, one sgemm per group,
-/// epilogue while the chunk is hot. Pointwise convolutions over CNHW input skip im2col.
-/// With `workers > 1` the output columns are split between workers, each running a
-/// single-threaded sgemm on its own chunks (call `setBLASThreads(1)` for that mode); with
-/// `workers == 1` chunks are done in order and BLAS may use its own threads.
+///
+/// Implementation: the output columns (pixels of all images) are processed in chunks small enough
+/// to stay in cache: im2col of the chunk into `scratch` (skipped for pointwise convolutions over
+/// CNHW input, which read the activation directly), one sgemm per group, then the bias/residual/
+/// activation epilogue while the chunk is hot. Parallelism is ours, BLAS runs single-threaded
+/// (call `setBLASThreads(1)`): with many columns each worker takes a contiguous range of columns;
+/// with few (late layers, small batches) the workers split the output channels of each chunk.
 /// `scratch` must hold `conv2dScratchCount(g, chunkColumns: c, workers:)` floats for some c >= 1
 /// (pass its size as `scratchCount`; the chunk size is derived from it).
 public func conv2dForward(
@@ -176,39 +179,77 @@ public func conv2dForward(
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
     residual: UnsafePointer<Float>? = nil, activation: Activation = .none,
     scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
-    workers: Int = 1
+    workers: Int = 1, minColumnsPerWorker: Int = 256, outputChunkFloats: Int = 1 << 17
 ) {
     let (oh, ow) = g.outputSize(height: h, width: w)
     let cols = n * oh * ow
+    guard cols > 0 else { return }
     let ocg = g.outChannels / g.groups, icg = g.inChannels / g.groups
-    let kg = g.groupK
+    let kg = g.groupK, kk = g.kernelH * g.kernelW
     let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
-    let kAll = g.inChannels * g.kernelH * g.kernelW
-    let wk = max(1, min(workers, cols))
-    let chunk = direct ? cols : max(1, min(cols, scratchCount / max(1, kAll * wk)))
+    let kAll = g.inChannels * kk
+    let splitColumns = workers > 1 && cols >= workers * minColumnsPerWorker
+    let wk = splitColumns ? workers : 1
+    // chunk: bounded by the scratch (im2col) and by the output block we want cache-resident
+    var chunk = max(16, outputChunkFloats / max(1, g.outChannels))
+    if !direct { chunk = min(chunk, max(1, scratchCount / max(1, kAll * wk))) }
+    chunk = min(chunk, cols)
 
-    parallelSlices(cols, workers: wk) { worker, slice in
-        var j0 = slice.lowerBound
-        while j0 < slice.upperBound {
-            let j1 = min(slice.upperBound, j0 + chunk)
-            let nc = j1 - j0
-            if direct {
-                sgemm(m: g.outChannels, n: nc, k: g.inChannels,
-                      a: weight, lda: g.inChannels, b: input + j0, ldb: cols,
-                      c: output + j0, ldc: cols)
-            } else {
-                let col = scratch! + worker * kAll * chunk
-                im2col(col: col, ldcol: nc, input: input, layout: layout, height: h, width: w, g: g,
-                       channels: 0, g.inChannels, columns: j0, j1)
-                for gi in 0..<g.groups {
-                    sgemm(m: ocg, n: nc, k: kg,
-                          a: weight + gi * ocg * kg, lda: kg,
-                          b: col + gi * icg * g.kernelH * g.kernelW * nc, ldb: nc,
-                          c: output + gi * ocg * cols + j0, ldc: cols)
+    /// Output rows [r0, r1) (within each group's share) of columns [j0, j1), reading im2col `col`.
+    func gemmRows(_ col: UnsafePointer<Float>?, _ j0: Int, _ j1: Int, _ r0: Int, _ r1: Int) {
+        let nc = j1 - j0
+        if direct {
+            sgemm(m: r1 - r0, n: nc, k: g.inChannels,
+                  a: weight + r0 * g.inChannels, lda: g.inChannels, b: input + j0, ldb: cols,
+                  c: output + r0 * cols + j0, ldc: cols)
+        } else {
+            for gi in 0..<g.groups {
+                // rows of this group inside [r0, r1)
+                let lo = max(r0, gi * ocg), hi = min(r1, (gi + 1) * ocg)
+                if hi <= lo { continue }
+                sgemm(m: hi - lo, n: nc, k: kg,
+                      a: weight + lo * kg, lda: kg,
+                      b: col! + gi * icg * kk * nc, ldb: nc,
+                      c: output + lo * cols + j0, ldc: cols)
+            }
+        }
+        biasActivationEpilogue(output, ld: cols, rows: r0, r1, columns: j0, j1,
+                               bias: bias, residual: residual, activation: activation)
+    }
+
+    if splitColumns || workers <= 1 {
+        parallelSlices(cols, workers: wk) { worker, slice in
+            var j0 = slice.lowerBound
+            while j0 < slice.upperBound {
+                let j1 = min(slice.upperBound, j0 + chunk)
+                var col: UnsafeMutablePointer<Float>? = nil
+                if !direct {
+                    col = scratch! + worker * kAll * chunk
+                    im2col(col: col!, ldcol: j1 - j0, input: input, layout: layout, height: h, width: w, g: g,
+                           channels: 0, g.inChannels, columns: j0, j1)
+                }
+                gemmRows(col, j0, j1, 0, g.outChannels)
+                j0 = j1
+            }
+        }
+    } else {
+        var j0 = 0
+        while j0 < cols {
+            let j1 = min(cols, j0 + chunk)
+            var col: UnsafeMutablePointer<Float>? = nil
+            if !direct {
+                let c = scratch!
+                col = c
+                // im2col split by input channels (disjoint row blocks of col)
+                parallelSlices(g.inChannels, workers: workers) { _, chans in
+                    im2col(col: c + chans.lowerBound * kk * (j1 - j0), ldcol: j1 - j0, input: input, layout: layout,
+                           height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
                 }
             }
-            biasActivationEpilogue(output, ld: cols, rows: 0, g.outChannels, columns: j0, j1,
-                                   bias: bias, residual: residual, activation: activation)
+            let colPointer = UncheckedSendable(col.map { UnsafePointer($0) })
+            parallelSlices(g.outChannels, workers: workers) { _, rows in
+                gemmRows(colPointer.value, j0, j1, rows.lowerBound, rows.upperBound)
+            }
             j0 = j1
         }
     }
@@ -295,10 +336,13 @@ private func depthwiseRowsStride1(
         let o = dst + oy * ow
         var x = 0
         while x < ow {
-            var v = bv
-            v = v.addingProduct(k0, load8(r0 + x)); v = v.addingProduct(k1, load8(r0 + x + 1)); v = v.addingProduct(k2, load8(r0 + x + 2))
-            v = v.addingProduct(k3, load8(r1 + x)); v = v.addingProduct(k4, load8(r1 + x + 1)); v = v.addingProduct(k5, load8(r1 + x + 2))
-            v = v.addingProduct(k6, load8(r2 + x)); v = v.addingProduct(k7, load8(r2 + x + 1)); v = v.addingProduct(k8, load8(r2 + x + 2))
+            var v = bv + k0 * load8(r0 + x)
+            var u = k1 * load8(r0 + x + 1)
+            v += k2 * load8(r0 + x + 2); u += k3 * load8(r1 + x)
+            v += k4 * load8(r1 + x + 1); u += k5 * load8(r1 + x + 2)
+            v += k6 * load8(r2 + x); u += k7 * load8(r2 + x + 1)
+            v += k8 * load8(r2 + x + 2)
+            v += u
             switch act {
             case .none: break
             case .relu: v = v.replacing(with: zero, where: v .< zero)
