@@ -1,1 +1,231 @@
-// Backbones module.
+import Foundation
+import NN
+
+// Backbones: ResNet-18 and MobileNetV2 (torchvision architectures, eval mode), bound from a
+// state dict by key name, BatchNorm folded into the convolutions at load time.
+//
+// The common protocol: `features(batch:count:)` takes `count` images in PyTorch's NCHW float32
+// layout (3 x 224 x 224 each, already normalized) and returns `count * featureDimension` floats,
+// row-major (count, featureDimension): the pooled features. Calls are thread-safe (serialized:
+// each model owns one preallocated workspace and uses both cores itself).
+
+/// A frozen feature extractor.
+public protocol Backbone: AnyObject, Sendable {
+    /// "resnet18" or "mobilenet_v2".
+    var name: String { get }
+    /// 512 for ResNet-18, 1280 for MobileNetV2.
+    var featureDimension: Int { get }
+    /// Pooled features of `count` NCHW images of 3 x height x width: (count, featureDimension) row-major.
+    func features(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [Float]
+}
+
+extension Backbone {
+    /// Pooled features of `count` NCHW images of 3 x 224 x 224.
+    public func features(batch: UnsafePointer<Float>, count: Int) -> [Float] {
+        features(batch: batch, count: count, height: 224, width: 224)
+    }
+    /// Convenience over an array (count inferred from its size, 3 x 224 x 224 each).
+    public func features(_ batch: [Float], height: Int = 224, width: Int = 224) -> [Float] {
+        let per = 3 * height * width
+        return batch.withUnsafeBufferPointer { features(batch: $0.baseAddress!, count: $0.count / per, height: height, width: width) }
+    }
+}
+
+/// Errors building a backbone from weights.
+public enum BackboneError: Error, CustomStringConvertible {
+    case missingTensor(String, model: String)
+    case badShape(String, expected: [Int], got: [Int])
+    case unrecognized(String)
+
+    public var description: String {
+        switch self {
+        case .missingTensor(let name, let model):
+            return "the weights have no tensor '\(name)' needed by \(model); check that the file is a \(model) state_dict (probe weights inspect FILE lists its tensors)"
+        case .badShape(let name, let expected, let got):
+            return "tensor '\(name)' has shape \(got), expected \(expected); the file is not this architecture"
+        case .unrecognized(let what):
+            return what
+        }
+    }
+}
+
+/// Anything that hands out tensors by their state_dict name.
+public protocol TensorSource {
+    /// The tensor called `name`, or nil when there is none.
+    func tensorIfPresent(_ name: String) throws -> Tensor?
+}
+
+extension Dictionary: TensorSource where Key == String, Value == Tensor {
+    public func tensorIfPresent(_ name: String) throws -> Tensor? { self[name] }
+}
+
+extension TensorSource {
+    func require(_ name: String, _ shape: [Int]?, model: String) throws -> Tensor {
+        if let synthetic = self as? SyntheticWeights, let shape { return synthetic.make(shape, name) }
+        guard let t = try tensorIfPresent(name) else { throw BackboneError.missingTensor(name, model: model) }
+        if let shape, t.shape != shape { throw BackboneError.badShape(name, expected: shape, got: t.shape) }
+        return t
+    }
+}
+
+/// Tuning and threading of the forward pass.
+public struct ForwardOptions: Sendable {
+    /// Worker threads (kernels split work between them; BLAS uses as many threads when it runs alone).
+    public var workers: Int = defaultWorkerCount
+    /// Images processed together (larger: bigger GEMMs; smaller: activations stay in cache).
+    public var microBatch: Int
+    /// im2col scratch per worker, in floats (sets the column chunk of each convolution).
+    public var scratchPerWorker: Int = 1 << 20
+    /// A convolution splits its output columns between workers when every worker gets at least
+    /// this many; otherwise the workers split its output channels. BLAS itself runs single-threaded.
+    public var minColumnsPerWorker: Int = 256
+    /// Output block (channels x columns, in floats) a convolution keeps cache-resident between
+    /// its GEMM and its epilogue.
+    public var outputChunkFloats: Int = 1 << 17
+
+    public init(microBatch: Int, workers: Int = defaultWorkerCount) {
+        self.microBatch = microBatch
+        self.workers = workers
+    }
+}
+
+// MARK: - Layers with folded BatchNorm
+
+/// A convolution with its BatchNorm folded in, and its fused activation.
+final class FoldedConv: @unchecked Sendable {
+    let geometry: ConvGeometry
+    let weight: UnsafeMutablePointer<Float>
+    let bias: UnsafeMutablePointer<Float>
+    let activation: Activation
+
+    init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String) throws {
+        let w = try src.require(conv + ".weight", [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], model: model)
+        let c = [g.outChannels]
+        let gamma = try src.require(bn + ".weight", c, model: model)
+        let beta = try src.require(bn + ".bias", c, model: model)
+        let mean = try src.require(bn + ".running_mean", c, model: model)
+        let variance = try src.require(bn + ".running_var", c, model: model)
+        let convBias = try src.tensorIfPresent(conv + ".bias")?.data
+        let folded = foldBatchNorm(weight: w.data, bias: convBias, outChannels: g.outChannels,
+                                   gamma: gamma.data, beta: beta.data, mean: mean.data, variance: variance.data)
+        geometry = g
+        activation = act
+        weight = .allocate(capacity: folded.weight.count)
+        weight.initialize(from: folded.weight, count: folded.weight.count)
+        bias = .allocate(capacity: folded.bias.count)
+        bias.initialize(from: folded.bias, count: folded.bias.count)
+    }
+
+    deinit {
+        weight.deallocate()
+        bias.deallocate()
+    }
+
+    var isDepthwise3x3: Bool {
+        geometry.groups == geometry.inChannels && geometry.groups == geometry.outChannels
+            && geometry.kernelH == 3 && geometry.kernelW == 3 && geometry.padding == 1
+    }
+}
+
+/// A set of activation buffers and scratch sized for one (microBatch, height, width).
+final class Workspace {
+    let batch: Int, height: Int, width: Int
+    let buffers: [UnsafeMutablePointer<Float>]
+    let bufferCount: Int
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+    var blasThreads = -1
+
+    init(batch: Int, height: Int, width: Int, buffers n: Int, bufferFloats: Int, scratchFloats: Int) {
+        self.batch = batch
+        self.height = height
+        self.width = width
+        bufferCount = bufferFloats
+        buffers = (0..<n).map { _ in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, bufferFloats))
+            p.initialize(repeating: 0, count: max(1, bufferFloats))
+            return p
+        }
+        scratchCount = scratchFloats
+        scratch = .allocate(capacity: max(1, scratchFloats))
+        scratch.initialize(repeating: 0, count: max(1, scratchFloats))
+    }
+
+    deinit {
+        for b in buffers { b.deallocate() }
+        scratch.deallocate()
+    }
+
+    func setThreads(_ n: Int) {
+        if blasThreads != n {
+            setBLASThreads(n)
+            blasThreads = n
+        }
+    }
+
+    /// Runs a folded conv (generic, pointwise or depthwise) on an activation of `batch` images;
+    /// output is CNHW. Returns the output's spatial size.
+    @discardableResult
+    func run(_ conv: FoldedConv, input: UnsafePointer<Float>, layout: PlaneLayout? = nil, batch n: Int,
+             height h: Int, width w: Int, output: UnsafeMutablePointer<Float>,
+             residual: UnsafePointer<Float>? = nil, options: ForwardOptions) -> (Int, Int) {
+        let g = conv.geometry
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        if conv.isDepthwise3x3 && residual == nil && (layout == nil) {
+            depthwiseConv3x3Forward(output: output, input: input, channels: g.inChannels, batch: n,
+                                    height: h, width: w, stride: g.stride, weight: conv.weight, bias: conv.bias,
+                                    activation: conv.activation, scratch: scratch, workers: options.workers)
+            return (oh, ow)
+        }
+        setThreads(1)
+        conv2dForward(output: output, input: input, layout: layout ?? .cnhw(batch: n, height: h, width: w),
+                      batch: n, height: h, width: w, geometry: g, weight: conv.weight, bias: conv.bias,
+                      residual: residual, activation: conv.activation,
+                      scratch: scratch, scratchCount: scratchCount, workers: options.workers,
+                      minColumnsPerWorker: options.minColumnsPerWorker, outputChunkFloats: options.outputChunkFloats)
+        return (oh, ow)
+    }
+}
+
+/// Scratch floats needed by a model with largest im2col height `maxK` and largest depthwise plane.
+func scratchFloats(maxK: Int, maxPlane: (Int, Int), options: ForwardOptions) -> Int {
+    let w = max(1, options.workers)
+    let im2col = max(options.scratchPerWorker, maxK) * w
+    let dw = depthwiseScratchCount(height: maxPlane.0, width: maxPlane.1) * w
+    return max(im2col, dw)
+}
+
+/// Shared driver: splits a batch into micro-batches, owns the workspace, serializes callers.
+final class Driver: @unchecked Sendable {
+    private let lock = NSLock()
+    private var workspace: Workspace?
+    let options: ForwardOptions
+
+    init(options: ForwardOptions) { self.options = options }
+
+    /// Runs `body(ws, imagesPointer, m, outPointer)` for each micro-batch of size <= microBatch.
+    func forEachMicroBatch(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int, perImageOut: Int,
+                           makeWorkspace: (_ batch: Int, _ height: Int, _ width: Int) -> Workspace,
+                           body: (Workspace, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        var out = [Float](repeating: 0, count: count * perImageOut)
+        guard count > 0 else { return out }
+        let mb = max(1, min(options.microBatch, count))
+        if workspace == nil || workspace!.batch < mb || workspace!.height != height || workspace!.width != width {
+            workspace = nil
+            workspace = makeWorkspace(mb, height, width)
+        }
+        let ws = workspace!
+        let perImageIn = 3 * height * width
+        out.withUnsafeMutableBufferPointer { o in
+            var i = 0
+            while i < count {
+                let m = min(mb, count - i)
+                body(ws, batch + i * perImageIn, m, o.baseAddress! + i * perImageOut)
+                i += m
+            }
+        }
+        return out
+    }
+}

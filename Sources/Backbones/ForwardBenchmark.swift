@@ -1,0 +1,104 @@
+import Foundation
+import NN
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Stand-in weights of the right shapes (deterministic pseudo-random values), for timing when
+/// no weight file is given: the forward pass costs the same whatever the values.
+public struct SyntheticWeights: TensorSource {
+    public init() {}
+    public func tensorIfPresent(_ name: String) throws -> Tensor? {
+        switch name {
+        case "fc.weight": return make([1000, 512], name)
+        case "fc.bias": return make([1000], name)
+        case "features.1.conv.0.weight": return Tensor(shape: [1], data: [0])  // bind deep-sort key names
+        default: return nil  // everything else is made by `make` through `require`, with its shape
+        }
+    }
+
+    func make(_ shape: [Int], _ name: String) -> Tensor {
+        let n = shape.reduce(1, *)
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        for byte in name.utf8 { state = (state ^ UInt64(byte)) &* 0x100000001B3 }
+        let fanIn = shape.dropFirst().reduce(1, *)
+        let around1 = shape.count == 1 && (name.hasSuffix(".weight") || name.hasSuffix("running_var"))
+        let scale: Float = shape.count > 1 ? (6 / Float(fanIn)).squareRoot() : 0.2
+        var d = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let u = Float(state >> 40) / Float(1 << 24) - 0.5  // [-0.5, 0.5)
+            d[i] = around1 ? 1 + 0.2 * u : u * scale
+        }
+        return Tensor(shape: shape, data: d)
+    }
+}
+
+/// Peak resident memory of this process so far, in bytes (getrusage ru_maxrss).
+public func peakResidentBytes() -> Int {
+    var u = rusage()
+    #if canImport(Glibc)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    #else
+    getrusage(RUSAGE_SELF, &u)
+    #endif
+    #if canImport(Darwin)
+    return Int(u.ru_maxrss)
+    #else
+    return Int(u.ru_maxrss) * 1024
+    #endif
+}
+
+/// CPU time (user + system) of this process so far, in seconds.
+public func processCPUSeconds() -> Double {
+    var u = rusage()
+    #if canImport(Glibc)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    #else
+    getrusage(RUSAGE_SELF, &u)
+    #endif
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+}
+
+/// Times `features` of both backbones at each batch size (after one warm-up run) and returns a
+/// table: median images/s over `iterations` runs, and the process's peak RSS after each row.
+/// `resnet`/`mobilenet` nil: synthetic weights of the right shapes (same cost).
+public func runForwardBenchmark(batches: [Int], iterations: Int,
+                                resnet: TensorSource?, mobilenet: TensorSource?,
+                                options: ((String, Int) -> ForwardOptions)? = nil, only: String? = nil,
+                                log: (String) -> Void = { _ in }) throws -> String {
+    var lines = ["model         batch   median ms   images/s   CPU ms/image   peak RSS MB"]
+    for which in ["resnet18", "mobilenet_v2"] where only == nil || only == which {
+        for b in batches {
+            let model: Backbone
+            if which == "resnet18" {
+                let o = options?(which, b) ?? ForwardOptions(microBatch: b)
+                model = try ResNet18(weights: resnet ?? SyntheticWeights(), options: o)
+            } else {
+                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 4))
+                model = try MobileNetV2(weights: mobilenet ?? SyntheticWeights(), options: o)
+            }
+            var input = [Float](repeating: 0, count: b * 3 * 224 * 224)
+            var s: UInt32 = 12345
+            for i in 0..<input.count { s = s &* 1664525 &+ 1013904223; input[i] = Float(s >> 8) / Float(1 << 24) * 4 - 2 }
+            _ = model.features(input)  // warm-up: allocates the workspace
+            var times: [Double] = []
+            let cpu0 = processCPUSeconds()
+            for _ in 0..<max(1, iterations) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = model.features(input)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            let cpuPerImage = (processCPUSeconds() - cpu0) * 1000 / Double(max(1, iterations) * b)
+            times.sort()
+            let med = times[times.count / 2]
+            let line = String(format: "%-13@ %5d   %9.1f   %8.1f   %12.1f   %11.0f", which as NSString, b, med, Double(b) * 1000 / med, cpuPerImage,
+                              Double(peakResidentBytes()) / 1048576)
+            log(line)
+            lines.append(line)
+        }
+    }
+    return lines.joined(separator: "\n")
+}

@@ -1,0 +1,460 @@
+// Layer forward kernels, llm.c style: one plain function per layer, pointers in, pointers out,
+// no allocation. Backward functions (and training-mode BatchNorm) belong next to each forward.
+//
+// Activation layout. A batch of N images with C channels of H x W is stored as C*N planes of
+// H*W floats. Two plane orders are used:
+//   NCHW (PyTorch's): plane (n, c) at offset (n*C + c)*H*W   -> imageStride = C*H*W, channelStride = H*W
+//   CNHW (ours, inside networks): plane (c, n) at (c*N + n)*H*W -> imageStride = H*W,  channelStride = N*H*W
+// CNHW makes a convolution over the whole batch ONE matrix product,
+//   out[OC x N*OH*OW] = W[OC x IC*KH*KW] * col[IC*KH*KW x N*OH*OW],
+// whose result is directly the CNHW output (each output channel one contiguous row), so the GEMMs
+// stay large even for 7x7 maps, bias/activation epilogues run over contiguous rows, and 1x1
+// stride-1 convolutions need no im2col at all. Plane-wise kernels (pooling, depthwise, BatchNorm)
+// only need to know each plane's channel. `conv2dForward` reads either layout (see `PlaneLayout`),
+// so the network input stays NCHW as PyTorch gives it.
+
+/// Where plane (image n, channel c) of an activation starts: n * imageStride + c * channelStride.
+public struct PlaneLayout: Sendable, Equatable {
+    public var imageStride: Int
+    public var channelStride: Int
+    public init(imageStride: Int, channelStride: Int) {
+        self.imageStride = imageStride
+        self.channelStride = channelStride
+    }
+    /// PyTorch's NCHW layout.
+    public static func nchw(channels: Int, height: Int, width: Int) -> PlaneLayout {
+        PlaneLayout(imageStride: channels * height * width, channelStride: height * width)
+    }
+    /// The channel-major CNHW layout used inside networks.
+    public static func cnhw(batch: Int, height: Int, width: Int) -> PlaneLayout {
+        PlaneLayout(imageStride: height * width, channelStride: batch * height * width)
+    }
+}
+
+/// Element-wise activation fused into convolution epilogues.
+public enum Activation: Sendable, Equatable {
+    case none, relu, relu6
+}
+
+/// Convolution hyper-parameters (square or rectangular kernels, symmetric padding).
+public struct ConvGeometry: Sendable, Equatable {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var kernelH: Int
+    public var kernelW: Int
+    public var stride: Int
+    public var padding: Int
+    public var groups: Int
+
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelH = kernel
+        self.kernelW = kernel
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+    }
+
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        ((height + 2 * padding - kernelH) / stride + 1, (width + 2 * padding - kernelW) / stride + 1)
+    }
+    /// Rows of the im2col matrix of one group: (inChannels / groups) * kernelH * kernelW.
+    public var groupK: Int { inChannels / groups * kernelH * kernelW }
+    /// Number of weights: outChannels * (inChannels / groups) * kernelH * kernelW.
+    public var weightCount: Int { outChannels * groupK }
+    /// True for a 1x1, stride-1, unpadded, ungrouped convolution (a plain matrix product).
+    public var isPointwise: Bool { kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 && groups == 1 }
+}
+
+// MARK: - im2col
+
+/// Writes columns [j0, j1) of the im2col matrix of channels [c0, c0 + cCount) into `col`
+/// (row r = (c - c0) * KH*KW + ky*KW + kx, column j - j0, row stride `ldcol`).
+/// Column j indexes output pixels image-major: j = n * OH*OW + oy * OW + ox. Out-of-image taps are 0.
+public func im2col(
+    col: UnsafeMutablePointer<Float>, ldcol: Int,
+    input: UnsafePointer<Float>, layout: PlaneLayout,
+    height h: Int, width w: Int, g: ConvGeometry,
+    channels c0: Int, _ cCount: Int, columns j0: Int, _ j1: Int
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let ohw = oh * ow
+    let kk = g.kernelH * g.kernelW
+    let s = g.stride, pad = g.padding
+    for ci in 0..<cCount {
+        for ky in 0..<g.kernelH {
+            for kx in 0..<g.kernelW {
+                let dstRow = col + (ci * kk + ky * g.kernelW + kx) * ldcol - j0
+                var j = j0
+                while j < j1 {
+                    let n = j / ohw, p = j - n * ohw
+                    let oy = p / ow, ox = p - oy * ow
+                    let cnt = min(ow - ox, j1 - j)
+                    let dst = dstRow + j
+                    let iy = oy * s - pad + ky
+                    if iy < 0 || iy >= h {
+                        dst.update(repeating: 0, count: cnt)
+                    } else {
+                        let src = input + n * layout.imageStride + (c0 + ci) * layout.channelStride + iy * w
+                        // valid t: 0 <= (ox+t)*s - pad + kx < w
+                        let base = ox * s - pad + kx
+                        var tlo = 0
+                        if base < 0 { tlo = min(cnt, (-base + s - 1) / s) }
+                        var thi = cnt
+                        let lastOK = (w - 1 - base)  // t*s <= lastOK
+                        if lastOK < 0 { thi = 0 } else { thi = min(cnt, lastOK / s + 1) }
+                        if thi < tlo { thi = tlo }
+                        if tlo > 0 { dst.update(repeating: 0, count: tlo) }
+                        if s == 1 {
+                            (dst + tlo).update(from: src + base + tlo, count: thi - tlo)
+                        } else {
+                            var t = tlo
+                            var ix = base + tlo * s
+                            while t < thi { dst[t] = src[ix]; t += 1; ix += s }
+                        }
+                        if thi < cnt { (dst + thi).update(repeating: 0, count: cnt - thi) }
+                    }
+                    j += cnt
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Epilogue
+
+/// out[r, j] = act(out[r, j] + bias[r] + residual[r, j]) over rows [r0, r1) and columns [j0, j1).
+@inline(__always)
+public func biasActivationEpilogue(
+    _ out: UnsafeMutablePointer<Float>, ld: Int, rows r0: Int, _ r1: Int, columns j0: Int, _ j1: Int,
+    bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, activation: Activation
+) {
+    for r in r0..<r1 {
+        let b = bias?[r] ?? 0
+        let o = out + r * ld
+        if let res = residual {
+            let q = res + r * ld
+            switch activation {
+            case .none: for j in j0..<j1 { o[j] = o[j] + b + q[j] }
+            case .relu: for j in j0..<j1 { o[j] = max(o[j] + b + q[j], 0) }
+            case .relu6: for j in j0..<j1 { o[j] = min(max(o[j] + b + q[j], 0), 6) }
+            }
+        } else {
+            switch activation {
+            case .none: if b != 0 { for j in j0..<j1 { o[j] = o[j] + b } }
+            case .relu: for j in j0..<j1 { o[j] = max(o[j] + b, 0) }
+            case .relu6: for j in j0..<j1 { o[j] = min(max(o[j] + b, 0), 6) }
+            }
+        }
+    }
+}
+
+// MARK: - Convolution
+
+/// Floats of scratch `conv2dForward` wants for a given column chunk size (per worker).
+public func conv2dScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: Int) -> Int {
+    // (column split: one chunk per worker; channel split: one shared chunk)
+    g.isPointwise ? 0 : g.inChannels * g.kernelH * g.kernelW * chunkColumns * max(1, workers)
+}
+
+/// Convolution forward (any stride, padding, groups) over a batch, output in CNHW:
+/// output[oc][n][oy][ox] = act(sum_{ci,ky,kx} weight[oc][ci][ky][kx] * x[n][g*icg+ci][oy*s-p+ky][ox*s-p+kx]
+///                           + bias[oc] + residual[oc][n][oy][ox]).
+/// weight: [OC][IC/groups][KH][KW] (PyTorch's order). input: any `PlaneLayout`.
+///
+/// Implementation: the output columns (pixels of all images) are processed in chunks small enough
+/// to stay in cache: im2col of the chunk into `scratch` (skipped for pointwise convolutions over
+/// CNHW input, which read the activation directly), one sgemm per group, then the bias/residual/
+/// activation epilogue while the chunk is hot. Parallelism is ours, BLAS runs single-threaded
+/// (call `setBLASThreads(1)`): with many columns each worker takes a contiguous range of columns;
+/// with few (late layers, small batches) the workers split the output channels of each chunk.
+/// `scratch` must hold `conv2dScratchCount(g, chunkColumns: c, workers:)` floats for some c >= 1
+/// (pass its size as `scratchCount`; the chunk size is derived from it).
+public func conv2dForward(
+    output: UnsafeMutablePointer<Float>,
+    input: UnsafePointer<Float>, layout: PlaneLayout,
+    batch n: Int, height h: Int, width w: Int,
+    geometry g: ConvGeometry,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    residual: UnsafePointer<Float>? = nil, activation: Activation = .none,
+    scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
+    workers: Int = 1, minColumnsPerWorker: Int = 256, outputChunkFloats: Int = 1 << 17
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let cols = n * oh * ow
+    guard cols > 0 else { return }
+    let ocg = g.outChannels / g.groups, icg = g.inChannels / g.groups
+    let kg = g.groupK, kk = g.kernelH * g.kernelW
+    let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
+    let kAll = g.inChannels * kk
+    let splitColumns = workers > 1 && cols >= workers * minColumnsPerWorker
+    let wk = splitColumns ? workers : 1
+    // chunk: bounded by the scratch (im2col) and by the output block we want cache-resident
+    var chunk = max(16, outputChunkFloats / max(1, g.outChannels))
+    if !direct { chunk = min(chunk, max(1, scratchCount / max(1, kAll * wk))) }
+    chunk = min(chunk, cols)
+
+    /// Output rows [r0, r1) (within each group's share) of columns [j0, j1), reading im2col `col`.
+    func gemmRows(_ col: UnsafePointer<Float>?, _ j0: Int, _ j1: Int, _ r0: Int, _ r1: Int) {
+        let nc = j1 - j0
+        if direct {
+            sgemm(m: r1 - r0, n: nc, k: g.inChannels,
+                  a: weight + r0 * g.inChannels, lda: g.inChannels, b: input + j0, ldb: cols,
+                  c: output + r0 * cols + j0, ldc: cols)
+        } else {
+            for gi in 0..<g.groups {
+                // rows of this group inside [r0, r1)
+                let lo = max(r0, gi * ocg), hi = min(r1, (gi + 1) * ocg)
+                if hi <= lo { continue }
+                sgemm(m: hi - lo, n: nc, k: kg,
+                      a: weight + lo * kg, lda: kg,
+                      b: col! + gi * icg * kk * nc, ldb: nc,
+                      c: output + lo * cols + j0, ldc: cols)
+            }
+        }
+        biasActivationEpilogue(output, ld: cols, rows: r0, r1, columns: j0, j1,
+                               bias: bias, residual: residual, activation: activation)
+    }
+
+    if splitColumns || workers <= 1 {
+        parallelSlices(cols, workers: wk) { worker, slice in
+            var j0 = slice.lowerBound
+            while j0 < slice.upperBound {
+                let j1 = min(slice.upperBound, j0 + chunk)
+                var col: UnsafeMutablePointer<Float>? = nil
+                if !direct {
+                    col = scratch! + worker * kAll * chunk
+                    im2col(col: col!, ldcol: j1 - j0, input: input, layout: layout, height: h, width: w, g: g,
+                           channels: 0, g.inChannels, columns: j0, j1)
+                }
+                gemmRows(col, j0, j1, 0, g.outChannels)
+                j0 = j1
+            }
+        }
+    } else {
+        var j0 = 0
+        while j0 < cols {
+            let j1 = min(cols, j0 + chunk)
+            var col: UnsafeMutablePointer<Float>? = nil
+            if !direct {
+                let c = scratch!
+                col = c
+                // im2col split by input channels (disjoint row blocks of col)
+                parallelSlices(g.inChannels, workers: workers) { _, chans in
+                    im2col(col: c + chans.lowerBound * kk * (j1 - j0), ldcol: j1 - j0, input: input, layout: layout,
+                           height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
+                }
+            }
+            let colPointer = UncheckedSendable(col.map { UnsafePointer($0) })
+            parallelSlices(g.outChannels, workers: workers) { _, rows in
+                gemmRows(colPointer.value, j0, j1, rows.lowerBound, rows.upperBound)
+            }
+            j0 = j1
+        }
+    }
+}
+
+// MARK: - Depthwise 3x3
+
+/// Scratch floats per worker for `depthwiseConv3x3Forward`: one zero-padded input plane.
+public func depthwiseScratchCount(height h: Int, width w: Int) -> Int {
+    (h + 2) * (w + 2 + 16)
+}
+
+/// Depthwise 3x3 convolution (groups == channels), padding 1, stride 1 or 2, CNHW in and out,
+/// fused bias and activation: out[c][n] = act(conv(x[c][n], weight[c]) + bias[c]).
+/// weight: [C][1][3][3]. Planes are split between workers; each copies its plane into a
+/// zero-padded scratch (cache resident) and runs an 8-wide SIMD loop (stride 1) over each row.
+/// `scratch` holds `workers * depthwiseScratchCount(height:width:)` floats.
+public func depthwiseConv3x3Forward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    channels c: Int, batch n: Int, height h: Int, width w: Int, stride: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation,
+    scratch: UnsafeMutablePointer<Float>, workers: Int = 1
+) {
+    let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
+    let pw = w + 2 + 16
+    let per = depthwiseScratchCount(height: h, width: w)
+    let planes = c * n
+    let wk = max(1, min(workers, planes))
+    parallelSlices(planes, workers: wk) { worker, slice in
+        let pad = scratch + worker * per
+        // zero the border once (rows 0 and h+1, columns 0 and w+1 are never overwritten)
+        pad.update(repeating: 0, count: per)
+        for plane in slice {
+            let ch = plane / n
+            let src = input + plane * h * w
+            let dst = output + plane * oh * ow
+            for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
+            let k = weight + ch * 9
+            let b = bias?[ch] ?? 0
+            if stride == 1 {
+                depthwiseRowsStride1(dst: dst, pad: pad, pw: pw, oh: oh, ow: ow, k: k, b: b, act: activation)
+            } else {
+                let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8]
+                for oy in 0..<oh {
+                    let r0 = pad + (oy * stride) * pw, r1 = r0 + pw, r2 = r1 + pw
+                    let o = dst + oy * ow
+                    for ox in 0..<ow {
+                        let x = ox * stride
+                        var v = b
+                        v += k0 * r0[x] + k1 * r0[x + 1] + k2 * r0[x + 2]
+                        v += k3 * r1[x] + k4 * r1[x + 1] + k5 * r1[x + 2]
+                        v += k6 * r2[x] + k7 * r2[x + 1] + k8 * r2[x + 2]
+                        switch activation {
+                        case .none: o[ox] = v
+                        case .relu: o[ox] = max(v, 0)
+                        case .relu6: o[ox] = min(max(v, 0), 6)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func depthwiseRowsStride1(
+    dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, oh: Int, ow: Int,
+    k: UnsafePointer<Float>, b: Float, act: Activation
+) {
+    let k0 = SIMD8<Float>(repeating: k[0]), k1 = SIMD8<Float>(repeating: k[1]), k2 = SIMD8<Float>(repeating: k[2])
+    let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
+    let k6 = SIMD8<Float>(repeating: k[6]), k7 = SIMD8<Float>(repeating: k[7]), k8 = SIMD8<Float>(repeating: k[8])
+    let bv = SIMD8<Float>(repeating: b)
+    let zero = SIMD8<Float>(repeating: 0), six = SIMD8<Float>(repeating: 6)
+    // The padded row has 16 spare floats, so an 8-wide load at x <= ow - 1 + 2 stays inside the row;
+    // the last vector may compute up to 7 extra outputs, which are not stored.
+    for oy in 0..<oh {
+        let r0 = UnsafePointer(pad + oy * pw), r1 = r0 + pw, r2 = r1 + pw
+        let o = dst + oy * ow
+        var x = 0
+        while x < ow {
+            var v = bv + k0 * load8(r0 + x)
+            var u = k1 * load8(r0 + x + 1)
+            v += k2 * load8(r0 + x + 2); u += k3 * load8(r1 + x)
+            v += k4 * load8(r1 + x + 1); u += k5 * load8(r1 + x + 2)
+            v += k6 * load8(r2 + x); u += k7 * load8(r2 + x + 1)
+            v += k8 * load8(r2 + x + 2)
+            v += u
+            switch act {
+            case .none: break
+            case .relu: v = v.replacing(with: zero, where: v .< zero)
+            case .relu6: v = v.replacing(with: zero, where: v .< zero); v = v.replacing(with: six, where: v .> six)
+            }
+            if x + 8 <= ow {
+                UnsafeMutableRawPointer(o + x).storeBytes(of: v, as: SIMD8<Float>.self)
+            } else {
+                for t in 0..<(ow - x) { o[x + t] = v[t] }
+            }
+            x += 8
+        }
+    }
+}
+
+// MARK: - BatchNorm (eval), activations
+
+/// BatchNorm with running statistics (eval mode), plane-wise over `planes` planes of `hw` floats,
+/// plane p having channel `channelOf(p)`: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+/// For CNHW pass channelOf = { $0 / n }; for NCHW { $0 % c }. In place allowed (output == input).
+public func batchNormEvalForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    planes: Int, hw: Int, channelOf: (Int) -> Int,
+    mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, eps: Float = 1e-5
+) {
+    for p in 0..<planes {
+        let c = channelOf(p)
+        let scale = (gamma?[c] ?? 1) / (variance[c] + eps).squareRoot()
+        let shift = (beta?[c] ?? 0) - mean[c] * scale
+        let x = input + p * hw, y = output + p * hw
+        for i in 0..<hw { y[i] = x[i] * scale + shift }
+    }
+}
+
+/// Folds eval-mode BatchNorm into the preceding convolution: returns (weight', bias') with
+/// weight'[oc] = weight[oc] * s, bias' = (bias - mean) * s + beta, s = gamma / sqrt(var + eps).
+public func foldBatchNorm(
+    weight: [Float], bias: [Float]?, outChannels: Int,
+    gamma: [Float], beta: [Float], mean: [Float], variance: [Float], eps: Float = 1e-5
+) -> (weight: [Float], bias: [Float]) {
+    let per = weight.count / max(1, outChannels)
+    var w = weight
+    var b = [Float](repeating: 0, count: outChannels)
+    for oc in 0..<outChannels {
+        // computed in Double to keep the folded weights as close as possible to the unfolded math
+        let s = Double(gamma[oc]) / (Double(variance[oc]) + Double(eps)).squareRoot()
+        for i in 0..<per { w[oc * per + i] = Float(Double(weight[oc * per + i]) * s) }
+        b[oc] = Float((Double(bias?[oc] ?? 0) - Double(mean[oc])) * s + Double(beta[oc]))
+    }
+    return (w, b)
+}
+
+public func reluForward(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { x[i] = max(x[i], 0) }
+}
+
+public func relu6Forward(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { x[i] = min(max(x[i], 0), 6) }
+}
+
+// MARK: - Pooling
+
+/// Max pooling (kernel k, stride s, padding p; padding never wins, like PyTorch) over `planes`
+/// planes of h x w; output planes of oh x ow in the same plane order.
+public func maxPool2dForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    planes: Int, height h: Int, width w: Int, kernel k: Int = 3, stride s: Int = 2, padding p: Int = 1,
+    workers: Int = 1
+) {
+    let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    parallelSlices(planes, workers: workers) { _, slice in
+        for plane in slice {
+            let x = input + plane * h * w, y = output + plane * oh * ow
+            for oy in 0..<oh {
+                let y0 = max(0, oy * s - p), y1 = min(h, oy * s - p + k)
+                for ox in 0..<ow {
+                    let x0 = max(0, ox * s - p), x1 = min(w, ox * s - p + k)
+                    var m = -Float.infinity
+                    for iy in y0..<y1 { for ix in x0..<x1 { m = max(m, x[iy * w + ix]) } }
+                    y[oy * ow + ox] = m
+                }
+            }
+        }
+    }
+}
+
+/// Adaptive average pooling to 1x1 of a CNHW activation: out[n][c] = mean over plane (c, n).
+/// Output is (N, C) row-major, i.e. PyTorch's flattened features.
+public func globalAvgPoolForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    channels c: Int, batch n: Int, hw: Int
+) {
+    let inv = 1 / Float(hw)
+    for ch in 0..<c {
+        for img in 0..<n {
+            let x = input + (ch * n + img) * hw
+            var s: Float = 0
+            for i in 0..<hw { s += x[i] }
+            output[img * c + ch] = s * inv
+        }
+    }
+}
+
+/// Linear layer: out[N x O] = x[N x I] * weight[O x I]^T + bias[O].
+public func linearForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    batch n: Int, inFeatures i: Int, outFeatures o: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+) {
+    sgemm(transB: true, m: n, n: o, k: i, a: input, lda: i, b: weight, ldb: i, c: output, ldc: o)
+    if let bias {
+        for r in 0..<n { for j in 0..<o { output[r * o + j] += bias[j] } }
+    }
+}
