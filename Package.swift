@@ -7,7 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "probe", targets: ["probe"]),
-        .library(name: "ProbeKit", targets: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune"]),
+        .library(name: "ProbeKit", targets: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Finetune"]),
     ],
     targets: [
         // System-library shims (module maps only).
@@ -34,13 +34,15 @@ let package = Package(
         .target(name: "Backbones", dependencies: ["NN", "Weights"]),
         // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
         .target(name: "Store", dependencies: ["CSQLite", "Digest", "NN"], exclude: ["SCHEMA.md"]),
+        // Extraction: scan an image folder, compute what the store lacks, commit per batch.
+        .target(name: "Extract", dependencies: ["Digest", "Vision", "Weights", "Backbones", "Store"]),
         // Head training over cached features, metrics, persistence.
         .target(name: "Heads", dependencies: ["NN", "Store", "Weights"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune",
+            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Finetune",
         ]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),

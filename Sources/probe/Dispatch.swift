@@ -2,7 +2,7 @@ let probeVersion = "0.1.0"
 
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
-    storeInfoCommand, exportCommand,
+    extractCommand, storeInfoCommand, exportCommand,
     previewCommand, weightsInspectCommand,
     benchVisionCommand, benchQueryCommand,
 ]

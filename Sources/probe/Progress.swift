@@ -8,7 +8,7 @@ import Darwin
 /// A one-line progress bar with rate and ETA on stderr; silent unless stderr is a terminal.
 final class ProgressBar: @unchecked Sendable {
     private let label: String
-    private let total: Int
+    private var total: Int
     private let enabled: Bool
     private let start = Date()
     private var lastDraw = Date.distantPast
@@ -20,9 +20,10 @@ final class ProgressBar: @unchecked Sendable {
         self.enabled = !quiet && stderrIsTerminal
     }
 
-    func update(_ done: Int, unit: String = "img") {
+    func update(_ done: Int, total newTotal: Int? = nil, unit: String = "img") {
         guard enabled else { return }
         lock.lock(); defer { lock.unlock() }
+        if let newTotal { total = newTotal }
         let now = Date()
         if done < total && now.timeIntervalSince(lastDraw) < 0.1 { return }
         lastDraw = now

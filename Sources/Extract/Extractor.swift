@@ -1,0 +1,263 @@
+import Foundation
+import Digest
+import Vision
+import Store
+import Backbones
+
+/// Settings of one extraction run.
+public struct ExtractOptions: Sendable {
+    public var backbone: BackboneKind
+    /// The weight file (resolved by the caller: explicit path, cache or download).
+    public var weightsPath: String
+    /// Augmented views (RandomResizedCrop + flip) per training image, besides view 0.
+    public var views: Int = 0
+    /// Images' tensors per backbone call and per committed transaction.
+    public var batchSize: Int = 32
+    /// Storage type of the vectors.
+    public var dtype: VectorDType = .f32
+    /// Seed of the augmented views: view v of an image uses AugmentRNG(seed, epoch: v, index: content key).
+    public var seed: UInt64 = 0
+
+    public init(backbone: BackboneKind, weightsPath: String, views: Int = 0, batchSize: Int = 32,
+                dtype: VectorDType = .f32, seed: UInt64 = 0) {
+        self.backbone = backbone; self.weightsPath = weightsPath; self.views = views
+        self.batchSize = batchSize; self.dtype = dtype; self.seed = seed
+    }
+}
+
+/// What `extract` did.
+public struct ExtractSummary: Sendable, Codable {
+    public var backbone: String
+    public var weightsSHA256: String
+    public var dimension: Int
+    /// Image files found (accepted by extension).
+    public var files: Int
+    /// Files whose features were computed in this run, and the vectors written.
+    public var computed: Int
+    public var vectorsWritten: Int
+    /// Files whose features were already in the store (by content).
+    public var cached: Int
+    /// Files that could not be read or decoded, with reasons.
+    public var failed: Int
+    public var failures: [FailureRecord]
+    /// Files skipped by their extension (not images for torchvision's ImageFolder).
+    public var skippedByExtension: [String]
+    /// Samples of files that no longer exist, removed from the store (their features stay).
+    public var removedSamples: Int
+    public var seconds: Double
+    /// Computed files per second (0 when nothing was computed).
+    public var imagesPerSecond: Double
+    public var bytesSavedByF16: Int
+
+    /// A few lines for the terminal.
+    public func render() -> String {
+        var s = "\(backbone) (weights \(weightsSHA256.prefix(12)), \(dimension)-d): \(files) images: "
+        s += "\(computed) new, \(cached) cached, \(failed) failed"
+        s += String(format: " in %.2f s", seconds)
+        if computed > 0 { s += String(format: " (%.1f images/s, %d vectors)", imagesPerSecond, vectorsWritten) }
+        if bytesSavedByF16 > 0 { s += "; f16 saved \(bytesSavedByF16 / 1024) KiB" }
+        if removedSamples > 0 { s += "; \(removedSamples) vanished files forgotten" }
+        for f in failures { s += "\n  failed: \(f.path): \(f.reason)" }
+        if !skippedByExtension.isEmpty {
+            s += "\n  skipped (not an image extension): " + skippedByExtension.prefix(5).map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")
+            if skippedByExtension.count > 5 { s += ", ..." }
+        }
+        return s
+    }
+}
+
+/// Progress of an extraction: files done (computed or failed) out of those to compute.
+public typealias ExtractProgress = @Sendable (_ done: Int, _ total: Int) -> Void
+
+/// One file found by the scan.
+struct ScannedFile: Sendable {
+    let path: String
+    let label: String
+    let split: String?
+    let status: FileStatus
+}
+
+/// One distinct image (by content) whose features are missing, with every path that holds it.
+struct WorkItem: Sendable {
+    let sha256: String
+    let path: String
+    let byteSize: Int
+    let views: [Int]
+    let samples: [SampleRecord]
+}
+
+/// A batch decoded and transformed, ready for the backbone.
+struct PreparedBatch: @unchecked Sendable {
+    let items: [WorkItem]
+    /// Per item: its first tensor slot, or nil when it failed (then `errors` has the reason).
+    let slots: [Int?]
+    let errors: [String?]
+    let sizes: [(width: Int, height: Int)?]
+    let tensors: UnsafeMutablePointer<Float>
+    let count: Int
+}
+
+public enum ExtractError: Error, CustomStringConvertible {
+    case noImages(String)
+    case weightsUnreadable(String)
+    case weightsChanged(String)
+    public var description: String {
+        switch self {
+        case .noImages(let root):
+            return "no image files under \(root) (expected class sub-folders, or train/ and val/ with class sub-folders)"
+        case .weightsUnreadable(let path):
+            return "cannot read the weight file \(path); check the path given with --weights"
+        case .weightsChanged(let path):
+            return "the weight file \(path) changed during the run; run again"
+        }
+    }
+}
+
+/// The transform name of view 0 (Resize 256, CenterCrop 224, Normalize) and of augmented views.
+public let validationTransform = "val"
+public let augmentedTransform = "rrc-flip"
+
+/// Scans an ImageFolder tree (with train/ and val/ sub-trees, or a single tree), finds what the
+/// store lacks, and computes it: decoding and transforms of the next batch overlap the backbone's
+/// work on this one; every batch is committed in one transaction, so a killed run resumes where
+/// it stopped. Files are identified by content (SHA-256); an unchanged file (same path, size and
+/// modification time) is not even read again.
+public func extract(root: String, into store: FeatureStore, options: ExtractOptions,
+                    progress: ExtractProgress? = nil) throws -> ExtractSummary {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    let files = try scan(root: root)
+    var summary = ExtractSummary(backbone: options.backbone.rawValue, weightsSHA256: "", dimension: options.backbone.dimension,
+                                 files: files.accepted.count, computed: 0, vectorsWritten: 0, cached: 0, failed: 0,
+                                 failures: [], skippedByExtension: files.skipped, removedSamples: 0,
+                                 seconds: 0, imagesPerSecond: 0, bytesSavedByF16: 0)
+    guard !files.accepted.isEmpty else { throw ExtractError.noImages(root) }
+
+    // Identify the weights (cached by path, size and mtime: hashing 45 MB is not free).
+    let weightsSHA = try weightsIdentity(path: options.weightsPath, store: store)
+    summary.weightsSHA256 = weightsSHA
+    let backboneRow = try store.backbone(architecture: options.backbone.rawValue, weightsSHA256: weightsSHA,
+                                         dimension: options.backbone.dimension)
+
+    // Hash what changed; reuse the recorded sha256 of unchanged files.
+    let known = Dictionary(try store.samples().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+    let knownFailures = Dictionary(try store.failures().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+    var records: [SampleRecord] = []
+    var failures: [FailureRecord] = []
+    for f in files.accepted {
+        if let k = known[f.path], k.mtimeNS == f.status.mtimeNS, k.byteSize == f.status.size {
+            records.append(SampleRecord(path: f.path, sha256: k.sha256, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
+            continue
+        }
+        guard let data = FileManager.default.contents(atPath: f.path) else {
+            failures.append(FailureRecord(path: f.path, sha256: nil, reason: "cannot read the file"))
+            continue
+        }
+        let sha = SHA256.hex(data)
+        if let old = knownFailures[f.path], old.sha256 == sha {
+            failures.append(old)  // unchanged since it failed: not tried again
+            continue
+        }
+        records.append(SampleRecord(path: f.path, sha256: sha, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
+    }
+
+    // Which (image, transform, view) rows are missing?
+    var keys: [FeatureKey] = []
+    var seen = Set<String>()
+    var isTrain: [String: Bool] = [:]
+    for r in records where r.split != "val" { isTrain[r.sha256] = true }
+    for r in records where seen.insert(r.sha256).inserted {
+        keys.append(FeatureKey(sha256: r.sha256, transform: validationTransform, view: 0))
+        if options.views > 0, isTrain[r.sha256] == true {
+            for v in 1...options.views { keys.append(FeatureKey(sha256: r.sha256, transform: augmentedTransform, view: v)) }
+        }
+    }
+    let missing = try store.missingFeatures(backbone: backboneRow, keys: keys)
+    var missingViews: [String: [Int]] = [:]
+    for k in missing { missingViews[k.sha256, default: []].append(k.view) }
+
+    // Work: one item per distinct missing image, in scan order, with all its paths.
+    var samplesBySHA: [String: [SampleRecord]] = [:]
+    for r in records { samplesBySHA[r.sha256, default: []].append(r) }
+    let sizes = Dictionary(files.accepted.map { ($0.path, $0.status.size) }, uniquingKeysWith: { a, _ in a })
+    var work: [WorkItem] = []
+    var queued = Set<String>()
+    for r in records {
+        guard let views = missingViews[r.sha256], queued.insert(r.sha256).inserted else { continue }
+        work.append(WorkItem(sha256: r.sha256, path: r.path, byteSize: sizes[r.path] ?? 0, views: views,
+                             samples: samplesBySHA[r.sha256] ?? []))
+    }
+
+    // Samples of images already complete: record their paths (renames, copies, new labels).
+    let workSHAs = Set(work.map(\.sha256))
+    let settled = records.filter { r in
+        guard !workSHAs.contains(r.sha256) else { return false }
+        guard let k = known[r.path] else { return true }
+        return k.sha256 != r.sha256 || k.label != r.label || k.split != r.split || k.mtimeNS != r.mtimeNS
+    }
+    if !settled.isEmpty { try store.upsertSamples(settled) }
+    let newFailures = failures.filter { knownFailures[$0.path] == nil || knownFailures[$0.path] != $0 }
+    if !newFailures.isEmpty { try store.recordFailures(newFailures) }
+    // Files under this root that vanished: forget their paths (features stay, by content).
+    let present = Set(files.accepted.map(\.path))
+    let rootPrefix = absolutePath(root) + "/"
+    let vanished = known.keys.filter { $0.hasPrefix(rootPrefix) && !present.contains($0) }.sorted()
+    if !vanished.isEmpty { summary.removedSamples = try store.removeSamples(paths: vanished) }
+
+    summary.cached = records.filter { !workSHAs.contains($0.sha256) }.count
+    if !work.isEmpty {
+        let (model, modelSHA) = try loadBackbone(options.backbone, weightsPath: options.weightsPath)
+        if modelSHA != weightsSHA {  // the file changed between hashing and loading
+            throw ExtractError.weightsChanged(options.weightsPath)
+        }
+        let result = try computeFeatures(work, model: model, store: store, backbone: backboneRow,
+                                         options: options, progress: progress)
+        summary.computed = result.computedFiles
+        summary.vectorsWritten = result.vectors
+        summary.bytesSavedByF16 = result.savedBytes
+        failures += result.failures
+    }
+    summary.failures = failures
+    summary.failed = failures.count
+    summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    summary.imagesPerSecond = summary.computed > 0 ? Double(summary.computed) / summary.seconds : 0
+    return summary
+}
+
+/// The files of an ImageFolder tree (train/ and val/, or one tree), absolute paths.
+func scan(root: String) throws -> (accepted: [ScannedFile], skipped: [String]) {
+    let layout = try DatasetLayout.detect(root: root)
+    var parts: [(ImageFolder, String?)] = []
+    switch layout {
+    case .split(let train, let val): parts = [(train, "train"), (val, "val")]
+    case .single(let folder): parts = [(folder, nil)]
+    }
+    var accepted: [ScannedFile] = []
+    var skipped: [String] = []
+    for (folder, split) in parts {
+        for s in folder.samples {
+            let path = absolutePath(s.path)
+            guard let st = FileStatus(path: path) else { skipped.append(path); continue }
+            accepted.append(ScannedFile(path: path, label: folder.classes[s.label], split: split, status: st))
+        }
+        skipped += folder.skippedByExtension.map(absolutePath)
+    }
+    return (accepted, skipped)
+}
+
+/// The sha256 of a weight file, remembered in the store by (path, size, mtime).
+func weightsIdentity(path: String, store: FeatureStore) throws -> String {
+    let abs = absolutePath(path)
+    guard let st = FileStatus(path: abs) else {
+        throw ExtractError.weightsUnreadable(path)
+    }
+    let stamp = "\(st.size):\(st.mtimeNS)"
+    if let cached = try store.metaValue("weights-sha256:" + abs), cached.hasPrefix(stamp + ":") {
+        return String(cached.dropFirst(stamp.count + 1))
+    }
+    guard let data = FileManager.default.contents(atPath: abs) else {
+        throw ExtractError.weightsUnreadable(path)
+    }
+    let sha = SHA256.hex(data)
+    try store.setMetaValue("weights-sha256:" + abs, stamp + ":" + sha)
+    return sha
+}

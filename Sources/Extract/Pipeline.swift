@@ -1,0 +1,167 @@
+import Foundation
+import Vision
+import Store
+import Backbones
+
+/// A bounded hand-over of prepared batches from the decoding thread to the backbone's.
+final class BatchChannel: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [PreparedBatch] = []
+    private var finished = false
+    private var cancelled = false
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Blocks while full; returns false when the consumer has cancelled.
+    func put(_ b: PreparedBatch) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        while queue.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        queue.append(b)
+        condition.broadcast()
+        return true
+    }
+
+    func finish() {
+        condition.lock(); finished = true; condition.broadcast(); condition.unlock()
+    }
+
+    func cancel() {
+        condition.lock(); cancelled = true; condition.broadcast(); condition.unlock()
+    }
+
+    var isCancelled: Bool { condition.lock(); defer { condition.unlock() }; return cancelled }
+
+    /// The next batch, or nil when the producer is done.
+    func take() -> PreparedBatch? {
+        condition.lock(); defer { condition.unlock() }
+        while queue.isEmpty && !finished { condition.wait() }
+        if queue.isEmpty { return nil }
+        let b = queue.removeFirst()
+        condition.broadcast()
+        return b
+    }
+}
+
+/// The 64-bit content key of an image (the first 16 hex digits of its sha256): the augmentation
+/// stream of view v is AugmentRNG(seed, epoch: v, index: key), independent of scan order.
+func contentKey(_ sha256: String) -> Int {
+    Int(bitPattern: UInt(UInt64(sha256.prefix(16), radix: 16) ?? 0))
+}
+
+/// Decodes and transforms the tensors of `items` into freshly allocated memory, two threads.
+func prepare(_ items: [WorkItem], seed: UInt64) -> PreparedBatch {
+    var slots: [Int?] = []
+    var next = 0
+    for it in items { slots.append(next); next += it.views.count }
+    let per = 3 * 224 * 224
+    let tensors = UnsafeMutablePointer<Float>.allocate(capacity: max(1, next * per))
+    final class Results: @unchecked Sendable {
+        var errors: [String?]
+        var sizes: [(width: Int, height: Int)?]
+        init(_ n: Int) { errors = Array(repeating: nil, count: n); sizes = Array(repeating: nil, count: n) }
+    }
+    let results = Results(items.count)
+    nonisolated(unsafe) let base = tensors
+    let slotsCopy = slots
+    DispatchQueue.concurrentPerform(iterations: items.count) { i in
+        let item = items[i]
+        let image: RGBImage
+        do { image = try ImageDecoder.decode(path: item.path) } catch {
+            results.errors[i] = "\(error)"
+            return
+        }
+        results.sizes[i] = (image.width, image.height)
+        var slot = slotsCopy[i]!
+        for v in item.views {
+            let out = base + slot * per
+            if v == 0 {
+                Transforms.validation(image, into: out)
+            } else {
+                var rng = AugmentRNG(seed: seed, epoch: v, index: contentKey(item.sha256))
+                Transforms.training(image, rng: &rng, into: out)
+            }
+            slot += 1
+        }
+    }
+    for i in items.indices where results.errors[i] != nil { slots[i] = nil }
+    return PreparedBatch(items: items, slots: slots, errors: results.errors, sizes: results.sizes, tensors: tensors, count: next)
+}
+
+struct ComputeResult {
+    var computedFiles = 0
+    var vectors = 0
+    var savedBytes = 0
+    var failures: [FailureRecord] = []
+}
+
+/// Runs the backbone over `work` in batches, a decoding thread one batch ahead, and commits each
+/// batch (images, samples, features, failures) in one transaction.
+func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: FeatureStore, backbone: Store.Backbone,
+                     options: ExtractOptions, progress: ExtractProgress?) throws -> ComputeResult {
+    // Batches: consecutive items whose tensors fit in batchSize (an item with more views alone).
+    var batches: [[WorkItem]] = []
+    var current: [WorkItem] = []
+    var tensors = 0
+    for item in work {
+        if !current.isEmpty && tensors + item.views.count > options.batchSize {
+            batches.append(current); current = []; tensors = 0
+        }
+        current.append(item); tensors += item.views.count
+    }
+    if !current.isEmpty { batches.append(current) }
+
+    let channel = BatchChannel(capacity: 1)
+    let seed = options.seed
+    let allBatches = batches
+    let producer = Thread {
+        for b in allBatches {
+            if channel.isCancelled { break }
+            let prepared = prepare(b, seed: seed)
+            if !channel.put(prepared) { prepared.tensors.deallocate(); break }
+        }
+        channel.finish()
+    }
+    producer.stackSize = 4 << 20
+    producer.start()
+    defer {
+        channel.cancel()
+        while let b = channel.take() { b.tensors.deallocate() }
+    }
+
+    var result = ComputeResult()
+    var done = 0
+    let total = work.count
+    progress?(0, total)
+    while let b = channel.take() {
+        defer { b.tensors.deallocate() }
+        let vectors = b.count > 0 ? model.features(batch: b.tensors, count: b.count) : []
+        let d = model.featureDimension
+        var batch = Batch()
+        for (i, item) in b.items.enumerated() {
+            guard let slot = b.slots[i], let size = b.sizes[i] else {
+                let reason = b.errors[i] ?? "unknown decoding error"
+                for s in item.samples { batch.failures.append(FailureRecord(path: s.path, sha256: item.sha256, reason: reason)) }
+                continue
+            }
+            batch.images.append(ImageRecord(sha256: item.sha256, width: size.width, height: size.height, byteSize: item.byteSize))
+            batch.samples += item.samples
+            for (j, v) in item.views.enumerated() {
+                let row = slot + j
+                let vec = Array(vectors[(row * d)..<((row + 1) * d)])
+                batch.features.append(FeatureRecord(sha256: item.sha256,
+                                                    transform: v == 0 ? validationTransform : augmentedTransform,
+                                                    view: v, vector: vec))
+            }
+        }
+        let r = try store.insertBatch(batch, backbone: backbone, dtype: options.dtype)
+        result.vectors += r.features
+        result.savedBytes += r.bytesSavedByF16
+        result.failures += batch.failures
+        result.computedFiles += batch.samples.count
+        done += b.items.count
+        progress?(done, total)
+    }
+    return result
+}
