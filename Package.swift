@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Digest"]),
     ],
     swiftLanguageModes: [.v6]
