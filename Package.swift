@@ -34,8 +34,8 @@ let package = Package(
         .target(name: "Backbones", dependencies: ["NN", "Weights"]),
         // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
         .target(name: "Store", dependencies: ["CSQLite", "Digest"]),
-        // Head training over cached features, metrics, persistence.
-        .target(name: "Heads", dependencies: ["NN", "Store", "Weights"]),
+        // Head training over cached features and metrics (pure computation; persistence is in Store).
+        .target(name: "Heads", dependencies: ["NN"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "NN"]),
     ],
     swiftLanguageModes: [.v6]
 )
