@@ -45,3 +45,6 @@ public func formatTutorialLog(_ result: SGDResult) -> String {
     }
     return out
 }
+
+@inline(__always) func _exp(_ x: Double) -> Double { exp(x) }
+@inline(__always) func _log(_ x: Double) -> Double { log(x) }
