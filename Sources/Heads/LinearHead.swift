@@ -80,13 +80,13 @@ public struct LinearHead: Sendable, Equatable {
         return out
     }
 
-    /// Logits of `rows` vectors at `x` into `out` (rows x classes). sgemm for many rows,
-    /// hand dot products for few.
+    /// Logits of `rows` vectors at `x` into `out` (rows x classes). sgemm for many rows and
+    /// classes, hand dot products otherwise (sgemm's packing costs more than 2-class products).
     func logitsUnchecked(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
         weight.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
                 let wp = w.baseAddress!
-                if rows * classes >= 64 {
+                if classes > 8 && rows * classes >= 64 {
                     for r in 0..<rows { for c in 0..<classes { out[r * classes + c] = b[c] } }
                     sgemm(transA: false, transB: true, m: rows, n: classes, k: dimension,
                           a: x, lda: dimension, b: wp, ldb: dimension, beta: 1, c: out, ldc: classes)

@@ -349,9 +349,17 @@ final class SGDWorkspace {
         matrix.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in
                 let op = o.baseAddress!
-                for r in 0..<n { for j in 0..<c { op[r * c + j] = bias[j] } }
-                sgemm(transA: false, transB: true, m: n, n: c, k: d, a: x.baseAddress!, lda: d,
-                      b: UnsafePointer(w), ldb: d, beta: 1, c: op, ldc: c)
+                if c <= 8 {
+                    // Few classes: hand dot products beat sgemm, which packs the whole matrix each call.
+                    for r in 0..<n {
+                        let xr = x.baseAddress! + r * d
+                        for j in 0..<c { op[r * c + j] = dot(w + j * d, xr, d) + bias[j] }
+                    }
+                } else {
+                    for r in 0..<n { for j in 0..<c { op[r * c + j] = bias[j] } }
+                    sgemm(transA: false, transB: true, m: n, n: c, k: d, a: x.baseAddress!, lda: d,
+                          b: UnsafePointer(w), ldb: d, beta: 1, c: op, ldc: c)
+                }
                 for r in 0..<n {
                     let (loss, am) = softmaxCrossEntropyRow(op + r * c, c, label: labels[r])
                     lossSum += Double(loss)
