@@ -254,7 +254,9 @@ def main():
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     b.add_argument("--C", type=float, nargs="+", default=[1.0])
     b.add_argument("--raw", action="store_true", help="L-BFGS on raw (unstandardized) features")
-    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a busy 2-core machine torch's 2 OpenMP threads on batch-4 "
+                        "ops take 10-100x longer)")
     b.add_argument("--swift", help="shell command that runs the Swift heads benchmark")
     t = sub.add_parser("tutorial-epoch")
     t.add_argument("--data", default=os.path.join(SHARED, "data", "hymenoptera_data"))

@@ -135,7 +135,7 @@ public struct SGDTrainer: Sendable {
         var bestAcc: Double = 0
         var bestEpoch: Int?
         var metrics: [EpochMetrics] = []
-        metrics.reserveCapacity(options.epochs)
+        metrics.reserveCapacity(min(options.epochs, 10_000))
         var shuffleRNG = SplitMix64(seed: options.seed, stream: RandomStream.shuffle)
         var viewRNG = SplitMix64(seed: options.seed, stream: RandomStream.views)
         var lr = options.learningRate
@@ -226,6 +226,7 @@ final class SGDWorkspace {
         w = .allocate(capacity: p); bias = .allocate(capacity: classes)
         bufW = .allocate(capacity: p); bufB = .allocate(capacity: classes)
         gradW = .allocate(capacity: p); gradB = .allocate(capacity: classes)
+        let batchSize = max(1, min(batchSize, count))  // a batch never exceeds the split
         logits = .allocate(capacity: batchSize * classes)
         rows = .allocate(capacity: batchSize)
         batchLabels = .allocate(capacity: batchSize)
