@@ -208,7 +208,7 @@ func standardizeInPlace(_ x: inout [Double], rows: Int, dimension d: Int) -> (me
 }
 
 /// f(theta) = mean CE + lambda/2 ||W||^2 over theta = [W (classes x d), b (classes)], in float64.
-final class LogisticObjective: @unchecked Sendable {
+final class LogisticObjective {
     let x: [Double]
     let labels: [Int]
     let rows: Int, dimension: Int, classes: Int

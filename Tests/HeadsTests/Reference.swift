@@ -34,8 +34,8 @@ enum Ref {
 
     /// torch.optim.SGD + StepLR over fixed batch orders; returns final (w, b) and per-epoch running train loss.
     static func sgd(w w0: [Double], b b0: [Double], x: [[Double]], y: [Int], classes c: Int,
-                    orders: [[Int]], batch: Int, lr lr0: Double, momentum: Double, weightDecay: Double,
-                    nesterov: Bool, stepSize: Int, gamma: Double) -> (w: [Double], b: [Double], losses: [Double]) {
+                    orders: [[Int]], batch: Int, lr lr0: Double, momentum: Double, dampening: Double = 0,
+                    weightDecay: Double, nesterov: Bool, stepSize: Int, gamma: Double) -> (w: [Double], b: [Double], losses: [Double]) {
         var p = w0 + b0
         var buf: [Double]? = nil
         var lr = lr0
@@ -52,7 +52,7 @@ enum Ref {
                 var g = r.gw + r.gb
                 for i in g.indices { g[i] += weightDecay * p[i] }
                 if var bb = buf {
-                    for i in bb.indices { bb[i] = momentum * bb[i] + g[i] }
+                    for i in bb.indices { bb[i] = momentum * bb[i] + (1 - dampening) * g[i] }
                     buf = bb
                 } else {
                     buf = g

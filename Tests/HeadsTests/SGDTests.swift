@@ -43,6 +43,27 @@ func sgdMatchesFloat64ReferenceAndTorch(nesterov: Bool) throws {
     for i in torch.w.indices { #expect(abs(ref.w[i] - Double(torch.w[i])) < 2e-6) }
 }
 
+@Test func sgdDampeningAndPlainSGDMatchTheReference() throws {
+    let train = try LabeledFeatures(values: Parity.x, count: Parity.n, dimension: Parity.d, labels: Parity.y, classes: Parity.c)
+    let head = try LinearHead(classes: Parity.c, dimension: Parity.d, weight: Parity.w, bias: Parity.b)
+    let xs = Parity.x
+    let rows = (0..<Parity.n).map { i in (0..<Parity.d).map { Double(xs[i * Parity.d + $0]) } }
+    for (momentum, dampening) in [(0.9, 0.5), (0.0, 0.0)] {
+        var o = SGDOptions()
+        o.learningRate = 0.05; o.momentum = momentum; o.dampening = dampening
+        o.batchSize = 3; o.epochs = 4; o.stepSize = 3; o.gamma = 0.1
+        let r = try SGDTrainer(options: o).run(train, validation: nil, initialHead: head) { e, perm in
+            for (i, v) in Parity.order(e).enumerated() { perm[i] = v }
+        }
+        let ref = Ref.sgd(w: Parity.w.map(Double.init), b: Parity.b.map(Double.init), x: rows, y: Parity.y,
+                          classes: Parity.c, orders: (0..<4).map(Parity.order), batch: 3, lr: 0.05,
+                          momentum: momentum, dampening: dampening, weightDecay: 0, nesterov: false,
+                          stepSize: 3, gamma: 0.1)
+        for i in ref.w.indices { #expect(abs(Double(r.finalHead.weight[i]) - ref.w[i]) < 2e-6, "m \(momentum) d \(dampening) w[\(i)]") }
+        for i in ref.b.indices { #expect(abs(Double(r.finalHead.bias[i]) - ref.b[i]) < 2e-6) }
+    }
+}
+
 @Test func crossEntropyGradientMatchesFiniteDifferences() throws {
     let c = 3, d = 5, bsz = 3
     let head = LinearHead.pytorchDefault(classes: c, dimension: d, seed: 7)
