@@ -36,8 +36,8 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "Digest", "NN"], exclude: ["SCHEMA.md"]),
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
         .target(name: "Extract", dependencies: ["Digest", "Vision", "Weights", "Backbones", "Store"]),
-        // Head training over cached features, metrics, persistence.
-        .target(name: "Heads", dependencies: ["NN", "Store", "Weights"]),
+        // Head training over cached features and metrics (pure computation; persistence is in Store).
+        .target(name: "Heads", dependencies: ["NN"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
@@ -52,6 +52,7 @@ let package = Package(
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Digest"]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "NN"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,466 @@
+/// Options of `LBFGSTrainer`.
+public struct LBFGSOptions: Sendable, Equatable {
+    /// Inverse regularisation strength, scikit-learn's `C`: the objective is
+    /// `sum_i CE_i + 1/(2C) * ||W||^2` (bias not penalised). Larger C = weaker penalty.
+    public var C: Double = 1.0
+    /// Standardise features (training mean, population std; zero-variance columns keep scale 1)
+    /// before fitting. The returned head has the scaling folded back in, so it works on raw features.
+    /// Note that the penalty then applies to the weights of the standardised features.
+    public var standardize = true
+    /// Maximum L-BFGS iterations.
+    public var maxIterations = 500
+    /// Converged when max |gradient| of the mean-scaled objective (see `LBFGSTrainer`) is at most this.
+    public var gradientTolerance = 1e-6
+    /// Also stop when the objective changes by at most this relative amount in one iteration.
+    public var relativeTolerance = 1e-12
+    /// Number of correction pairs kept (L-BFGS memory).
+    public var history = 10
+    /// Strong Wolfe constants (sufficient decrease, curvature) and the line search's evaluation budget.
+    public var wolfeC1 = 1e-4
+    public var wolfeC2 = 0.9
+    public var maxLineSearchEvaluations = 25
+
+    public init() {}
+
+    func validate() throws(HeadsError) {
+        guard C > 0, C.isFinite else { throw .invalidOption("C must be a positive number, got \(C)") }
+        guard maxIterations >= 1 else { throw .invalidOption("max iterations must be at least 1, got \(maxIterations)") }
+        guard gradientTolerance >= 0, relativeTolerance >= 0 else { throw .invalidOption("tolerances must be >= 0") }
+        guard history >= 1 else { throw .invalidOption("L-BFGS history must be at least 1, got \(history)") }
+        guard wolfeC1 > 0, wolfeC1 < wolfeC2, wolfeC2 < 1 else {
+            throw .invalidOption("Wolfe constants need 0 < c1 < c2 < 1, got \(wolfeC1), \(wolfeC2)")
+        }
+        guard maxLineSearchEvaluations >= 1 else { throw .invalidOption("line search budget must be at least 1") }
+    }
+}
+
+/// One L-BFGS iteration.
+public struct LBFGSIteration: Sendable, Equatable {
+    public var iteration: Int
+    /// Mean-scaled objective: mean CE + lambda/2 ||W||^2 with lambda = 1/(C N).
+    public var objective: Double
+    /// max |gradient| of the mean-scaled objective.
+    public var gradientNorm: Double
+    /// Accepted step length along the search direction.
+    public var step: Double
+    /// Objective evaluations so far.
+    public var evaluations: Int
+}
+
+/// What `LBFGSTrainer.train` returns.
+public struct LBFGSResult: Sendable {
+    /// The fitted head, on raw features (standardisation folded in).
+    public var head: LinearHead
+    public var converged: Bool
+    /// Why the optimiser stopped.
+    public var stopReason: String
+    public var iterations: Int
+    public var evaluations: Int
+    /// Final mean-scaled objective and its gradient's max-norm.
+    public var objective: Double
+    public var gradientNorm: Double
+    /// The scikit-learn-form objective: sum CE + 1/(2C) ||W||^2 (= objective * N).
+    public var sumObjective: Double
+    public var trace: [LBFGSIteration]
+    /// Metrics of `head` on the training rows (first views) and on the validation split, if given.
+    public var trainMetrics: ClassificationMetrics
+    public var validationMetrics: ClassificationMetrics?
+    public var options: LBFGSOptions
+    public var seconds: Double
+}
+
+/// Full-batch L-BFGS multinomial logistic regression with an L2 penalty: scikit-learn's
+/// `LogisticRegression(multi_class="multinomial", solver="lbfgs", C=C)` objective,
+///
+///     f(W, b) = sum_i CE(W x_i + b, y_i) + 1/(2C) ||W||_F^2      (bias not penalised),
+///
+/// minimised in float64 in its equivalent mean-scaled form `f / N` (mean CE + lambda/2 ||W||^2 with
+/// lambda = 1/(C N)), which is what the tolerances refer to. All C classes have their own weight
+/// vector (softmax over-parametrisation, like scikit-learn's multinomial), starting from zero.
+///
+/// Line search: strong Wolfe (bracketing + zoom with cubic interpolation; the algorithm of
+/// Nocedal & Wright, 3.5-3.6, in the form of PyTorch's `_strong_wolfe`). First step length
+/// min(1, 1/||g||_1), then 1. Two-loop recursion with H0 = s'y / y'y; pairs with s'y <= 1e-10 are
+/// skipped. With augmented views, every view is a training row. Deterministic: no randomness.
+public struct LBFGSTrainer: Sendable {
+    public var options: LBFGSOptions
+
+    public init(options: LBFGSOptions = LBFGSOptions()) {
+        self.options = options
+    }
+
+    public func train(_ train: LabeledFeatures, validation: LabeledFeatures? = nil) throws(HeadsError) -> LBFGSResult {
+        try options.validate()
+        if let v = validation {
+            guard v.dimension == train.dimension else { throw .dimensionMismatch(expected: train.dimension, got: v.dimension) }
+            for (i, l) in v.labels.enumerated() where l >= train.classes {
+                throw .labelOutOfRange(row: i, label: l, classes: train.classes)
+            }
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let d = train.dimension, c = train.classes
+        let rows = train.count * train.views
+        var x = train.values.map(Double.init)
+        var labels = [Int](repeating: 0, count: rows)
+        for i in 0..<train.count { for k in 0..<train.views { labels[i * train.views + k] = train.labels[i] } }
+
+        var mean = [Double](repeating: 0, count: d)
+        var scale = [Double](repeating: 1, count: d)
+        if options.standardize {
+            (mean, scale) = standardizeInPlace(&x, rows: rows, dimension: d)
+        }
+        let objective = LogisticObjective(x: x, labels: labels, rows: rows, dimension: d, classes: c,
+                                          lambda: 1 / (options.C * Double(rows)))
+        var theta = [Double](repeating: 0, count: c * d + c)
+        let out = minimizeLBFGS(&theta, objective: objective, options: options)
+
+        // Fold the standardisation back: W_raw = W / s, b_raw = b - W_raw . mean.
+        var w = [Float](repeating: 0, count: c * d)
+        var b = [Float](repeating: 0, count: c)
+        for j in 0..<c {
+            var shift = 0.0
+            for i in 0..<d {
+                let wr = theta[j * d + i] / scale[i]
+                w[j * d + i] = Float(wr)
+                shift += wr * mean[i]
+            }
+            b[j] = Float(theta[c * d + j] - shift)
+        }
+        let head = LinearHead(unchecked: c, d, w, b)
+        let trainMetrics = try evaluate(head, on: train)
+        let valMetrics = try validation.map { v throws(HeadsError) in try evaluate(head, on: v) }
+        return LBFGSResult(head: head, converged: out.converged, stopReason: out.reason,
+                           iterations: out.trace.count, evaluations: out.evaluations, objective: out.f,
+                           gradientNorm: out.gradientNorm, sumObjective: out.f * Double(rows), trace: out.trace,
+                           trainMetrics: trainMetrics, validationMetrics: valMetrics, options: options,
+                           seconds: (clock.now - start).seconds)
+    }
+
+    /// Chooses C by stratified k-fold cross-validation on the training split: images of each class
+    /// are shuffled with `SplitMix64(seed:stream: 4)` and dealt round-robin to the folds (all views
+    /// of an image stay in one fold). Returns the mean validation accuracy per candidate and the
+    /// best C (the first candidate with the highest mean accuracy, like scikit-learn's argmax).
+    public func crossValidateC(_ train: LabeledFeatures, candidates: [Double], folds: Int = 5,
+                               seed: UInt64 = 0) throws(HeadsError) -> (best: Double, scores: [(C: Double, accuracy: Double)]) {
+        guard !candidates.isEmpty else { throw .invalidOption("give at least one candidate C") }
+        guard folds >= 2, folds <= train.count else {
+            throw .invalidOption("folds must be between 2 and the number of images (\(train.count)), got \(folds)")
+        }
+        var rng = SplitMix64(seed: seed, stream: RandomStream.folds)
+        var fold = [Int](repeating: 0, count: train.count)
+        var next = 0
+        for k in 0..<train.classes {
+            var members = train.labels.indices.filter { train.labels[$0] == k }
+            if members.count > 1 {
+                for i in stride(from: members.count - 1, to: 0, by: -1) { members.swapAt(i, rng.next(below: i + 1)) }
+            }
+            for m in members { fold[m] = next % folds; next += 1 }
+        }
+        let rowLength = train.views * train.dimension
+        func subset(_ keep: (Int) -> Bool) throws(HeadsError) -> LabeledFeatures {
+            var v: [Float] = [], y: [Int] = []
+            for i in 0..<train.count where keep(i) {
+                v.append(contentsOf: train.values[(i * rowLength)..<((i + 1) * rowLength)])
+                y.append(train.labels[i])
+            }
+            return try LabeledFeatures(values: v, count: y.count, dimension: train.dimension, views: train.views,
+                                       labels: y, classes: train.classes)
+        }
+        var scores: [(C: Double, accuracy: Double)] = []
+        var splits: [(LabeledFeatures, LabeledFeatures)] = []
+        for f in 0..<folds {
+            splits.append((try subset { fold[$0] != f }, try subset { fold[$0] == f }))
+        }
+        for cand in candidates {
+            var o = options
+            o.C = cand
+            var correct = 0.0
+            for (tr, va) in splits {
+                let r = try LBFGSTrainer(options: o).train(tr, validation: va)
+                correct += (r.validationMetrics?.accuracy ?? 0) * Double(va.count)
+            }
+            scores.append((cand, correct / Double(train.count)))
+        }
+        var best = 0
+        for i in scores.indices where scores[i].accuracy > scores[best].accuracy { best = i }
+        return (scores[best].C, scores)
+    }
+}
+
+/// Per-column mean and population std of a rows x d matrix; standardises it in place.
+/// Columns with std < 1e-12 keep scale 1 (they are only centred).
+func standardizeInPlace(_ x: inout [Double], rows: Int, dimension d: Int) -> (mean: [Double], scale: [Double]) {
+    var mean = [Double](repeating: 0, count: d)
+    var scale = [Double](repeating: 0, count: d)
+    x.withUnsafeMutableBufferPointer { p in
+        let xp = p.baseAddress!
+        for r in 0..<rows { for i in 0..<d { mean[i] += xp[r * d + i] } }
+        for i in 0..<d { mean[i] /= Double(rows) }
+        for r in 0..<rows { for i in 0..<d { let t = xp[r * d + i] - mean[i]; scale[i] += t * t } }
+        for i in 0..<d {
+            let s = (scale[i] / Double(rows)).squareRoot()
+            scale[i] = s < 1e-12 ? 1 : s
+        }
+        for r in 0..<rows { for i in 0..<d { xp[r * d + i] = (xp[r * d + i] - mean[i]) / scale[i] } }
+    }
+    return (mean, scale)
+}
+
+/// f(theta) = mean CE + lambda/2 ||W||^2 over theta = [W (classes x d), b (classes)], in float64.
+final class LogisticObjective {
+    let x: [Double]
+    let labels: [Int]
+    let rows: Int, dimension: Int, classes: Int
+    let lambda: Double
+    private var z: [Double]
+
+    init(x: [Double], labels: [Int], rows: Int, dimension: Int, classes: Int, lambda: Double) {
+        self.x = x; self.labels = labels; self.rows = rows; self.dimension = dimension
+        self.classes = classes; self.lambda = lambda
+        self.z = [Double](repeating: 0, count: rows * classes)
+    }
+
+    var parameterCount: Int { classes * dimension + classes }
+
+    /// Returns f and writes the gradient into `grad` (parameterCount values).
+    func evaluate(_ theta: UnsafePointer<Double>, gradient grad: UnsafeMutablePointer<Double>) -> Double {
+        let c = classes, d = dimension, n = rows
+        var loss = 0.0
+        x.withUnsafeBufferPointer { xb in
+            labels.withUnsafeBufferPointer { yb in
+                z.withUnsafeMutableBufferPointer { zb in
+                    let xp = xb.baseAddress!, zp = zb.baseAddress!
+                    let bias = theta + c * d
+                    let invN = 1 / Double(n)
+                    for r in 0..<n {
+                        let zr = zp + r * c
+                        let xr = xp + r * d
+                        var mx = -Double.infinity
+                        for j in 0..<c {
+                            zr[j] = dotDouble(theta + j * d, xr, d) + bias[j]
+                            mx = max(mx, zr[j])
+                        }
+                        var s = 0.0
+                        for j in 0..<c { s += _exp(zr[j] - mx) }
+                        let lse = mx + _log(s)
+                        let y = yb[r]
+                        loss += lse - zr[y]
+                        for j in 0..<c { zr[j] = (_exp(zr[j] - lse) - (j == y ? 1 : 0)) * invN }
+                    }
+                    // gradient: G^T X / N + lambda W, and column sums for the bias.
+                    for j in 0..<c {
+                        let g = grad + j * d
+                        let w = theta + j * d
+                        for i in 0..<d { g[i] = lambda * w[i] }
+                        var gb = 0.0
+                        for r in 0..<n {
+                            let a = zp[r * c + j]
+                            axpyDouble(a, xp + r * d, g, d)
+                            gb += a
+                        }
+                        grad[c * d + j] = gb
+                    }
+                }
+            }
+        }
+        var wsq = 0.0
+        for i in 0..<(c * d) { wsq += theta[i] * theta[i] }
+        return loss / Double(n) + 0.5 * lambda * wsq
+    }
+}
+
+struct LBFGSOutcome {
+    var f: Double
+    var gradientNorm: Double
+    var converged: Bool
+    var reason: String
+    var evaluations: Int
+    var trace: [LBFGSIteration]
+}
+
+@inline(__always) func infNorm(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
+@inline(__always) func dotD(_ a: [Double], _ b: [Double]) -> Double {
+    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in dotDouble(ap.baseAddress!, bp.baseAddress!, a.count) } }
+}
+
+/// L-BFGS with a strong Wolfe line search; minimises `objective` starting from `theta` (in place).
+func minimizeLBFGS(_ theta: inout [Double], objective: LogisticObjective, options: LBFGSOptions) -> LBFGSOutcome {
+    let p = theta.count
+    var evaluations = 0
+    var trial = [Double](repeating: 0, count: p)
+    var trialGrad = [Double](repeating: 0, count: p)
+    func eval(_ th: [Double], _ g: inout [Double]) -> Double {
+        evaluations += 1
+        return th.withUnsafeBufferPointer { t in g.withUnsafeMutableBufferPointer { objective.evaluate(t.baseAddress!, gradient: $0.baseAddress!) } }
+    }
+    /// f and gradient at theta + t * d.
+    func evalAlong(_ t: Double, _ d: [Double]) -> (Double, [Double]) {
+        for i in 0..<p { trial[i] = theta[i] + t * d[i] }
+        let f = eval(trial, &trialGrad)
+        return (f, trialGrad)
+    }
+
+    var g = [Double](repeating: 0, count: p)
+    var f = eval(theta, &g)
+    var trace: [LBFGSIteration] = []
+    if infNorm(g) <= options.gradientTolerance {
+        return LBFGSOutcome(f: f, gradientNorm: infNorm(g), converged: true, reason: "gradient tolerance reached at the start",
+                            evaluations: evaluations, trace: trace)
+    }
+    var sHist: [[Double]] = [], yHist: [[Double]] = [], rhoHist: [Double] = []
+    var d = g.map { -$0 }
+    var t = min(1, 1 / g.reduce(0) { $0 + abs($1) })
+    var reason = "maximum iterations (\(options.maxIterations)) reached"
+    var converged = false
+    for iteration in 1...options.maxIterations {
+        var gtd = dotD(g, d)
+        if !(gtd < 0) {  // not a descent direction (numerical trouble): restart from steepest descent
+            sHist.removeAll(); yHist.removeAll(); rhoHist.removeAll()
+            d = g.map { -$0 }
+            gtd = dotD(g, d)
+            t = min(1, 1 / g.reduce(0) { $0 + abs($1) })
+        }
+        let ls = strongWolfe(f: f, g: g, gtd: gtd, t: t, d: d, options: options, eval: evalAlong)
+        t = ls.t
+        var sVec = d
+        for i in 0..<p { sVec[i] *= t; theta[i] += sVec[i] }
+        var yVec = ls.g
+        for i in 0..<p { yVec[i] -= g[i] }
+        let ys = dotD(yVec, sVec)
+        let fPrev = f
+        f = ls.f
+        g = ls.g
+        let gn = infNorm(g)
+        trace.append(LBFGSIteration(iteration: iteration, objective: f, gradientNorm: gn, step: t, evaluations: evaluations))
+        if gn <= options.gradientTolerance {
+            converged = true
+            reason = "gradient max-norm \(gn) <= \(options.gradientTolerance)"
+            break
+        }
+        if abs(fPrev - f) <= options.relativeTolerance * max(abs(f), abs(fPrev), 1) {
+            converged = true
+            reason = "relative objective change <= \(options.relativeTolerance)"
+            break
+        }
+        if t * infNorm(d) < 1e-16 {
+            reason = "line search made no progress"
+            break
+        }
+        if ys > 1e-10 {
+            if sHist.count == options.history { sHist.removeFirst(); yHist.removeFirst(); rhoHist.removeFirst() }
+            sHist.append(sVec); yHist.append(yVec); rhoHist.append(1 / ys)
+        }
+        // Two-loop recursion: d = -H g.
+        var q = g.map { -$0 }
+        var alpha = [Double](repeating: 0, count: sHist.count)
+        for k in stride(from: sHist.count - 1, through: 0, by: -1) {
+            alpha[k] = rhoHist[k] * dotD(sHist[k], q)
+            let yk = yHist[k]
+            for i in 0..<p { q[i] -= alpha[k] * yk[i] }
+        }
+        if let yl = yHist.last, let sl = sHist.last {
+            let h0 = dotD(sl, yl) / dotD(yl, yl)
+            for i in 0..<p { q[i] *= h0 }
+        }
+        for k in 0..<sHist.count {
+            let beta = rhoHist[k] * dotD(yHist[k], q)
+            let sk = sHist[k]
+            for i in 0..<p { q[i] += (alpha[k] - beta) * sk[i] }
+        }
+        d = q
+        t = 1
+    }
+    return LBFGSOutcome(f: f, gradientNorm: infNorm(g), converged: converged, reason: reason,
+                        evaluations: evaluations, trace: trace)
+}
+
+/// Minimiser of the cubic interpolating (x1, f1, g1), (x2, f2, g2), clamped to bounds.
+func cubicInterpolate(_ x1: Double, _ f1: Double, _ g1: Double, _ x2: Double, _ f2: Double, _ g2: Double,
+                      bounds: (Double, Double)? = nil) -> Double {
+    let (lo, hi) = bounds ?? (x1 <= x2 ? (x1, x2) : (x2, x1))
+    let d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    let d2sq = d1 * d1 - g1 * g2
+    if d2sq >= 0 {
+        let d2 = d2sq.squareRoot()
+        let m = x1 <= x2 ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+                         : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+        if m.isFinite { return min(max(m, lo), hi) }
+    }
+    return (lo + hi) / 2
+}
+
+/// Strong Wolfe line search along d from step t: returns the accepted step, f and gradient there.
+func strongWolfe(f f0: Double, g g0: [Double], gtd gtd0: Double, t t0: Double, d: [Double], options: LBFGSOptions,
+                 eval: (Double, [Double]) -> (Double, [Double])) -> (t: Double, f: Double, g: [Double]) {
+    let c1 = options.wolfeC1, c2 = options.wolfeC2, maxLS = options.maxLineSearchEvaluations
+    let dNorm = infNorm(d)
+    var t = t0
+    var (fNew, gNew) = eval(t, d)
+    var gtdNew = dotD(gNew, d)
+    var tPrev = 0.0, fPrev = f0, gPrev = g0, gtdPrev = gtd0
+    var done = false
+    var lsIter = 0
+    var bt: [Double] = [], bf: [Double] = [], bg: [[Double]] = [], bgtd: [Double] = []
+    while lsIter < maxLS {
+        if fNew > f0 + c1 * t * gtd0 || (lsIter > 1 && fNew >= fPrev) {
+            bt = [tPrev, t]; bf = [fPrev, fNew]; bg = [gPrev, gNew]; bgtd = [gtdPrev, gtdNew]
+            break
+        }
+        if abs(gtdNew) <= -c2 * gtd0 {
+            bt = [t]; bf = [fNew]; bg = [gNew]; bgtd = [gtdNew]
+            done = true
+            break
+        }
+        if gtdNew >= 0 {
+            bt = [tPrev, t]; bf = [fPrev, fNew]; bg = [gPrev, gNew]; bgtd = [gtdPrev, gtdNew]
+            break
+        }
+        let minStep = t + 0.01 * (t - tPrev)
+        let maxStep = t * 10
+        let tmp = t
+        t = cubicInterpolate(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, bounds: (minStep, maxStep))
+        tPrev = tmp; fPrev = fNew; gPrev = gNew; gtdPrev = gtdNew
+        (fNew, gNew) = eval(t, d)
+        gtdNew = dotD(gNew, d)
+        lsIter += 1
+    }
+    if lsIter == maxLS {
+        bt = [0, t]; bf = [f0, fNew]; bg = [g0, gNew]; bgtd = [gtd0, gtdNew]
+    }
+    // Zoom.
+    var insufficientProgress = false
+    var (low, high) = bf[0] <= bf[bf.count - 1] ? (0, 1) : (1, 0)
+    while !done && lsIter < maxLS && bt.count == 2 {
+        if abs(bt[1] - bt[0]) * dNorm < 1e-12 { break }
+        t = cubicInterpolate(bt[0], bf[0], bgtd[0], bt[1], bf[1], bgtd[1])
+        let bmax = max(bt[0], bt[1]), bmin = min(bt[0], bt[1])
+        let eps = 0.1 * (bmax - bmin)
+        if min(bmax - t, t - bmin) < eps {
+            if insufficientProgress || t >= bmax || t <= bmin {
+                t = abs(t - bmax) < abs(t - bmin) ? bmax - eps : bmin + eps
+                insufficientProgress = false
+            } else {
+                insufficientProgress = true
+            }
+        } else {
+            insufficientProgress = false
+        }
+        (fNew, gNew) = eval(t, d)
+        gtdNew = dotD(gNew, d)
+        lsIter += 1
+        if fNew > f0 + c1 * t * gtd0 || fNew >= bf[low] {
+            bt[high] = t; bf[high] = fNew; bg[high] = gNew; bgtd[high] = gtdNew
+            (low, high) = bf[0] <= bf[1] ? (0, 1) : (1, 0)
+        } else {
+            if abs(gtdNew) <= -c2 * gtd0 {
+                done = true
+            } else if gtdNew * (bt[high] - bt[low]) >= 0 {
+                bt[high] = bt[low]; bf[high] = bf[low]; bg[high] = bg[low]; bgtd[high] = bgtd[low]
+            }
+            bt[low] = t; bf[low] = fNew; bg[low] = gNew; bgtd[low] = gtdNew
+        }
+    }
+    if bt.count == 1 { return (bt[0], bf[0], bg[0]) }
+    return (bt[low], bf[low], bg[low])
+}
