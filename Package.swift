@@ -53,6 +53,7 @@ let package = Package(
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Digest"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads", "NN"]),
+        .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
     ],
     swiftLanguageModes: [.v6]
 )

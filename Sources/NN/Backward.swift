@@ -1,0 +1,639 @@
+import Foundation
+
+// Training kernels, llm.c style: the backward pass of every layer of ResNet-18 and MobileNetV2
+// (and the training-mode forwards that must record something for it), one plain function each.
+// Layouts are those of Layers.swift: activations inside networks are CNHW (channel c of the whole
+// batch is one contiguous row of N*H*W floats), so a convolution over the batch is one matrix
+// product and BatchNorm's per-channel statistics run over contiguous memory.
+//
+// Conventions of every backward here:
+// - gradients are ACCUMULATED (+=) into gradInput / gradWeight / gradBias, so a tensor used by
+//   several layers (residual connections) sums its gradients; callers zero a gradient once;
+// - BLAS runs single-threaded (`setBLASThreads(1)`); the kernels split work between `workers`
+//   themselves, along disjoint output blocks, so results do not depend on timing.
+
+// MARK: - Parallel GEMM
+
+/// C = op(A) op(B) + beta * C (row-major) with the work split between `workers` along the larger
+/// of m and n; each worker runs a single-threaded sgemm on its block. Deterministic.
+public func parallelSgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, workers: Int
+) {
+    guard m > 0, n > 0 else { return }
+    if k == 0 {
+        for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+        return
+    }
+    let w = max(1, workers)
+    if w == 1 || (m < 2 * 16 && n < 2 * 64) {
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    let box = UncheckedSendable((a, b, c))
+    if n >= m {
+        // split columns of C (columns of op(B)); blocks rounded to 16 floats
+        let blocks = (n + 15) / 16
+        parallelSlices(blocks, workers: w) { _, s in
+            let (a, b, c) = box.value
+            let j0 = s.lowerBound * 16, j1 = min(n, s.upperBound * 16)
+            if j1 <= j0 { return }
+            let bj = transB ? b + j0 * ldb : b + j0
+            sgemm(transA: transA, transB: transB, m: m, n: j1 - j0, k: k, a: a, lda: lda, b: bj, ldb: ldb,
+                  beta: beta, c: c + j0, ldc: ldc)
+        }
+    } else {
+        parallelSlices(m, workers: w) { _, s in
+            let (a, b, c) = box.value
+            let ai = transA ? a + s.lowerBound : a + s.lowerBound * lda
+            sgemm(transA: transA, transB: transB, m: s.count, n: n, k: k, a: ai, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c + s.lowerBound * ldc, ldc: ldc)
+        }
+    }
+}
+
+// MARK: - col2im
+
+/// The adjoint of `im2col`: adds column block [j0, j1) of `col` (rows r = (c - c0)*KH*KW + ky*KW + kx,
+/// row stride `ldcol`) back into the image positions they were read from, for channels
+/// [c0, c0 + cCount). Out-of-image taps are dropped.
+public func col2im(
+    col: UnsafePointer<Float>, ldcol: Int,
+    gradInput: UnsafeMutablePointer<Float>, layout: PlaneLayout,
+    height h: Int, width w: Int, g: ConvGeometry,
+    channels c0: Int, _ cCount: Int, columns j0: Int, _ j1: Int
+) {
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let ohw = oh * ow
+    let kk = g.kernelH * g.kernelW
+    let s = g.stride, pad = g.padding
+    for ci in 0..<cCount {
+        for ky in 0..<g.kernelH {
+            for kx in 0..<g.kernelW {
+                let srcRow = col + (ci * kk + ky * g.kernelW + kx) * ldcol - j0
+                var j = j0
+                while j < j1 {
+                    let n = j / ohw, p = j - n * ohw
+                    let oy = p / ow, ox = p - oy * ow
+                    let cnt = min(ow - ox, j1 - j)
+                    let iy = oy * s - pad + ky
+                    if iy >= 0 && iy < h {
+                        let dst = gradInput + n * layout.imageStride + (c0 + ci) * layout.channelStride + iy * w
+                        let src = srcRow + j
+                        let base = ox * s - pad + kx
+                        var tlo = 0
+                        if base < 0 { tlo = min(cnt, (-base + s - 1) / s) }
+                        let lastOK = w - 1 - base
+                        var thi = lastOK < 0 ? 0 : min(cnt, lastOK / s + 1)
+                        if thi < tlo { thi = tlo }
+                        if s == 1 {
+                            let d = dst + base
+                            for t in tlo..<thi { d[t] += src[t] }
+                        } else {
+                            var ix = base + tlo * s
+                            for t in tlo..<thi { dst[ix] += src[t]; ix += s }
+                        }
+                    }
+                    j += cnt
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Convolution backward (groups == 1)
+
+/// Scratch floats `conv2dBackward` wants to process `chunkColumns` output columns at a time.
+public func conv2dBackwardScratchCount(_ g: ConvGeometry, chunkColumns: Int) -> Int {
+    g.isPointwise ? 0 : g.inChannels * g.kernelH * g.kernelW * chunkColumns
+}
+
+/// Backward of `conv2dForward` for an ungrouped convolution without bias (all convolutions of
+/// ResNet-18 and MobileNetV2 except the depthwise ones, see `depthwiseConv3x3Backward`):
+///   gradWeight[OC x K] += dY[OC x cols] * col[K x cols]^T
+///   dcol[K x cols]      = W^T[K x OC] * dY[OC x cols], then col2im into gradInput (+=)
+/// with col = im2col(input) rebuilt chunk by chunk in `scratch` (a pointwise stride-1 convolution
+/// over CNHW input uses the input itself). `gradOutput` is CNHW; `input` any `PlaneLayout`;
+/// `gradInput` (same layout as input) may be nil (the network's input needs no gradient).
+public func conv2dBackward(
+    gradOutput dy: UnsafePointer<Float>,
+    input: UnsafePointer<Float>, layout: PlaneLayout,
+    batch n: Int, height h: Int, width w: Int, geometry g: ConvGeometry,
+    weight: UnsafePointer<Float>,
+    gradWeight: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
+    scratch: UnsafeMutablePointer<Float>?, scratchCount: Int, workers: Int = 1
+) {
+    precondition(g.groups == 1, "conv2dBackward handles groups == 1; use depthwiseConv3x3Backward")
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let cols = n * oh * ow
+    guard cols > 0 else { return }
+    let kAll = g.groupK
+    let oc = g.outChannels
+    let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
+    if direct {
+        parallelSgemm(transB: true, m: oc, n: g.inChannels, k: cols, a: dy, lda: cols, b: input, ldb: cols,
+                      beta: 1, c: gradWeight, ldc: g.inChannels, workers: workers)
+        if let gradInput {
+            parallelSgemm(transA: true, m: g.inChannels, n: cols, k: oc, a: weight, lda: g.inChannels, b: dy, ldb: cols,
+                          beta: 1, c: gradInput, ldc: cols, workers: workers)
+        }
+        return
+    }
+    guard let scratch else { preconditionFailure("conv2dBackward needs scratch for a non-pointwise convolution") }
+    let chunk = max(1, min(cols, scratchCount / max(1, kAll)))
+    let kk = g.kernelH * g.kernelW
+    let box = UncheckedSendable((scratch, input, gradInput))
+    var j0 = 0
+    while j0 < cols {
+        let j1 = min(cols, j0 + chunk)
+        let nc = j1 - j0
+        parallelSlices(g.inChannels, workers: workers) { _, chans in
+            let (scratch, input, _) = box.value
+            im2col(col: scratch + chans.lowerBound * kk * nc, ldcol: nc, input: input, layout: layout,
+                   height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
+        }
+        parallelSgemm(transB: true, m: oc, n: kAll, k: nc, a: dy + j0, lda: cols, b: scratch, ldb: nc,
+                      beta: 1, c: gradWeight, ldc: kAll, workers: workers)
+        if gradInput != nil {
+            parallelSgemm(transA: true, m: kAll, n: nc, k: oc, a: weight, lda: kAll, b: dy + j0, ldb: cols,
+                          beta: 0, c: scratch, ldc: nc, workers: workers)
+            parallelSlices(g.inChannels, workers: workers) { _, chans in
+                let (scratch, _, gradInput) = box.value
+                col2im(col: scratch + chans.lowerBound * kk * nc, ldcol: nc, gradInput: gradInput!, layout: layout,
+                       height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
+            }
+        }
+        j0 = j1
+    }
+}
+
+// MARK: - Depthwise 3x3 backward
+
+/// Scratch floats per worker for `depthwiseConv3x3Backward`.
+public func depthwiseBackwardScratchCount(height h: Int, width w: Int) -> Int {
+    let pw = w + 2 + 16
+    let ow = w + 2  // >= output width for stride 1 and 2
+    return 2 * (h + 2) * pw + (h + 2) * (ow + 16)
+}
+
+@inline(__always)
+private func ld8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func st8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// Backward of a depthwise 3x3 convolution (padding 1, stride 1 or 2, no bias), CNHW:
+///   gradWeight[c][ky][kx] += sum_{n,oy,ox} dY[c][n][oy][ox] * x[c][n][oy*s-1+ky][ox*s-1+kx]
+///   gradInput[c][n][iy][ix] += sum of weight[c][ky][kx] * dY over the taps that read (iy, ix).
+/// Channels are split between workers (each owns its channels' weight gradients); every plane is
+/// copied into zero-padded scratch so the inner loops need no bounds tests.
+/// `scratch` holds `workers * depthwiseBackwardScratchCount(height:width:)` floats.
+public func depthwiseConv3x3Backward(
+    gradOutput dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    channels c: Int, batch n: Int, height h: Int, width w: Int, stride: Int,
+    weight: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
+    scratch: UnsafeMutablePointer<Float>, workers: Int = 1
+) {
+    let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
+    let pw = w + 2 + 16
+    let dyw = ow + 16
+    let per = depthwiseBackwardScratchCount(height: h, width: w)
+    let box = UncheckedSendable((dy, input, gradWeight, gradInput, scratch, weight))
+    parallelSlices(c, workers: max(1, min(workers, c))) { worker, chans in
+        let (dy, input, gradWeight, gradInput, scratch, weight) = box.value
+        let pad = scratch + worker * per          // padded input plane
+        let dpad = pad + (h + 2) * pw             // padded input-gradient plane
+        let dyp = dpad + (h + 2) * pw             // output gradient with zeroed tails
+        pad.update(repeating: 0, count: per)
+        for ch in chans {
+            let k = weight + ch * 9
+            var acc = [SIMD8<Float>](repeating: .zero, count: 9)
+            var accS = [Float](repeating: 0, count: 9)
+            for img in 0..<n {
+                let plane = ch * n + img
+                let src = input + plane * h * w
+                let g = dy + plane * oh * ow
+                for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
+                if gradInput != nil { dpad.update(repeating: 0, count: (h + 2) * pw) }
+                if stride == 1 {
+                    for y in 0..<oh { (dyp + y * dyw).update(from: g + y * ow, count: ow) }
+                    // zero tails of each dy row (lanes beyond ow contribute nothing)
+                    for y in 0..<oh { (dyp + y * dyw + ow).update(repeating: 0, count: dyw - ow) }
+                    let kv = (0..<9).map { SIMD8<Float>(repeating: k[$0]) }
+                    acc.withUnsafeMutableBufferPointer { a in
+                        for oy in 0..<oh {
+                            let gr = UnsafePointer(dyp + oy * dyw)
+                            var x = 0
+                            while x < ow {
+                                let gv = ld8(gr + x)
+                                for ky in 0..<3 {
+                                    let r = UnsafePointer(pad + (oy + ky) * pw + x)
+                                    a[ky * 3] += gv * ld8(r)
+                                    a[ky * 3 + 1] += gv * ld8(r + 1)
+                                    a[ky * 3 + 2] += gv * ld8(r + 2)
+                                    if gradInput != nil {
+                                        let d = dpad + (oy + ky) * pw + x
+                                        st8(d, ld8(d) + kv[ky * 3] * gv)
+                                        st8(d + 1, ld8(d + 1) + kv[ky * 3 + 1] * gv)
+                                        st8(d + 2, ld8(d + 2) + kv[ky * 3 + 2] * gv)
+                                    }
+                                }
+                                x += 8
+                            }
+                        }
+                    }
+                } else {
+                    for oy in 0..<oh {
+                        let gr = g + oy * ow
+                        for ky in 0..<3 {
+                            let r = pad + (oy * stride + ky) * pw
+                            let d = dpad + (oy * stride + ky) * pw
+                            for kx in 0..<3 {
+                                var s: Float = 0
+                                let kval = k[ky * 3 + kx]
+                                for ox in 0..<ow {
+                                    let gv = gr[ox]
+                                    s += gv * r[ox * stride + kx]
+                                    d[ox * stride + kx] += kval * gv
+                                }
+                                accS[ky * 3 + kx] += s
+                            }
+                        }
+                    }
+                }
+                if let gi = gradInput {
+                    let dst = gi + plane * h * w
+                    for y in 0..<h {
+                        let srow = dpad + (y + 1) * pw + 1, drow = dst + y * w
+                        for x in 0..<w { drow[x] += srow[x] }
+                    }
+                }
+            }
+            for t in 0..<9 { gradWeight[ch * 9 + t] += acc[t].sum() + accS[t] }
+        }
+    }
+}
+
+// MARK: - BatchNorm, training mode
+
+/// BatchNorm in training mode over a CNHW activation (channel c = `count` contiguous floats at
+/// input + c*count), fused with an optional residual addition and activation:
+///   y = act((x - mean_c) * invstd_c * gamma_c + beta_c + residual)
+/// with the batch statistics mean_c and biased variance var_c (invstd = 1/sqrt(var + eps)), saved
+/// for the backward pass. Running statistics (when given) are updated like PyTorch:
+///   running_mean = (1 - momentum) * running_mean + momentum * mean
+///   running_var  = (1 - momentum) * running_var  + momentum * var * count / (count - 1)   (unbiased)
+/// Statistics are accumulated in float64.
+public func batchNormTrainForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    channels c: Int, count m: Int,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+    residual: UnsafePointer<Float>? = nil, activation: Activation = .none,
+    saveMean: UnsafeMutablePointer<Float>, saveInvStd: UnsafeMutablePointer<Float>,
+    runningMean: UnsafeMutablePointer<Float>?, runningVar: UnsafeMutablePointer<Float>?,
+    momentum: Float = 0.1, eps: Float = 1e-5, workers: Int = 1
+) {
+    let box = UncheckedSendable((output, input, residual, saveMean, saveInvStd, runningMean, runningVar, gamma, beta))
+    parallelSlices(c, workers: workers) { _, chans in
+        let (output, input, residual, saveMean, saveInvStd, runningMean, runningVar, gamma, beta) = box.value
+        for ch in chans {
+            let x = input + ch * m
+            let mean = channelSum(x, m) / Double(m)
+            let variance = channelSquaredDeviation(x, m, Float(mean)) / Double(m)
+            let invstd = 1 / (variance + Double(eps)).squareRoot()
+            saveMean[ch] = Float(mean)
+            saveInvStd[ch] = Float(invstd)
+            if let runningMean, let runningVar {
+                let unbiased = m > 1 ? variance * Double(m) / Double(m - 1) : variance
+                runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * Float(mean)
+                runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
+            }
+            let scale = gamma[ch] * Float(invstd)
+            let shift = beta[ch] - Float(mean) * scale
+            affineActivation(output + ch * m, x, m, scale, shift, residual.map { $0 + ch * m }, activation)
+        }
+    }
+}
+
+/// BatchNorm in eval mode (running statistics) over CNHW, fused with residual and activation,
+/// computed exactly like PyTorch's eval BatchNorm (per-channel scale and shift).
+public func batchNormEvalForwardFused(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    channels c: Int, count m: Int,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+    runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>,
+    residual: UnsafePointer<Float>? = nil, activation: Activation = .none, eps: Float = 1e-5, workers: Int = 1
+) {
+    let box = UncheckedSendable((output, input, residual, gamma, beta, runningMean, runningVar))
+    parallelSlices(c, workers: workers) { _, chans in
+        let (output, input, residual, gamma, beta, runningMean, runningVar) = box.value
+        for ch in chans {
+            let invstd = 1 / (runningVar[ch] + eps).squareRoot()
+            let scale = gamma[ch] * invstd
+            let shift = beta[ch] - runningMean[ch] * scale
+            affineActivation(output + ch * m, input + ch * m, m, scale, shift, residual.map { $0 + ch * m }, activation)
+        }
+    }
+}
+
+@inline(__always)
+func channelSum(_ x: UnsafePointer<Float>, _ m: Int) -> Double {
+    var total: Double = 0
+    var i = 0
+    while i < m {
+        let end = min(m, i + 4096)
+        var v = SIMD8<Float>.zero
+        while i + 8 <= end { v += ld8(x + i); i += 8 }
+        var s = Double(v.sum())
+        while i < end { s += Double(x[i]); i += 1 }
+        total += s
+    }
+    return total
+}
+
+@inline(__always)
+func channelSquaredDeviation(_ x: UnsafePointer<Float>, _ m: Int, _ mean: Float) -> Double {
+    var total: Double = 0
+    let mv = SIMD8<Float>(repeating: mean)
+    var i = 0
+    while i < m {
+        let end = min(m, i + 4096)
+        var v = SIMD8<Float>.zero
+        while i + 8 <= end { let d = ld8(x + i) - mv; v += d * d; i += 8 }
+        var s = Double(v.sum())
+        while i < end { let d = x[i] - mean; s += Double(d * d); i += 1 }
+        total += s
+    }
+    return total
+}
+
+@inline(__always)
+func affineActivation(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ m: Int, _ scale: Float, _ shift: Float,
+                      _ residual: UnsafePointer<Float>?, _ act: Activation) {
+    let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift)
+    let zero = SIMD8<Float>.zero, six = SIMD8<Float>(repeating: 6)
+    var i = 0
+    while i + 8 <= m {
+        var v = ld8(x + i) * sv + bv
+        if let r = residual { v += ld8(r + i) }
+        switch act {
+        case .none: break
+        case .relu: v = v.replacing(with: zero, where: v .< zero)
+        case .relu6: v = v.replacing(with: zero, where: v .< zero); v = v.replacing(with: six, where: v .> six)
+        }
+        st8(y + i, v)
+        i += 8
+    }
+    while i < m {
+        var v = x[i] * scale + shift
+        if let r = residual { v += r[i] }
+        switch act {
+        case .none: break
+        case .relu: v = max(v, 0)
+        case .relu6: v = min(max(v, 0), 6)
+        }
+        y[i] = v
+        i += 1
+    }
+}
+
+/// Backward of `batchNormTrainForward` (with its fused residual and activation). With
+/// dz = dy * act'(y) (relu: y > 0; relu6: 0 < y < 6), xhat = (x - mean) * invstd:
+///   gradBeta += sum dz;  gradGamma += sum dz * xhat;  gradResidual += dz;
+///   gradInput += gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)).
+public func batchNormTrainBackward(
+    gradOutput dy: UnsafePointer<Float>, output y: UnsafePointer<Float>, input x: UnsafePointer<Float>,
+    channels c: Int, count m: Int, gamma: UnsafePointer<Float>,
+    saveMean: UnsafePointer<Float>, saveInvStd: UnsafePointer<Float>, activation: Activation,
+    gradInput: UnsafeMutablePointer<Float>?, gradResidual: UnsafeMutablePointer<Float>?,
+    gradGamma: UnsafeMutablePointer<Float>, gradBeta: UnsafeMutablePointer<Float>, workers: Int = 1
+) {
+    let box = UncheckedSendable((dy, y, x, gamma, saveMean, saveInvStd, gradInput, gradResidual, gradGamma, gradBeta))
+    parallelSlices(c, workers: workers) { _, chans in
+        let (dy, y, x, gamma, saveMean, saveInvStd, gradInput, gradResidual, gradGamma, gradBeta) = box.value
+        for ch in chans {
+            let off = ch * m
+            let g = dy + off, yo = y + off, xi = x + off
+            let mean = saveMean[ch], invstd = saveInvStd[ch]
+            // pass 1: sums of dz and dz * (x - mean)
+            var sdz: Double = 0, sdzx: Double = 0
+            let mv = SIMD8<Float>(repeating: mean)
+            var i = 0
+            while i < m {
+                let end = min(m, i + 4096)
+                var a = SIMD8<Float>.zero, b = SIMD8<Float>.zero
+                var sa: Float = 0, sb: Float = 0
+                while i + 8 <= end {
+                    let dz = maskedGrad8(ld8(g + i), ld8(yo + i), activation)
+                    a += dz
+                    b += dz * (ld8(xi + i) - mv)
+                    i += 8
+                }
+                while i < end {
+                    let dz = maskedGrad(g[i], yo[i], activation)
+                    sa += dz
+                    sb += dz * (xi[i] - mean)
+                    i += 1
+                }
+                sdz += Double(a.sum() + sa)
+                sdzx += Double(b.sum() + sb)
+            }
+            let sumDzXhat = sdzx * Double(invstd)
+            gradBeta[ch] += Float(sdz)
+            gradGamma[ch] += Float(sumDzXhat)
+            let k = gamma[ch] * invstd
+            let meanDz = Float(sdz / Double(m))
+            let coef = Float(sumDzXhat / Double(m)) * invstd  // multiplies (x - mean)
+            let kv = SIMD8<Float>(repeating: k), mdz = SIMD8<Float>(repeating: meanDz), cv = SIMD8<Float>(repeating: coef)
+            i = 0
+            while i + 8 <= m {
+                let dz = maskedGrad8(ld8(g + i), ld8(yo + i), activation)
+                if let gr = gradResidual { st8(gr + off + i, ld8(gr + off + i) + dz) }
+                if let gi = gradInput {
+                    let d = kv * (dz - mdz - (ld8(xi + i) - mv) * cv)
+                    st8(gi + off + i, ld8(gi + off + i) + d)
+                }
+                i += 8
+            }
+            while i < m {
+                let dz = maskedGrad(g[i], yo[i], activation)
+                gradResidual?[off + i] += dz
+                if let gi = gradInput { gi[off + i] += k * (dz - meanDz - (xi[i] - mean) * coef) }
+                i += 1
+            }
+        }
+    }
+}
+
+@inline(__always)
+func maskedGrad8(_ g: SIMD8<Float>, _ y: SIMD8<Float>, _ act: Activation) -> SIMD8<Float> {
+    switch act {
+    case .none: return g
+    case .relu:
+        let z = SIMD8<Float>.zero
+        return g.replacing(with: z, where: y .<= z)
+    case .relu6:
+        let z = SIMD8<Float>.zero
+        return g.replacing(with: z, where: (y .<= z) .| (y .>= SIMD8<Float>(repeating: 6)))
+    }
+}
+
+@inline(__always)
+func maskedGrad(_ g: Float, _ y: Float, _ act: Activation) -> Float {
+    switch act {
+    case .none: return g
+    case .relu: return y > 0 ? g : 0
+    case .relu6: return (y > 0 && y < 6) ? g : 0
+    }
+}
+
+// MARK: - Activations (stand-alone)
+
+/// ReLU backward from the layer's output: gradInput += gradOutput where output > 0.
+public func reluBackward(gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         output: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { gradInput[i] += maskedGrad(gradOutput[i], output[i], .relu) }
+}
+
+/// ReLU6 backward from the layer's output: gradInput += gradOutput where 0 < output < 6
+/// (PyTorch's hardtanh_backward: the boundaries get no gradient).
+public func relu6Backward(gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
+                          output: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { gradInput[i] += maskedGrad(gradOutput[i], output[i], .relu6) }
+}
+
+// MARK: - Max pooling with argmax
+
+/// Max pooling like `maxPool2dForward` that also records, for each output, the index within its
+/// input plane of the (first, in scan order, as PyTorch) maximum.
+public func maxPool2dTrainForward(
+    output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>, input: UnsafePointer<Float>,
+    planes: Int, height h: Int, width w: Int, kernel k: Int = 3, stride s: Int = 2, padding p: Int = 1,
+    workers: Int = 1
+) {
+    let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    let box = UncheckedSendable((output, argmax, input))
+    parallelSlices(planes, workers: workers) { _, slice in
+        let (output, argmax, input) = box.value
+        for plane in slice {
+            let x = input + plane * h * w, y = output + plane * oh * ow, a = argmax + plane * oh * ow
+            for oy in 0..<oh {
+                let y0 = max(0, oy * s - p), y1 = min(h, oy * s - p + k)
+                for ox in 0..<ow {
+                    let x0 = max(0, ox * s - p), x1 = min(w, ox * s - p + k)
+                    var m = -Float.infinity
+                    var best = y0 * w + x0
+                    for iy in y0..<y1 {
+                        for ix in x0..<x1 {
+                            let v = x[iy * w + ix]
+                            if v > m || v.isNaN { m = v; best = iy * w + ix }
+                        }
+                    }
+                    y[oy * ow + ox] = m
+                    a[oy * ow + ox] = Int32(best)
+                }
+            }
+        }
+    }
+}
+
+/// Max pooling backward: each output's gradient goes to its recorded argmax (+=).
+public func maxPool2dBackward(
+    gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+    planes: Int, inputHW: Int, outputHW: Int, workers: Int = 1
+) {
+    let box = UncheckedSendable((gradInput, gradOutput, argmax))
+    parallelSlices(planes, workers: workers) { _, slice in
+        let (gradInput, gradOutput, argmax) = box.value
+        for plane in slice {
+            let gi = gradInput + plane * inputHW, go = gradOutput + plane * outputHW, a = argmax + plane * outputHW
+            for i in 0..<outputHW { gi[Int(a[i])] += go[i] }
+        }
+    }
+}
+
+// MARK: - Global average pooling, linear, dropout, loss
+
+/// Backward of `globalAvgPoolForward`: gradInput (CNHW) plane (c, n) += gradOutput[n][c] / hw.
+public func globalAvgPoolBackward(
+    gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
+    channels c: Int, batch n: Int, hw: Int
+) {
+    let inv = 1 / Float(hw)
+    for ch in 0..<c {
+        for img in 0..<n {
+            let g = gradOutput[img * c + ch] * inv
+            let d = gradInput + (ch * n + img) * hw
+            for i in 0..<hw { d[i] += g }
+        }
+    }
+}
+
+/// Backward of `linearForward` (out = x W^T + b):
+///   gradWeight[O x I] += dY^T X, gradBias += column sums of dY, gradInput[N x I] += dY W.
+public func linearBackward(
+    gradOutput dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    batch n: Int, inFeatures i: Int, outFeatures o: Int,
+    gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?,
+    gradInput: UnsafeMutablePointer<Float>?
+) {
+    sgemm(transA: true, m: o, n: i, k: n, a: dy, lda: o, b: x, ldb: i, beta: 1, c: gradWeight, ldc: i)
+    if let gradBias { for r in 0..<n { for j in 0..<o { gradBias[j] += dy[r * o + j] } } }
+    if let gradInput {
+        sgemm(m: n, n: i, k: o, a: dy, lda: o, b: weight, ldb: i, beta: 1, c: gradInput, ldc: i)
+    }
+}
+
+/// Inverted dropout: output = input * mask, mask[i] = 0 with probability p, else 1 / (1 - p).
+/// `uniform(i)` gives the i-th uniform draw in [0, 1) (the caller's seeded generator).
+public func dropoutForward(
+    output: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    count: Int, p: Float, uniform: () -> Float
+) {
+    let keep = 1 / (1 - p)
+    for i in 0..<count {
+        mask[i] = uniform() < p ? 0 : keep
+        output[i] = input[i] * mask[i]
+    }
+}
+
+/// Dropout backward: gradInput += gradOutput * mask.
+public func dropoutBackward(gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
+                            mask: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { gradInput[i] += gradOutput[i] * mask[i] }
+}
+
+/// Mean softmax cross-entropy of (N x K) logits against labels; writes d(loss)/d(logits) =
+/// (softmax - onehot) / N into `gradLogits` (overwrites) and returns the loss. Computed in float64.
+/// Also returns each row's predicted class (first maximum, like torch.max).
+@discardableResult
+public func softmaxCrossEntropy(
+    logits: UnsafePointer<Float>, labels: UnsafePointer<Int>, batch n: Int, classes k: Int,
+    gradLogits: UnsafeMutablePointer<Float>?, predictions: UnsafeMutablePointer<Int>? = nil
+) -> Double {
+    var loss: Double = 0
+    for r in 0..<n {
+        let z = logits + r * k
+        var mx = z[0]
+        var arg = 0
+        for j in 1..<max(1, k) where z[j] > mx { mx = z[j]; arg = j }
+        predictions?[r] = arg
+        var s: Double = 0
+        for j in 0..<k { s += exp(Double(z[j] - mx)) }
+        let lse = Double(mx) + log(s)
+        let y = labels[r]
+        loss += lse - Double(z[y])
+        if let g = gradLogits {
+            for j in 0..<k {
+                let p = exp(Double(z[j]) - lse)
+                g[r * k + j] = Float((p - (j == y ? 1 : 0)) / Double(n))
+            }
+        }
+    }
+    return loss / Double(max(1, n))
+}
