@@ -53,7 +53,7 @@ struct Checkpoint {
         try atomicWrite(path: path) { tmp in try data.write(to: URL(fileURLWithPath: tmp)) }
     }
 
-    static func read(path: String, expect o: FinetuneOptions, classes: [String], parameterCount: Int, bufferCount: Int) throws -> Checkpoint {
+    static func read(path: String, expect o: FinetuneOptions, classes: [String], parameterCount: Int?, bufferCount: Int?) throws -> Checkpoint {
         func bad(_ r: String) -> FinetuneError { .checkpoint(path: path, reason: r) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw bad("cannot read: \(error.localizedDescription)") }

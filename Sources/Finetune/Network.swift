@@ -86,6 +86,25 @@ public final class TrainableNetwork: @unchecked Sendable {
     /// Worker threads of the kernels.
     public var workers: Int = defaultWorkerCount
     public var momentum: Float = 0.1
+    /// When true, `forward`/`backward` accumulate seconds per layer kind in `profile`.
+    public var profiling = false
+    /// Seconds per "forward conv 3x3", "backward bn", ... (when `profiling`).
+    public var profile: [String: Double] = [:]
+
+    @inline(__always) private func tick() -> UInt64 { profiling ? DispatchTime.now().uptimeNanoseconds : 0 }
+    private func tock(_ t0: UInt64, _ pass: String, _ op: Op) {
+        guard profiling else { return }
+        let kind: String
+        switch op {
+        case .conv(_, _, let g, _): kind = g.groups > 1 ? "depthwise" : "conv \(g.kernelH)x\(g.kernelW)/\(g.stride)"
+        case .bn: kind = "bn"
+        case .maxpool: kind = "maxpool"
+        case .gap: kind = "gap"
+        case .dropout: kind = "dropout"
+        case .linear: kind = "linear"
+        }
+        profile[pass + " " + kind, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
 
     enum Op {
         case conv(x: Int, y: Int, g: ConvGeometry, w: Int)
@@ -506,6 +525,12 @@ public final class TrainableNetwork: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: A(ops.last!.output), count: n * classes))
     }
 
+    /// The pooled features (n x 512 / 1280, before dropout) of the last forward pass.
+    public func pooledFeatures(count n: Int) -> [Float] {
+        for op in ops { if case .gap(_, let y) = op { return Array(UnsafeBufferPointer(start: A(y), count: n * tensors[y].c)) } }
+        return []
+    }
+
     /// Forward pass over `n` NCHW images (3 x height x width each). `training`: BatchNorm uses batch
     /// statistics and updates its running statistics, dropout is active (mask from `dropoutRNG`).
     /// Returns the logits (n x classes).
@@ -520,6 +545,8 @@ public final class TrainableNetwork: @unchecked Sendable {
             buffers.withUnsafeMutableBufferPointer { bp in
                 let P = pp.baseAddress!, B = bp.baseAddress!
                 for op in ops {
+                    let t0 = tick()
+                    defer { tock(t0, "forward", op) }
                     switch op {
                     case .conv(let x, let y, let g, let w):
                         let t = tensors[x]
@@ -594,6 +621,8 @@ public final class TrainableNetwork: @unchecked Sendable {
             gradients.withUnsafeMutableBufferPointer { gp in
                 let P = pp.baseAddress!, GP = gp.baseAddress!
                 for i in stride(from: ops.count - 1, through: 0, by: -1) {
+                    let t0 = tick()
+                    defer { tock(t0, "backward", ops[i]) }
                     for t in gradBorn[i] { G(t)!.update(repeating: 0, count: n * tensors[t].per) }
                     switch ops[i] {
                     case .conv(let x, let y, let g, let w):

@@ -5,6 +5,7 @@ let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
     previewCommand, weightsInspectCommand,
     benchVisionCommand, benchQueryCommand,
+    finetuneCommand, benchFinetuneCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {

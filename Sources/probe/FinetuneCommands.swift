@@ -1,0 +1,97 @@
+import Foundation
+import Finetune
+
+// Draft wiring of the finetuning library for the lead (who owns the CLI): `probe finetune` and
+// `probe bench finetune`. Kept in its own file so it can be replaced as a whole.
+
+let finetuneCommand = Command(
+    path: ["finetune"],
+    summary: "Finetune a whole ResNet-18 / MobileNetV2 on an image folder (streaming, SGD, checkpoints).",
+    usage: "finetune DIR --weights FILE [--backbone resnet18|mobilenet_v2] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
+    discussion: """
+    DIR holds train/ and val/ class folders (PyTorch's tutorial layout). Prints the tutorial's
+    per-epoch lines, keeps the weights of the best validation accuracy and writes them as a
+    torchvision state_dict (.pth, zip format; default DIR-name + '-finetuned.pth'). A checkpoint
+    (OUT.checkpoint) is written after every epoch; --resume continues an interrupted run.
+    """,
+    options: [
+        Option("--weights", "FILE", "Pretrained weights (.pth/.pt/.safetensors)."),
+        Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
+        Option("--epochs", "N", "Epochs (default 25)."),
+        Option("--batch", "N", "Batch size (default 4)."),
+        Option("--lr", "X", "Learning rate (default 0.001)."),
+        Option("--momentum", "X", "SGD momentum (default 0.9)."),
+        Option("--weight-decay", "X", "SGD weight decay (default 0)."),
+        Option("--step", "N", "StepLR step size in epochs (default 7)."),
+        Option("--gamma", "X", "StepLR factor (default 0.1)."),
+        Option("--seed", "N", "Seed (default 0)."),
+        Option("--dropout", "P", "MobileNetV2 classifier dropout in training (default 0.2)."),
+        Option("--out", "FILE", "Where to write the finetuned weights."),
+        Option("--resume", nil, "Continue from OUT.checkpoint when it exists."),
+        Option("--quiet", nil, "No progress line."),
+    ],
+    run: { args in
+        let dir = try args.positionals(min: 1, max: 1, what: "DIR")[0]
+        let name = try args.choice("--backbone", ["resnet18", "mobilenet_v2", "mobilenetv2"], default: "resnet18")
+        let arch = FinetuneArchitecture(name: name)!
+        let base = URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent
+        var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.rawValue)-finetuned.pth")
+        o.architecture = arch
+        o.weightsPath = args.string("--weights")
+        o.epochs = try args.int("--epochs", default: 25, range: 1...100_000)
+        o.batchSize = try args.int("--batch", default: 4, range: 1...4096)
+        o.learningRate = Float(try args.double("--lr", default: 0.001, range: 1e-12...1e3))
+        o.momentum = Float(try args.double("--momentum", default: 0.9, range: 0...0.999999))
+        o.weightDecay = Float(try args.double("--weight-decay", default: 0, range: 0...10))
+        o.stepSize = try args.int("--step", default: 7, range: 1...100_000)
+        o.gamma = Float(try args.double("--gamma", default: 0.1, range: 0...10))
+        o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
+        if args.string("--dropout") != nil { o.dropout = Float(try args.double("--dropout", default: 0.2, range: 0...0.99)) }
+        o.resume = args.flag("--resume")
+        let quiet = args.flag("--quiet") || isatty(2) == 0
+        let r = try finetune(dataset: dir, options: o, log: { print($0); fflush(nil) }, progress: quiet ? nil : { p in
+            let line = String(format: "\r%@ epoch %d/%d %d/%d  loss %.4f acc %.4f  %.1f s", p.phase, p.epoch, p.epochs - 1, p.batch, p.batches,
+                              p.runningLoss, p.runningAccuracy, p.seconds)
+            FileHandle.standardError.write(line.data(using: .utf8)!)
+            if p.batch == p.batches { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        })
+        for s in r.skipped { printError("skipped \(s)") }
+        if let out = r.outputPath { print("wrote \(out)") }
+        return 0
+    }
+)
+
+let benchFinetuneCommand = Command(
+    path: ["bench", "finetune"],
+    summary: "Time full-finetuning training steps (batch 4) of ResNet-18 and MobileNetV2.",
+    usage: "bench finetune [DIR] [--backbone resnet18|mobilenet_v2] [--batch 4] [--steps 20] [--weights FILE]",
+    discussion: """
+    Streams the training images of DIR (default ../shared/data/hymenoptera_data) through
+    RandomResizedCrop + flip like `probe finetune` and times whole SGD steps. Compare with
+    python3 tools/bench_finetune_torch.py (same batch, augmentation, 2 threads). Asserts nothing.
+    """,
+    options: [
+        Option("--backbone", "NAME", "Only this model (default: both)."),
+        Option("--batch", "N", "Batch size (default 4)."),
+        Option("--steps", "N", "Timed steps (default 20)."),
+        Option("--weights", "FILE", "Weights (default: random initialisation, same cost)."),
+        Option("--profile", nil, "Also print the time per layer kind."),
+    ],
+    run: { args in
+        let dir = try args.positionals(min: 0, max: 1, what: "").first ?? "../shared/data/hymenoptera_data"
+        let only = args.string("--backbone").flatMap { FinetuneArchitecture(name: $0) }
+        let batch = try args.int("--batch", default: 4, range: 1...1024)
+        let steps = try args.int("--steps", default: 20, range: 1...100_000)
+        print(FinetuneBenchmarkRow.header)
+        for a in FinetuneArchitecture.allCases where only == nil || only == a {
+            let row = try runFinetuneBenchmark(architecture: a, root: dir, weightsPath: args.string("--weights"), batch: batch, steps: steps,
+                                               profile: args.flag("--profile"))
+            print(row.line)
+            for (k, v) in row.profile.sorted(by: { $0.value > $1.value }) {
+                print(String(format: "    %-22@ %8.1f ms/step", k as NSString, v * 1000 / Double(max(1, row.steps))))
+            }
+            fflush(nil)
+        }
+        return 0
+    }
+)
