@@ -21,13 +21,15 @@ public struct FinetuneBenchmarkRow: Sendable {
     public var medianBackwardMs: Double
     public var medianWaitMs: Double
     public var peakRSSBytes: Int
+    /// Process CPU time (all threads, loader included) per timed step.
+    public var cpuMsPerStep: Double = 0
     /// Seconds per layer kind over the timed steps (forward/backward), when profiled.
     public var profile: [String: Double] = [:]
     public var line: String {
-        String(format: "%-13@ %5d %6d   %9.1f %9.1f   %8.1f %9.1f %7.1f   %8.0f", architecture.rawValue as NSString, batch, steps,
-               medianStepMs, meanStepMs, medianForwardMs, medianBackwardMs, medianWaitMs, Double(peakRSSBytes) / 1048576)
+        String(format: "%-13@ %5d %6d   %9.1f %9.1f   %8.1f %9.1f %7.1f   %8.0f   %7.1f", architecture.rawValue as NSString, batch, steps,
+               medianStepMs, meanStepMs, medianForwardMs, medianBackwardMs, medianWaitMs, Double(peakRSSBytes) / 1048576, cpuMsPerStep)
     }
-    public static let header = "model         batch  steps   median ms   mean ms   fwd ms    bwd ms  wait ms   peak RSS MB"
+    public static let header = "model         batch  steps   median ms   mean ms   fwd ms    bwd ms   wait ms   peak RSS MB   CPU ms"
 }
 
 /// Times `steps` training steps (after `warmup` untimed ones) of full finetuning at batch `batch`
@@ -51,8 +53,10 @@ public func runFinetuneBenchmark(architecture: FinetuneArchitecture, root: Strin
         var rng = AugmentRNG(seed: 0, epoch: 0, index: index)
         Transforms.training(img, rng: &rng, into: out)
     }
+    var cpuStart = 0.0
     var stepMs: [Double] = [], fwd: [Double] = [], bwd: [Double] = [], wait: [Double] = []
     for s in 0..<total {
+        if s == warmup { cpuStart = finetuneCPUSeconds() }
         let t0 = DispatchTime.now().uptimeNanoseconds
         guard let b = loader.next() else { break }
         let t1 = DispatchTime.now().uptimeNanoseconds
@@ -73,12 +77,13 @@ public func runFinetuneBenchmark(architecture: FinetuneArchitecture, root: Strin
             bwd.append(Double(t3 - t2) / 1e6)
         }
     }
+    let cpu = finetuneCPUSeconds() - cpuStart
     loader.cancel()
     func median(_ a: [Double]) -> Double { a.isEmpty ? 0 : a.sorted()[a.count / 2] }
     return FinetuneBenchmarkRow(architecture: architecture, batch: batch, steps: stepMs.count,
                                 medianStepMs: median(stepMs), meanStepMs: stepMs.reduce(0, +) / Double(max(1, stepMs.count)),
                                 medianForwardMs: median(fwd), medianBackwardMs: median(bwd), medianWaitMs: median(wait),
-                                peakRSSBytes: finetunePeakRSS(), profile: net.profile)
+                                peakRSSBytes: finetunePeakRSS(), cpuMsPerStep: cpu * 1000 / Double(max(1, stepMs.count)), profile: net.profile)
 }
 
 /// Peak resident memory of this process so far, in bytes.
@@ -91,4 +96,15 @@ public func finetunePeakRSS() -> Int {
     getrusage(RUSAGE_SELF, &u)
     return Int(u.ru_maxrss)
     #endif
+}
+
+/// CPU time (user + system) of this process so far, in seconds.
+public func finetuneCPUSeconds() -> Double {
+    var u = rusage()
+    #if canImport(Glibc)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    #else
+    getrusage(RUSAGE_SELF, &u)
+    #endif
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
 }

@@ -147,6 +147,8 @@ public final class TrainableNetwork: @unchecked Sendable {
     private let mask: UnsafeMutablePointer<Float>
     private let scratch: UnsafeMutablePointer<Float>
     private let scratchCount: Int
+    private let temp: UnsafeMutablePointer<Float>
+    private let weightT: UnsafeMutablePointer<Float>
     private let arenaFloats: Int
     /// Floats held by activations, their gradients and scratch (for memory reports).
     public var workingSetBytes: Int { arenaFloats * 4 + parameters.count * 12 + buffers.count * 4 }
@@ -323,19 +325,22 @@ public final class TrainableNetwork: @unchecked Sendable {
         gradOffsets = gOff
         gradBorn = born
         // scratch: im2col chunk for convolution forward and backward, depthwise planes
-        var sc = 1 << 21
+        var sc = 1 << 20
         var dw = 0
+        var wt = 1
         for op in b.ops {
             if case .conv(let x, _, let g, _) = op {
                 let t = b.tensors[x]
                 if g.groups > 1 {
                     dw = max(dw, max(depthwiseBackwardScratchCount(height: t.h, width: t.w), depthwiseScratchCount(height: t.h, width: t.w)))
                 } else {
-                    sc = max(sc, g.groupK * 256 * 2)
+                    sc = max(sc, conv2dBackwardScratchCount(g, chunkColumns: max(32, 196_608 / g.groupK), workers: max(2, defaultWorkerCount)))
+                    if canBackpropInputByForward(g) { wt = max(wt, g.weightCount) }
                 }
             }
         }
         scratchCount = max(sc, dw * max(2, defaultWorkerCount))
+        let largest = b.tensors.dropFirst().map { $0.per }.max() ?? 1
         act = .allocate(capacity: total)
         act.initialize(repeating: 0, count: total)
         grad = .allocate(capacity: max(1, gTotal))
@@ -348,13 +353,18 @@ public final class TrainableNetwork: @unchecked Sendable {
         mask.initialize(repeating: 1, count: 1280 * maxBatch)
         scratch = .allocate(capacity: scratchCount)
         scratch.initialize(repeating: 0, count: scratchCount)
-        arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch
+        temp = .allocate(capacity: largest * maxBatch)
+        temp.initialize(repeating: 0, count: largest * maxBatch)
+        weightT = .allocate(capacity: wt)
+        weightT.initialize(repeating: 0, count: wt)
+        arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch + largest * maxBatch + wt
 
         try initialise(weights: weights, seed: seed, keepLastLayer: keepLastLayer)
     }
 
     deinit {
         act.deallocate(); grad.deallocate(); save.deallocate(); argmax.deallocate(); mask.deallocate(); scratch.deallocate()
+        temp.deallocate(); weightT.deallocate()
     }
 
     static func assignGradientSlots(ops: [Op], tensors: [TensorSpec], batch: Int) -> ([Int?], Int, [[Int]]) {
@@ -617,6 +627,7 @@ public final class TrainableNetwork: @unchecked Sendable {
         setBLASThreads(1)
         let wk = workers
         for i in 0..<gradients.count { gradients[i] = 0 }
+        var touched = [Bool](repeating: false, count: tensors.count)
         parameters.withUnsafeMutableBufferPointer { pp in
             gradients.withUnsafeMutableBufferPointer { gp in
                 let P = pp.baseAddress!, GP = gp.baseAddress!
@@ -624,6 +635,7 @@ public final class TrainableNetwork: @unchecked Sendable {
                     let t0 = tick()
                     defer { tock(t0, "backward", ops[i]) }
                     for t in gradBorn[i] { G(t)!.update(repeating: 0, count: n * tensors[t].per) }
+                    defer { for x in ops[i].inputs { touched[x] = true } }
                     switch ops[i] {
                     case .conv(let x, let y, let g, let w):
                         let t = tensors[x]
@@ -633,9 +645,18 @@ public final class TrainableNetwork: @unchecked Sendable {
                                                      scratch: scratch, workers: wk)
                         } else {
                             let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
-                            conv2dBackward(gradOutput: G(y)!, input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
-                                           weight: P + w, gradWeight: GP + w, gradInput: x == 0 ? nil : G(x),
-                                           scratch: scratch, scratchCount: scratchCount, workers: wk)
+                            conv2dBackwardWeight(gradOutput: G(y)!, input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
+                                                 gradWeight: GP + w, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                            if x != 0, let gx = G(x) {
+                                if canBackpropInputByForward(g) {
+                                    conv2dBackwardInputByForward(gradOutput: G(y)!, batch: n, height: t.h, width: t.w, geometry: g,
+                                                                 weight: P + w, weightT: weightT, gradInput: gx, accumulate: touched[x],
+                                                                 temp: temp, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                                } else {
+                                    conv2dBackwardInput(gradOutput: G(y)!, layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
+                                                        weight: P + w, gradInput: gx, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                                }
+                            }
                         }
                     case .bn(let x, let y, let res, let a, let p, _, let c, let s):
                         let m = n * tensors[x].h * tensors[x].w

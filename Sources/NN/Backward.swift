@@ -104,18 +104,158 @@ public func col2im(
 
 // MARK: - Convolution backward (groups == 1)
 
-/// Scratch floats `conv2dBackward` wants to process `chunkColumns` output columns at a time.
-public func conv2dBackwardScratchCount(_ g: ConvGeometry, chunkColumns: Int) -> Int {
-    g.isPointwise ? 0 : g.inChannels * g.kernelH * g.kernelW * chunkColumns
+/// Scratch floats `conv2dBackward` needs to run `workers` workers with column chunks of
+/// `chunkColumns`: per worker one im2col chunk, plus a private weight-gradient accumulator for
+/// every worker but the first. (Pointwise stride-1 convolutions need none.)
+public func conv2dBackwardScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: Int) -> Int {
+    if g.isPointwise { return 0 }
+    let w = max(1, workers)
+    return w * g.groupK * max(1, chunkColumns) + (w - 1) * g.weightCount
 }
 
-/// Backward of `conv2dForward` for an ungrouped convolution without bias (all convolutions of
-/// ResNet-18 and MobileNetV2 except the depthwise ones, see `depthwiseConv3x3Backward`):
-///   gradWeight[OC x K] += dY[OC x cols] * col[K x cols]^T
-///   dcol[K x cols]      = W^T[K x OC] * dY[OC x cols], then col2im into gradInput (+=)
-/// with col = im2col(input) rebuilt chunk by chunk in `scratch` (a pointwise stride-1 convolution
-/// over CNHW input uses the input itself). `gradOutput` is CNHW; `input` any `PlaneLayout`;
-/// `gradInput` (same layout as input) may be nil (the network's input needs no gradient).
+/// Weight gradient of an ungrouped convolution without bias:
+///   gradWeight[OC x K] += dY[OC x cols] * im2col(input)[K x cols]^T.
+/// The output columns are split between `workers`; each rebuilds im2col of its columns chunk by
+/// chunk in its share of `scratch` (cache-sized) and accumulates with a single-threaded sgemm into
+/// its own accumulator (worker 0: gradWeight itself), then the accumulators are summed. A pointwise
+/// stride-1 convolution over CNHW input reads the input directly.
+public func conv2dBackwardWeight(
+    gradOutput dy: UnsafePointer<Float>,
+    input: UnsafePointer<Float>, layout: PlaneLayout,
+    batch n: Int, height h: Int, width w: Int, geometry g: ConvGeometry,
+    gradWeight: UnsafeMutablePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>?, scratchCount: Int, workers: Int = 1
+) {
+    precondition(g.groups == 1, "conv2dBackwardWeight handles groups == 1; use depthwiseConv3x3Backward")
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let cols = n * oh * ow
+    guard cols > 0 else { return }
+    let kAll = g.groupK, oc = g.outChannels
+    let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
+    if direct {
+        parallelSgemm(transB: true, m: oc, n: g.inChannels, k: cols, a: dy, lda: cols, b: input, ldb: cols,
+                      beta: 1, c: gradWeight, ldc: g.inChannels, workers: workers)
+        return
+    }
+    guard let scratch else { preconditionFailure("conv2dBackwardWeight needs scratch for a non-pointwise convolution") }
+    var wk = max(1, min(workers, cols / 64))
+    // the private accumulators must fit next to at least one column per worker
+    while wk > 1 && (wk - 1) * g.weightCount + wk * kAll > scratchCount { wk -= 1 }
+    let accFloats = (wk - 1) * g.weightCount
+    let chunk = max(1, min(cols, (scratchCount - accFloats) / (wk * kAll)))
+    let colBase = scratch + accFloats
+    if accFloats > 0 { scratch.update(repeating: 0, count: accFloats) }
+    let box = UncheckedSendable((scratch, colBase, input, gradWeight))
+    parallelSlices(cols, workers: wk) { worker, range in
+        let (scratch, colBase, input, gradWeight) = box.value
+        let col = colBase + worker * kAll * chunk
+        let acc = worker == 0 ? gradWeight : scratch + (worker - 1) * g.weightCount
+        var j0 = range.lowerBound
+        while j0 < range.upperBound {
+            let j1 = min(range.upperBound, j0 + chunk)
+            let nc = j1 - j0
+            im2col(col: col, ldcol: nc, input: input, layout: layout, height: h, width: w, g: g,
+                   channels: 0, g.inChannels, columns: j0, j1)
+            sgemm(transB: true, m: oc, n: kAll, k: nc, a: dy + j0, lda: cols, b: col, ldb: nc,
+                  beta: 1, c: acc, ldc: kAll)
+            j0 = j1
+        }
+    }
+    for k in 1..<max(1, wk) {
+        let a = scratch + (k - 1) * g.weightCount
+        for i in 0..<g.weightCount { gradWeight[i] += a[i] }
+    }
+}
+
+/// Input gradient of an ungrouped convolution by col2im:
+///   dcol[K x cols] = W^T[K x OC] * dY[OC x cols], added back to the image positions (col2im),
+/// in column chunks of `scratchCount / K`. Any stride, padding and kernel; pointwise stride-1
+/// convolutions over CNHW are one GEMM. `gradInput` (+=) has the input's layout.
+public func conv2dBackwardInput(
+    gradOutput dy: UnsafePointer<Float>, layout: PlaneLayout,
+    batch n: Int, height h: Int, width w: Int, geometry g: ConvGeometry,
+    weight: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>?, scratchCount: Int, workers: Int = 1
+) {
+    precondition(g.groups == 1, "conv2dBackwardInput handles groups == 1; use depthwiseConv3x3Backward")
+    let (oh, ow) = g.outputSize(height: h, width: w)
+    let cols = n * oh * ow
+    guard cols > 0 else { return }
+    let kAll = g.groupK, oc = g.outChannels, kk = g.kernelH * g.kernelW
+    let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
+    if direct {
+        parallelSgemm(transA: true, m: g.inChannels, n: cols, k: oc, a: weight, lda: g.inChannels, b: dy, ldb: cols,
+                      beta: 1, c: gradInput, ldc: cols, workers: workers)
+        return
+    }
+    guard let scratch else { preconditionFailure("conv2dBackwardInput needs scratch for a non-pointwise convolution") }
+    let chunk = max(1, min(cols, scratchCount / max(1, kAll)))
+    let box = UncheckedSendable((scratch, gradInput))
+    var j0 = 0
+    while j0 < cols {
+        let j1 = min(cols, j0 + chunk)
+        let nc = j1 - j0
+        parallelSgemm(transA: true, m: kAll, n: nc, k: oc, a: weight, lda: kAll, b: dy + j0, ldb: cols,
+                      beta: 0, c: scratch, ldc: nc, workers: workers)
+        parallelSlices(g.inChannels, workers: workers) { _, chans in
+            let (scratch, gradInput) = box.value
+            col2im(col: scratch + chans.lowerBound * kk * nc, ldcol: nc, gradInput: gradInput, layout: layout,
+                   height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
+        }
+        j0 = j1
+    }
+}
+
+/// The weights of the "transposed" convolution that computes the input gradient of a stride-1
+/// convolution with padding p = (k - 1) / 2 as a forward convolution of dY (same geometry with
+/// in/out channels swapped): wT[ci][co][ky][kx] = w[co][ci][KH-1-ky][KW-1-kx].
+public func flipTransposeConvWeight(_ wT: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry) {
+    let kh = g.kernelH, kw = g.kernelW, ic = g.inChannels, oc = g.outChannels
+    for co in 0..<oc {
+        for ci in 0..<ic {
+            let src = w + (co * ic + ci) * kh * kw
+            let dst = wT + (ci * oc + co) * kh * kw
+            for ky in 0..<kh { for kx in 0..<kw { dst[ky * kw + kx] = src[(kh - 1 - ky) * kw + (kw - 1 - kx)] } }
+        }
+    }
+}
+
+/// True when `conv2dBackwardInputByForward` applies: ungrouped, stride 1, odd square kernel with
+/// "same" padding (ResNet's 3x3 convolutions).
+public func canBackpropInputByForward(_ g: ConvGeometry) -> Bool {
+    g.groups == 1 && g.stride == 1 && g.kernelH == g.kernelW && g.kernelH % 2 == 1 && g.padding == (g.kernelH - 1) / 2 && g.kernelH > 1
+}
+
+/// Input gradient of a stride-1 "same" convolution as a forward convolution of dY (CNHW) with the
+/// flipped, transposed weights: one well-shaped GEMM per chunk (K = OC*KH*KW) instead of a thin
+/// GEMM (K = OC) plus col2im. Writes the result to `gradInput` (CNHW) when `accumulate` is false,
+/// otherwise adds it through `temp` (n * IC * H * W floats). `weightT` holds weightCount floats.
+public func conv2dBackwardInputByForward(
+    gradOutput dy: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, geometry g: ConvGeometry,
+    weight: UnsafePointer<Float>, weightT: UnsafeMutablePointer<Float>,
+    gradInput: UnsafeMutablePointer<Float>, accumulate: Bool, temp: UnsafeMutablePointer<Float>?,
+    scratch: UnsafeMutablePointer<Float>, scratchCount: Int, workers: Int = 1
+) {
+    precondition(canBackpropInputByForward(g))
+    flipTransposeConvWeight(weightT, weight, g)
+    let gt = ConvGeometry(inChannels: g.outChannels, outChannels: g.inChannels, kernel: g.kernelH, stride: 1, padding: g.padding)
+    let dst = accumulate ? temp! : gradInput
+    conv2dForward(output: dst, input: dy, layout: .cnhw(batch: n, height: h, width: w), batch: n, height: h, width: w,
+                  geometry: gt, weight: weightT, bias: nil, scratch: scratch, scratchCount: scratchCount, workers: workers)
+    if accumulate {
+        let total = n * g.inChannels * h * w
+        let box = UncheckedSendable((gradInput, dst))
+        parallelSlices(total / 8, workers: workers) { _, r in
+            let (gi, t) = box.value
+            for i in (r.lowerBound * 8)..<(r.upperBound * 8) { gi[i] += t[i] }
+        }
+        for i in (total / 8 * 8)..<total { gradInput[i] += dst[i] }
+    }
+}
+
+/// Backward of `conv2dForward` for an ungrouped convolution without bias (weight and, unless
+/// `gradInput` is nil, input gradients; both accumulated). See `conv2dBackwardWeight` and
+/// `conv2dBackwardInput`; `scratch` is shared by both (sized by `conv2dBackwardScratchCount`).
 public func conv2dBackward(
     gradOutput dy: UnsafePointer<Float>,
     input: UnsafePointer<Float>, layout: PlaneLayout,
@@ -124,47 +264,11 @@ public func conv2dBackward(
     gradWeight: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
     scratch: UnsafeMutablePointer<Float>?, scratchCount: Int, workers: Int = 1
 ) {
-    precondition(g.groups == 1, "conv2dBackward handles groups == 1; use depthwiseConv3x3Backward")
-    let (oh, ow) = g.outputSize(height: h, width: w)
-    let cols = n * oh * ow
-    guard cols > 0 else { return }
-    let kAll = g.groupK
-    let oc = g.outChannels
-    let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
-    if direct {
-        parallelSgemm(transB: true, m: oc, n: g.inChannels, k: cols, a: dy, lda: cols, b: input, ldb: cols,
-                      beta: 1, c: gradWeight, ldc: g.inChannels, workers: workers)
-        if let gradInput {
-            parallelSgemm(transA: true, m: g.inChannels, n: cols, k: oc, a: weight, lda: g.inChannels, b: dy, ldb: cols,
-                          beta: 1, c: gradInput, ldc: cols, workers: workers)
-        }
-        return
-    }
-    guard let scratch else { preconditionFailure("conv2dBackward needs scratch for a non-pointwise convolution") }
-    let chunk = max(1, min(cols, scratchCount / max(1, kAll)))
-    let kk = g.kernelH * g.kernelW
-    let box = UncheckedSendable((scratch, input, gradInput))
-    var j0 = 0
-    while j0 < cols {
-        let j1 = min(cols, j0 + chunk)
-        let nc = j1 - j0
-        parallelSlices(g.inChannels, workers: workers) { _, chans in
-            let (scratch, input, _) = box.value
-            im2col(col: scratch + chans.lowerBound * kk * nc, ldcol: nc, input: input, layout: layout,
-                   height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
-        }
-        parallelSgemm(transB: true, m: oc, n: kAll, k: nc, a: dy + j0, lda: cols, b: scratch, ldb: nc,
-                      beta: 1, c: gradWeight, ldc: kAll, workers: workers)
-        if gradInput != nil {
-            parallelSgemm(transA: true, m: kAll, n: nc, k: oc, a: weight, lda: kAll, b: dy + j0, ldb: cols,
-                          beta: 0, c: scratch, ldc: nc, workers: workers)
-            parallelSlices(g.inChannels, workers: workers) { _, chans in
-                let (scratch, _, gradInput) = box.value
-                col2im(col: scratch + chans.lowerBound * kk * nc, ldcol: nc, gradInput: gradInput!, layout: layout,
-                       height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
-            }
-        }
-        j0 = j1
+    conv2dBackwardWeight(gradOutput: dy, input: input, layout: layout, batch: n, height: h, width: w, geometry: g,
+                         gradWeight: gradWeight, scratch: scratch, scratchCount: scratchCount, workers: workers)
+    if let gradInput {
+        conv2dBackwardInput(gradOutput: dy, layout: layout, batch: n, height: h, width: w, geometry: g, weight: weight,
+                            gradInput: gradInput, scratch: scratch, scratchCount: scratchCount, workers: workers)
     }
 }
 

@@ -110,10 +110,10 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
                     } else {
                         conv2dForward(output: yp.baseAddress!, input: xp.baseAddress!, layout: layout, batch: n, height: h, width: w, geometry: g,
                                       weight: wp.baseAddress!, bias: nil, scratch: sp.baseAddress!, scratchCount: sp.count, workers: 1)
-                        // a small scratch forces several column chunks
+                        // a small scratch forces several column chunks (two workers, chunks of 5 columns)
                         conv2dBackward(gradOutput: rp.baseAddress!, input: xp.baseAddress!, layout: layout, batch: n, height: h, width: w, geometry: g,
                                        weight: wp.baseAddress!, gradWeight: gwp.baseAddress!, gradInput: gxp.baseAddress!,
-                                       scratch: sp.baseAddress!, scratchCount: g.groupK * 7, workers: 2)
+                                       scratch: sp.baseAddress!, scratchCount: g.weightCount + 2 * g.groupK * 5, workers: 2)
                     }
                 } }
             } }
@@ -123,11 +123,29 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
         let ngx = numericGradient(x) { dot(r, convRef($0, wt, n: n, h: h, wd: w, g: g, layout: layout)) }
         #expect(relErr(gw, ngw) < 1e-4, "grad weight \(g): \(relErr(gw, ngw))")
         #expect(relErr(gx, ngx) < 1e-4, "grad input \(g): \(relErr(gx, ngx))")
+        if canBackpropInputByForward(g) && !nchwInput {
+            // the input gradient as a forward convolution with flipped, transposed weights, written
+            // directly and accumulated onto existing values
+            var direct = [Float](repeating: 7, count: x.count), acc = [Float](repeating: 0.5, count: x.count)
+            var wT = [Float](repeating: 0, count: wt.count), temp = [Float](repeating: 0, count: x.count)
+            for accumulate in [false, true] {
+                var out = accumulate ? acc : direct
+                out.withUnsafeMutableBufferPointer { op in
+                    conv2dBackwardInputByForward(gradOutput: rf, batch: n, height: h, width: w, geometry: g, weight: wf, weightT: &wT,
+                                                 gradInput: op.baseAddress!, accumulate: accumulate, temp: &temp,
+                                                 scratch: &scratch, scratchCount: scratch.count, workers: 2)
+                }
+                if accumulate { acc = out } else { direct = out }
+            }
+            #expect(relErr(direct, ngx) < 1e-4, "grad input by forward \(g)")
+            #expect(relErr(acc, ngx.map { $0 + 0.5 }) < 1e-4, "accumulated grad input by forward \(g)")
+        }
     }
 
     @Test func convolution3x3Padded() { checkConv(ConvGeometry(inChannels: 3, outChannels: 4, kernel: 3, stride: 1, padding: 1), n: 2, h: 6, w: 5, nchwInput: false, seed: 1) }
     @Test func convolutionStrided7x7NCHW() { checkConv(ConvGeometry(inChannels: 3, outChannels: 4, kernel: 7, stride: 2, padding: 3), n: 2, h: 9, w: 8, nchwInput: true, seed: 2) }
     @Test func convolution3x3Stride2() { checkConv(ConvGeometry(inChannels: 4, outChannels: 5, kernel: 3, stride: 2, padding: 1), n: 3, h: 7, w: 6, nchwInput: false, seed: 3) }
+    @Test func convolution5x5Padded() { checkConv(ConvGeometry(inChannels: 2, outChannels: 3, kernel: 5, stride: 1, padding: 2), n: 2, h: 6, w: 7, nchwInput: false, seed: 8) }
     @Test func convolutionPointwise() { checkConv(ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1), n: 2, h: 4, w: 3, nchwInput: false, seed: 4) }
     @Test func convolutionPointwiseStride2() { checkConv(ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1, stride: 2), n: 2, h: 5, w: 5, nchwInput: false, seed: 5) }
     @Test func depthwiseStride1() { checkConv(ConvGeometry(inChannels: 5, outChannels: 5, kernel: 3, stride: 1, padding: 1, groups: 5), n: 2, h: 6, w: 11, nchwInput: false, seed: 6) }
