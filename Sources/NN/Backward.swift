@@ -277,8 +277,8 @@ public func conv2dBackward(
 /// Scratch floats per worker for `depthwiseConv3x3Backward`.
 public func depthwiseBackwardScratchCount(height h: Int, width w: Int) -> Int {
     let pw = w + 2 + 16
-    let ow = w + 2  // >= output width for stride 1 and 2
-    return 2 * (h + 2) * pw + (h + 2) * (ow + 16)
+    // padded input, padded input gradient (stride 2), padded output gradient (+1 row of slack)
+    return 3 * (h + 3) * pw
 }
 
 @inline(__always)
@@ -305,7 +305,6 @@ public func depthwiseConv3x3Backward(
 ) {
     let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
     let pw = w + 2 + 16
-    let dyw = ow + 16
     let per = depthwiseBackwardScratchCount(height: h, width: w)
     let box = UncheckedSendable((dy, input, gradWeight, gradInput, scratch, weight))
     parallelSlices(c, workers: max(1, min(workers, c))) { worker, chans in
@@ -323,29 +322,46 @@ public func depthwiseConv3x3Backward(
                 let src = input + plane * h * w
                 let g = dy + plane * oh * ow
                 for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
-                if gradInput != nil { dpad.update(repeating: 0, count: (h + 2) * pw) }
+                if stride != 1 && gradInput != nil { dpad.update(repeating: 0, count: (h + 2) * pw) }
                 if stride == 1 {
-                    for y in 0..<oh { (dyp + y * dyw).update(from: g + y * ow, count: ow) }
-                    // zero tails of each dy row (lanes beyond ow contribute nothing)
-                    for y in 0..<oh { (dyp + y * dyw + ow).update(repeating: 0, count: dyw - ow) }
-                    let kv = (0..<9).map { SIMD8<Float>(repeating: k[$0]) }
-                    acc.withUnsafeMutableBufferPointer { a in
-                        for oy in 0..<oh {
-                            let gr = UnsafePointer(dyp + oy * dyw)
+                    // dy zero-padded by one on every side (row stride dyw), so that the weight
+                    // gradient reads 8 lanes past the row end as zeros and the input gradient is a
+                    // plain 3x3 correlation of padded dy with the flipped kernel
+                    let dyw1 = ow + 2 + 16
+                    for y in 0..<oh { (dyp + (y + 1) * dyw1 + 1).update(from: g + y * ow, count: ow) }
+                    var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0
+                    for oy in 0..<oh {
+                        let gr = UnsafePointer(dyp + (oy + 1) * dyw1 + 1)
+                        let r0 = UnsafePointer(pad + oy * pw), r1 = r0 + pw, r2 = r1 + pw
+                        var x = 0
+                        while x < ow {
+                            let gv = ld8(gr + x)
+                            a0 += gv * ld8(r0 + x); a1 += gv * ld8(r0 + x + 1); a2 += gv * ld8(r0 + x + 2)
+                            a3 += gv * ld8(r1 + x); a4 += gv * ld8(r1 + x + 1); a5 += gv * ld8(r1 + x + 2)
+                            a6 += gv * ld8(r2 + x); a7 += gv * ld8(r2 + x + 1); a8 += gv * ld8(r2 + x + 2)
+                            x += 8
+                        }
+                    }
+                    acc[0] += a0; acc[1] += a1; acc[2] += a2; acc[3] += a3; acc[4] += a4
+                    acc[5] += a5; acc[6] += a6; acc[7] += a7; acc[8] += a8
+                    if let gi = gradInput {
+                        // dX[iy][ix] = sum k[2-ky][2-kx] * dyPad[iy+ky][ix+kx]
+                        let f0 = SIMD8<Float>(repeating: k[8]), f1 = SIMD8<Float>(repeating: k[7]), f2 = SIMD8<Float>(repeating: k[6])
+                        let f3 = SIMD8<Float>(repeating: k[5]), f4 = SIMD8<Float>(repeating: k[4]), f5 = SIMD8<Float>(repeating: k[3])
+                        let f6 = SIMD8<Float>(repeating: k[2]), f7 = SIMD8<Float>(repeating: k[1]), f8 = SIMD8<Float>(repeating: k[0])
+                        let dst = gi + plane * h * w
+                        for iy in 0..<h {
+                            let q0 = UnsafePointer(dyp + iy * dyw1), q1 = q0 + dyw1, q2 = q1 + dyw1
+                            let o = dst + iy * w
                             var x = 0
-                            while x < ow {
-                                let gv = ld8(gr + x)
-                                for ky in 0..<3 {
-                                    let r = UnsafePointer(pad + (oy + ky) * pw + x)
-                                    a[ky * 3] += gv * ld8(r)
-                                    a[ky * 3 + 1] += gv * ld8(r + 1)
-                                    a[ky * 3 + 2] += gv * ld8(r + 2)
-                                    if gradInput != nil {
-                                        let d = dpad + (oy + ky) * pw + x
-                                        st8(d, ld8(d) + kv[ky * 3] * gv)
-                                        st8(d + 1, ld8(d + 1) + kv[ky * 3 + 1] * gv)
-                                        st8(d + 2, ld8(d + 2) + kv[ky * 3 + 2] * gv)
-                                    }
+                            while x < w {
+                                var v = f0 * ld8(q0 + x) + f1 * ld8(q0 + x + 1) + f2 * ld8(q0 + x + 2)
+                                v += f3 * ld8(q1 + x) + f4 * ld8(q1 + x + 1) + f5 * ld8(q1 + x + 2)
+                                v += f6 * ld8(q2 + x) + f7 * ld8(q2 + x + 1) + f8 * ld8(q2 + x + 2)
+                                if x + 8 <= w {
+                                    st8(o + x, ld8(o + x) + v)
+                                } else {
+                                    for t in 0..<(w - x) { o[x + t] += v[t] }
                                 }
                                 x += 8
                             }
@@ -370,7 +386,7 @@ public func depthwiseConv3x3Backward(
                         }
                     }
                 }
-                if let gi = gradInput {
+                if stride != 1, let gi = gradInput {
                     let dst = gi + plane * h * w
                     for y in 0..<h {
                         let srow = dpad + (y + 1) * pw + 1, drow = dst + y * w
