@@ -335,6 +335,10 @@ public final class TrainableNetwork: @unchecked Sendable {
                     dw = max(dw, max(depthwiseBackwardScratchCount(height: t.h, width: t.w), depthwiseScratchCount(height: t.h, width: t.w)))
                 } else {
                     sc = max(sc, conv2dBackwardScratchCount(g, chunkColumns: max(32, 196_608 / g.groupK), workers: max(2, defaultWorkerCount)))
+                    // whole-batch im2col for the weight gradient of late layers (few columns, many weights)
+                    let (oh, ow) = g.outputSize(height: t.h, width: t.w)
+                    let whole = g.groupK * maxBatch * oh * ow
+                    if g.weightCount >= whole / 4 && whole <= 1 << 23 { sc = max(sc, whole) }
                     if canBackpropInputByForward(g) { wt = max(wt, g.weightCount) }
                 }
             }
@@ -647,6 +651,9 @@ public final class TrainableNetwork: @unchecked Sendable {
                             let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
                             conv2dBackwardWeight(gradOutput: G(y)!, input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
                                                  gradWeight: GP + w, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                            if profiling { tock(t0, "backward dW of", ops[i]) }
+                            let t1 = tick()
+                            defer { if profiling { tock(t1, "backward dX of", ops[i]) } }
                             if x != 0, let gx = G(x) {
                                 if canBackpropInputByForward(g) {
                                     conv2dBackwardInputByForward(gradOutput: G(y)!, batch: n, height: t.h, width: t.w, geometry: g,

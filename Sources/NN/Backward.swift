@@ -138,6 +138,19 @@ public func conv2dBackwardWeight(
         return
     }
     guard let scratch else { preconditionFailure("conv2dBackwardWeight needs scratch for a non-pointwise convolution") }
+    if kAll * cols <= scratchCount && (g.weightCount >= kAll * cols / 4 || workers == 1) {
+        // few columns for many weights (late layers): im2col of every column at once, then one
+        // GEMM over all columns with the weight rows split between workers (one pass over dW)
+        let box = UncheckedSendable((scratch, input))
+        parallelSlices(g.inChannels, workers: workers) { _, chans in
+            let (scratch, input) = box.value
+            im2col(col: scratch + chans.lowerBound * g.kernelH * g.kernelW * cols, ldcol: cols, input: input, layout: layout,
+                   height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: 0, cols)
+        }
+        parallelSgemm(transB: true, m: oc, n: kAll, k: cols, a: dy, lda: cols, b: scratch, ldb: cols,
+                      beta: 1, c: gradWeight, ldc: kAll, workers: workers)
+        return
+    }
     var wk = max(1, min(workers, cols / 64))
     // the private accumulators must fit next to at least one column per worker
     while wk > 1 && (wk - 1) * g.weightCount + wk * kAll > scratchCount { wk -= 1 }

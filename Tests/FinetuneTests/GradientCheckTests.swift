@@ -145,6 +145,8 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
     @Test func convolution3x3Padded() { checkConv(ConvGeometry(inChannels: 3, outChannels: 4, kernel: 3, stride: 1, padding: 1), n: 2, h: 6, w: 5, nchwInput: false, seed: 1) }
     @Test func convolutionStrided7x7NCHW() { checkConv(ConvGeometry(inChannels: 3, outChannels: 4, kernel: 7, stride: 2, padding: 3), n: 2, h: 9, w: 8, nchwInput: true, seed: 2) }
     @Test func convolution3x3Stride2() { checkConv(ConvGeometry(inChannels: 4, outChannels: 5, kernel: 3, stride: 2, padding: 1), n: 3, h: 7, w: 6, nchwInput: false, seed: 3) }
+    /// Few columns for many weights: the whole-batch im2col path of the weight gradient.
+    @Test func convolutionLateLayerShape() { checkConv(ConvGeometry(inChannels: 8, outChannels: 16, kernel: 3, stride: 2, padding: 1), n: 1, h: 4, w: 4, nchwInput: false, seed: 9) }
     @Test func convolution5x5Padded() { checkConv(ConvGeometry(inChannels: 2, outChannels: 3, kernel: 5, stride: 1, padding: 2), n: 2, h: 6, w: 7, nchwInput: false, seed: 8) }
     @Test func convolutionPointwise() { checkConv(ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1), n: 2, h: 4, w: 3, nchwInput: false, seed: 4) }
     @Test func convolutionPointwiseStride2() { checkConv(ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1, stride: 2), n: 2, h: 5, w: 5, nchwInput: false, seed: 5) }
@@ -175,9 +177,11 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
             let wantM = 0.9 * [0.1, -0.2, 0.3][ch] + 0.1 * mu, wantV = 0.9 * [1, 2, 0.5][ch] + 0.1 * v
             #expect(abs(Double(rm[ch]) - wantM) < 1e-6 && abs(Double(rv[ch]) - wantV) < 1e-5, "running stats channel \(ch)")
         }
-        batchNormTrainBackward(gradOutput: rf, output: y, input: xf, channels: c, count: m, gamma: gf, saveMean: mean, saveInvStd: inv,
-                               activation: act, gradInput: &gx, gradResidual: residual ? UnsafeMutablePointer(mutating: gr) : nil,
-                               gradGamma: &gg, gradBeta: &gb, workers: 2)
+        gr.withUnsafeMutableBufferPointer { grp in
+            batchNormTrainBackward(gradOutput: rf, output: y, input: xf, channels: c, count: m, gamma: gf, saveMean: mean, saveInvStd: inv,
+                                   activation: act, gradInput: &gx, gradResidual: residual ? grp.baseAddress! : nil,
+                                   gradGamma: &gg, gradBeta: &gb, workers: 2)
+        }
         let h = 1e-6
         #expect(relErr(gx, numericGradient(x, h: h) { dot(r, bnRef($0, gamma: gamma, beta: beta, residual: res, c: c, m: m, act: act)) }) < 1e-4)
         #expect(relErr(gg, numericGradient(gamma, h: h) { dot(r, bnRef(x, gamma: $0, beta: beta, residual: res, c: c, m: m, act: act)) }) < 1e-4)
