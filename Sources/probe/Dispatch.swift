@@ -3,6 +3,7 @@ let probeVersion = "0.1.0"
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
+    trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
     previewCommand, weightsInspectCommand,
     benchVisionCommand, benchQueryCommand,
 ]
