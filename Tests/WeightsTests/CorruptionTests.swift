@@ -52,8 +52,9 @@ func fixturePickle() throws -> [UInt8] {
     }
 }
 
-@Test func truncatedLegacyFixtureAtEveryOffset() {
-    let bytes = [UInt8](Fixtures.legacy)
+@Test(arguments: ["legacy", "safetensors"])
+func truncatedFixtureAtEveryOffset(_ which: String) {
+    let bytes = [UInt8](which == "legacy" ? Fixtures.legacy : Fixtures.safetensors)
     bytes.withUnsafeBytes { raw in
         for n in 0..<raw.count {
             #expect(parseThrows(UnsafeRawBufferPointer(rebasing: raw[0..<n])), "truncated at \(n)")
@@ -89,7 +90,7 @@ func truncatedRealFilesAtManyOffsets() throws {
 @Test func flippedBytesNeverCrash() throws {
     var rng = SeededRNG(seed: 42)
     var errors = 0, total = 0
-    for original in [[UInt8](Fixtures.zip), [UInt8](Fixtures.legacy)] {
+    for original in [[UInt8](Fixtures.zip), [UInt8](Fixtures.legacy), [UInt8](Fixtures.safetensors)] {
         for _ in 0..<1500 {
             var b = original
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
