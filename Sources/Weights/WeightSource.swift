@@ -146,7 +146,7 @@ struct HTTPStatusError: Error, CustomStringConvertible {
 }
 
 /// Downloads `url` to `destination`, blocking the calling thread.
-func blockingDownload(_ url: URL, to destination: String, timeout: TimeInterval) throws {
+public func blockingDownload(_ url: URL, to destination: String, timeout: TimeInterval) throws {
     let config = URLSessionConfiguration.ephemeral
     config.timeoutIntervalForRequest = timeout
     let session = URLSession(configuration: config)

@@ -4,7 +4,8 @@ let probeVersion = "0.1.0"
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
-    previewCommand, weightsInspectCommand,
+    demoCommand,
+    previewCommand, weightsInspectCommand, weightsFetchCommand,
     benchVisionCommand, benchQueryCommand,
 ]
 

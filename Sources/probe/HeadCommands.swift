@@ -2,6 +2,8 @@ import Foundation
 import Store
 import Heads
 import Workflows
+import Extract
+import Weights
 
 let trainCommand = Command(
     path: ["train"],
@@ -246,7 +248,7 @@ struct QueryJSON: Encodable {
 
 /// torchvision's official weight file in cache/weights/ for an architecture, when present.
 func defaultWeightsIfPresent(architecture: String) -> String? {
-    let file = architecture == "resnet18" ? "resnet18-f37072fd.pth" : "mobilenet_v2-b0353104.pth"
-    let path = "cache/weights/" + file
+    guard let kind = BackboneKind(name: architecture) else { return nil }
+    let path = WeightSource().cachePath(knownWeights(kind))
     return FileManager.default.fileExists(atPath: path) ? path : nil
 }
