@@ -32,8 +32,6 @@ public enum VisionError: Error, CustomStringConvertible, Equatable, Sendable {
     case corrupt(path: String, format: String, reason: String)
     /// More pixels than PIL's `MAX_IMAGE_PIXELS` (178,956,970).
     case decompressionBomb(path: String, width: Int, height: Int)
-    /// The header gives a zero or absurd dimension.
-    case invalidDimensions(path: String, width: Int, height: Int)
     /// An ImageFolder root that does not exist or has no class folders.
     case badDatasetRoot(path: String, reason: String)
     /// Writing a PNG failed.
@@ -53,8 +51,6 @@ public enum VisionError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(p): damaged \(f) data (\(r)); re-download or remove the file"
         case .decompressionBomb(let p, let w, let h):
             return "\(p): \(w)x\(h) = \(w * h) pixels exceeds the limit of \(ImageDecoder.maxPixels) (decompression bomb); downscale the file first"
-        case .invalidDimensions(let p, let w, let h):
-            return "\(p): invalid image dimensions \(w)x\(h); the file is damaged"
         case .badDatasetRoot(let p, let r):
             return "\(p): not a usable image folder (\(r)); expected one sub-folder per class (or train/ and val/ each holding them)"
         case .writeFailed(let p, let r):
