@@ -12,6 +12,10 @@ public struct RGBImage: Sendable, Equatable {
         self.pixels = pixels
     }
 
+    /// True when the dimensions are positive and `pixels` holds exactly `width * height * 3` bytes.
+    /// Transforms return black output for images that are not well formed instead of reading out of bounds.
+    public var isWellFormed: Bool { width > 0 && height > 0 && pixels.count == width * height * 3 }
+
     /// A black image of the given size.
     public init(width: Int, height: Int) {
         self.init(width: width, height: height, pixels: [UInt8](repeating: 0, count: max(0, width * height * 3)))
