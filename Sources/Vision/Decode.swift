@@ -150,9 +150,10 @@ public enum ImageDecoder {
             failure = msg
         }
         if !isCMYK {
-            var pixels = [UInt8](repeating: 0, count: w * h * 3)
-            pixels.withUnsafeMutableBufferPointer { out in
+            // Every byte is written by tjDecompress2 on success; on failure the array is discarded.
+            let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { out, count in
                 check(tjDecompress2(handle, src, UInt(bytes.count), out.baseAddress, Int32(w), 0, Int32(h), Int32(TJPF_RGB.rawValue), 0))
+                count = w * h * 3
             }
             if let f = failure { throw .corrupt(path: name, format: "JPEG", reason: f) }
             return RGBImage(width: w, height: h, pixels: pixels)
