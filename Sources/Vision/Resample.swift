@@ -77,28 +77,79 @@ enum PillowResample {
         let half = Int32(1 << (precisionBits - 1))
 
         // Horizontal pass over the needed rows and the window's columns. Taps are re-based so that
-        // every output column reads exactly `ksize` source pixels (the extra weights are 0, so the
-        // integer sums are unchanged) and the loop has a fixed trip count.
-        let ksize = hc.ksize
+        // every output column reads exactly `taps` source pixels (the largest tap count in the window;
+        // the extra weights are 0, so the integer sums are unchanged) and the loop has a fixed trip count.
+        var taps = 1
+        for xo in 0..<winW { taps = max(taps, Int(hc.count[winX + xo])) }
+        let fixed = srcW >= taps
+        if !fixed { taps = hc.ksize }
         var tapStart = [Int](repeating: 0, count: winW)
-        var tapWeights = [Int32](repeating: 0, count: winW * ksize)
-        let fixed = srcW >= ksize
+        var tapWeights = [Int32](repeating: 0, count: winW * taps)
         for xo in 0..<winW {
             let xx = winX + xo
             let xmin = Int(hc.start[xx]), n = Int(hc.count[xx])
-            let base = fixed ? min(xmin, srcW - ksize) : xmin
+            let base = fixed ? min(xmin, srcW - taps) : xmin
             tapStart[xo] = base
-            for t in 0..<n where xmin - base + t < ksize {
-                tapWeights[xo * ksize + (xmin - base + t)] = hc.weights[xx * ksize + t]
+            for t in 0..<n where xmin - base + t < taps {
+                tapWeights[xo * taps + (xmin - base + t)] = hc.weights[xx * hc.ksize + t]
             }
         }
         tapStart.withUnsafeBufferPointer { ts in
         tapWeights.withUnsafeBufferPointer { tw in
             let ts = ts.baseAddress!, tw = tw.baseAddress!
-            for r in 0..<tmpRows {
+            var r = 0
+            // Two rows at a time for the common 3- and 4-tap cases: weights and offsets are loaded once.
+            while fixed && (taps == 3 || taps == 4) && r + 1 < tmpRows {
+                let sa = src + (srcY + yFirst + r) * srcStride + srcX * 3, sb = sa + srcStride
+                let da = tmp + r * rowLen, db = da + rowLen
+                if taps == 3 {
+                    for xo in 0..<winW {
+                        let o = ts[xo] * 3, k = tw + xo * 3
+                        let k0 = k[0], k1 = k[1], k2 = k[2]
+                        let p = sa + o, q = sb + o
+                        da[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
+                        da[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
+                        da[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
+                        db[xo * 3] = clip8(half &+ Int32(q[0]) &* k0 &+ Int32(q[3]) &* k1 &+ Int32(q[6]) &* k2)
+                        db[xo * 3 + 1] = clip8(half &+ Int32(q[1]) &* k0 &+ Int32(q[4]) &* k1 &+ Int32(q[7]) &* k2)
+                        db[xo * 3 + 2] = clip8(half &+ Int32(q[2]) &* k0 &+ Int32(q[5]) &* k1 &+ Int32(q[8]) &* k2)
+                    }
+                } else {
+                    for xo in 0..<winW {
+                        let o = ts[xo] * 3, k = tw + xo * 4
+                        let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]
+                        let p = sa + o, q = sb + o
+                        da[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2 &+ Int32(p[9]) &* k3)
+                        da[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2 &+ Int32(p[10]) &* k3)
+                        da[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2 &+ Int32(p[11]) &* k3)
+                        db[xo * 3] = clip8(half &+ Int32(q[0]) &* k0 &+ Int32(q[3]) &* k1 &+ Int32(q[6]) &* k2 &+ Int32(q[9]) &* k3)
+                        db[xo * 3 + 1] = clip8(half &+ Int32(q[1]) &* k0 &+ Int32(q[4]) &* k1 &+ Int32(q[7]) &* k2 &+ Int32(q[10]) &* k3)
+                        db[xo * 3 + 2] = clip8(half &+ Int32(q[2]) &* k0 &+ Int32(q[5]) &* k1 &+ Int32(q[8]) &* k2 &+ Int32(q[11]) &* k3)
+                    }
+                }
+                r += 2
+            }
+            while r < tmpRows {
+                defer { r += 1 }
                 let srow = src + (srcY + yFirst + r) * srcStride + srcX * 3
                 let drow = tmp + r * rowLen
-                if fixed && ksize == 5 {
+                if fixed && taps == 3 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 3
+                        let k0 = k[0], k1 = k[1], k2 = k[2]
+                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
+                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
+                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
+                    }
+                } else if fixed && taps == 4 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 4
+                        let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]
+                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2 &+ Int32(p[9]) &* k3)
+                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2 &+ Int32(p[10]) &* k3)
+                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2 &+ Int32(p[11]) &* k3)
+                    }
+                } else if fixed && taps == 5 {
                     for xo in 0..<winW {
                         let p = srow + ts[xo] * 3, k = tw + xo * 5
                         let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4]
@@ -112,19 +163,11 @@ enum PillowResample {
                         drow[xo * 3 + 1] = clip8(s1)
                         drow[xo * 3 + 2] = clip8(s2)
                     }
-                } else if fixed && ksize == 3 {
-                    for xo in 0..<winW {
-                        let p = srow + ts[xo] * 3, k = tw + xo * 3
-                        let k0 = k[0], k1 = k[1], k2 = k[2]
-                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
-                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
-                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
-                    }
                 } else {
                     for xo in 0..<winW {
                         var p = srow + ts[xo] * 3
-                        let k = tw + xo * ksize
-                        let n = fixed ? ksize : min(ksize, srcW - ts[xo])
+                        let k = tw + xo * taps
+                        let n = fixed ? taps : min(taps, srcW - ts[xo])
                         var s0 = half, s1 = half, s2 = half
                         for t in 0..<n {
                             let kw = k[t]
@@ -151,13 +194,29 @@ enum PillowResample {
             for yo in 0..<winH {
                 let yy = winY + yo
                 let ymin = Int(vc.start[yy]) - yFirst, n = Int(vc.count[yy])
-                acc.update(repeating: half, count: rowLen)
-                for y in 0..<n {
-                    let kw = vw[yy * ksize + y]
-                    let trow = tmp + (ymin + y) * rowLen
-                    for i in 0..<rowLen { acc[i] = acc[i] &+ Int32(trow[i]) &* kw }
+                let k = vw.baseAddress! + yy * ksize
+                let r0 = tmp + ymin * rowLen
+                if n == 3 {
+                    let k0 = k[0], k1 = k[1], k2 = k[2]
+                    let r1 = r0 + rowLen, r2 = r1 + rowLen
+                    for i in 0..<rowLen {
+                        out[i] = clip8(half &+ Int32(r0[i]) &* k0 &+ Int32(r1[i]) &* k1 &+ Int32(r2[i]) &* k2)
+                    }
+                } else if n == 4 {
+                    let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]
+                    let r1 = r0 + rowLen, r2 = r1 + rowLen, r3 = r2 + rowLen
+                    for i in 0..<rowLen {
+                        out[i] = clip8(half &+ Int32(r0[i]) &* k0 &+ Int32(r1[i]) &* k1 &+ Int32(r2[i]) &* k2 &+ Int32(r3[i]) &* k3)
+                    }
+                } else {
+                    acc.update(repeating: half, count: rowLen)
+                    for y in 0..<n {
+                        let kw = k[y]
+                        let trow = r0 + y * rowLen
+                        for i in 0..<rowLen { acc[i] = acc[i] &+ Int32(trow[i]) &* kw }
+                    }
+                    for i in 0..<rowLen { out[i] = clip8(acc[i]) }
                 }
-                for i in 0..<rowLen { out[i] = clip8(acc[i]) }
                 emitRow(yo, UnsafePointer(out))
             }
         }
