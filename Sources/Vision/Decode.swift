@@ -83,7 +83,8 @@ public enum ImageDecoder {
 
     static func readFile(_ path: String) throws(VisionError) -> Data {
         do {
-            return try Data(contentsOf: URL(fileURLWithPath: path), options: [.mappedIfSafe])
+            // Read, not mapped: a file truncated while mapped would raise SIGBUS.
+            return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
