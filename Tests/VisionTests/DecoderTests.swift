@@ -258,3 +258,40 @@ struct DecoderTests {
         #expect(Array(out[3..<6]) == [0, 100, 200])
     }
 }
+
+@Suite("Decoder robustness")
+struct DecoderFuzzTests {
+    @Test("mutated and truncated JPEG/PNG bytes give an image or a typed error, never a crash")
+    func mutations() throws {
+        let img = RGBImage(width: 48, height: 40, pixels: pattern(48, 40, channels: 3, seed: 50))
+        let seeds: [(String, Data)] = [
+            ("PNG", try PNGWriter.encode(img)),
+            ("JPEG", try #require(JPEGWriter.encode(pixels: img.pixels, width: 48, height: 40))),
+            ("CMYK JPEG", try #require(Data(base64Encoded: cmykJPEGBase64))),
+        ]
+        var rng = AugmentRNG(seed: 2024)
+        var decoded = 0, rejected = 0
+        for (name, original) in seeds {
+            for trial in 0..<150 {
+                var bytes = [UInt8](original)
+                let flips = 1 + rng.randint(0, 8)
+                for _ in 0..<flips {
+                    // Keep the signature so the decoders, not the sniffer, see the damage.
+                    let at = 8 + rng.randint(0, bytes.count - 8)
+                    bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+                }
+                if trial % 3 == 0 { bytes = Array(bytes.prefix(8 + rng.randint(0, bytes.count - 8))) }
+                do {
+                    let out = try ImageDecoder.decode(data: Data(bytes), name: "\(name)#\(trial)")
+                    #expect(out.isWellFormed)
+                    decoded += 1
+                } catch {
+                    #expect(error.description.contains("\(name)#\(trial)"))
+                    rejected += 1
+                }
+            }
+        }
+        print("decoder fuzz: \(decoded) decoded, \(rejected) rejected with typed errors")
+        #expect(decoded + rejected == 450)
+    }
+}
