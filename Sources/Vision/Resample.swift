@@ -18,19 +18,21 @@ enum PillowResample {
         var weights: [Int32]
     }
 
-    /// Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1).
-    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int) -> Coefficients {
+    /// Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1),
+    /// for the output indices `first..<first+outCount` only (stored from index 0).
+    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int, first: Int, outCount: Int) -> Coefficients {
         let scale = Double(in1 - in0) / Double(outSize)
         let filterscale = scale < 1.0 ? 1.0 : scale
         let support = 1.0 * filterscale
         let ksize = Int(support.rounded(.up)) * 2 + 1
-        var start = [Int32](repeating: 0, count: outSize)
-        var count = [Int32](repeating: 0, count: outSize)
-        var weights = [Int32](repeating: 0, count: outSize * ksize)
+        var start = [Int32](repeating: 0, count: outCount)
+        var count = [Int32](repeating: 0, count: outCount)
+        var weights = [Int32](repeating: 0, count: outCount * ksize)
         var k = [Double](repeating: 0, count: ksize)
         let ss = 1.0 / filterscale
         let one = Double(1 << precisionBits)
-        for xx in 0..<outSize {
+        for i in 0..<outCount {
+            let xx = first + i
             let center = Double(in0) + (Double(xx) + 0.5) * scale
             var ww = 0.0
             var xmin = Int(center - support + 0.5)
@@ -50,10 +52,10 @@ enum PillowResample {
             for x in 0..<ksize {
                 var v = x < xmax ? k[x] : 0.0
                 if x < xmax && ww != 0.0 { v /= ww }
-                weights[xx * ksize + x] = v < 0 ? Int32(-0.5 + v * one) : Int32(0.5 + v * one)
+                weights[i * ksize + x] = v < 0 ? Int32(-0.5 + v * one) : Int32(0.5 + v * one)
             }
-            start[xx] = Int32(xmin)
-            count[xx] = Int32(xmax)
+            start[i] = Int32(xmin)
+            count[i] = Int32(xmax)
         }
         return Coefficients(ksize: ksize, start: start, count: count, weights: weights)
     }
@@ -65,11 +67,21 @@ enum PillowResample {
     static func resize(src: UnsafePointer<UInt8>, srcStride: Int, srcX: Int, srcY: Int, srcW: Int, srcH: Int,
                        outW: Int, outH: Int, winX: Int, winY: Int, winW: Int, winH: Int,
                        emitRow: (_ row: Int, _ rgb: UnsafePointer<UInt8>) -> Void) {
-        let hc = coefficients(inSize: srcW, in0: 0, in1: Float(srcW), outSize: outW)
-        let vc = coefficients(inSize: srcH, in0: 0, in1: Float(srcH), outSize: outH)
+        guard winW > 0, winH > 0 else { return }
+        // Filter lengths grow with the downscale factor; refuse absurd ones (a 1-pixel-wide output of a
+        // huge image) instead of allocating gigabytes: black output.
+        let kh = Int((Double(srcW) / Double(outW)).rounded(.up)) * 2 + 1
+        let kv = Int((Double(srcH) / Double(outH)).rounded(.up)) * 2 + 1
+        if kh * winW > 1 << 26 || kv * winH > 1 << 26 {
+            let black = [UInt8](repeating: 0, count: winW * 3)
+            black.withUnsafeBufferPointer { b in for r in 0..<winH { emitRow(r, b.baseAddress!) } }
+            return
+        }
+        let hc = coefficients(inSize: srcW, in0: 0, in1: Float(srcW), outSize: outW, first: winX, outCount: winW)
+        let vc = coefficients(inSize: srcH, in0: 0, in1: Float(srcH), outSize: outH, first: winY, outCount: winH)
         // Source rows needed by the output rows of the window.
-        let yFirst = Int(vc.start[winY])
-        let yLast = Int(vc.start[winY + winH - 1] + vc.count[winY + winH - 1])
+        let yFirst = Int(vc.start[0])
+        let yLast = Int(vc.start[winH - 1] + vc.count[winH - 1])
         let tmpRows = max(0, yLast - yFirst)
         let rowLen = winW * 3
         let tmp = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, tmpRows * rowLen))
@@ -80,18 +92,17 @@ enum PillowResample {
         // every output column reads exactly `taps` source pixels (the largest tap count in the window;
         // the extra weights are 0, so the integer sums are unchanged) and the loop has a fixed trip count.
         var taps = 1
-        for xo in 0..<winW { taps = max(taps, Int(hc.count[winX + xo])) }
+        for xo in 0..<winW { taps = max(taps, Int(hc.count[xo])) }
         let fixed = srcW >= taps
         if !fixed { taps = hc.ksize }
         var tapStart = [Int](repeating: 0, count: winW)
         var tapWeights = [Int32](repeating: 0, count: winW * taps)
         for xo in 0..<winW {
-            let xx = winX + xo
-            let xmin = Int(hc.start[xx]), n = Int(hc.count[xx])
+            let xmin = Int(hc.start[xo]), n = Int(hc.count[xo])
             let base = fixed ? min(xmin, srcW - taps) : xmin
             tapStart[xo] = base
             for t in 0..<n where xmin - base + t < taps {
-                tapWeights[xo * taps + (xmin - base + t)] = hc.weights[xx * hc.ksize + t]
+                tapWeights[xo * taps + (xmin - base + t)] = hc.weights[xo * hc.ksize + t]
             }
         }
         tapStart.withUnsafeBufferPointer { ts in
@@ -192,9 +203,8 @@ enum PillowResample {
         vc.weights.withUnsafeBufferPointer { vw in
             let ksize = vc.ksize
             for yo in 0..<winH {
-                let yy = winY + yo
-                let ymin = Int(vc.start[yy]) - yFirst, n = Int(vc.count[yy])
-                let k = vw.baseAddress! + yy * ksize
+                let ymin = Int(vc.start[yo]) - yFirst, n = Int(vc.count[yo])
+                let k = vw.baseAddress! + yo * ksize
                 let r0 = tmp + ymin * rowLen
                 if n == 3 {
                     let k0 = k[0], k1 = k[1], k2 = k[2]

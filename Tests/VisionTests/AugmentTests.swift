@@ -161,6 +161,12 @@ struct TransformEdgeTests {
         #expect(out.pixels[0] == 10 && out.pixels[1] == 200 && out.pixels[2] == 30)
         let thin = RGBImage(width: 3000, height: 2, pixels: pattern(3000, 2, channels: 3, seed: 30))
         #expect(Transforms.resizeCenterCrop(thin).pixels.count == 224 * 224 * 3)
+        // 2 x 100,000 resizes (virtually) to 256 x 12,800,000: only the crop window is ever computed.
+        let tall = RGBImage(width: 2, height: 100_000, pixels: [UInt8](repeating: 77, count: 2 * 100_000 * 3))
+        #expect(Transforms.resizeCenterCrop(tall).pixels.allSatisfy { $0 == 77 })
+        // An absurd downscale is refused (black), not allocated.
+        let wide = RGBImage(width: 200_000, height: 1, pixels: [UInt8](repeating: 9, count: 200_000 * 3))
+        #expect(Transforms.crop(wide, x: 0, y: 0, width: 200_000, height: 1, resizedTo: 1, 1).pixels == [9, 9, 9])
         // Crop larger than the resized image: black padding.
         let small = RGBImage(width: 40, height: 30, pixels: [UInt8](repeating: 200, count: 40 * 30 * 3))
         let padded = Transforms.resizeCenterCrop(small, resize: 20, crop: 30)
