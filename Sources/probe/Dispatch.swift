@@ -6,7 +6,7 @@ let allCommands: [Command] = [
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
     demoCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
-    benchVisionCommand, benchQueryCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {
