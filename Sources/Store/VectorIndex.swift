@@ -189,6 +189,34 @@ func normaliseRow(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Fl
     for i in 0..<d { dst[i] = src[i] * scale }
 }
 
+/// Copies little-endian float32 bytes (any alignment) scaled to unit L2 norm.
+@inline(__always)
+func normaliseRaw(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, _ d: Int) {
+    #if _endian(little)
+    var acc = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= d {
+        let v = src.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        acc += v * v
+        i += 16
+    }
+    var n2 = acc.sum()
+    while i < d { let x = src.loadUnaligned(fromByteOffset: i * 4, as: Float.self); n2 += x * x; i += 1 }
+    let scale: Float = n2 > 0 ? 1 / n2.squareRoot() : 0
+    let out = UnsafeMutableRawPointer(dst)
+    i = 0
+    while i + 16 <= d {
+        out.storeBytes(of: src.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * scale, toByteOffset: i * 4, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < d { dst[i] = src.loadUnaligned(fromByteOffset: i * 4, as: Float.self) * scale; i += 1 }
+    #else
+    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: d * 4)
+    for i in 0..<d { dst[i] = Float(bitPattern: UInt32(littleEndian: dst[i].bitPattern)) }
+    normaliseRow(dst, into: dst, d)
+    #endif
+}
+
 /// Feeds scores[0..<n] (rows base..<base+n) into a min-heap of the k best (root = worst kept).
 @inline(__always)
 private func selectTopK(_ scores: UnsafePointer<Float>, _ n: Int, base: Int, k: Int,
@@ -273,11 +301,20 @@ extension FeatureStore {
                     }
                     let id = s.int64(0)
                     let dtype: VectorDType = s.withBlob(1) { $0.count == 3 && $0[1] == 0x31 } ? .f16 : .f32  // "f16"
-                    let ok = s.withBlob(2) { VectorCodec.decode($0, dtype: dtype, count: d, into: scratch) }
+                    let dst = data + n * d
+                    let ok = s.withBlob(2) { b -> Bool in
+                        if dtype == .f32 {
+                            guard b.count == d * 4, let src = b.baseAddress else { return false }
+                            normaliseRaw(src, into: dst, d)
+                            return true
+                        }
+                        guard VectorCodec.decode(b, dtype: dtype, count: d, into: scratch) else { return false }
+                        normaliseRow(scratch, into: dst, d)
+                        return true
+                    }
                     guard ok else {
                         throw StoreError.invalidVector(context: "image id \(id)", reason: "the stored vector has the wrong length; the store was modified outside probe")
                     }
-                    normaliseRow(scratch, into: data + n * d, d)
                     ids.append(id)
                     n += 1
                 }
