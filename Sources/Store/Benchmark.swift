@@ -104,6 +104,16 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
     let tLoad = now() - t0
     say(String(format: "  load index       %8.2f s   (cpu %.2f s; %d rows; goal <= 5 s)", tLoad, cpuSeconds() - c0, index.count))
     guard index.count > 0 else { return lines.joined(separator: "\n") }
+    // Diagnostic: the cost of fresh memory for a matrix of this size (first touch; in a VM this
+    // can dominate loading): measured after loading, on a second matrix of the same size.
+    t0 = now()
+    c0 = cpuSeconds()
+    if let probe = allocateMatrix(count * dimension) {
+        memset(probe, 0, count * dimension * 4)
+        free(probe)
+    }
+    say(String(format: "  (fresh memory    %8.2f s   (cpu %.2f s) to allocate and touch %@ once)", now() - t0, cpuSeconds() - c0,
+               formatBytes(Int64(count * dimension * 4))))
 
     // One query: a stored vector plus noise; report the median of 5 and the first.
     var rng = SyntheticRandom(seed: 7)

@@ -276,14 +276,19 @@ public final class FeatureStore {
                 ids[sha] = id
                 return id
             }
+            let upsertSample = try db.cachedStatement("""
+                INSERT INTO samples(path, image_id, label, split, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)
+                ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, label = excluded.label,
+                    split = excluded.split, mtime_ns = excluded.mtime_ns
+                """)
+            defer { upsertSample.reset() }
+            let hasFailures = try db.scalarInt("SELECT EXISTS (SELECT 1 FROM failures)") == 1
             for s in batch.samples {
                 let id = try imageID(s.sha256)
-                try db.run("""
-                    INSERT INTO samples(path, image_id, label, split, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)
-                    ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, label = excluded.label,
-                        split = excluded.split, mtime_ns = excluded.mtime_ns
-                    """, [.text(s.path), .integer(id), .text(s.label), .optionalText(s.split), .optionalInt(s.mtimeNS)])
-                try db.run("DELETE FROM failures WHERE path = ?", [.text(s.path)])
+                upsertSample.reset()
+                try upsertSample.bind([.text(s.path), .integer(id), .text(s.label), .optionalText(s.split), .optionalInt(s.mtimeNS)])
+                try upsertSample.step()
+                if hasFailures { try db.run("DELETE FROM failures WHERE path = ?", [.text(s.path)]) }
                 result.samples += 1
             }
             let upsertFeature = try db.cachedStatement("""
