@@ -445,6 +445,15 @@ public final class FeatureStore {
         try database.query(Self.sampleColumns + " WHERE s.image_id = ? ORDER BY s.path", [.integer(imageID)], row: Self.sampleRow)
     }
 
+    /// Samples of several images (e.g. the neighbours of a query), keyed by image id.
+    public func samples(imageIDs: [Int64]) throws -> [Int64: [SampleInfo]] {
+        try database.read {
+            var out: [Int64: [SampleInfo]] = [:]
+            for id in imageIDs where out[id] == nil { out[id] = try samples(imageID: id) }
+            return out
+        }
+    }
+
     /// The image id of a sha256 or of a unique sha256 prefix (at least 4 hex digits).
     public func imageID(sha256OrPrefix p: String) throws -> Int64? {
         let lower = p.lowercased()
