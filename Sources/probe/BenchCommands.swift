@@ -98,7 +98,7 @@ let benchHeadsCommand = Command(
     options: [storeOption, Option("--backbone", "NAME", "Which backbone's features, when the store holds several.")],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
-        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let store = try openStore(args, readOnly: true)
         let backbone = try selectBackbone(store, args.string("--backbone"), command: "bench heads")
         let data = try loadHeadDatasets(store: store, backbone: backbone)
         guard let val = data.validation else { throw UsageError("probe bench heads: the store has no 'val' split") }

@@ -55,7 +55,7 @@ let trainCommand = Command(
         o.lbfgs.C = try args.double("--C", default: 1.0, range: 1e-12...1e12)
         o.lbfgs.standardize = !args.flag("--no-standardize")
         o.useViews = !args.flag("--no-views")
-        let store = try FeatureStore(path: storePath(args))
+        let store = try openStore(args)
         let backbone = try selectBackbone(store, args.string("--backbone"), command: "train")
         let r = try trainHead(store: store, backbone: backbone, options: o)
         if args.flag("--json") {
@@ -85,7 +85,7 @@ let headsCommand = Command(
     options: [storeOption, jsonOption],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
-        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let store = try openStore(args, readOnly: true)
         let heads = try store.heads()
         if args.flag("--json") { try printJSON(heads); return 0 }
         if heads.isEmpty { print("no heads yet (train one with `probe train --name NAME`)"); return 0 }
@@ -117,7 +117,7 @@ let headsExportCommand = Command(
     run: { args in
         let name = try args.positionals(min: 1, max: 1, what: "head NAME")[0]
         let format = HeadExportFormat(rawValue: try args.choice("--format", ["pth", "safetensors"], default: "pth"))!
-        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let store = try openStore(args, readOnly: true)
         let loaded = try loadHead(store: store, name: name)
         let out = args.string("--out") ?? "\(name).\(format.rawValue)"
         try exportHead(loaded, format: format, to: out)
@@ -144,7 +144,7 @@ let predictCommand = Command(
     run: { args in
         let images = try args.positionals(min: 1, max: Int.max, what: "IMAGE")
         guard let name = args.string("--head") else { throw UsageError("probe predict: --head NAME is required (see `probe heads`)") }
-        let store = try FeatureStore(path: storePath(args))
+        let store = try openStore(args)
         let loaded = try loadHead(store: store, name: name)
         let weights = args.string("--weights") ?? defaultWeightsIfPresent(architecture: loaded.backbone.architecture)
         let results = try predictImages(images, store: store, head: loaded, weightsPath: weights,
@@ -171,7 +171,7 @@ let evalCommand = Command(
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
         guard let name = args.string("--head") else { throw UsageError("probe eval: --head NAME is required (see `probe heads`)") }
-        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let store = try openStore(args, readOnly: true)
         let e = try evaluateHead(try loadHead(store: store, name: name), store: store, split: args.string("--split") ?? "val")
         if args.flag("--json") {
             try printJSON(EvalJSON(split: e.split, classes: e.classNames, count: e.metrics.count, accuracy: e.metrics.accuracy,
@@ -212,7 +212,7 @@ let queryCommand = Command(
     ],
     run: { args in
         let images = args.positionals
-        let store = try FeatureStore(path: storePath(args))
+        let store = try openStore(args)
         let backbone = try selectBackbone(store, args.string("--backbone"), command: "query")
         var queries: [ImageFeatures] = []
         if let p = args.string("--path") { queries.append(try featuresOfSample(path: p, store: store, backbone: backbone)) }
