@@ -510,9 +510,9 @@ public final class FeatureStore {
 
     /// Features of samples (one row per sample path, sorted by path), for training and export.
     public func labeledFeatures(backbone: Backbone, split: String? = nil, label: String? = nil,
-                                transform: String = "val", view: Int = 0) throws -> LabeledFeatures {
+                                transform: String = "val", view: Int = 0) throws -> SampleFeatures {
         let d = backbone.dimension
-        var out = LabeledFeatures(dimension: d)
+        var out = SampleFeatures(dimension: d)
         let s = try database.cachedStatement("""
             SELECT s.path, s.label, s.split, i.sha256, f.dtype, f.vector
             FROM samples s JOIN images i ON i.id = s.image_id
@@ -540,7 +540,7 @@ public final class FeatureStore {
 }
 
 /// Row-major float32 features with their samples' paths, labels and splits.
-public struct LabeledFeatures: Sendable {
+public struct SampleFeatures: Sendable {
     public let dimension: Int
     /// count x dimension, row-major.
     public var vectors: [Float] = []

@@ -7,8 +7,8 @@ public struct HeadDatasets: Sendable {
     /// Class names (sorted, like ImageFolder); labels index into this.
     public let classNames: [String]
     /// Training images; `views > 1` when augmented views are used (one drawn per image per epoch).
-    public let train: Heads.LabeledFeatures
-    public let validation: Heads.LabeledFeatures?
+    public let train: LabeledFeatures
+    public let validation: LabeledFeatures?
     /// Paths of the validation rows (for reports).
     public let validationPaths: [String]
 }
@@ -81,15 +81,15 @@ public func loadHeadDatasets(store: FeatureStore, backbone: Backbone, trainSplit
             trainLabels.append(index[all.labels[r]]!)
         }
     }
-    let train = try Heads.LabeledFeatures(values: trainValues, count: trainRows.count, dimension: d, views: viewCount,
+    let train = try LabeledFeatures(values: trainValues, count: trainRows.count, dimension: d, views: viewCount,
                                           labels: trainLabels, classes: classNames.count)
-    var validation: Heads.LabeledFeatures? = nil
+    var validation: LabeledFeatures? = nil
     var valPaths: [String] = []
     let knownVal = valRows.filter { index[all.labels[$0]] != nil }
     if !knownVal.isEmpty {
         var values: [Float] = []
         for r in knownVal { values += all.vectors[(r * d)..<((r + 1) * d)] }
-        validation = try Heads.LabeledFeatures(values: values, count: knownVal.count, dimension: d,
+        validation = try LabeledFeatures(values: values, count: knownVal.count, dimension: d,
                                                labels: knownVal.map { index[all.labels[$0]]! }, classes: classNames.count)
         valPaths = knownVal.map { all.paths[$0] }
     }

@@ -24,7 +24,7 @@ public func writeTrainingCurves(_ epochs: [EpochMetrics], to directory: String, 
 
 /// A grid of validation images with predicted and true labels (green when right, red when wrong),
 /// like the tutorial's visualize_model.
-func predictionGrid(paths: [String], features: Heads.LabeledFeatures, head: LinearHead, classNames: [String],
+func predictionGrid(paths: [String], features: LabeledFeatures, head: LinearHead, classNames: [String],
                     count: Int) throws -> RGBImage {
     let n = min(count, paths.count)
     let step = max(1, paths.count / max(1, n))

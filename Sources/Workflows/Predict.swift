@@ -51,6 +51,6 @@ public func evaluateHead(_ loaded: LoadedHead, store: FeatureStore, split: Strin
     guard !labels.isEmpty else {
         throw WorkflowError.noFeatures("no samples of split '\(split)' with the head's classes (\(classes.joined(separator: ", "))) in the store")
     }
-    let data = try Heads.LabeledFeatures(values: values, count: labels.count, dimension: d, labels: labels, classes: classes.count)
+    let data = try LabeledFeatures(values: values, count: labels.count, dimension: d, labels: labels, classes: classes.count)
     return HeadEvaluation(split: split, classNames: classes, metrics: try evaluate(loaded.head, on: data))
 }
