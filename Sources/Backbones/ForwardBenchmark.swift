@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Weights
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -60,6 +61,17 @@ public func processCPUSeconds() -> Double {
     getrusage(RUSAGE_SELF, &u)
     #endif
     return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+}
+
+/// `probe bench forward`: loads the weight files when given (synthetic weights otherwise; the
+/// cost is the same) and returns the benchmark table (see the other overload).
+public func runForwardBenchmark(batches: [Int], iterations: Int, resnetWeights: String?, mobilenetWeights: String?,
+                                log: (String) -> Void = { _ in }) throws -> String {
+    let r: TensorSource? = try resnetWeights.map { try loadStateDict(path: $0) }
+    let m: TensorSource? = try mobilenetWeights.map { try loadStateDict(path: $0) }
+    let header = "forward pass, eval mode, release build, \(defaultWorkerCount) threads, median of \(iterations) runs; " +
+        "weights: resnet18 \(resnetWeights ?? "synthetic"), mobilenet_v2 \(mobilenetWeights ?? "synthetic")"
+    return header + "\n" + (try runForwardBenchmark(batches: batches, iterations: iterations, resnet: r, mobilenet: m, log: log))
 }
 
 /// Times `features` of both backbones at each batch size (after one warm-up run) and returns a
