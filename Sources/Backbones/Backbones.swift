@@ -83,6 +83,10 @@ public struct ForwardOptions: Sendable {
     /// Output block (channels x columns, in floats) a convolution keeps cache-resident between
     /// its GEMM and its epilogue.
     public var outputChunkFloats: Int = 1 << 17
+    /// Use Winograd F(2x2, 3x3) for 3x3 / stride-1 convolutions (ResNet-18).
+    public var winograd = true
+    /// Winograd tiles split between workers when each gets at least this many; else output channels are split.
+    public var minTilesPerWorker: Int = 32
 
     public init(microBatch: Int, workers: Int = defaultWorkerCount) {
         self.microBatch = microBatch
@@ -98,8 +102,11 @@ final class FoldedConv: @unchecked Sendable {
     let weight: UnsafeMutablePointer<Float>
     let bias: UnsafeMutablePointer<Float>
     let activation: Activation
+    /// Winograd F(2x2, 3x3) weights [16][OC][IC] for 3x3 / stride 1 / pad 1 convolutions, when enabled.
+    let winograd: UnsafeMutablePointer<Float>?
 
-    init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String) throws {
+    init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String,
+         winograd useWinograd: Bool = false) throws {
         let w = try src.require(conv + ".weight", [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], model: model)
         let c = [g.outChannels]
         let gamma = try src.require(bn + ".weight", c, model: model)
@@ -115,11 +122,20 @@ final class FoldedConv: @unchecked Sendable {
         weight.initialize(from: folded.weight, count: folded.weight.count)
         bias = .allocate(capacity: folded.bias.count)
         bias.initialize(from: folded.bias, count: folded.bias.count)
+        if useWinograd && g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1 {
+            let u = winogradTransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: u.count)
+            p.initialize(from: u, count: u.count)
+            winograd = p
+        } else {
+            winograd = nil
+        }
     }
 
     deinit {
         weight.deallocate()
         bias.deallocate()
+        winograd?.deallocate()
     }
 
     var isDepthwise3x3: Bool {
@@ -172,6 +188,14 @@ final class Workspace {
              residual: UnsafePointer<Float>? = nil, options: ForwardOptions) -> (Int, Int) {
         let g = conv.geometry
         let (oh, ow) = g.outputSize(height: h, width: w)
+        if let u = conv.winograd, layout == nil, options.winograd {
+            setThreads(1)
+            conv3x3WinogradForward(output: output, input: input, batch: n, inChannels: g.inChannels, outChannels: g.outChannels,
+                                   height: h, width: w, u: u, bias: conv.bias, residual: residual, activation: conv.activation,
+                                   scratch: scratch, scratchCount: scratchCount, workers: options.workers,
+                                   minTilesPerWorker: options.minTilesPerWorker)
+            return (oh, ow)
+        }
         if conv.isDepthwise3x3 && residual == nil && (layout == nil) {
             depthwiseConv3x3Forward(output: output, input: input, channels: g.inChannels, batch: n,
                                     height: h, width: w, stride: g.stride, weight: conv.weight, bias: conv.bias,

@@ -200,3 +200,24 @@ func depthwise3x3MatchesNaiveLoops(_ stride: Int, _ h: Int, _ w: Int) {
     relu6Forward(&y, count: y.count)
     #expect(y == [0, 0, 0, 3, 6, 6])
 }
+
+@Test(arguments: [(1, 4, 4), (2, 7, 7), (3, 5, 6), (2, 1, 3), (1, 14, 9)])
+func winogradMatchesNaiveConvolution(_ n: Int, _ h: Int, _ w: Int) {
+    let ic = 5, oc = 7
+    let g = ConvGeometry(inChannels: ic, outChannels: oc, kernel: 3, stride: 1, padding: 1)
+    let x = values(n * ic * h * w, seed: 41), wt = values(g.weightCount, seed: 42), b = values(oc, seed: 43)
+    let res = values(n * oc * h * w, seed: 44)  // CNHW
+    let conv = toCNHW(naiveConv(x, n: n, h: h, w: w, g: g, weight: wt, bias: b), n: n, c: oc, hw: h * w)
+    let expected = zip(conv, res).map { max($0 + $1, 0) }
+    let u = winogradTransformWeights(wt, outChannels: oc, inChannels: ic)
+    let xc = toCNHW(x, n: n, c: ic, hw: h * w)
+    for (workers, minTiles, chunkTiles) in [(1, 64, 1000), (2, 1, 3), (2, 10_000, 2)] {
+        var out = [Float](repeating: .nan, count: n * oc * h * w)
+        var scratch = [Float](repeating: .nan, count: 2 * winogradScratchCount(inChannels: ic, outChannels: oc, tiles: max(chunkTiles, (w + 1) / 2)))
+        let sc = scratch.count
+        conv3x3WinogradForward(output: &out, input: xc, batch: n, inChannels: ic, outChannels: oc, height: h, width: w,
+                               u: u, bias: b, residual: res, activation: .relu, scratch: &scratch, scratchCount: sc,
+                               workers: workers, minTilesPerWorker: minTiles)
+        #expect(maxAbsDiff(out, expected) < 1e-4, "n\(n) \(h)x\(w) workers \(workers) minTiles \(minTiles)")
+    }
+}
