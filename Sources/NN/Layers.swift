@@ -414,6 +414,35 @@ public func maxPool2dForward(
     workers: Int = 1
 ) {
     let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    if k == 3 && s == 2 && p == 1 && w >= 2 {
+        // ResNet's pool: column maxima of the (up to) 3 rows, then 3-wide maxima at stride 2
+        parallelSlices(planes, workers: workers) { _, slice in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: w) { colmax in
+                let m = colmax.baseAddress!
+                for plane in slice {
+                    let x = input + plane * h * w, y = output + plane * oh * ow
+                    for oy in 0..<oh {
+                        let r0 = max(0, 2 * oy - 1), r1 = min(h - 1, 2 * oy + 1)
+                        let a = x + r0 * w
+                        m.update(from: a, count: w)
+                        var r = r0 + 1
+                        while r <= r1 {
+                            let b = x + r * w
+                            for i in 0..<w { m[i] = max(m[i], b[i]) }
+                            r += 1
+                        }
+                        let o = y + oy * ow
+                        o[0] = max(m[0], m[1])
+                        for ox in 1..<ow {
+                            let c = 2 * ox
+                            o[ox] = c + 1 < w ? max(max(m[c - 1], m[c]), m[c + 1]) : max(m[c - 1], m[c])
+                        }
+                    }
+                }
+            }
+        }
+        return
+    }
     parallelSlices(planes, workers: workers) { _, slice in
         for plane in slice {
             let x = input + plane * h * w, y = output + plane * oh * ow

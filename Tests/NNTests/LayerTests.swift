@@ -141,10 +141,11 @@ func depthwise3x3MatchesNaiveLoops(_ stride: Int, _ h: Int, _ w: Int) {
     #expect(y == [-1, -2, -5, -6])
 }
 
-@Test func maxPoolMatchesNaiveOnOddSizes() {
-    let planes = 3, h = 9, w = 7
+@Test(arguments: [(9, 7), (4, 6), (1, 2), (2, 3), (5, 1), (112, 112)])
+func maxPoolMatchesNaiveLoops(_ h: Int, _ w: Int) {
+    let planes = 3
     let x = values(planes * h * w, seed: 21)
-    let oh = 5, ow = 4
+    let oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1
     var y = [Float](repeating: 0, count: planes * oh * ow)
     maxPool2dForward(output: &y, input: x, planes: planes, height: h, width: w, workers: 2)
     for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
