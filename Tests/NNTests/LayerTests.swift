@@ -202,7 +202,7 @@ func maxPoolMatchesNaiveLoops(_ h: Int, _ w: Int) {
     #expect(y == [0, 0, 0, 3, 6, 6])
 }
 
-@Test(arguments: [(1, 4, 4), (2, 7, 7), (3, 5, 6), (2, 1, 3), (1, 14, 9)])
+@Test(arguments: [(1, 4, 4), (2, 7, 7), (3, 5, 6), (2, 1, 3), (1, 14, 9), (2, 19, 35), (1, 16, 16)])
 func winogradMatchesNaiveConvolution(_ n: Int, _ h: Int, _ w: Int) {
     let ic = 5, oc = 7
     let g = ConvGeometry(inChannels: ic, outChannels: oc, kernel: 3, stride: 1, padding: 1)
