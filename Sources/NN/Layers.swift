@@ -217,7 +217,40 @@ public func conv2dForward(
                                bias: bias, residual: residual, activation: activation)
     }
 
-    if splitColumns || workers <= 1 {
+    // Pointwise with scratch to spare: the GEMM writes a cache-resident block (ldc = chunk) and
+    // the epilogue streams it to the output once (no write-allocate of the output by BLAS).
+    let staged = direct && scratch != nil && scratchCount >= wk * chunk * g.outChannels
+    if staged && (splitColumns || workers <= 1) {
+        parallelSlices(cols, workers: wk) { worker, slice in
+            let block = scratch! + worker * chunk * g.outChannels
+            var j0 = slice.lowerBound
+            while j0 < slice.upperBound {
+                let j1 = min(slice.upperBound, j0 + chunk)
+                let nc = j1 - j0
+                sgemm(m: g.outChannels, n: nc, k: g.inChannels,
+                      a: weight, lda: g.inChannels, b: input + j0, ldb: cols, c: block, ldc: nc)
+                for r in 0..<g.outChannels {
+                    let bv = bias?[r] ?? 0
+                    let src = block + r * nc, dst = output + r * cols + j0
+                    if let residual {
+                        let q = residual + r * cols + j0
+                        switch activation {
+                        case .none: for j in 0..<nc { dst[j] = src[j] + bv + q[j] }
+                        case .relu: for j in 0..<nc { dst[j] = max(src[j] + bv + q[j], 0) }
+                        case .relu6: for j in 0..<nc { dst[j] = min(max(src[j] + bv + q[j], 0), 6) }
+                        }
+                    } else {
+                        switch activation {
+                        case .none: for j in 0..<nc { dst[j] = src[j] + bv }
+                        case .relu: for j in 0..<nc { dst[j] = max(src[j] + bv, 0) }
+                        case .relu6: for j in 0..<nc { dst[j] = min(max(src[j] + bv, 0), 6) }
+                        }
+                    }
+                }
+                j0 = j1
+            }
+        }
+    } else if splitColumns || workers <= 1 {
         parallelSlices(cols, workers: wk) { worker, slice in
             var j0 = slice.lowerBound
             while j0 < slice.upperBound {

@@ -74,9 +74,10 @@ func conv2dMatchesNaiveLoops(_ t: ConvCase) {
     let input = t.cnhwInput ? toCNHW(x, n: t.n, c: t.c, hw: t.h * t.w) : x
     let layout: PlaneLayout = t.cnhwInput ? .cnhw(batch: t.n, height: t.h, width: t.w) : .nchw(channels: t.c, height: t.h, width: t.w)
     // every parallel mode: 1 worker, 2 workers splitting columns, 2 workers splitting channels; tiny chunks
-    for (workers, minCols, scratchCols) in [(1, 256, 1000), (2, 1, 3), (2, 100_000, 5)] {
+    // (extra scratch lets pointwise convolutions stage their GEMM output in a cache-sized block)
+    for (workers, minCols, scratchCols) in [(1, 256, 1000), (2, 1, 3), (2, 100_000, 5)] { for extra in [1, 2 * t.oc * 64] {
         var out = [Float](repeating: .nan, count: t.n * t.oc * oh * ow)
-        var scratch = [Float](repeating: .nan, count: conv2dScratchCount(g, chunkColumns: scratchCols, workers: 2) + 1)
+        var scratch = [Float](repeating: .nan, count: conv2dScratchCount(g, chunkColumns: scratchCols, workers: 2) + extra)
         let sc = scratch.count
         input.withUnsafeBufferPointer { xi in wt.withUnsafeBufferPointer { wp in bias.withUnsafeBufferPointer { bp in
             out.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
@@ -87,8 +88,8 @@ func conv2dMatchesNaiveLoops(_ t: ConvCase) {
             } }
         } } }
         let got = toNCHW(out, n: t.n, c: t.oc, hw: oh * ow)
-        #expect(maxAbsDiff(got, ref) < 1e-4, "\(t) workers \(workers) minCols \(minCols)")
-    }
+        #expect(maxAbsDiff(got, ref) < 1e-4, "\(t) workers \(workers) minCols \(minCols) extra scratch \(extra)")
+    } }
 }
 
 @Test func convEpilogueAddsResidualThenActivation() {
@@ -220,5 +221,25 @@ func winogradMatchesNaiveConvolution(_ n: Int, _ h: Int, _ w: Int) {
                                u: u, bias: b, residual: res, activation: .relu, scratch: &scratch, scratchCount: sc,
                                workers: workers, minTilesPerWorker: minTiles)
         #expect(maxAbsDiff(out, expected) < 1e-4, "n\(n) \(h)x\(w) workers \(workers) minTiles \(minTiles)")
+    }
+}
+
+@Test func pointwiseStagedEpilogueAddsResidual() {
+    let g = ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1)
+    let n = 3, h = 4, w = 5
+    let x = values(n * 6 * h * w, seed: 51), wt = values(g.weightCount, seed: 52), b = values(5, seed: 53)
+    let res = values(n * 5 * h * w, seed: 54).map { $0 * 9 }
+    let conv = toCNHW(naiveConv(x, n: n, h: h, w: w, g: g, weight: wt, bias: b), n: n, c: 5, hw: h * w)
+    let xc = toCNHW(x, n: n, c: 6, hw: h * w)
+    for act in [Activation.none, .relu6] {
+        for workers in [1, 2] {
+            var out = [Float](repeating: .nan, count: res.count)
+            var scratch = [Float](repeating: .nan, count: 4096)
+            conv2dForward(output: &out, input: xc, layout: .cnhw(batch: n, height: h, width: w), batch: n, height: h, width: w,
+                          geometry: g, weight: wt, bias: b, residual: res, activation: act, scratch: &scratch, scratchCount: 4096,
+                          workers: workers, minColumnsPerWorker: 8, outputChunkFloats: 5 * 7)
+            let expected = zip(conv, res).map { act == .none ? $0 + $1 : min(max($0 + $1, 0), 6) }
+            #expect(maxAbsDiff(out, expected) < 1e-4, "\(act) workers \(workers)")
+        }
     }
 }
