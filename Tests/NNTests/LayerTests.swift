@@ -112,7 +112,7 @@ func conv2dMatchesNaiveLoops(_ t: ConvCase) {
     }
 }
 
-@Test(arguments: [(1, 13, 11), (2, 13, 11), (1, 16, 16), (2, 7, 9), (1, 1, 1), (2, 2, 3)])
+@Test(arguments: [(1, 13, 11), (2, 13, 11), (1, 16, 16), (2, 7, 9), (1, 1, 1), (2, 2, 3), (2, 40, 37), (2, 16, 16), (1, 30, 29)])
 func depthwise3x3MatchesNaiveLoops(_ stride: Int, _ h: Int, _ w: Int) {
     let n = 3, c = 5
     let g = ConvGeometry(inChannels: c, outChannels: c, kernel: 3, stride: stride, padding: 1, groups: c)
