@@ -267,7 +267,7 @@ extension StateDict: TensorSource {
 
 extension ResNet18 {
     /// ResNet-18 from a .pth/.pt/safetensors file with torchvision's key names.
-    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 32)) throws {
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 8)) throws {
         try self.init(weights: try loadStateDict(path: path), options: options)
     }
 }

@@ -86,7 +86,7 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
         for b in batches {
             let model: Backbone
             if which == "resnet18" {
-                let o = options?(which, b) ?? ForwardOptions(microBatch: b)
+                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 8))
                 model = try ResNet18(weights: resnet ?? SyntheticWeights(), options: o)
             } else {
                 let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 2))

@@ -23,7 +23,7 @@ public final class ResNet18: Backbone, @unchecked Sendable {
     let driver: Driver
 
     public convenience init(weights: TensorSource) throws {
-        try self.init(weights: weights, options: ForwardOptions(microBatch: 32))
+        try self.init(weights: weights, options: ForwardOptions(microBatch: 8))
     }
 
     public init(weights src: TensorSource, options: ForwardOptions) throws {
