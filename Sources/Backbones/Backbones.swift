@@ -17,6 +17,7 @@ public protocol Backbone: AnyObject, Sendable {
     /// 512 for ResNet-18, 1280 for MobileNetV2.
     var featureDimension: Int { get }
     /// Pooled features of `count` NCHW images of 3 x height x width: (count, featureDimension) row-major.
+    /// `batch` must hold count * 3 * height * width floats. Empty input (count, height or width 0) gives [].
     func features(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [Float]
 }
 
@@ -234,8 +235,9 @@ final class Driver: @unchecked Sendable {
                            body: (Workspace, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
+        // images smaller than the network's total stride still produce 1x1 maps; empty ones produce nothing
+        guard count > 0, height > 0, width > 0 else { return [] }
         var out = [Float](repeating: 0, count: count * perImageOut)
-        guard count > 0 else { return out }
         let mb = max(1, min(options.microBatch, count))
         if workspace == nil || workspace!.batch < mb || workspace!.height != height || workspace!.width != width {
             workspace = nil
