@@ -90,7 +90,10 @@ struct BindingTests {
         let x: [Float] = (0..<count).map { (i: Int) -> Float in Float((i * 7919) % 255) / 64 - 2 }
         let fa = a.features(x, height: 64, width: 64), fb = b.features(x, height: 64, width: 64)
         #expect(fa.count == 2 * 1280)
-        #expect(fa == fb)
+        // same weights, same kernels; only BLAS's thread split (a process-wide setting other tests
+        // may change concurrently) can reorder sums
+        let (e, c) = compare(fa, fb, cols: 1280)
+        #expect(e < 1e-6 && c > 0.999999, "relative L2 \(e), min cosine \(c)")
     }
 
     @Test func missingOrMisshapenTensorsGiveTypedErrors() throws {
