@@ -79,7 +79,8 @@ public func runForwardBenchmark(batches: [Int], iterations: Int, resnetWeights: 
 /// `resnet`/`mobilenet` nil: synthetic weights of the right shapes (same cost).
 public func runForwardBenchmark(batches: [Int], iterations: Int,
                                 resnet: TensorSource?, mobilenet: TensorSource?,
-                                options: ((String, Int) -> ForwardOptions)? = nil, only: String? = nil,
+                                options: ((String, Int) -> ForwardOptions)? = nil,
+                                only: String? = nil,  // "resnet18" or "mobilenet_v2" to time one model
                                 log: (String) -> Void = { _ in }) throws -> String {
     var lines = ["model         batch   median ms   images/s   CPU ms/image   peak RSS MB"]
     for which in ["resnet18", "mobilenet_v2"] where only == nil || only == which {
