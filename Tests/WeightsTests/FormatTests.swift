@@ -166,6 +166,10 @@ func exportForTorchCheck() throws {
     #expect(zip(back.tensors, sd.tensors).allSatisfy { $0.values == $1.values && $0.int64Values == $1.int64Values })
     let st = try loadStateDict(path: dir + "/resnet18-probe.safetensors")
     #expect(st.tensors.count == floats.count && st.metadata["source"] == "resnet18-ref.pth")
+    // The legacy MobileNetV2 file, re-exported in the zip format.
+    let m = try loadStateDict(path: mobilenetPath)
+    try writeTorchZip(m.tensors, to: dir + "/mobilenetv2-probe.pth")
+    #expect(try loadStateDict(path: dir + "/mobilenetv2-probe.pth").names == m.names)
 }
 
 @Test func safetensorsFromTheReferenceLibrary() throws {
