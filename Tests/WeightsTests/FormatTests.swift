@@ -126,16 +126,14 @@ func rewriteRealFileIsBitIdentical() throws {
 
 @Test func compressedEntriesAreRefused() throws {
     var bytes = [UInt8](Fixtures.zip)
-    // Patch the method of the first entry (data.pkl) to deflate (8) in its central directory record.
     let cd = try bytes.withUnsafeBytes { try ZipReader.entries($0) }
     #expect(cd.first?.name.hasSuffix("data.pkl") == true)
-    var i = bytes.count - 22
-    while i > 0 && !(bytes[i] == 0x50 && bytes[i + 1] == 0x4B && bytes[i + 2] == 1 && bytes[i + 3] == 2) { i -= 1 }
-    // find the first central record instead of the last
-    var first = i
-    var j = i - 1
-    while j > 0 { if bytes[j] == 0x50 && bytes[j + 1] == 0x4B && bytes[j + 2] == 1 && bytes[j + 3] == 2 { first = j }; j -= 1 }
-    bytes[first + 10] = 8
+    // The end record (22 bytes, no comment) holds the central directory's offset at +16; the first
+    // central record is data.pkl's, its method at +10. Mark it deflated (8).
+    let eocd = bytes.count - 22
+    let cdOffset = Int(bytes[eocd + 16]) | Int(bytes[eocd + 17]) << 8 | Int(bytes[eocd + 18]) << 16 | Int(bytes[eocd + 19]) << 24
+    #expect(bytes[cdOffset..<(cdOffset + 4)] == [0x50, 0x4B, 1, 2])
+    bytes[cdOffset + 10] = 8
     #expect(throws: WeightsError.compressedEntry(name: cd[0].name, method: 8)) {
         _ = try bytes.withUnsafeBytes { try loadStateDict(bytes: $0) }
     }
@@ -166,6 +164,10 @@ func exportForTorchCheck() throws {
     #expect(zip(back.tensors, sd.tensors).allSatisfy { $0.values == $1.values && $0.int64Values == $1.int64Values })
     let st = try loadStateDict(path: dir + "/resnet18-probe.safetensors")
     #expect(st.tensors.count == floats.count && st.metadata["source"] == "resnet18-ref.pth")
+    // The legacy MobileNetV2 file, re-exported in the zip format.
+    let m = try loadStateDict(path: mobilenetPath)
+    try writeTorchZip(m.tensors, to: dir + "/mobilenetv2-probe.pth")
+    #expect(try loadStateDict(path: dir + "/mobilenetv2-probe.pth").names == m.names)
 }
 
 @Test func safetensorsFromTheReferenceLibrary() throws {
