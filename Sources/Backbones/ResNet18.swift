@@ -23,7 +23,7 @@ public final class ResNet18: Backbone, @unchecked Sendable {
     let driver: Driver
 
     public convenience init(weights: TensorSource) throws {
-        try self.init(weights: weights, options: ForwardOptions(microBatch: 32))
+        try self.init(weights: weights, options: ForwardOptions(microBatch: 8))
     }
 
     public init(weights src: TensorSource, options: ForwardOptions) throws {
@@ -37,9 +37,11 @@ public final class ResNet18: Backbone, @unchecked Sendable {
                 let p = "layer\(li + 1).\(bi)"
                 let stride = (li > 0 && bi == 0) ? 2 : 1
                 let c1 = try FoldedConv(src, conv: p + ".conv1", bn: p + ".bn1",
-                                        ConvGeometry(inChannels: inC, outChannels: outC, kernel: 3, stride: stride, padding: 1), .relu, model: model)
+                                        ConvGeometry(inChannels: inC, outChannels: outC, kernel: 3, stride: stride, padding: 1), .relu, model: model,
+                                        winograd: true)
                 let c2 = try FoldedConv(src, conv: p + ".conv2", bn: p + ".bn2",
-                                        ConvGeometry(inChannels: outC, outChannels: outC, kernel: 3, stride: 1, padding: 1), .relu, model: model)
+                                        ConvGeometry(inChannels: outC, outChannels: outC, kernel: 3, stride: 1, padding: 1), .relu, model: model,
+                                        winograd: true)
                 var ds: FoldedConv? = nil
                 if stride != 1 || inC != outC {
                     ds = try FoldedConv(src, conv: p + ".downsample.0", bn: p + ".downsample.1",

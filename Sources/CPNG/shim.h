@@ -45,32 +45,6 @@ static void probe_png_read_fn(png_structp png, png_bytep out, size_t len) {
     io->pos += len;
 }
 
-/* Reads the header only. Returns 0 and width/height/bit depth/color type, or 1 on error. */
-static inline int probe_png_header(const unsigned char *data, size_t size,
-                                   unsigned int *width, unsigned int *height,
-                                   int *bitDepth, int *colorType, int *interlace,
-                                   char *err, size_t errlen) {
-    probe_png_io io = {data, size, 0, err, errlen};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, probe_png_error_fn, probe_png_warning_fn);
-    if (!png) { strncpy(err, "out of memory", errlen - 1); return 1; }
-    png_infop info = png_create_info_struct(png);
-    if (!info) { png_destroy_read_struct(&png, NULL, NULL); strncpy(err, "out of memory", errlen - 1); return 1; }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_read_struct(&png, &info, NULL);
-        return 1;
-    }
-    png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
-    png_set_read_fn(png, &io, probe_png_read_fn);
-    png_read_info(png, info);
-    *width = png_get_image_width(png, info);
-    *height = png_get_image_height(png, info);
-    *bitDepth = png_get_bit_depth(png, info);
-    *colorType = png_get_color_type(png, info);
-    *interlace = png_get_interlace_type(png, info);
-    png_destroy_read_struct(&png, &info, NULL);
-    return 0;
-}
-
 /* Decodes to 8-bit RGB into `out` (width*height*3 bytes, sized from probe_png_header). */
 static inline int probe_png_decode_rgb8(const unsigned char *data, size_t size,
                                         unsigned char *out, unsigned int width, unsigned int height,
@@ -97,7 +71,8 @@ static inline int probe_png_decode_rgb8(const unsigned char *data, size_t size,
     if (colorType == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (colorType == PNG_COLOR_TYPE_GRAY && bitDepth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (bitDepth == 16) png_set_scale_16(png);
-    if (colorType & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    /* png_set_palette_to_rgb also turns tRNS into alpha: strip any alpha, whatever its origin. */
+    if ((colorType & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
     if (colorType == PNG_COLOR_TYPE_GRAY || colorType == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);

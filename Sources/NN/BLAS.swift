@@ -29,3 +29,12 @@ public func setBLASThreads(_ n: Int) {
     openblas_set_num_threads(Int32(n))
     #endif
 }
+
+/// The number of threads the BLAS library currently uses (1 with Accelerate, which manages its own).
+public func blasThreads() -> Int {
+    #if !canImport(Accelerate)
+    return Int(openblas_get_num_threads())
+    #else
+    return 1
+    #endif
+}

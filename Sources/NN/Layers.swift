@@ -217,7 +217,40 @@ public func conv2dForward(
                                bias: bias, residual: residual, activation: activation)
     }
 
-    if splitColumns || workers <= 1 {
+    // Pointwise with scratch to spare: the GEMM writes a cache-resident block (ldc = chunk) and
+    // the epilogue streams it to the output once (no write-allocate of the output by BLAS).
+    let staged = direct && scratch != nil && scratchCount >= wk * chunk * g.outChannels
+    if staged && (splitColumns || workers <= 1) {
+        parallelSlices(cols, workers: wk) { worker, slice in
+            let block = scratch! + worker * chunk * g.outChannels
+            var j0 = slice.lowerBound
+            while j0 < slice.upperBound {
+                let j1 = min(slice.upperBound, j0 + chunk)
+                let nc = j1 - j0
+                sgemm(m: g.outChannels, n: nc, k: g.inChannels,
+                      a: weight, lda: g.inChannels, b: input + j0, ldb: cols, c: block, ldc: nc)
+                for r in 0..<g.outChannels {
+                    let bv = bias?[r] ?? 0
+                    let src = block + r * nc, dst = output + r * cols + j0
+                    if let residual {
+                        let q = residual + r * cols + j0
+                        switch activation {
+                        case .none: for j in 0..<nc { dst[j] = src[j] + bv + q[j] }
+                        case .relu: for j in 0..<nc { dst[j] = max(src[j] + bv + q[j], 0) }
+                        case .relu6: for j in 0..<nc { dst[j] = min(max(src[j] + bv + q[j], 0), 6) }
+                        }
+                    } else {
+                        switch activation {
+                        case .none: for j in 0..<nc { dst[j] = src[j] + bv }
+                        case .relu: for j in 0..<nc { dst[j] = max(src[j] + bv, 0) }
+                        case .relu6: for j in 0..<nc { dst[j] = min(max(src[j] + bv, 0), 6) }
+                        }
+                    }
+                }
+                j0 = j1
+            }
+        }
+    } else if splitColumns || workers <= 1 {
         parallelSlices(cols, workers: wk) { worker, slice in
             var j0 = slice.lowerBound
             while j0 < slice.upperBound {
@@ -259,7 +292,7 @@ public func conv2dForward(
 
 /// Scratch floats per worker for `depthwiseConv3x3Forward`: one zero-padded input plane.
 public func depthwiseScratchCount(height h: Int, width w: Int) -> Int {
-    (h + 2) * (w + 2 + 16)
+    (h + 2) * (w + 24)
 }
 
 /// Depthwise 3x3 convolution (groups == channels), padding 1, stride 1 or 2, CNHW in and out,
@@ -274,7 +307,8 @@ public func depthwiseConv3x3Forward(
     scratch: UnsafeMutablePointer<Float>, workers: Int = 1
 ) {
     let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
-    let pw = w + 2 + 16
+    let pw = w + 24
+    let half = (w + 3) / 2 + 9   // stride 2: each padded row stored as even | odd columns
     let per = depthwiseScratchCount(height: h, width: w)
     let planes = c * n
     let wk = max(1, min(workers, planes))
@@ -286,12 +320,23 @@ public func depthwiseConv3x3Forward(
             let ch = plane / n
             let src = input + plane * h * w
             let dst = output + plane * oh * ow
-            for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
             let k = weight + ch * 9
             let b = bias?[ch] ?? 0
             if stride == 1 {
+                for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
                 depthwiseRowsStride1(dst: dst, pad: pad, pw: pw, oh: oh, ow: ow, k: k, b: b, act: activation)
+            } else if stride == 2 {
+                // padded x' = x + 1; E[i] = P[2i] (src[2i - 1]), O[i] = P[2i + 1] (src[2i]);
+                // output ox reads E[ox], O[ox], E[ox + 1]: contiguous 8-wide loads
+                for y in 0..<h {
+                    let e = pad + (y + 1) * pw, o = e + half, r = src + y * w
+                    var x = 0
+                    while x + 1 < w { o[x / 2] = r[x]; e[x / 2 + 1] = r[x + 1]; x += 2 }
+                    if x < w { o[x / 2] = r[x] }
+                }
+                depthwiseRowsStride2(dst: dst, pad: pad, pw: pw, half: half, oh: oh, ow: ow, k: k, b: b, act: activation)
             } else {
+                for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
                 let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8]
                 for oy in 0..<oh {
                     let r0 = pad + (oy * stride) * pw, r1 = r0 + pw, r2 = r1 + pw
@@ -317,6 +362,44 @@ public func depthwiseConv3x3Forward(
 @inline(__always)
 private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func depthwiseRowsStride2(
+    dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, half: Int, oh: Int, ow: Int,
+    k: UnsafePointer<Float>, b: Float, act: Activation
+) {
+    let k0 = SIMD8<Float>(repeating: k[0]), k1 = SIMD8<Float>(repeating: k[1]), k2 = SIMD8<Float>(repeating: k[2])
+    let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
+    let k6 = SIMD8<Float>(repeating: k[6]), k7 = SIMD8<Float>(repeating: k[7]), k8 = SIMD8<Float>(repeating: k[8])
+    let bv = SIMD8<Float>(repeating: b)
+    let zero = SIMD8<Float>(repeating: 0), six = SIMD8<Float>(repeating: 6)
+    for oy in 0..<oh {
+        let e0 = UnsafePointer(pad + 2 * oy * pw), e1 = e0 + pw, e2 = e1 + pw
+        let o0 = e0 + half, o1 = e1 + half, o2 = e2 + half
+        let o = dst + oy * ow
+        var x = 0
+        while x < ow {
+            var v = bv + k0 * load8(e0 + x)
+            var u = k1 * load8(o0 + x)
+            v += k2 * load8(e0 + x + 1); u += k3 * load8(e1 + x)
+            v += k4 * load8(o1 + x); u += k5 * load8(e1 + x + 1)
+            v += k6 * load8(e2 + x); u += k7 * load8(o2 + x)
+            v += k8 * load8(e2 + x + 1)
+            v += u
+            switch act {
+            case .none: break
+            case .relu: v = v.replacing(with: zero, where: v .< zero)
+            case .relu6: v = v.replacing(with: zero, where: v .< zero); v = v.replacing(with: six, where: v .> six)
+            }
+            if x + 8 <= ow {
+                UnsafeMutableRawPointer(o + x).storeBytes(of: v, as: SIMD8<Float>.self)
+            } else {
+                for t in 0..<(ow - x) { o[x + t] = v[t] }
+            }
+            x += 8
+        }
+    }
 }
 
 @inline(__always)
@@ -414,6 +497,35 @@ public func maxPool2dForward(
     workers: Int = 1
 ) {
     let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    if k == 3 && s == 2 && p == 1 && w >= 2 {
+        // ResNet's pool: column maxima of the (up to) 3 rows, then 3-wide maxima at stride 2
+        parallelSlices(planes, workers: workers) { _, slice in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: w) { colmax in
+                let m = colmax.baseAddress!
+                for plane in slice {
+                    let x = input + plane * h * w, y = output + plane * oh * ow
+                    for oy in 0..<oh {
+                        let r0 = max(0, 2 * oy - 1), r1 = min(h - 1, 2 * oy + 1)
+                        let a = x + r0 * w
+                        m.update(from: a, count: w)
+                        var r = r0 + 1
+                        while r <= r1 {
+                            let b = x + r * w
+                            for i in 0..<w { m[i] = max(m[i], b[i]) }
+                            r += 1
+                        }
+                        let o = y + oy * ow
+                        o[0] = max(m[0], m[1])
+                        for ox in 1..<ow {
+                            let c = 2 * ox
+                            o[ox] = c + 1 < w ? max(max(m[c - 1], m[c]), m[c + 1]) : max(m[c - 1], m[c])
+                        }
+                    }
+                }
+            }
+        }
+        return
+    }
     parallelSlices(planes, workers: workers) { _, slice in
         for plane in slice {
             let x = input + plane * h * w, y = output + plane * oh * ow

@@ -276,14 +276,19 @@ public final class FeatureStore {
                 ids[sha] = id
                 return id
             }
+            let upsertSample = try db.cachedStatement("""
+                INSERT INTO samples(path, image_id, label, split, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)
+                ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, label = excluded.label,
+                    split = excluded.split, mtime_ns = excluded.mtime_ns
+                """)
+            defer { upsertSample.reset() }
+            let hasFailures = try db.scalarInt("SELECT EXISTS (SELECT 1 FROM failures)") == 1
             for s in batch.samples {
                 let id = try imageID(s.sha256)
-                try db.run("""
-                    INSERT INTO samples(path, image_id, label, split, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)
-                    ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, label = excluded.label,
-                        split = excluded.split, mtime_ns = excluded.mtime_ns
-                    """, [.text(s.path), .integer(id), .text(s.label), .optionalText(s.split), .optionalInt(s.mtimeNS)])
-                try db.run("DELETE FROM failures WHERE path = ?", [.text(s.path)])
+                upsertSample.reset()
+                try upsertSample.bind([.text(s.path), .integer(id), .text(s.label), .optionalText(s.split), .optionalInt(s.mtimeNS)])
+                try upsertSample.step()
+                if hasFailures { try db.run("DELETE FROM failures WHERE path = ?", [.text(s.path)]) }
                 result.samples += 1
             }
             let upsertFeature = try db.cachedStatement("""
@@ -440,6 +445,15 @@ public final class FeatureStore {
         try database.query(Self.sampleColumns + " WHERE s.image_id = ? ORDER BY s.path", [.integer(imageID)], row: Self.sampleRow)
     }
 
+    /// Samples of several images (e.g. the neighbours of a query), keyed by image id.
+    public func samples(imageIDs: [Int64]) throws -> [Int64: [SampleInfo]] {
+        try database.read {
+            var out: [Int64: [SampleInfo]] = [:]
+            for id in imageIDs where out[id] == nil { out[id] = try samples(imageID: id) }
+            return out
+        }
+    }
+
     /// The image id of a sha256 or of a unique sha256 prefix (at least 4 hex digits).
     public func imageID(sha256OrPrefix p: String) throws -> Int64? {
         let lower = p.lowercased()
@@ -496,9 +510,9 @@ public final class FeatureStore {
 
     /// Features of samples (one row per sample path, sorted by path), for training and export.
     public func labeledFeatures(backbone: Backbone, split: String? = nil, label: String? = nil,
-                                transform: String = "val", view: Int = 0) throws -> LabeledFeatures {
+                                transform: String = "val", view: Int = 0) throws -> SampleFeatures {
         let d = backbone.dimension
-        var out = LabeledFeatures(dimension: d)
+        var out = SampleFeatures(dimension: d)
         let s = try database.cachedStatement("""
             SELECT s.path, s.label, s.split, i.sha256, f.dtype, f.vector
             FROM samples s JOIN images i ON i.id = s.image_id
@@ -526,7 +540,7 @@ public final class FeatureStore {
 }
 
 /// Row-major float32 features with their samples' paths, labels and splits.
-public struct LabeledFeatures: Sendable {
+public struct SampleFeatures: Sendable {
     public let dimension: Int
     /// count x dimension, row-major.
     public var vectors: [Float] = []

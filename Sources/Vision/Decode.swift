@@ -83,7 +83,8 @@ public enum ImageDecoder {
 
     static func readFile(_ path: String) throws(VisionError) -> Data {
         do {
-            return try Data(contentsOf: URL(fileURLWithPath: path), options: [.mappedIfSafe])
+            // Read, not mapped: a file truncated while mapped would raise SIGBUS.
+            return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
@@ -106,17 +107,17 @@ public enum ImageDecoder {
             if rc != 0 { throw .corrupt(path: name, format: "JPEG", reason: String(cString: tjGetErrorStr2(handle))) }
             w = Int(jw); h = Int(jh); cs = jcs
         case .png:
-            var pw: UInt32 = 0, ph: UInt32 = 0
-            var depth: Int32 = 0, ctype: Int32 = 0, interlace: Int32 = 0
-            var err = [CChar](repeating: 0, count: 256)
-            let rc = probe_png_header(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
-                                      &pw, &ph, &depth, &ctype, &interlace, &err, err.count)
-            if rc != 0 { throw .corrupt(path: name, format: "PNG", reason: cString(err)) }
-            w = Int(pw); h = Int(ph)
+            // IHDR must be the first chunk: length 13, "IHDR", width, height (big-endian).
+            func be32(_ o: Int) -> Int { Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]) }
+            guard bytes.count >= 33, be32(8) == 13, bytes[12] == 0x49, bytes[13] == 0x48, bytes[14] == 0x44, bytes[15] == 0x52 else {
+                throw .corrupt(path: name, format: "PNG", reason: "missing or truncated IHDR header")
+            }
+            w = be32(16); h = be32(20)
+            if w > 0x7FFF_FFFF || h > 0x7FFF_FFFF { throw .corrupt(path: name, format: "PNG", reason: "dimensions \(w)x\(h) exceed the PNG limit") }
         default:
             throw .unsupportedFormat(path: name, format: format.rawValue)
         }
-        if w <= 0 || h <= 0 { throw .invalidDimensions(path: name, width: w, height: h) }
+        if w <= 0 || h <= 0 { throw .corrupt(path: name, format: format.rawValue, reason: "invalid dimensions \(w)x\(h) (truncated header?)") }
         if w > maxPixels / h || w * h > maxPixels { throw .decompressionBomb(path: name, width: w, height: h) }
         return (ImageHeader(format: format, width: w, height: h), cs)
     }
@@ -150,9 +151,10 @@ public enum ImageDecoder {
             failure = msg
         }
         if !isCMYK {
-            var pixels = [UInt8](repeating: 0, count: w * h * 3)
-            pixels.withUnsafeMutableBufferPointer { out in
+            // Every byte is written by tjDecompress2 on success; on failure the array is discarded.
+            let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { out, count in
                 check(tjDecompress2(handle, src, UInt(bytes.count), out.baseAddress, Int32(w), 0, Int32(h), Int32(TJPF_RGB.rawValue), 0))
+                count = w * h * 3
             }
             if let f = failure { throw .corrupt(path: name, format: "JPEG", reason: f) }
             return RGBImage(width: w, height: h, pixels: pixels)

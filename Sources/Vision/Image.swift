@@ -12,6 +12,10 @@ public struct RGBImage: Sendable, Equatable {
         self.pixels = pixels
     }
 
+    /// True when the dimensions are positive and `pixels` holds exactly `width * height * 3` bytes.
+    /// Transforms return black output for images that are not well formed instead of reading out of bounds.
+    public var isWellFormed: Bool { width > 0 && height > 0 && pixels.count == width * height * 3 }
+
     /// A black image of the given size.
     public init(width: Int, height: Int) {
         self.init(width: width, height: height, pixels: [UInt8](repeating: 0, count: max(0, width * height * 3)))
@@ -32,8 +36,6 @@ public enum VisionError: Error, CustomStringConvertible, Equatable, Sendable {
     case corrupt(path: String, format: String, reason: String)
     /// More pixels than PIL's `MAX_IMAGE_PIXELS` (178,956,970).
     case decompressionBomb(path: String, width: Int, height: Int)
-    /// The header gives a zero or absurd dimension.
-    case invalidDimensions(path: String, width: Int, height: Int)
     /// An ImageFolder root that does not exist or has no class folders.
     case badDatasetRoot(path: String, reason: String)
     /// Writing a PNG failed.
@@ -53,8 +55,6 @@ public enum VisionError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(p): damaged \(f) data (\(r)); re-download or remove the file"
         case .decompressionBomb(let p, let w, let h):
             return "\(p): \(w)x\(h) = \(w * h) pixels exceeds the limit of \(ImageDecoder.maxPixels) (decompression bomb); downscale the file first"
-        case .invalidDimensions(let p, let w, let h):
-            return "\(p): invalid image dimensions \(w)x\(h); the file is damaged"
         case .badDatasetRoot(let p, let r):
             return "\(p): not a usable image folder (\(r)); expected one sub-folder per class (or train/ and val/ each holding them)"
         case .writeFailed(let p, let r):

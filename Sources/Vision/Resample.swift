@@ -18,19 +18,21 @@ enum PillowResample {
         var weights: [Int32]
     }
 
-    /// Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1).
-    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int) -> Coefficients {
+    /// Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1),
+    /// for the output indices `first..<first+outCount` only (stored from index 0).
+    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int, first: Int, outCount: Int) -> Coefficients {
         let scale = Double(in1 - in0) / Double(outSize)
         let filterscale = scale < 1.0 ? 1.0 : scale
         let support = 1.0 * filterscale
         let ksize = Int(support.rounded(.up)) * 2 + 1
-        var start = [Int32](repeating: 0, count: outSize)
-        var count = [Int32](repeating: 0, count: outSize)
-        var weights = [Int32](repeating: 0, count: outSize * ksize)
+        var start = [Int32](repeating: 0, count: outCount)
+        var count = [Int32](repeating: 0, count: outCount)
+        var weights = [Int32](repeating: 0, count: outCount * ksize)
         var k = [Double](repeating: 0, count: ksize)
         let ss = 1.0 / filterscale
         let one = Double(1 << precisionBits)
-        for xx in 0..<outSize {
+        for i in 0..<outCount {
+            let xx = first + i
             let center = Double(in0) + (Double(xx) + 0.5) * scale
             var ww = 0.0
             var xmin = Int(center - support + 0.5)
@@ -50,10 +52,10 @@ enum PillowResample {
             for x in 0..<ksize {
                 var v = x < xmax ? k[x] : 0.0
                 if x < xmax && ww != 0.0 { v /= ww }
-                weights[xx * ksize + x] = v < 0 ? Int32(-0.5 + v * one) : Int32(0.5 + v * one)
+                weights[i * ksize + x] = v < 0 ? Int32(-0.5 + v * one) : Int32(0.5 + v * one)
             }
-            start[xx] = Int32(xmin)
-            count[xx] = Int32(xmax)
+            start[i] = Int32(xmin)
+            count[i] = Int32(xmax)
         }
         return Coefficients(ksize: ksize, start: start, count: count, weights: weights)
     }
@@ -65,11 +67,21 @@ enum PillowResample {
     static func resize(src: UnsafePointer<UInt8>, srcStride: Int, srcX: Int, srcY: Int, srcW: Int, srcH: Int,
                        outW: Int, outH: Int, winX: Int, winY: Int, winW: Int, winH: Int,
                        emitRow: (_ row: Int, _ rgb: UnsafePointer<UInt8>) -> Void) {
-        let hc = coefficients(inSize: srcW, in0: 0, in1: Float(srcW), outSize: outW)
-        let vc = coefficients(inSize: srcH, in0: 0, in1: Float(srcH), outSize: outH)
+        guard winW > 0, winH > 0 else { return }
+        // Filter lengths grow with the downscale factor; refuse absurd ones (a 1-pixel-wide output of a
+        // huge image) instead of allocating gigabytes: black output.
+        let kh = Int((Double(srcW) / Double(outW)).rounded(.up)) * 2 + 1
+        let kv = Int((Double(srcH) / Double(outH)).rounded(.up)) * 2 + 1
+        if kh * winW > 1 << 26 || kv * winH > 1 << 26 {
+            let black = [UInt8](repeating: 0, count: winW * 3)
+            black.withUnsafeBufferPointer { b in for r in 0..<winH { emitRow(r, b.baseAddress!) } }
+            return
+        }
+        let hc = coefficients(inSize: srcW, in0: 0, in1: Float(srcW), outSize: outW, first: winX, outCount: winW)
+        let vc = coefficients(inSize: srcH, in0: 0, in1: Float(srcH), outSize: outH, first: winY, outCount: winH)
         // Source rows needed by the output rows of the window.
-        let yFirst = Int(vc.start[winY])
-        let yLast = Int(vc.start[winY + winH - 1] + vc.count[winY + winH - 1])
+        let yFirst = Int(vc.start[0])
+        let yLast = Int(vc.start[winH - 1] + vc.count[winH - 1])
         let tmpRows = max(0, yLast - yFirst)
         let rowLen = winW * 3
         let tmp = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, tmpRows * rowLen))
@@ -77,28 +89,78 @@ enum PillowResample {
         let half = Int32(1 << (precisionBits - 1))
 
         // Horizontal pass over the needed rows and the window's columns. Taps are re-based so that
-        // every output column reads exactly `ksize` source pixels (the extra weights are 0, so the
-        // integer sums are unchanged) and the loop has a fixed trip count.
-        let ksize = hc.ksize
+        // every output column reads exactly `taps` source pixels (the largest tap count in the window;
+        // the extra weights are 0, so the integer sums are unchanged) and the loop has a fixed trip count.
+        var taps = 1
+        for xo in 0..<winW { taps = max(taps, Int(hc.count[xo])) }
+        let fixed = srcW >= taps
+        if !fixed { taps = hc.ksize }
         var tapStart = [Int](repeating: 0, count: winW)
-        var tapWeights = [Int32](repeating: 0, count: winW * ksize)
-        let fixed = srcW >= ksize
+        var tapWeights = [Int32](repeating: 0, count: winW * taps)
         for xo in 0..<winW {
-            let xx = winX + xo
-            let xmin = Int(hc.start[xx]), n = Int(hc.count[xx])
-            let base = fixed ? min(xmin, srcW - ksize) : xmin
+            let xmin = Int(hc.start[xo]), n = Int(hc.count[xo])
+            let base = fixed ? min(xmin, srcW - taps) : xmin
             tapStart[xo] = base
-            for t in 0..<n where xmin - base + t < ksize {
-                tapWeights[xo * ksize + (xmin - base + t)] = hc.weights[xx * ksize + t]
+            for t in 0..<n where xmin - base + t < taps {
+                tapWeights[xo * taps + (xmin - base + t)] = hc.weights[xo * hc.ksize + t]
             }
         }
         tapStart.withUnsafeBufferPointer { ts in
         tapWeights.withUnsafeBufferPointer { tw in
             let ts = ts.baseAddress!, tw = tw.baseAddress!
-            for r in 0..<tmpRows {
+            var r = 0
+            // Two rows at a time for the common 3- and 4-tap cases: weights and offsets are loaded once.
+            while fixed && (taps == 3 || taps == 4) && r + 1 < tmpRows {
+                let sa = src + (srcY + yFirst + r) * srcStride + srcX * 3, sb = sa + srcStride
+                let da = tmp + r * rowLen, db = da + rowLen
+                if taps == 3 {
+                    for xo in 0..<winW {
+                        let o = ts[xo] * 3, k = tw + xo * 3
+                        let k0 = k[0], k1 = k[1], k2 = k[2]
+                        let p = sa + o, q = sb + o
+                        da[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
+                        da[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
+                        da[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
+                        db[xo * 3] = clip8(half &+ Int32(q[0]) &* k0 &+ Int32(q[3]) &* k1 &+ Int32(q[6]) &* k2)
+                        db[xo * 3 + 1] = clip8(half &+ Int32(q[1]) &* k0 &+ Int32(q[4]) &* k1 &+ Int32(q[7]) &* k2)
+                        db[xo * 3 + 2] = clip8(half &+ Int32(q[2]) &* k0 &+ Int32(q[5]) &* k1 &+ Int32(q[8]) &* k2)
+                    }
+                } else {
+                    for xo in 0..<winW {
+                        let o = ts[xo] * 3, k = tw + xo * 4
+                        let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]
+                        let p = sa + o, q = sb + o
+                        da[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2 &+ Int32(p[9]) &* k3)
+                        da[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2 &+ Int32(p[10]) &* k3)
+                        da[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2 &+ Int32(p[11]) &* k3)
+                        db[xo * 3] = clip8(half &+ Int32(q[0]) &* k0 &+ Int32(q[3]) &* k1 &+ Int32(q[6]) &* k2 &+ Int32(q[9]) &* k3)
+                        db[xo * 3 + 1] = clip8(half &+ Int32(q[1]) &* k0 &+ Int32(q[4]) &* k1 &+ Int32(q[7]) &* k2 &+ Int32(q[10]) &* k3)
+                        db[xo * 3 + 2] = clip8(half &+ Int32(q[2]) &* k0 &+ Int32(q[5]) &* k1 &+ Int32(q[8]) &* k2 &+ Int32(q[11]) &* k3)
+                    }
+                }
+                r += 2
+            }
+            while r < tmpRows {
+                defer { r += 1 }
                 let srow = src + (srcY + yFirst + r) * srcStride + srcX * 3
                 let drow = tmp + r * rowLen
-                if fixed && ksize == 5 {
+                if fixed && taps == 3 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 3
+                        let k0 = k[0], k1 = k[1], k2 = k[2]
+                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
+                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
+                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
+                    }
+                } else if fixed && taps == 4 {
+                    for xo in 0..<winW {
+                        let p = srow + ts[xo] * 3, k = tw + xo * 4
+                        let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]
+                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2 &+ Int32(p[9]) &* k3)
+                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2 &+ Int32(p[10]) &* k3)
+                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2 &+ Int32(p[11]) &* k3)
+                    }
+                } else if fixed && taps == 5 {
                     for xo in 0..<winW {
                         let p = srow + ts[xo] * 3, k = tw + xo * 5
                         let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4]
@@ -112,19 +174,11 @@ enum PillowResample {
                         drow[xo * 3 + 1] = clip8(s1)
                         drow[xo * 3 + 2] = clip8(s2)
                     }
-                } else if fixed && ksize == 3 {
-                    for xo in 0..<winW {
-                        let p = srow + ts[xo] * 3, k = tw + xo * 3
-                        let k0 = k[0], k1 = k[1], k2 = k[2]
-                        drow[xo * 3] = clip8(half &+ Int32(p[0]) &* k0 &+ Int32(p[3]) &* k1 &+ Int32(p[6]) &* k2)
-                        drow[xo * 3 + 1] = clip8(half &+ Int32(p[1]) &* k0 &+ Int32(p[4]) &* k1 &+ Int32(p[7]) &* k2)
-                        drow[xo * 3 + 2] = clip8(half &+ Int32(p[2]) &* k0 &+ Int32(p[5]) &* k1 &+ Int32(p[8]) &* k2)
-                    }
                 } else {
                     for xo in 0..<winW {
                         var p = srow + ts[xo] * 3
-                        let k = tw + xo * ksize
-                        let n = fixed ? ksize : min(ksize, srcW - ts[xo])
+                        let k = tw + xo * taps
+                        let n = fixed ? taps : min(taps, srcW - ts[xo])
                         var s0 = half, s1 = half, s2 = half
                         for t in 0..<n {
                             let kw = k[t]
@@ -149,15 +203,30 @@ enum PillowResample {
         vc.weights.withUnsafeBufferPointer { vw in
             let ksize = vc.ksize
             for yo in 0..<winH {
-                let yy = winY + yo
-                let ymin = Int(vc.start[yy]) - yFirst, n = Int(vc.count[yy])
-                acc.update(repeating: half, count: rowLen)
-                for y in 0..<n {
-                    let kw = vw[yy * ksize + y]
-                    let trow = tmp + (ymin + y) * rowLen
-                    for i in 0..<rowLen { acc[i] = acc[i] &+ Int32(trow[i]) &* kw }
+                let ymin = Int(vc.start[yo]) - yFirst, n = Int(vc.count[yo])
+                let k = vw.baseAddress! + yo * ksize
+                let r0 = tmp + ymin * rowLen
+                if n == 3 {
+                    let k0 = k[0], k1 = k[1], k2 = k[2]
+                    let r1 = r0 + rowLen, r2 = r1 + rowLen
+                    for i in 0..<rowLen {
+                        out[i] = clip8(half &+ Int32(r0[i]) &* k0 &+ Int32(r1[i]) &* k1 &+ Int32(r2[i]) &* k2)
+                    }
+                } else if n == 4 {
+                    let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]
+                    let r1 = r0 + rowLen, r2 = r1 + rowLen, r3 = r2 + rowLen
+                    for i in 0..<rowLen {
+                        out[i] = clip8(half &+ Int32(r0[i]) &* k0 &+ Int32(r1[i]) &* k1 &+ Int32(r2[i]) &* k2 &+ Int32(r3[i]) &* k3)
+                    }
+                } else {
+                    acc.update(repeating: half, count: rowLen)
+                    for y in 0..<n {
+                        let kw = k[y]
+                        let trow = r0 + y * rowLen
+                        for i in 0..<rowLen { acc[i] = acc[i] &+ Int32(trow[i]) &* kw }
+                    }
+                    for i in 0..<rowLen { out[i] = clip8(acc[i]) }
                 }
-                for i in 0..<rowLen { out[i] = clip8(acc[i]) }
                 emitRow(yo, UnsafePointer(out))
             }
         }

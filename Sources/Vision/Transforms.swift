@@ -30,7 +30,8 @@ public enum Transforms {
     }
 
     /// `Resize(resize)` then `CenterCrop(crop)` as uint8 RGB (what `val_uint8.npy` holds).
-    /// Only the cropped rows and columns are computed. Requires `crop <= resize`.
+    /// Only the cropped rows and columns are computed. A crop larger than the resized image is padded
+    /// with black as torchvision does.
     public static func resizeCenterCrop(_ img: RGBImage, resize: Int = 256, crop: Int = 224) -> RGBImage {
         var out = RGBImage(width: crop, height: crop)
         out.pixels.withUnsafeMutableBufferPointer { dst in
@@ -43,7 +44,33 @@ public enum Transforms {
 
     static func resizeCenterCropRows(_ img: RGBImage, resize: Int, crop: Int,
                                      emitRow: (Int, UnsafePointer<UInt8>) -> Void) {
+        guard crop > 0 else { return }
+        guard img.isWellFormed, resize > 0 else {
+            // Malformed input: emit black rows rather than read out of bounds.
+            let black = [UInt8](repeating: 0, count: crop * 3)
+            black.withUnsafeBufferPointer { b in for r in 0..<crop { emitRow(r, b.baseAddress!) } }
+            return
+        }
         let (rw, rh) = resizedSize(width: img.width, height: img.height, shorter: resize)
+        if crop > rw || crop > rh {
+            // torchvision pads with black when the crop is larger than the image: resize fully, then place.
+            let full = self.resize(img, width: rw, height: rh)
+            let left = crop > rw ? -((crop - rw) / 2) : centerCropOffset(size: rw, crop: crop)
+            let top = crop > rh ? -((crop - rh) / 2) : centerCropOffset(size: rh, crop: crop)
+            var row = [UInt8](repeating: 0, count: crop * 3)
+            for r in 0..<crop {
+                for i in 0..<row.count { row[i] = 0 }
+                let sy = top + r
+                if sy >= 0 && sy < rh {
+                    for x in 0..<crop where left + x >= 0 && left + x < rw {
+                        let s = (sy * rw + left + x) * 3
+                        row[x * 3] = full.pixels[s]; row[x * 3 + 1] = full.pixels[s + 1]; row[x * 3 + 2] = full.pixels[s + 2]
+                    }
+                }
+                row.withUnsafeBufferPointer { emitRow(r, $0.baseAddress!) }
+            }
+            return
+        }
         let top = centerCropOffset(size: rh, crop: crop)
         let left = centerCropOffset(size: rw, crop: crop)
         img.pixels.withUnsafeBufferPointer { src in
@@ -72,6 +99,7 @@ public enum Transforms {
 
     /// `ToTensor` + `Normalize` of an RGB image (any size) into CHW float32 at `out`.
     public static func normalize(_ img: RGBImage, into out: UnsafeMutablePointer<Float>) {
+        guard img.isWellFormed else { return }
         let plane = img.width * img.height
         normalizeLUT.withUnsafeBufferPointer { lut in
             img.pixels.withUnsafeBufferPointer { p in
@@ -90,8 +118,20 @@ public enum Transforms {
     }
 
     /// torchvision `resized_crop` on a PIL image: `img.crop((x, y, x+w, y+h)).resize((outW, outH), BILINEAR)`.
-    /// The rectangle must lie inside the image (RandomResizedCrop guarantees it).
+    /// Parts of the rectangle outside the image are black, as PIL's `crop` makes them.
     public static func crop(_ img: RGBImage, x: Int, y: Int, width: Int, height: Int, resizedTo outW: Int, _ outH: Int) -> RGBImage {
+        guard img.isWellFormed, width > 0, height > 0, outW > 0, outH > 0 else { return RGBImage(width: max(0, outW), height: max(0, outH)) }
+        if x < 0 || y < 0 || x + width > img.width || y + height > img.height {
+            var padded = RGBImage(width: width, height: height)
+            let x0 = max(0, x), x1 = min(img.width, x + width)
+            if x1 > x0 {
+                for sy in max(0, y)..<max(max(0, y), min(img.height, y + height)) {
+                    let src = (sy * img.width + x0) * 3, dst = ((sy - y) * width + (x0 - x)) * 3
+                    padded.pixels.replaceSubrange(dst..<(dst + (x1 - x0) * 3), with: img.pixels[src..<(src + (x1 - x0) * 3)])
+                }
+            }
+            return crop(padded, x: 0, y: 0, width: width, height: height, resizedTo: outW, outH)
+        }
         var out = RGBImage(width: outW, height: outH)
         out.pixels.withUnsafeMutableBufferPointer { dst in
             img.pixels.withUnsafeBufferPointer { src in
@@ -107,6 +147,7 @@ public enum Transforms {
 
     /// `RandomHorizontalFlip` applied: mirrors the image left-right.
     public static func flipHorizontally(_ img: RGBImage) -> RGBImage {
+        guard img.isWellFormed else { return img }
         var out = img
         let w = img.width
         img.pixels.withUnsafeBufferPointer { s in

@@ -11,7 +11,6 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedDType(String)
     case badTensor(name: String, reason: String)
     case missingKey(String, available: Int, suggestion: String?)
-    case notFloat(name: String, dtype: String)
     case safetensors(String)
     case writeFailed(path: String, reason: String)
     case weightsUnavailable(file: String, url: String, destination: String, reason: String)
@@ -46,8 +45,6 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable, Sendable {
             var s = "the state_dict has no tensor named \(key) (it has \(available) tensors)"
             if let suggestion { s += "; did you mean \(suggestion)?" }
             return s + " Run `probe weights inspect FILE` to list the names."
-        case let .notFloat(name, dtype):
-            return "tensor \(name) has dtype \(dtype), not a floating-point type"
         case let .safetensors(reason):
             return "invalid safetensors file: \(reason). Re-download or re-export it."
         case let .writeFailed(path, reason):

@@ -69,6 +69,11 @@ enum Materializer {
             throw WeightsError.badTensor(name: name, reason: "shape \(shape) is too large")
         }
         let storageCount = storage.count / dtype.byteSize
+        // Stride-0 (expanded) views may repeat elements, but not without bound: refuse views that would
+        // allocate far more than the file holds.
+        guard n <= max(storageCount, 1) * 256 else {
+            throw WeightsError.badTensor(name: name, reason: "view of \(n) elements over a storage of \(storageCount)")
+        }
         if n > 0 {
             // Highest element touched must lie inside the storage.
             var last = offset

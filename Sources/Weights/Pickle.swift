@@ -22,8 +22,8 @@ struct TensorRef {
     let stride: [Int]
 }
 
-final class PList { var items: [PValue] = [] }
-final class PDict { var keys: [PValue] = []; var values: [PValue] = [] }
+final class PList { var items: [PValue] = []; var depth = 1 }
+final class PDict { var keys: [PValue] = []; var values: [PValue] = []; var depth = 1 }
 
 indirect enum PValue {
     case none
@@ -88,6 +88,32 @@ struct PickleMachine {
 
     static let maxStack = 1 << 20
     static let maxMemo = 1 << 22
+    /// Nesting limit: deeper structures are refused (a state_dict nests a handful of levels; releasing
+    /// a million nested tuples would overflow the stack).
+    static let maxDepth = 100
+
+    /// Nesting depth of `v`, reading the stored depth of lists and dicts; tuples are walked within `budget` nodes.
+    static func depth(_ v: PValue, _ budget: inout Int) -> Int {
+        switch v {
+        case let .tuple(items):
+            budget -= items.count
+            if budget < 0 { return Int.max }
+            var d = 0
+            for i in items {
+                d = max(d, depth(i, &budget))
+                if d > maxDepth { return d }
+            }
+            return d + 1
+        case let .list(l): return l.depth
+        case let .dict(d): return d.depth
+        default: return 0
+        }
+    }
+
+    static func depth(_ v: PValue) -> Int {
+        var budget = 1 << 16
+        return depth(v, &budget)
+    }
 
     /// Runs the pickle starting at `start` in `bytes`; returns the result and the offset after STOP.
     static func run(_ bytes: UnsafeRawBufferPointer, from start: Int = 0,
@@ -111,6 +137,17 @@ struct PickleMachine {
         func push(_ v: PValue) throws {
             guard stack.count < maxStack else { throw fail("stack too deep") }
             stack.append(v)
+        }
+        func pushTuple(_ items: [PValue]) throws {
+            let t = PValue.tuple(items)
+            guard depth(t) <= maxDepth else { throw fail("tuples nested too deeply or too large") }
+            try push(t)
+        }
+        /// Depth a container reaches when `v` is put into it.
+        func nested(_ v: PValue) throws -> Int {
+            let d = depth(v)
+            guard d < maxDepth else { throw fail("containers nested too deeply") }
+            return d + 1
         }
         func string(_ n: Int) throws -> String {
             let b = try r.take(n)
@@ -151,7 +188,10 @@ struct PickleMachine {
             guard case let .dict(d) = target else { throw fail("SETITEM(S) on a \(target.kind), not a dict") }
             guard kv.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
             var i = 0
-            while i < kv.count { d.keys.append(kv[i]); d.values.append(kv[i + 1]); i += 2 }
+            while i < kv.count {
+                d.depth = max(d.depth, try nested(kv[i]), try nested(kv[i + 1]))
+                d.keys.append(kv[i]); d.values.append(kv[i + 1]); i += 2
+            }
         }
 
         while true {
@@ -227,15 +267,17 @@ struct PickleMachine {
             case 0x61:                                                         // APPEND 'a'
                 let v = try pop()
                 guard case let .list(l)? = stack.last else { throw fail("APPEND to a non-list") }
+                l.depth = max(l.depth, try nested(v))
                 l.items.append(v)
             case 0x65:                                                         // APPENDS 'e'
                 let vs = try popMark()
                 guard case let .list(l)? = stack.last else { throw fail("APPENDS to a non-list") }
+                for v in vs { l.depth = max(l.depth, try nested(v)) }
                 l.items += vs
-            case 0x74: try push(.tuple(try popMark()))                         // TUPLE 't'
-            case 0x85: let a = try pop(); try push(.tuple([a]))                // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))  // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))  // TUPLE3
+            case 0x74: try pushTuple(try popMark())                            // TUPLE 't'
+            case 0x85: let a = try pop(); try pushTuple([a])                   // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); try pushTuple([a, b]) // TUPLE2
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try pushTuple([a, b, c])  // TUPLE3
             case 0x94: try setMemo(memo.count)                                 // MEMOIZE
             case 0x71: try setMemo(Int(try r.u8()))                            // BINPUT 'q'
             case 0x72: try setMemo(Int(try r.u32()))                           // LONG_BINPUT 'r'
@@ -271,6 +313,7 @@ struct PickleMachine {
                 }
                 for p in pairs {
                     guard case let .tuple(kv) = p, kv.count == 2 else { throw fail("OrderedDict item is not a pair") }
+                    d.depth = max(d.depth, depth(p))
                     d.keys.append(kv[0]); d.values.append(kv[1])
                 }
             }

@@ -102,7 +102,7 @@ public struct StateDict: Sendable {
             var p = 0
             while p < min(c.count, target.count), c[p] == target[p] { p += 1 }
             let score = s * 2 + p
-            if best == nil || score > best!.score { best = (score, t.name) }
+            if score > (best?.score ?? -1) { best = (score, t.name) }
         }
         guard let best, best.score >= 8 else { return nil }
         return best.name

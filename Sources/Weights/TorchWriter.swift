@@ -70,7 +70,6 @@ public func writeTorchZip(_ tensors: [WeightTensor], to path: String, archiveNam
         }
     }
     zip.add(name: a + "version", bytes: Array("3\n".utf8))
-    zip.add(name: a + ".data/serialization_id", bytes: Array(String(repeating: "0", count: 40).utf8))
     try writeAtomically(zip.finish(), to: path)
 }
 

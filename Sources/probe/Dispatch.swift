@@ -3,8 +3,10 @@ let probeVersion = "0.1.0"
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
-    previewCommand, weightsInspectCommand,
-    benchVisionCommand, benchQueryCommand,
+    trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
+    demoCommand,
+    previewCommand, weightsInspectCommand, weightsFetchCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand,
     finetuneCommand, benchFinetuneCommand,
 ]
 

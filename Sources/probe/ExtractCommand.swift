@@ -1,6 +1,7 @@
 import Foundation
 import Store
 import Extract
+import Weights
 
 let extractCommand = Command(
     path: ["extract"],
@@ -60,11 +61,12 @@ func backboneKind(_ args: Arguments) throws -> BackboneKind {
     return kind
 }
 
-/// The weight file for `kind`: --weights, else torchvision's official file in the cache.
+/// The weight file for `kind`: --weights, else torchvision's file from cache/weights/ (downloaded
+/// and verified when missing).
 func weightsPath(_ args: Arguments, _ kind: BackboneKind) throws -> String {
-    if let p = args.string("--weights") { return p }
-    let file = kind == .resnet18 ? "resnet18-f37072fd.pth" : "mobilenet_v2-b0353104.pth"
-    let path = "cache/weights/" + file
-    if FileManager.default.fileExists(atPath: path) { return path }
-    throw UsageError("probe \(args.command.name): no weights for \(kind.rawValue): put \(file) in cache/weights/ or pass --weights PATH")
+    try WeightSource(explicitPath: args.string("--weights")).resolve(knownWeights(kind))
+}
+
+func knownWeights(_ kind: BackboneKind) -> KnownWeights {
+    kind == .resnet18 ? .resnet18 : .mobilenetV2
 }

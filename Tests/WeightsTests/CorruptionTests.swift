@@ -52,8 +52,9 @@ func fixturePickle() throws -> [UInt8] {
     }
 }
 
-@Test func truncatedLegacyFixtureAtEveryOffset() {
-    let bytes = [UInt8](Fixtures.legacy)
+@Test(arguments: ["legacy", "safetensors"])
+func truncatedFixtureAtEveryOffset(_ which: String) {
+    let bytes = [UInt8](which == "legacy" ? Fixtures.legacy : Fixtures.safetensors)
     bytes.withUnsafeBytes { raw in
         for n in 0..<raw.count {
             #expect(parseThrows(UnsafeRawBufferPointer(rebasing: raw[0..<n])), "truncated at \(n)")
@@ -89,7 +90,7 @@ func truncatedRealFilesAtManyOffsets() throws {
 @Test func flippedBytesNeverCrash() throws {
     var rng = SeededRNG(seed: 42)
     var errors = 0, total = 0
-    for original in [[UInt8](Fixtures.zip), [UInt8](Fixtures.legacy)] {
+    for original in [[UInt8](Fixtures.zip), [UInt8](Fixtures.legacy), [UInt8](Fixtures.safetensors)] {
         for _ in 0..<1500 {
             var b = original
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
@@ -162,6 +163,28 @@ func pickleCalling(_ module: String, _ name: String, arg: String) -> [UInt8] {
     #expect(file(numel: 6, stored: 4, offset: 0, shape: [2, 3], stride: [3, 1]).withUnsafeBytes { parseThrows($0) })
     #expect(file(numel: 6, stored: 6, offset: 0, shape: [2, 3], stride: [1 << 40, 1]).withUnsafeBytes { parseThrows($0) })
     #expect(file(numel: 6, stored: 6, offset: 0, shape: [1 << 39, 1 << 39], stride: [0, 0]).withUnsafeBytes { parseThrows($0) })
+    #expect(file(numel: 6, stored: 6, offset: 0, shape: [1 << 32], stride: [0]).withUnsafeBytes { parseThrows($0) })
+    #expect(!file(numel: 6, stored: 6, offset: 0, shape: [4, 6], stride: [0, 1]).withUnsafeBytes { parseThrows($0) })  // expand()
+}
+
+@Test func deeplyNestedPicklesAreRefusedNotCrashing() {
+    // One million nested 1-tuples, lists and dicts in a few MB: refused before they can blow the stack.
+    let n = 1_000_000
+    let tuples = [UInt8]([0x80, 2, 0x4E]) + [UInt8](repeating: 0x85, count: n) + [0x2E]
+    var nestedLists = [UInt8]([0x80, 2])
+    for _ in 0..<n { nestedLists += [0x5D] }                 // push n empty lists
+    for _ in 0..<(n - 1) { nestedLists += [0x61] }           // append each into the one below
+    nestedLists += [0x2E]
+    var wide = [UInt8]([0x80, 2, 0x28]) + [UInt8](repeating: 0x4E, count: 1000) + [0x74, 0x94]   // t0 = (None,)*1000
+    for _ in 0..<50 { wide += [0x28] + [UInt8](repeating: 0x32, count: 999) + [0x74, 0x94] }     // t_{k+1} = (t_k,)*1000
+    wide += [0x2E]
+    for (name, pk) in [("tuples", tuples), ("lists", nestedLists), ("wide", wide)] {
+        let z = zipWithPickle(pk)
+        #expect(throws: WeightsError.self, "\(name)") { _ = try z.withUnsafeBytes { try loadStateDict(bytes: $0) } }
+        do { _ = try z.withUnsafeBytes { try loadStateDict(bytes: $0) } } catch {
+            #expect("\(error)".contains("nested"), "\(name): \(error)")
+        }
+    }
 }
 
 /// A small deterministic generator (SplitMix64) so failures reproduce.

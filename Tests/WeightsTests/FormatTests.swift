@@ -126,16 +126,14 @@ func rewriteRealFileIsBitIdentical() throws {
 
 @Test func compressedEntriesAreRefused() throws {
     var bytes = [UInt8](Fixtures.zip)
-    // Patch the method of the first entry (data.pkl) to deflate (8) in its central directory record.
     let cd = try bytes.withUnsafeBytes { try ZipReader.entries($0) }
     #expect(cd.first?.name.hasSuffix("data.pkl") == true)
-    var i = bytes.count - 22
-    while i > 0 && !(bytes[i] == 0x50 && bytes[i + 1] == 0x4B && bytes[i + 2] == 1 && bytes[i + 3] == 2) { i -= 1 }
-    // find the first central record instead of the last
-    var first = i
-    var j = i - 1
-    while j > 0 { if bytes[j] == 0x50 && bytes[j + 1] == 0x4B && bytes[j + 2] == 1 && bytes[j + 3] == 2 { first = j }; j -= 1 }
-    bytes[first + 10] = 8
+    // The end record (22 bytes, no comment) holds the central directory's offset at +16; the first
+    // central record is data.pkl's, its method at +10. Mark it deflated (8).
+    let eocd = bytes.count - 22
+    let cdOffset = Int(bytes[eocd + 16]) | Int(bytes[eocd + 17]) << 8 | Int(bytes[eocd + 18]) << 16 | Int(bytes[eocd + 19]) << 24
+    #expect(bytes[cdOffset..<(cdOffset + 4)] == [0x50, 0x4B, 1, 2])
+    bytes[cdOffset + 10] = 8
     #expect(throws: WeightsError.compressedEntry(name: cd[0].name, method: 8)) {
         _ = try bytes.withUnsafeBytes { try loadStateDict(bytes: $0) }
     }
@@ -145,4 +143,39 @@ func rewriteRealFileIsBitIdentical() throws {
     #expect(try withBytes(Fixtures.zip) { try sniffFormat($0) } == .pthZip)
     #expect(try withBytes(Fixtures.legacy) { try sniffFormat($0) } == .pthLegacy)
     #expect(throws: WeightsError.self) { try [UInt8]("hello world".utf8).withUnsafeBytes { try sniffFormat($0) } }
+}
+
+/// Writes resnet18-ref re-exported by probe for tools/check_torch_load.py (checks the read-back itself):
+///   PROBE_EXPORT_DIR=/tmp/x swift test --filter exportForTorchCheck
+///   python3 tools/check_torch_load.py /tmp/x/resnet18-probe.pth ../shared/reference/resnet18-ref.pth
+@Test(.enabled(if: sharedAvailable, "needs ../shared"),
+      .enabled(if: ProcessInfo.processInfo.environment["PROBE_EXPORT_DIR"] != nil, "set PROBE_EXPORT_DIR to export files for tools/check_torch_load.py"))
+func exportForTorchCheck() throws {
+    let dir = ProcessInfo.processInfo.environment["PROBE_EXPORT_DIR"] ?? tempDir("export")
+    let sd = try loadStateDict(path: resnetPath)
+    let floats = sd.tensors.filter { $0.dtype == .float32 }.map { ($0.name, $0.tensor) }
+    let ints = sd.tensors.compactMap { t in t.int64Values.map { (t.name, $0, t.shape) } }
+    // Keep torchvision's order: write everything through the WeightTensor overload.
+    try writeTorchZip(sd.tensors, to: dir + "/resnet18-probe.pth")
+    try writeTorchZip(floats, int64s: ints, to: dir + "/resnet18-probe-tuples.pth")
+    try writeSafetensors(floats, metadata: ["source": "resnet18-ref.pth"], to: dir + "/resnet18-probe.safetensors")
+    let back = try loadStateDict(path: dir + "/resnet18-probe.pth")
+    #expect(back.names == sd.names)
+    #expect(zip(back.tensors, sd.tensors).allSatisfy { $0.values == $1.values && $0.int64Values == $1.int64Values })
+    let st = try loadStateDict(path: dir + "/resnet18-probe.safetensors")
+    #expect(st.tensors.count == floats.count && st.metadata["source"] == "resnet18-ref.pth")
+    // The legacy MobileNetV2 file, re-exported in the zip format.
+    let m = try loadStateDict(path: mobilenetPath)
+    try writeTorchZip(m.tensors, to: dir + "/mobilenetv2-probe.pth")
+    #expect(try loadStateDict(path: dir + "/mobilenetv2-probe.pth").names == m.names)
+}
+
+@Test func safetensorsFromTheReferenceLibrary() throws {
+    let sd = try withBytes(Fixtures.safetensors) { try loadStateDict(bytes: $0) }
+    #expect(sd.format == .safetensors)
+    #expect(sd.metadata == ["format": "pt"])
+    #expect(sd["a"]?.shape == [2, 3] && sd["a"]?.values == [0, 1, 2, 3, 4, 5])
+    #expect(sd["h"]?.dtype == .float16 && sd["h"]?.values == [1.5, -2])
+    #expect(sd["b"]?.dtype == .bfloat16 && sd["b"]?.values.map(\.bitPattern) == [0x3DCD_0000, 0x4040_0000])
+    #expect(sd["i"]?.dtype == .int64 && sd["i"]?.int64Values == [5, -1])
 }

@@ -1,0 +1,231 @@
+// Winograd F(2x2, 3x3) convolution forward for 3x3, stride 1, padding 1, ungrouped convolutions
+// (most of ResNet-18's work): 16 multiplies per 2x2 output tile and channel pair instead of 36.
+//   U = G g G^T (weights, once at load), V = B^T d B (4x4 input patches), M = U . V per position
+//   (16 GEMMs: M[xi] (OC x tiles) = U[xi] (OC x IC) * V[xi] (IC x tiles)), Y = A^T M A (2x2).
+// Activations are CNHW (see Layers.swift). Tiles are processed in cache-sized chunks, the bias/
+// residual/activation epilogue fused into the output transform. Round-off stays at float32 level
+// (the transforms only add, subtract and halve).
+
+/// Transformed weights [16][OC][IC] from PyTorch's [OC][IC][3][3].
+public func winogradTransformWeights(_ g: UnsafePointer<Float>, outChannels oc: Int, inChannels ic: Int) -> [Float] {
+    var u = [Float](repeating: 0, count: 16 * oc * ic)
+    for o in 0..<oc {
+        for i in 0..<ic {
+            let k = g + (o * ic + i) * 9
+            // Gg: 4x3, rows [g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2] (g rows)
+            var gg = [Float](repeating: 0, count: 12)
+            for c in 0..<3 {
+                let g0 = k[c], g1 = k[3 + c], g2 = k[6 + c]
+                gg[c] = g0
+                gg[3 + c] = (g0 + g1 + g2) * 0.5
+                gg[6 + c] = (g0 - g1 + g2) * 0.5
+                gg[9 + c] = g2
+            }
+            for r in 0..<4 {
+                let a = gg[r * 3], b = gg[r * 3 + 1], c = gg[r * 3 + 2]
+                let row = [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
+                for col in 0..<4 { u[((r * 4 + col) * oc + o) * ic + i] = row[col] }
+            }
+        }
+    }
+    return u
+}
+
+/// Scratch floats per worker for a chunk of `tiles` tiles (plus row buffers).
+public func winogradScratchCount(inChannels ic: Int, outChannels oc: Int, tiles: Int) -> Int {
+    16 * (ic + oc) * tiles + 8 * (tiles + 16)
+}
+
+/// 3x3 / stride 1 / padding 1 convolution of a CNHW activation by Winograd F(2x2, 3x3), output
+/// CNHW: out = act(conv(x) + bias + residual). `u` from `winogradTransformWeights`.
+/// Tiles are taken a tile row (one image, two output rows) at a time; a chunk of tile rows is
+/// transformed into V, multiplied into M by 16 GEMMs and transformed back with the epilogue.
+/// With many tile rows the workers split them; with few, the workers split channels.
+/// `scratch` holds `scratchCount` floats (at least `workers * winogradScratchCount(tiles: width/2+1)`).
+public func conv3x3WinogradForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    batch n: Int, inChannels ic: Int, outChannels oc: Int, height h: Int, width w: Int,
+    u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, activation: Activation,
+    scratch: UnsafeMutablePointer<Float>, scratchCount: Int, workers: Int = 1, minTilesPerWorker: Int = 64
+) {
+    let th = (h + 1) / 2, tw = (w + 1) / 2
+    let tileRows = n * th
+    guard tileRows > 0 else { return }
+    let splitRows = workers > 1 && tileRows >= workers && tileRows * tw >= workers * minTilesPerWorker
+    let wk = splitRows ? workers : 1
+    let pw = tw + 16                          // one de-interleaved half row (+ room for 8-wide loads)
+    let rowBuffers = 8 * pw                   // 4 input rows as even/odd halves (or 2 output rows)
+    let perWorker = scratchCount / wk
+    let chunkRows = max(1, min(tileRows, (perWorker - rowBuffers) / max(1, 16 * (ic + oc) * tw)))
+    let hw = h * w, planeStride = n * hw
+
+    /// V[xi][c][t] (t = tile within the chunk) for channels [c0, c1) of tile rows [r0, r1).
+    /// Each of the 4 input rows of a tile row is zero-padded (x = -1 ..< 2*tw + 1) and split into
+    /// even and odd columns, so that tile j reads a = E[j], b = O[j], c = E[j+1], d = O[j+1]:
+    /// contiguous 8-wide loads.
+    func inputTransform(_ v: UnsafeMutablePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>,
+                        _ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) {
+        let nc = (r1 - r0) * tw
+        let xs = ic * nc
+        for c in c0..<c1 {
+            for r in r0..<r1 {
+                let img = r / th, ti = r - img * th
+                let plane = input + c * planeStride + img * hw
+                for k in 0..<4 {
+                    let e = rowbuf + 2 * k * pw, o = e + pw
+                    let y = 2 * ti - 1 + k
+                    e.update(repeating: 0, count: 2 * pw)
+                    if y >= 0 && y < h {
+                        let src = plane + y * w
+                        // padded x' = x + 1: even x' -> E[x'/2], odd x' -> O[x'/2]
+                        var x = 0
+                        while x + 1 < w { o[x / 2] = src[x]; e[x / 2 + 1] = src[x + 1]; x += 2 }
+                        if x < w { o[x / 2] = src[x] }
+                    }
+                }
+                let e0 = UnsafePointer(rowbuf), o0 = e0 + pw, e1 = o0 + pw, o1 = e1 + pw
+                let e2 = o1 + pw, o2 = e2 + pw, e3 = o2 + pw, o3 = e3 + pw
+                let dst = v + c * nc + (r - r0) * tw
+                var j = 0
+                while j + 8 <= tw {
+                    let a0 = ld8(e0 + j), b0 = ld8(o0 + j), cc0 = ld8(e0 + j + 1), d0 = ld8(o0 + j + 1)
+                    let a1 = ld8(e1 + j), b1 = ld8(o1 + j), cc1 = ld8(e1 + j + 1), d1 = ld8(o1 + j + 1)
+                    let a2 = ld8(e2 + j), b2 = ld8(o2 + j), cc2 = ld8(e2 + j + 1), d2 = ld8(o2 + j + 1)
+                    let a3 = ld8(e3 + j), b3 = ld8(o3 + j), cc3 = ld8(e3 + j + 1), d3 = ld8(o3 + j + 1)
+                    let f00 = a0 - cc0, f01 = b0 + cc0, f02 = cc0 - b0, f03 = b0 - d0
+                    let f10 = a1 - cc1, f11 = b1 + cc1, f12 = cc1 - b1, f13 = b1 - d1
+                    let f20 = a2 - cc2, f21 = b2 + cc2, f22 = cc2 - b2, f23 = b2 - d2
+                    let f30 = a3 - cc3, f31 = b3 + cc3, f32 = cc3 - b3, f33 = b3 - d3
+                    let d = dst + j
+                    st8(d, f00 - f20); st8(d + xs, f01 - f21); st8(d + 2 * xs, f02 - f22); st8(d + 3 * xs, f03 - f23)
+                    st8(d + 4 * xs, f10 + f20); st8(d + 5 * xs, f11 + f21); st8(d + 6 * xs, f12 + f22); st8(d + 7 * xs, f13 + f23)
+                    st8(d + 8 * xs, f20 - f10); st8(d + 9 * xs, f21 - f11); st8(d + 10 * xs, f22 - f12); st8(d + 11 * xs, f23 - f13)
+                    st8(d + 12 * xs, f10 - f30); st8(d + 13 * xs, f11 - f31); st8(d + 14 * xs, f12 - f32); st8(d + 15 * xs, f13 - f33)
+                    j += 8
+                }
+                while j < tw {
+                    let f00 = e0[j] - e0[j + 1], f01 = o0[j] + e0[j + 1], f02 = e0[j + 1] - o0[j], f03 = o0[j] - o0[j + 1]
+                    let f10 = e1[j] - e1[j + 1], f11 = o1[j] + e1[j + 1], f12 = e1[j + 1] - o1[j], f13 = o1[j] - o1[j + 1]
+                    let f20 = e2[j] - e2[j + 1], f21 = o2[j] + e2[j + 1], f22 = e2[j + 1] - o2[j], f23 = o2[j] - o2[j + 1]
+                    let f30 = e3[j] - e3[j + 1], f31 = o3[j] + e3[j + 1], f32 = e3[j + 1] - o3[j], f33 = o3[j] - o3[j + 1]
+                    let d = dst + j
+                    d[0] = f00 - f20; d[xs] = f01 - f21; d[2 * xs] = f02 - f22; d[3 * xs] = f03 - f23
+                    d[4 * xs] = f10 + f20; d[5 * xs] = f11 + f21; d[6 * xs] = f12 + f22; d[7 * xs] = f13 + f23
+                    d[8 * xs] = f20 - f10; d[9 * xs] = f21 - f11; d[10 * xs] = f22 - f12; d[11 * xs] = f23 - f13
+                    d[12 * xs] = f10 - f30; d[13 * xs] = f11 - f31; d[14 * xs] = f12 - f32; d[15 * xs] = f13 - f33
+                    j += 1
+                }
+            }
+        }
+    }
+
+    /// Output channels [o0, o1) of tile rows [r0, r1) from M[xi][o][t], with the epilogue.
+    /// Even and odd output columns are produced 8 tiles at a time into separate half rows.
+    func outputTransform(_ m: UnsafePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>,
+                         _ r0: Int, _ r1: Int, _ o0: Int, _ o1: Int) {
+        let nc = (r1 - r0) * tw
+        let xs = oc * nc
+        let ye0 = rowbuf, yo0 = rowbuf + pw, ye1 = yo0 + pw, yo1 = ye1 + pw
+        for o in o0..<o1 {
+            let b = bias?[o] ?? 0
+            for r in r0..<r1 {
+                let img = r / th, ti = r - img * th
+                let s = m + o * nc + (r - r0) * tw
+                var j = 0
+                while j + 8 <= tw {
+                    let q = s + j
+                    let a0 = ld8(q) + ld8(q + 4 * xs) + ld8(q + 8 * xs), c0 = ld8(q + 4 * xs) - ld8(q + 8 * xs) - ld8(q + 12 * xs)
+                    let a1 = ld8(q + xs) + ld8(q + 5 * xs) + ld8(q + 9 * xs), c1 = ld8(q + 5 * xs) - ld8(q + 9 * xs) - ld8(q + 13 * xs)
+                    let a2 = ld8(q + 2 * xs) + ld8(q + 6 * xs) + ld8(q + 10 * xs), c2 = ld8(q + 6 * xs) - ld8(q + 10 * xs) - ld8(q + 14 * xs)
+                    let a3 = ld8(q + 3 * xs) + ld8(q + 7 * xs) + ld8(q + 11 * xs), c3 = ld8(q + 7 * xs) - ld8(q + 11 * xs) - ld8(q + 15 * xs)
+                    st8(ye0 + j, a0 + a1 + a2); st8(yo0 + j, a1 - a2 - a3)
+                    st8(ye1 + j, c0 + c1 + c2); st8(yo1 + j, c1 - c2 - c3)
+                    j += 8
+                }
+                while j < tw {
+                    let q = s + j
+                    let a0 = q[0] + q[4 * xs] + q[8 * xs], c0 = q[4 * xs] - q[8 * xs] - q[12 * xs]
+                    let a1 = q[xs] + q[5 * xs] + q[9 * xs], c1 = q[5 * xs] - q[9 * xs] - q[13 * xs]
+                    let a2 = q[2 * xs] + q[6 * xs] + q[10 * xs], c2 = q[6 * xs] - q[10 * xs] - q[14 * xs]
+                    let a3 = q[3 * xs] + q[7 * xs] + q[11 * xs], c3 = q[7 * xs] - q[11 * xs] - q[15 * xs]
+                    ye0[j] = a0 + a1 + a2; yo0[j] = a1 - a2 - a3
+                    ye1[j] = c0 + c1 + c2; yo1[j] = c1 - c2 - c3
+                    j += 1
+                }
+                let oy = 2 * ti
+                for k in 0..<min(2, h - oy) {
+                    let ye = k == 0 ? ye0 : ye1, yo = k == 0 ? yo0 : yo1
+                    let off = o * planeStride + img * hw + (oy + k) * w
+                    let dst = output + off
+                    let res = residual.map { $0 + off }
+                    @inline(__always) func fin(_ v: Float, _ x: Int) -> Float {
+                        var t = v + b
+                        if let res { t += res[x] }
+                        switch activation {
+                        case .none: return t
+                        case .relu: return max(t, 0)
+                        case .relu6: return min(max(t, 0), 6)
+                        }
+                    }
+                    let pairs = w / 2
+                    for jj in 0..<pairs {
+                        dst[2 * jj] = fin(ye[jj], 2 * jj)
+                        dst[2 * jj + 1] = fin(yo[jj], 2 * jj + 1)
+                    }
+                    if w & 1 == 1 { dst[w - 1] = fin(ye[pairs], w - 1) }
+                }
+            }
+        }
+    }
+
+    func gemms(_ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ nc: Int, _ o0: Int, _ o1: Int) {
+        for xi in 0..<16 {
+            sgemm(m: o1 - o0, n: nc, k: ic,
+                  a: u + (xi * oc + o0) * ic, lda: ic,
+                  b: v + xi * ic * nc, ldb: nc,
+                  c: m + xi * oc * nc + o0 * nc, ldc: nc)
+        }
+    }
+
+    let chunkTiles = chunkRows * tw
+    if wk > 1 || workers <= 1 {
+        parallelSlices(tileRows, workers: wk) { worker, slice in
+            let v = scratch + worker * perWorker
+            let m = v + 16 * ic * chunkTiles
+            let rowbuf = m + 16 * oc * chunkTiles
+            var r0 = slice.lowerBound
+            while r0 < slice.upperBound {
+                let r1 = min(slice.upperBound, r0 + chunkRows)
+                inputTransform(v, rowbuf, r0, r1, 0, ic)
+                gemms(v, m, (r1 - r0) * tw, 0, oc)
+                outputTransform(m, rowbuf, r0, r1, 0, oc)
+                r0 = r1
+            }
+        }
+    } else {
+        // few tiles: workers split input channels (transform) and output channels (GEMM + back)
+        let chunkR = max(1, min(tileRows, (scratchCount - workers * rowBuffers) / max(1, 16 * (ic + oc) * tw)))
+        let v = scratch, m = scratch + 16 * ic * chunkR * tw
+        let rowBase = scratch + 16 * (ic + oc) * chunkR * tw
+        var r0 = 0
+        while r0 < tileRows {
+            let r1 = min(tileRows, r0 + chunkR)
+            parallelSlices(ic, workers: workers) { wi, cs in inputTransform(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
+            parallelSlices(oc, workers: workers) { wi, os in
+                gemms(v, m, (r1 - r0) * tw, os.lowerBound, os.upperBound)
+                outputTransform(m, rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
+            }
+            r0 = r1
+        }
+    }
+}
+
+@inline(__always) private func ld8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+@inline(__always) private func ld8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+@inline(__always) private func st8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}

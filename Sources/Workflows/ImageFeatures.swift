@@ -1,0 +1,59 @@
+import Foundation
+import Digest
+import Vision
+import Store
+import Extract
+import Backbones
+
+/// The feature vector of one image file, with where it came from.
+public struct ImageFeatures: Sendable {
+    public var path: String
+    public var sha256: String
+    public var vector: [Float]
+    /// True when the store already had it; false when it was computed now (and stored).
+    public var cached: Bool
+}
+
+/// Features of image files for `backbone`: from the store when the image (by content) is known,
+/// otherwise computed with the weights at `weightsPath` (which must be the backbone's, by sha256)
+/// and stored (image and features; no sample row, so training data is untouched).
+public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: Store.Backbone,
+                             weightsPath: String?) throws -> [ImageFeatures] {
+    var out: [ImageFeatures] = []
+    var missing: [(index: Int, data: Data)] = []
+    for p in paths {
+        guard let data = FileManager.default.contents(atPath: p) else {
+            throw WorkflowError.noFeatures("cannot read \(p): no such file, or not readable")
+        }
+        let sha = SHA256.hex(data)
+        if let v = try store.vector(sha256: sha, backbone: backbone) {
+            out.append(ImageFeatures(path: p, sha256: sha, vector: v, cached: true))
+        } else {
+            out.append(ImageFeatures(path: p, sha256: sha, vector: [], cached: false))
+            missing.append((out.count - 1, data))
+        }
+    }
+    guard !missing.isEmpty else { return out }
+    guard let kind = BackboneKind(name: backbone.architecture) else {
+        throw WorkflowError.backboneMismatch("backbone \(backbone.architecture) cannot compute features of new images")
+    }
+    guard let weightsPath else {
+        throw WorkflowError.backboneMismatch("\(out[missing[0].index].path) is not in the store: pass --weights PATH, the \(backbone.architecture) weights of sha256 \(backbone.weightsSHA256.prefix(12))… to compute its features")
+    }
+    let (model, sha) = try loadBackbone(kind, weightsPath: weightsPath)
+    guard sha == backbone.weightsSHA256 else {
+        throw WorkflowError.backboneMismatch("\(weightsPath) (sha256 \(sha.prefix(12))…) is not the weights of this head's backbone (\(backbone.weightsSHA256.prefix(12))…)")
+    }
+    let per = 3 * 224 * 224
+    var batch = Batch()
+    for (i, data) in missing {
+        let image = try ImageDecoder.decode(data: data, name: out[i].path)
+        var tensor = [Float](repeating: 0, count: per)
+        tensor.withUnsafeMutableBufferPointer { Transforms.validation(image, into: $0.baseAddress!) }
+        out[i].vector = model.features(tensor)
+        batch.images.append(ImageRecord(sha256: out[i].sha256, width: image.width, height: image.height, byteSize: data.count))
+        batch.features.append(FeatureRecord(sha256: out[i].sha256, transform: validationTransform, view: 0, vector: out[i].vector))
+    }
+    try store.insertBatch(batch, backbone: backbone)
+    return out
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Extract
+import Workflows
+
+let demoCommand = Command(
+    path: ["demo"],
+    summary: "PyTorch's transfer-learning tutorial end to end: extract, train, evaluate, report.",
+    usage: "demo [--data DIR] [--backbone NAME] [--weights PATH] [--store PATH] [--report DIR]",
+    discussion: """
+    Finds the ants-vs-bees data (--data, else data/, cache/data/ or ../shared/data/; else it
+    downloads PyTorch's hymenoptera_data.zip), extracts features with ResNet-18's ImageNet weights
+    (MobileNetV2's when those are not present and cannot be downloaded), trains a head with the
+    tutorial's settings, evaluates it, and writes an HTML report with training curves and
+    predictions on validation images. Run it twice: the second run reuses every feature.
+    """,
+    options: [
+        Option("--data", "DIR", "The hymenoptera_data folder (train/ and val/)."),
+        Option("--backbone", "NAME", "resnet18 or mobilenet_v2 (default: resnet18 when its weights are available)."),
+        Option("--weights", "PATH", "Weights of the backbone."),
+        Option("--seed", "N", "Seed of the head's initialisation and shuffling (default 0)."),
+        storeOption,
+        Option("--report", "DIR", "Where the report goes (default cache/report)."),
+        Option("--quiet", nil, "No progress bar."),
+    ],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        var o = DemoOptions()
+        o.dataPath = args.string("--data")
+        if args.string("--backbone") != nil { o.backbone = try backboneKind(args) }
+        o.weightsPath = args.string("--weights")
+        o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
+        o.storePath = storePath(args)
+        if let r = args.string("--report") { o.reportDirectory = r }
+        let bar = ProgressBar("extract", total: 0, quiet: args.flag("--quiet"))
+        let result = try runDemo(o, log: { print($0) }, progress: { done, total in bar.update(done, total: total) })
+        bar.finish()
+        print()
+        print(result.trained.log, terminator: "")
+        print(result.evaluation.render(), terminator: "")
+        print("\nreport: \(result.reportPath)")
+        return 0
+    }
+)

@@ -1,0 +1,254 @@
+import Foundation
+import Store
+import Heads
+import Workflows
+import Extract
+import Weights
+
+let trainCommand = Command(
+    path: ["train"],
+    summary: "Train a linear head over cached features (milliseconds) and save it in the store.",
+    usage: "train [--name NAME] [--solver sgd|lbfgs] [--epochs 25] [--lr 0.001] [--seed N] [--backbone NAME] [--store PATH]",
+    discussion: """
+    Trains on the 'train' split (every sample when the store has no splits) and evaluates on 'val'
+    every epoch. The defaults are PyTorch's transfer-learning tutorial's: SGD lr 0.001, momentum
+    0.9, batch 4, reshuffled every epoch, StepLR(step 7, gamma 0.1), 25 epochs; the weights of the
+    best validation accuracy are kept. With augmented views in the store (probe extract --views N),
+    every epoch draws one view per training image. --solver lbfgs fits a multinomial logistic
+    regression with an L2 penalty by full-batch L-BFGS (scikit-learn's objective; features
+    standardised, folded back into the saved weights).
+
+    EXAMPLES:
+      probe train --name tutorial
+      probe train --name sweep-lr --lr 0.01 --epochs 50 --seed 3
+      probe train --name probe-lbfgs --solver lbfgs --C 0.5
+    """,
+    options: [
+        Option("--name", "NAME", "Name of the head in the store (default: head); an existing head of that name is replaced."),
+        Option("--solver", "S", "sgd (default) or lbfgs."),
+        Option("--epochs", "N", "SGD epochs (default 25)."),
+        Option("--lr", "X", "SGD learning rate (default 0.001)."),
+        Option("--momentum", "X", "SGD momentum (default 0.9)."),
+        Option("--weight-decay", "X", "SGD weight decay (default 0)."),
+        Option("--batch", "N", "SGD batch size (default 4)."),
+        Option("--step", "N", "StepLR step in epochs (default 7; 0 keeps lr constant)."),
+        Option("--gamma", "X", "StepLR factor (default 0.1)."),
+        Option("--seed", "N", "Seed of initialisation, shuffling and view draws (default 0)."),
+        Option("--C", "X", "L-BFGS inverse regularisation strength (default 1.0)."),
+        Option("--no-standardize", nil, "L-BFGS on raw features."),
+        Option("--no-views", nil, "Ignore augmented views; train on view 0."),
+        Option("--backbone", "NAME", "Which backbone's features, when the store holds several."),
+        storeOption, jsonOption,
+    ],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        var o = TrainHeadOptions(name: args.string("--name") ?? "head")
+        o.solver = Solver(rawValue: try args.choice("--solver", ["sgd", "lbfgs"], default: "sgd"))!
+        o.sgd.epochs = try args.int("--epochs", default: 25, range: 1...100_000)
+        o.sgd.learningRate = try args.double("--lr", default: 0.001, range: 0...100)
+        o.sgd.momentum = try args.double("--momentum", default: 0.9, range: 0...1)
+        o.sgd.weightDecay = try args.double("--weight-decay", default: 0, range: 0...100)
+        o.sgd.batchSize = try args.int("--batch", default: 4, range: 1...1_000_000)
+        o.sgd.stepSize = try args.int("--step", default: 7, range: 0...100_000)
+        o.sgd.gamma = try args.double("--gamma", default: 0.1, range: 0...1)
+        o.sgd.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
+        o.lbfgs.C = try args.double("--C", default: 1.0, range: 1e-12...1e12)
+        o.lbfgs.standardize = !args.flag("--no-standardize")
+        o.useViews = !args.flag("--no-views")
+        let store = try openStore(args)
+        let backbone = try selectBackbone(store, args.string("--backbone"), command: "train")
+        let r = try trainHead(store: store, backbone: backbone, options: o)
+        if args.flag("--json") {
+            try printJSON(TrainJSON(name: o.name, backbone: backbone.architecture, classes: r.classNames,
+                                    best_val_acc: r.bestValidationAccuracy, seconds: r.trainingSeconds,
+                                    train_images: r.datasets.train.count, views: r.datasets.train.views,
+                                    val_images: r.datasets.validation?.count ?? 0))
+        } else {
+            print(r.log, terminator: "")
+            print("saved head '\(o.name)' (\(backbone.architecture), classes: \(r.classNames.joined(separator: ", ")); "
+                  + "\(r.datasets.train.count) training images\(r.datasets.train.views > 1 ? " x \(r.datasets.train.views) views" : ""))")
+        }
+        return 0
+    }
+)
+
+struct TrainJSON: Encodable {
+    var name: String, backbone: String, classes: [String], best_val_acc: Double?, seconds: Double
+    var train_images: Int, views: Int, val_images: Int
+}
+
+let headsCommand = Command(
+    path: ["heads"],
+    summary: "List the heads saved in the store.",
+    usage: "heads [--store PATH] [--json]",
+    discussion: "Export one for PyTorch with 'probe heads export NAME --format pth|safetensors'.",
+    options: [storeOption, jsonOption],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        let store = try openStore(args, readOnly: true)
+        let heads = try store.heads()
+        if args.flag("--json") { try printJSON(heads); return 0 }
+        if heads.isEmpty { print("no heads yet (train one with `probe train --name NAME`)"); return 0 }
+        for h in heads {
+            let settings = (try? JSONSerialization.jsonObject(with: Data(h.settingsJSON.utf8))) as? [String: String] ?? [:]
+            var line = "\(h.name)  \(h.backbone.architecture) (\(h.backbone.weightsSHA256.prefix(12)))  classes: \(h.classes.joined(separator: ","))"
+            line += "  solver: \(settings["solver"] ?? "?")"
+            if let acc = settings["best_val_acc"].flatMap(Double.init) { line += String(format: "  best val acc: %.4f", acc) }
+            line += "  \(h.created)"
+            print(line)
+        }
+        return 0
+    }
+)
+
+let headsExportCommand = Command(
+    path: ["heads", "export"],
+    summary: "Write a head as a file PyTorch loads into nn.Linear(d, classes).",
+    usage: "heads export NAME --format pth|safetensors [--out PATH] [--store PATH]",
+    discussion: """
+    In PyTorch: head = nn.Linear(d, classes); head.load_state_dict(torch.load("NAME.pth"))
+    (safetensors: safetensors.torch.load_file; class names are in the file's metadata).
+    """,
+    options: [
+        Option("--format", "F", "pth (default) or safetensors."),
+        Option("--out", "PATH", "Output file (default: NAME.pth or NAME.safetensors)."),
+        storeOption,
+    ],
+    run: { args in
+        let name = try args.positionals(min: 1, max: 1, what: "head NAME")[0]
+        let format = HeadExportFormat(rawValue: try args.choice("--format", ["pth", "safetensors"], default: "pth"))!
+        let store = try openStore(args, readOnly: true)
+        let loaded = try loadHead(store: store, name: name)
+        let out = args.string("--out") ?? "\(name).\(format.rawValue)"
+        try exportHead(loaded, format: format, to: out)
+        print("wrote \(out): nn.Linear(\(loaded.head.dimension), \(loaded.head.classes)) for \(loaded.backbone.architecture) features; classes \(loaded.record.classes.joined(separator: ", "))")
+        return 0
+    }
+)
+
+let predictCommand = Command(
+    path: ["predict"],
+    summary: "Top classes of images with a trained head.",
+    usage: "predict IMAGE... --head NAME [--top 3] [--weights PATH] [--store PATH] [--json]",
+    discussion: """
+    Features come from the store when an image (by content) is known; otherwise they are computed
+    with the head's backbone (pass --weights when the weights are not torchvision's file in
+    cache/weights/) and stored.
+    """,
+    options: [
+        Option("--head", "NAME", "The head to use (required)."),
+        Option("--top", "K", "How many classes to show (default 3)."),
+        Option("--weights", "PATH", "Weights of the head's backbone, to compute features of new images."),
+        storeOption, jsonOption,
+    ],
+    run: { args in
+        let images = try args.positionals(min: 1, max: Int.max, what: "IMAGE")
+        guard let name = args.string("--head") else { throw UsageError("probe predict: --head NAME is required (see `probe heads`)") }
+        let store = try openStore(args)
+        let loaded = try loadHead(store: store, name: name)
+        let weights = args.string("--weights") ?? defaultWeightsIfPresent(architecture: loaded.backbone.architecture)
+        let results = try predictImages(images, store: store, head: loaded, weightsPath: weights,
+                                        topK: try args.int("--top", default: 3, range: 1...1000))
+        if args.flag("--json") { try printJSON(results); return 0 }
+        for r in results {
+            let top = r.top.map { String(format: "%@ %.4f", $0.label, $0.probability) }.joined(separator: "  ")
+            print("\(r.path): \(top)")
+        }
+        return 0
+    }
+)
+
+let evalCommand = Command(
+    path: ["eval"],
+    summary: "Accuracy, per-class precision and recall, and confusion matrix of a head on a split.",
+    usage: "eval --head NAME [--split val] [--store PATH] [--json]",
+    discussion: "",
+    options: [
+        Option("--head", "NAME", "The head to evaluate (required)."),
+        Option("--split", "S", "The split (default val)."),
+        storeOption, jsonOption,
+    ],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        guard let name = args.string("--head") else { throw UsageError("probe eval: --head NAME is required (see `probe heads`)") }
+        let store = try openStore(args, readOnly: true)
+        let e = try evaluateHead(try loadHead(store: store, name: name), store: store, split: args.string("--split") ?? "val")
+        if args.flag("--json") {
+            try printJSON(EvalJSON(split: e.split, classes: e.classNames, count: e.metrics.count, accuracy: e.metrics.accuracy,
+                                   precision: e.metrics.precision, recall: e.metrics.recall, confusion: e.metrics.confusion))
+        } else { print(e.render(), terminator: e.render().hasSuffix("\n") ? "" : "\n") }
+        return 0
+    }
+)
+
+struct EvalJSON: Encodable {
+    var split: String, classes: [String], count: Int, accuracy: Double
+    var precision: [Double], recall: [Double], confusion: [[Int]]
+}
+
+let queryCommand = Command(
+    path: ["query"],
+    summary: "Nearest neighbours (cosine) of images among the cached embeddings.",
+    usage: "query (IMAGE... | --path P | --id N) [--k 10] [--split S] [--label L] [--backbone NAME] [--store PATH] [--json]",
+    discussion: """
+    A query is an image file (its features come from the store, or are computed with --weights),
+    a sample path already in the store (--path), or an image id / sha256 prefix (--id). Several
+    IMAGEs are answered together through one matrix product. The query image itself is left out.
+
+    EXAMPLES:
+      probe query photo.jpg --k 5
+      probe query --path data/hymenoptera_data/val/bees/abeja.jpg --split train --label ants
+      probe query --id 3f2a91 --json
+    """,
+    options: [
+        Option("--path", "P", "A sample path recorded in the store."),
+        Option("--id", "N", "An image id, or a sha256 prefix (at least 4 hex digits)."),
+        Option("--k", "K", "Neighbours per query (default 10)."),
+        Option("--split", "S", "Only neighbours with a sample in this split."),
+        Option("--label", "L", "Only neighbours with this label."),
+        Option("--weights", "PATH", "Backbone weights, to compute features of images not in the store."),
+        Option("--backbone", "NAME", "Which backbone's embeddings, when the store holds several."),
+        storeOption, jsonOption,
+    ],
+    run: { args in
+        let images = args.positionals
+        let store = try openStore(args)
+        let backbone = try selectBackbone(store, args.string("--backbone"), command: "query")
+        var queries: [ImageFeatures] = []
+        if let p = args.string("--path") { queries.append(try featuresOfSample(path: p, store: store, backbone: backbone)) }
+        if let id = args.string("--id") { queries.append(try featuresOfImage(id: id, store: store, backbone: backbone)) }
+        if !images.isEmpty {
+            let weights = args.string("--weights") ?? defaultWeightsIfPresent(architecture: backbone.architecture)
+            queries += try featuresOfImages(images, store: store, backbone: backbone, weightsPath: weights)
+        }
+        guard !queries.isEmpty else { throw UsageError("probe query: give an IMAGE, --path P or --id N (usage: probe \(args.command.usage))") }
+        let k = try args.int("--k", default: 10, range: 1...100_000)
+        let answers = try nearestNeighbours(store: store, backbone: backbone, queries: queries, k: k,
+                                            split: args.string("--split"), label: args.string("--label"))
+        if args.flag("--json") {
+            try printJSON(zip(queries, answers).map { QueryJSON(query: $0.path, neighbours: $1) })
+            return 0
+        }
+        for (q, rows) in zip(queries, answers) {
+            print("neighbours of \(q.path):")
+            if rows.isEmpty { print("  (none)") }
+            for r in rows {
+                print(String(format: "  %3d  %.4f  %@  %@", r.rank, r.score, (r.label ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0),
+                             r.path ?? r.sha256))
+            }
+        }
+        return 0
+    }
+)
+
+struct QueryJSON: Encodable {
+    var query: String
+    var neighbours: [NeighbourRow]
+}
+
+/// torchvision's official weight file in cache/weights/ for an architecture, when present.
+func defaultWeightsIfPresent(architecture: String) -> String? {
+    guard let kind = BackboneKind(name: architecture) else { return nil }
+    let path = WeightSource().cachePath(knownWeights(kind))
+    return FileManager.default.fileExists(atPath: path) ? path : nil
+}
