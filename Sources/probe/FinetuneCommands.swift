@@ -48,6 +48,7 @@ let finetuneCommand = Command(
         o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         if args.string("--dropout") != nil { o.dropout = Float(try args.double("--dropout", default: 0.2, range: 0...0.99)) }
         o.resume = args.flag("--resume")
+        if o.weightsPath == nil { printError("probe finetune: no --weights given: training from a random initialisation") }
         let quiet = args.flag("--quiet") || isatty(2) == 0
         let r = try finetune(dataset: dir, options: o, log: { print($0); fflush(nil) }, progress: quiet ? nil : { p in
             let line = String(format: "\r%@ epoch %d/%d %d/%d  loss %.4f acc %.4f  %.1f s", p.phase, p.epoch, p.epochs - 1, p.batch, p.batches,
