@@ -447,8 +447,8 @@ public func batchNormTrainForward(
                 runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
             }
             let scale = gamma[ch] * Float(invstd)
-            let shift = beta[ch] - Float(mean) * scale
-            affineActivation(output + ch * m, x, m, scale, shift, residual.map { $0 + ch * m }, activation)
+            // (x - mean) * scale + beta: no cancellation when |mean| >> std
+            affineActivation(output + ch * m, x, m, scale, beta[ch], residual.map { $0 + ch * m }, activation, center: Float(mean))
         }
     }
 }
@@ -507,12 +507,12 @@ func channelSquaredDeviation(_ x: UnsafePointer<Float>, _ m: Int, _ mean: Float)
 
 @inline(__always)
 func affineActivation(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ m: Int, _ scale: Float, _ shift: Float,
-                      _ residual: UnsafePointer<Float>?, _ act: Activation) {
-    let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift)
+                      _ residual: UnsafePointer<Float>?, _ act: Activation, center: Float = 0) {
+    let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift), cv = SIMD8<Float>(repeating: center)
     let zero = SIMD8<Float>.zero, six = SIMD8<Float>(repeating: 6)
     var i = 0
     while i + 8 <= m {
-        var v = ld8(x + i) * sv + bv
+        var v = (ld8(x + i) - cv) * sv + bv
         if let r = residual { v += ld8(r + i) }
         switch act {
         case .none: break
@@ -523,7 +523,7 @@ func affineActivation(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
         i += 8
     }
     while i < m {
-        var v = x[i] * scale + shift
+        var v = (x[i] - center) * scale + shift
         if let r = residual { v += r[i] }
         switch act {
         case .none: break
