@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Workflows", "Finetune",
+            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
         ]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),

@@ -5,23 +5,6 @@ import Extract
 import Heads
 import Report
 
-/// Writes the training curves of an SGD run as two PNG charts (loss and accuracy); returns their file names.
-public func writeTrainingCurves(_ epochs: [EpochMetrics], to directory: String, prefix: String = "") throws -> [String] {
-    let blue: (UInt8, UInt8, UInt8) = (31, 119, 180), orange: (UInt8, UInt8, UInt8) = (255, 127, 14)
-    let loss = lineChart(title: "loss", series: [
-        Series(name: "train", values: epochs.map(\.trainLoss), color: blue),
-        Series(name: "val", values: epochs.map { $0.validationLoss ?? .nan }, color: orange),
-    ])
-    let acc = lineChart(title: "accuracy", series: [
-        Series(name: "train", values: epochs.map(\.trainAccuracy), color: blue),
-        Series(name: "val", values: epochs.map { $0.validationAccuracy ?? .nan }, color: orange),
-    ])
-    let names = [prefix + "loss.png", prefix + "accuracy.png"]
-    try PNGWriter.write(loss, to: directory + "/" + names[0])
-    try PNGWriter.write(acc, to: directory + "/" + names[1])
-    return names
-}
-
 /// A grid of validation images with predicted and true labels (green when right, red when wrong),
 /// like the tutorial's visualize_model.
 func predictionGrid(paths: [String], features: LabeledFeatures, head: LinearHead, classNames: [String],
@@ -46,7 +29,10 @@ func writeReport(options: DemoOptions, data: String, kind: BackboneKind, weights
                  trained: TrainedHead, evaluation: HeadEvaluation, loaded: LoadedHead) throws -> String {
     let dir = options.reportDirectory
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    let curves = try writeTrainingCurves(trained.epochs, to: dir)
+    let curves = try writeTrainingCurves(trained.epochs.map {
+        CurvePoint(trainLoss: $0.trainLoss, trainAccuracy: $0.trainAccuracy,
+                   validationLoss: $0.validationLoss, validationAccuracy: $0.validationAccuracy)
+    }, to: dir)
     var html = HTMLReport(title: "probe: ants vs bees, the transfer-learning tutorial")
     html.paragraph("Data: \(data). Backbone: \(kind.rawValue) (frozen, weights \(weights), sha256 \(summary.weightsSHA256.prefix(16))…), "
                    + "\(kind.dimension)-d features cached in \(options.storePath).")

@@ -1,21 +1,32 @@
 import Foundation
 import Finetune
+import Report
+import Weights
+import Extract
 
-// Draft wiring of the finetuning library for the lead (who owns the CLI): `probe finetune` and
-// `probe bench finetune`. Kept in its own file so it can be replaced as a whole.
 
 let finetuneCommand = Command(
     path: ["finetune"],
     summary: "Finetune a whole ResNet-18 / MobileNetV2 on an image folder (streaming, SGD, checkpoints).",
-    usage: "finetune DIR --weights FILE [--backbone resnet18|mobilenet_v2] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
+    usage: "finetune DIR [--weights FILE] [--backbone resnet18|mobilenet_v2] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
     discussion: """
     DIR holds train/ and val/ class folders (PyTorch's tutorial layout). Prints the tutorial's
     per-epoch lines, keeps the weights of the best validation accuracy and writes them as a
-    torchvision state_dict (.pth, zip format; default DIR-name + '-finetuned.pth'). A checkpoint
-    (OUT.checkpoint) is written after every epoch; --resume continues an interrupted run.
+    torchvision state_dict (.pth, zip format; default DIR-name + '-finetuned.pth') that
+    torchvision.models.resnet18(num_classes=N).load_state_dict(torch.load(f)) accepts (likewise
+    mobilenet_v2), and that `probe extract --weights` uses as a backbone. Training curves are
+    written beside it (OUT-loss.png, OUT-accuracy.png). A checkpoint (OUT.checkpoint) is written
+    after every epoch; --resume continues an interrupted run to the same result.
+
+    Without --weights, torchvision's ImageNet file from cache/weights/ is used (downloaded and
+    checked when missing).
+
+    EXAMPLE:
+      probe finetune data/hymenoptera_data --backbone mobilenet_v2 --weights mobilenetv2.pt --seed 1
+      probe extract data/hymenoptera_data --backbone mobilenet_v2 --weights hymenoptera_data-mobilenet_v2-finetuned.pth
     """,
     options: [
-        Option("--weights", "FILE", "Pretrained weights (.pth/.pt/.safetensors)."),
+        Option("--weights", "FILE", "Pretrained weights (.pth/.pt/.safetensors); default: torchvision's file in cache/weights/."),
         Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
         Option("--epochs", "N", "Epochs (default 25)."),
         Option("--batch", "N", "Batch size (default 4)."),
@@ -37,7 +48,7 @@ let finetuneCommand = Command(
         let base = URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent
         var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.rawValue)-finetuned.pth")
         o.architecture = arch
-        o.weightsPath = args.string("--weights")
+        o.weightsPath = try weightsPath(args, arch == .resnet18 ? .resnet18 : .mobilenetV2)
         o.epochs = try args.int("--epochs", default: 25, range: 1...100_000)
         o.batchSize = try args.int("--batch", default: 4, range: 1...4096)
         o.learningRate = Float(try args.double("--lr", default: 0.001, range: 1e-12...1e3))
@@ -48,7 +59,6 @@ let finetuneCommand = Command(
         o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         if args.string("--dropout") != nil { o.dropout = Float(try args.double("--dropout", default: 0.2, range: 0...0.99)) }
         o.resume = args.flag("--resume")
-        if o.weightsPath == nil { printError("probe finetune: no --weights given: training from a random initialisation") }
         let quiet = args.flag("--quiet") || isatty(2) == 0
         let r = try finetune(dataset: dir, options: o, log: { print($0); fflush(nil) }, progress: quiet ? nil : { p in
             let line = String(format: "\r%@ epoch %d/%d %d/%d  loss %.4f acc %.4f  %.1f s", p.phase, p.epoch, p.epochs - 1, p.batch, p.batches,
@@ -57,7 +67,15 @@ let finetuneCommand = Command(
             if p.batch == p.batches { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
         })
         for s in r.skipped { printError("skipped \(s)") }
-        if let out = r.outputPath { print("wrote \(out)") }
+        if let out = r.outputPath {
+            let url = URL(fileURLWithPath: out)
+            let prefix = url.deletingPathExtension().lastPathComponent + "-"
+            let curves = try writeTrainingCurves(r.epochs.map {
+                CurvePoint(trainLoss: $0.trainLoss, trainAccuracy: $0.trainAccuracy,
+                           validationLoss: $0.validationLoss, validationAccuracy: $0.validationAccuracy)
+            }, to: url.deletingLastPathComponent().path, prefix: prefix)
+            print("wrote \(out) and training curves \(curves.joined(separator: ", "))")
+        }
         return 0
     }
 )
