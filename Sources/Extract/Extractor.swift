@@ -3,6 +3,7 @@ import Digest
 import Vision
 import Store
 import Backbones
+import Weights
 
 /// Settings of one extraction run.
 public struct ExtractOptions: Sendable {
@@ -133,7 +134,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     guard !files.accepted.isEmpty else { throw ExtractError.noImages(root) }
 
     // Identify the weights (cached by path, size and mtime: hashing 45 MB is not free).
-    let weightsSHA = try weightsIdentity(path: options.weightsPath, store: store)
+    let (weightsSHA, loadedWeights) = try weightsIdentity(path: options.weightsPath, store: store)
     summary.weightsSHA256 = weightsSHA
     let backboneRow = try store.backbone(architecture: options.backbone.rawValue, weightsSHA256: weightsSHA,
                                          dimension: options.backbone.dimension)
@@ -205,7 +206,8 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
 
     summary.cached = records.filter { !workSHAs.contains($0.sha256) }.count
     if !work.isEmpty {
-        let (model, modelSHA) = try loadBackbone(options.backbone, weightsPath: options.weightsPath)
+        let (model, modelSHA) = try loadedWeights.map { try buildBackbone(options.backbone, from: $0) }
+            ?? loadBackbone(options.backbone, weightsPath: options.weightsPath)
         if modelSHA != weightsSHA {  // the file changed between hashing and loading
             throw ExtractError.weightsChanged(options.weightsPath)
         }
@@ -244,20 +246,18 @@ func scan(root: String) throws -> (accepted: [ScannedFile], skipped: [String]) {
     return (accepted, skipped)
 }
 
-/// The sha256 of a weight file, remembered in the store by (path, size, mtime).
-func weightsIdentity(path: String, store: FeatureStore) throws -> String {
+/// The sha256 of a weight file, remembered in the store by (path, size, mtime). When it is not
+/// remembered, the file is loaded (which hashes it) and the loaded weights are returned too.
+func weightsIdentity(path: String, store: FeatureStore) throws -> (sha256: String, loaded: StateDict?) {
     let abs = absolutePath(path)
     guard let st = FileStatus(path: abs) else {
         throw ExtractError.weightsUnreadable(path)
     }
     let stamp = "\(st.size):\(st.mtimeNS)"
     if let cached = try store.metaValue("weights-sha256:" + abs), cached.hasPrefix(stamp + ":") {
-        return String(cached.dropFirst(stamp.count + 1))
+        return (String(cached.dropFirst(stamp.count + 1)), nil)
     }
-    guard let data = FileManager.default.contents(atPath: abs) else {
-        throw ExtractError.weightsUnreadable(path)
-    }
-    let sha = SHA256.hex(data)
-    try store.setMetaValue("weights-sha256:" + abs, stamp + ":" + sha)
-    return sha
+    let sd = try loadStateDict(path: abs)
+    try store.setMetaValue("weights-sha256:" + abs, stamp + ":" + sd.sha256)
+    return (sd.sha256, sd)
 }

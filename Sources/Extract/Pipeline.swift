@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Vision
 import Store
 import Backbones
@@ -50,8 +53,8 @@ func contentKey(_ sha256: String) -> Int {
     Int(bitPattern: UInt(UInt64(sha256.prefix(16), radix: 16) ?? 0))
 }
 
-/// Decodes and transforms the tensors of `items` into freshly allocated memory, two threads.
-func prepare(_ items: [WorkItem], seed: UInt64) -> PreparedBatch {
+/// Decodes and transforms the tensors of `items` into freshly allocated memory, on `threads` threads.
+func prepare(_ items: [WorkItem], seed: UInt64, threads: Int) -> PreparedBatch {
     var slots: [Int?] = []
     var next = 0
     for it in items { slots.append(next); next += it.views.count }
@@ -65,7 +68,7 @@ func prepare(_ items: [WorkItem], seed: UInt64) -> PreparedBatch {
     let results = Results(items.count)
     nonisolated(unsafe) let base = tensors
     let slotsCopy = slots
-    DispatchQueue.concurrentPerform(iterations: items.count) { i in
+    let decodeOne: @Sendable (Int) -> Void = { i in
         let item = items[i]
         let image: RGBImage
         do { image = try ImageDecoder.decode(path: item.path) } catch {
@@ -85,8 +88,23 @@ func prepare(_ items: [WorkItem], seed: UInt64) -> PreparedBatch {
             slot += 1
         }
     }
+    if threads > 1 {
+        DispatchQueue.concurrentPerform(iterations: items.count) { decodeOne($0) }
+    } else {
+        for i in items.indices { decodeOne(i) }
+    }
     for i in items.indices where results.errors[i] != nil { slots[i] = nil }
     return PreparedBatch(items: items, slots: slots, errors: results.errors, sizes: results.sizes, tensors: tensors, count: next)
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10 on Linux; background QoS elsewhere).
+func lowerThreadPriority() {
+    #if os(Linux)
+    // On Linux the nice value belongs to the thread: who = 0 is the calling thread.
+    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+    #else
+    Thread.current.qualityOfService = .utility
+    #endif
 }
 
 struct ComputeResult {
@@ -116,9 +134,12 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
     let seed = options.seed
     let allBatches = batches
     let producer = Thread {
+        // The decoding thread yields to the backbone's workers (which wait for each other at every
+        // layer): it runs in their idle moments, and at full speed when the backbone waits for it.
+        lowerThreadPriority()
         for b in allBatches {
             if channel.isCancelled { break }
-            let prepared = prepare(b, seed: seed)
+            let prepared = prepare(b, seed: seed, threads: 1)
             if !channel.put(prepared) { prepared.tensors.deallocate(); break }
         }
         channel.finish()
