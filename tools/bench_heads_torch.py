@@ -172,6 +172,9 @@ def cmd_bench(a):
             ours = float(np.median([float(x) for x in m]))
             tm = float(np.median(times))
             print(f"side by side: torch median {tm:.3f} s, ours median {ours:.4f} s, speed-up {tm / ours:.1f}x")
+    if a.tutorial_epoch:
+        a.threads = 2
+        cmd_tutorial_epoch(a)
 
 
 def cmd_tutorial_epoch(a):
@@ -258,6 +261,9 @@ def main():
                    help="torch threads (1: on a busy 2-core machine torch's 2 OpenMP threads on batch-4 "
                         "ops take 10-100x longer)")
     b.add_argument("--swift", help="shell command that runs the Swift heads benchmark")
+    b.add_argument("--tutorial-epoch", action="store_true",
+                   help="also time one epoch of the tutorial's own fixed-feature-extractor training (backbone every batch)")
+    b.add_argument("--data", default=os.path.join(SHARED, "data", "hymenoptera_data"))
     t = sub.add_parser("tutorial-epoch")
     t.add_argument("--data", default=os.path.join(SHARED, "data", "hymenoptera_data"))
     t.add_argument("--threads", type=int, default=2)
