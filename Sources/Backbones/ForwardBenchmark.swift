@@ -37,32 +37,6 @@ public struct SyntheticWeights: TensorSource {
     }
 }
 
-/// Peak resident memory of this process so far, in bytes (getrusage ru_maxrss).
-public func peakResidentBytes() -> Int {
-    var u = rusage()
-    #if canImport(Glibc)
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-    #else
-    getrusage(RUSAGE_SELF, &u)
-    #endif
-    #if canImport(Darwin)
-    return Int(u.ru_maxrss)
-    #else
-    return Int(u.ru_maxrss) * 1024
-    #endif
-}
-
-/// CPU time (user + system) of this process so far, in seconds.
-public func processCPUSeconds() -> Double {
-    var u = rusage()
-    #if canImport(Glibc)
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-    #else
-    getrusage(RUSAGE_SELF, &u)
-    #endif
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
-}
-
 /// `probe bench forward`: loads the weight files when given (synthetic weights otherwise; the
 /// cost is the same) and returns the benchmark table (see the other overload).
 public func runForwardBenchmark(batches: [Int], iterations: Int, resnetWeights: String?, mobilenetWeights: String?,

@@ -56,7 +56,7 @@ public func runFinetuneBenchmark(architecture: FinetuneArchitecture, root: Strin
     var cpuStart = 0.0
     var stepMs: [Double] = [], fwd: [Double] = [], bwd: [Double] = [], wait: [Double] = []
     for s in 0..<total {
-        if s == warmup { cpuStart = finetuneCPUSeconds() }
+        if s == warmup { cpuStart = processCPUSeconds() }
         let t0 = DispatchTime.now().uptimeNanoseconds
         guard let b = loader.next() else { break }
         let t1 = DispatchTime.now().uptimeNanoseconds
@@ -77,34 +77,12 @@ public func runFinetuneBenchmark(architecture: FinetuneArchitecture, root: Strin
             bwd.append(Double(t3 - t2) / 1e6)
         }
     }
-    let cpu = finetuneCPUSeconds() - cpuStart
+    let cpu = processCPUSeconds() - cpuStart
     loader.cancel()
     func median(_ a: [Double]) -> Double { a.isEmpty ? 0 : a.sorted()[a.count / 2] }
     return FinetuneBenchmarkRow(architecture: architecture, batch: batch, steps: stepMs.count,
                                 medianStepMs: median(stepMs), meanStepMs: stepMs.reduce(0, +) / Double(max(1, stepMs.count)),
                                 medianForwardMs: median(fwd), medianBackwardMs: median(bwd), medianWaitMs: median(wait),
-                                peakRSSBytes: finetunePeakRSS(), cpuMsPerStep: cpu * 1000 / Double(max(1, stepMs.count)), profile: net.profile)
+                                peakRSSBytes: peakResidentBytes(), cpuMsPerStep: cpu * 1000 / Double(max(1, stepMs.count)), profile: net.profile)
 }
 
-/// Peak resident memory of this process so far, in bytes.
-public func finetunePeakRSS() -> Int {
-    var u = rusage()
-    #if canImport(Glibc)
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-    return Int(u.ru_maxrss) * 1024
-    #else
-    getrusage(RUSAGE_SELF, &u)
-    return Int(u.ru_maxrss)
-    #endif
-}
-
-/// CPU time (user + system) of this process so far, in seconds.
-public func finetuneCPUSeconds() -> Double {
-    var u = rusage()
-    #if canImport(Glibc)
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-    #else
-    getrusage(RUSAGE_SELF, &u)
-    #endif
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
-}

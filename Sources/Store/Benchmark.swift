@@ -1,5 +1,6 @@
 import Digest
 import Foundation
+import NN
 
 /// Deterministic pseudo-random numbers (xorshift64*), for synthetic data.
 struct SyntheticRandom {
@@ -85,10 +86,10 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
 
     say("query benchmark: \(count) synthetic \(dimension)-d float32 vectors, top-\(k)")
     if !FileManager.default.fileExists(atPath: storePath) {
-        let t0 = now(), c0 = cpuSeconds()
+        let t0 = now(), c0 = processCPUSeconds()
         try buildSyntheticStore(path: storePath, count: count, dimension: dimension)
         let t = now() - t0
-        say(String(format: "  build store      %8.2f s   (cpu %.2f s; %.0f rows/s; insertBatch of 10000 rows per transaction)", t, cpuSeconds() - c0, Double(count) / t))
+        say(String(format: "  build store      %8.2f s   (cpu %.2f s; %.0f rows/s; insertBatch of 10000 rows per transaction)", t, processCPUSeconds() - c0, Double(count) / t))
     }
     let store = try FeatureStore(path: storePath)
     let weights = SHA256.hex(Array("synthetic-\(dimension)".utf8))
@@ -99,10 +100,10 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
     say(String(format: "  store size       %8.2f GB  (%@)", Double(size) / 1e9, storePath))
 
     var t0 = now()
-    var c0 = cpuSeconds()
+    var c0 = processCPUSeconds()
     let index = try store.loadIndex(backbone: backbone)
     let tLoad = now() - t0
-    say(String(format: "  load index       %8.2f s   (cpu %.2f s; %d rows; goal <= 5 s)", tLoad, cpuSeconds() - c0, index.count))
+    say(String(format: "  load index       %8.2f s   (cpu %.2f s; %d rows; goal <= 5 s)", tLoad, processCPUSeconds() - c0, index.count))
     guard index.count > 0 else { return lines.joined(separator: "\n") }
     // Diagnostic: the cost of fresh memory for a matrix of this size (first touch; in a VM this
     // can dominate loading): measured after loading, on a second matrix of the same size.
@@ -129,10 +130,10 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
         var q = index.row(r)
         for j in 0..<q.count { q[j] += 0.001 * (rng.nextFloat() - 0.5) }
         t0 = now()
-        c0 = cpuSeconds()
+        c0 = processCPUSeconds()
         let res = try index.search(q, k: k)
         single.append(now() - t0)
-        singleCPU.append(cpuSeconds() - c0)
+        singleCPU.append(processCPUSeconds() - c0)
         if res.first?.row == r { selfHits += 1 }
         _ = trial
     }
@@ -150,19 +151,19 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
         batch.append(contentsOf: index.row(r))
     }
     t0 = now()
-    c0 = cpuSeconds()
+    c0 = processCPUSeconds()
     let res = try index.search(queries: batch, k: k)
     let tMany = now() - t0
-    let cMany = cpuSeconds() - c0
+    let cMany = processCPUSeconds() - c0
     let found = zip(res, picks).filter { $0.0.first?.row == $0.1 || $0.0.first?.score == 1 }.count
     say(String(format: "  %d queries top-%d %7.2f s   (cpu %.2f s; %.1f ms/query; goal <= 10 s; %d/%d found themselves)",
                m, k, tMany, cMany, tMany * 1000 / Double(m), found, m))
     // Diagnostic: the matrix products alone (same blocks, no selection).
     t0 = now()
-    c0 = cpuSeconds()
+    c0 = processCPUSeconds()
     index.scoreOnly(queries: batch)
     let tGemm = now() - t0
-    say(String(format: "    of which sgemm ~%6.2f s   (cpu %.2f s; %.0f GFLOP/s)", tGemm, cpuSeconds() - c0,
+    say(String(format: "    of which sgemm ~%6.2f s   (cpu %.2f s; %.0f GFLOP/s)", tGemm, processCPUSeconds() - c0,
                2.0 * Double(m) * Double(index.count) * Double(dimension) / tGemm / 1e9))
     let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
     say("  (wall times depend on other processes: load average \(load), \(ProcessInfo.processInfo.activeProcessorCount) cores)")
@@ -172,17 +173,6 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
 /// Reads memory in a way the optimiser cannot see through (keeps benchmark stores alive).
 @_optimize(none)
 func opaqueRead(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float { n > 0 ? p[n / 2] : 0 }
-
-/// CPU seconds (user + system) used by this process so far, all threads.
-func cpuSeconds() -> Double {
-    var u = rusage()
-    #if os(Linux)
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    #else
-    getrusage(RUSAGE_SELF, &u)
-    #endif
-    return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
-}
 
 /// Bytes on disk of a store: the file and its -wal and -shm companions.
 func fileBytes(_ path: String) -> Int64 {
