@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 swift build --build-tests -c release -Xswiftc -enable-testing
 # --no-parallel: the backbones and finetuning set OpenBLAS's process-wide thread count around their
-# passes; tests running concurrently in one process would change each other's summation order and
+# passes; tests running concurrently in one process can change each other's summation order and
 # break the bit-identical resume checks.
 swift test --skip-build -c release --no-parallel
