@@ -4,10 +4,9 @@ let probeVersion = "0.1.0"
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
-    demoCommand,
+    finetuneCommand, demoCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
-    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand,
-    finetuneCommand, benchFinetuneCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {

@@ -12,7 +12,7 @@ let finetuneCommand = Command(
     discussion: """
     DIR holds train/ and val/ class folders (PyTorch's tutorial layout). Prints the tutorial's
     per-epoch lines, keeps the weights of the best validation accuracy and writes them as a
-    torchvision state_dict (.pth, zip format; default DIR-name + '-finetuned.pth') that
+    torchvision state_dict (.pth, zip format; default DIRNAME-BACKBONE-finetuned.pth) that
     torchvision.models.resnet18(num_classes=N).load_state_dict(torch.load(f)) accepts (likewise
     mobilenet_v2), and that `probe extract --weights` uses as a backbone. Training curves are
     written beside it (OUT-loss.png, OUT-accuracy.png). A checkpoint (OUT.checkpoint) is written
