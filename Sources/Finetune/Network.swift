@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Backbones
 import Vision
 import Weights
 
@@ -261,8 +262,7 @@ public final class TrainableNetwork: @unchecked Sendable {
         case .mobilenetV2:
             var x = b.conv("features.0.0", input, ConvGeometry(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, padding: 1))
             x = b.bn("features.0.1", x, .relu6)
-            let settings: [(t: Int, c: Int, n: Int, s: Int)] = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                                                                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+            let settings = MobileNetV2.invertedResidualSettings
             var inC = 32
             var index = 1
             for st in settings {

@@ -34,15 +34,22 @@ extension RGBImage {
     }
 }
 
-/// Lays out equally sized tiles in a grid with a caption under each (white, or the given colour).
+/// Lays out equally sized tiles in a grid on a dark background, with a caption under each in its colour.
 public func captionedGrid(_ tiles: [(image: RGBImage, caption: String, color: (UInt8, UInt8, UInt8))], columns: Int = 0) -> RGBImage {
-    var grid = previewGrid(tiles: tiles.map { ($0.image, "") }, columns: columns)
     let n = max(1, tiles.count)
     let cols = columns > 0 ? columns : Int(Double(n).squareRoot().rounded(.up))
+    let rows = (n + cols - 1) / cols
     let tw = tiles.first?.image.width ?? 224, th = tiles.first?.image.height ?? 224
     let pad = 6, scale = 2, captionH = BitmapFont.glyphHeight * scale + 8
+    let cellW = tw + pad, cellH = th + captionH + pad
+    var grid = RGBImage(width: cols * cellW + pad, height: rows * cellH + pad)
+    for i in 0..<grid.pixels.count { grid.pixels[i] = 32 }
     for (k, t) in tiles.enumerated() {
-        let x0 = pad + (k % cols) * (tw + pad), y0 = pad + (k / cols) * (th + captionH + pad)
+        let x0 = pad + (k % cols) * cellW, y0 = pad + (k / cols) * cellH
+        for y in 0..<min(th, t.image.height) {
+            let src = y * t.image.width * 3, dst = ((y0 + y) * grid.width + x0) * 3
+            for i in 0..<(min(tw, t.image.width) * 3) { grid.pixels[dst + i] = t.image.pixels[src + i] }
+        }
         grid.drawText(t.caption, x: x0 + 2, y: y0 + th + 4, scale: scale, color: t.color)
     }
     return grid

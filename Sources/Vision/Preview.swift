@@ -126,21 +126,5 @@ public func writePreviewGrid(root: String, to path: String, options: PreviewOpti
 
 /// Lays out tiles (all the same size) with captions in a grid.
 func previewGrid(tiles: [(RGBImage, String)], columns: Int) -> RGBImage {
-    let n = max(1, tiles.count)
-    let cols = columns > 0 ? columns : Int(Double(n).squareRoot().rounded(.up))
-    let rows = (n + cols - 1) / cols
-    let tw = tiles.first?.0.width ?? 224, th = tiles.first?.0.height ?? 224
-    let pad = 6, scale = 2, captionH = BitmapFont.glyphHeight * scale + 8
-    let cellW = tw + pad, cellH = th + captionH + pad
-    var grid = RGBImage(width: cols * cellW + pad, height: rows * cellH + pad)
-    for i in 0..<grid.pixels.count { grid.pixels[i] = 32 }
-    for (k, (tile, caption)) in tiles.enumerated() {
-        let x0 = pad + (k % cols) * cellW, y0 = pad + (k / cols) * cellH
-        for y in 0..<min(th, tile.height) {
-            let src = y * tile.width * 3, dst = ((y0 + y) * grid.width + x0) * 3
-            for i in 0..<(min(tw, tile.width) * 3) { grid.pixels[dst + i] = tile.pixels[src + i] }
-        }
-        BitmapFont.draw(caption, into: &grid, x: x0 + 2, y: y0 + th + 4, scale: scale, color: (255, 255, 255))
-    }
-    return grid
+    captionedGrid(tiles.map { ($0.0, $0.1, (255, 255, 255)) }, columns: columns)
 }
