@@ -44,14 +44,19 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
     guard sha == backbone.weightsSHA256 else {
         throw WorkflowError.backboneMismatch("\(weightsPath) (sha256 \(sha.prefix(12))…) is not the weights of this head's backbone (\(backbone.weightsSHA256.prefix(12))…)")
     }
+    // All new images through the backbone in one call.
     let per = 3 * 224 * 224
+    var tensors = [Float](repeating: 0, count: missing.count * per)
     var batch = Batch()
-    for (i, data) in missing {
+    for (j, (i, data)) in missing.enumerated() {
         let image = try ImageDecoder.decode(data: data, name: out[i].path)
-        var tensor = [Float](repeating: 0, count: per)
-        tensor.withUnsafeMutableBufferPointer { Transforms.validation(image, into: $0.baseAddress!) }
-        out[i].vector = model.features(tensor)
+        tensors.withUnsafeMutableBufferPointer { Transforms.validation(image, into: $0.baseAddress! + j * per) }
         batch.images.append(ImageRecord(sha256: out[i].sha256, width: image.width, height: image.height, byteSize: data.count))
+    }
+    let vectors = model.features(tensors)
+    let d = model.featureDimension
+    for (j, (i, _)) in missing.enumerated() {
+        out[i].vector = Array(vectors[(j * d)..<((j + 1) * d)])
         batch.features.append(FeatureRecord(sha256: out[i].sha256, transform: validationTransform, view: 0, vector: out[i].vector))
     }
     try store.insertBatch(batch, backbone: backbone)
