@@ -2,7 +2,7 @@
 """How precise can the second step of ../shared/reference/finetune_two_steps be? Reruns the two SGD
 steps in PyTorch float32 (2 threads), float32 with a 1e-7 relative perturbation of the parameters
 after step 0, and float64, and prints the worst relative difference of the gradient L2 norms
-between them and against the reference. (Investigation tool; the Swift tests do not use it.)
+between them and against the reference, and how far each run's after_* tensors are from the reference's. (Investigation tool; the Swift tests do not use it.)
 
 usage: python3 tools/finetune_sensitivity.py [--shared ../shared]
 """
@@ -32,7 +32,18 @@ def run(noise, seed=0, dtype=torch.float32):
         if s==0 and noise>0:
             with torch.no_grad():
                 for p in m.parameters(): p.mul_(1+noise*torch.randn_like(p))
+    run.after[(noise, str(dtype))] = dict(m.state_dict())
     return res
+run.after = {}
+AFTER=['fc.weight','fc.bias','conv1.weight','bn1.running_mean','bn1.running_var','bn1.weight','layer4.1.bn2.running_var']
+def after_errors(key):
+    sd = run.after[key]
+    out = {}
+    for n in AFTER:
+        want = np.load(R+'finetune_two_steps/after_'+n+'.npy').astype(np.float64)
+        got = sd[n].double().numpy()
+        out[n] = float(np.linalg.norm(got-want)/np.linalg.norm(want))
+    return out
 base=run(0)
 for label,r in [('noise1e-7',run(1e-7)),('float64',run(0,dtype=torch.float64)),('ref',[s['grad_l2'] for s in ref['steps']])]:
     for s in range(2):
@@ -42,3 +53,6 @@ f64=run(0,dtype=torch.float64)
 for s in range(2):
     worst=max((abs(ref['steps'][s]['grad_l2'][k]-f64[s][k])/f64[s][k],k) for k in f64[s])
     print('ref vs float64 step',s,worst)
+for key in run.after:
+    e = after_errors(key)
+    print('after_* rel error vs reference, run', key, {k: f'{v:.2e}' for k, v in e.items()})

@@ -36,13 +36,15 @@ public struct FinetuneBenchmarkRow: Sendable {
 /// over the training images of `root` (RandomResizedCrop + flip streamed from disk by the loader
 /// thread, like `finetune`). Weights: `weightsPath` or a random initialisation (same cost).
 public func runFinetuneBenchmark(architecture: FinetuneArchitecture, root: String, weightsPath: String?, batch: Int,
-                                 steps: Int, warmup: Int = 3, workers: Int = defaultWorkerCount, profile: Bool = false) throws -> FinetuneBenchmarkRow {
+                                 steps: Int, warmup: Int = 3, workers: Int = defaultWorkerCount, profile: Bool = false,
+                                 winograd: Bool = true) throws -> FinetuneBenchmarkRow {
     let layout: DatasetLayout
     do { layout = try DatasetLayout.detect(root: root) } catch { throw FinetuneError.dataset(error.description) }
     let train = layout.train
     let weights = try weightsPath.map { try loadStateDict(path: $0) }
     let net = try TrainableNetwork(architecture: architecture, classes: train.classes.count, weights: weights, maxBatch: batch)
     net.workers = workers
+    net.winograd = winograd
     var sgd = SGDOptimizer(parameterCount: net.parameters.count, momentum: 0.9)
     let total = steps + warmup
     var order: [Int] = []

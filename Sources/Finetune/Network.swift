@@ -89,6 +89,9 @@ public final class TrainableNetwork: @unchecked Sendable {
     public var momentum: Float = 0.1
     /// When true, `forward`/`backward` accumulate seconds per layer kind in `profile`.
     public var profiling = false
+    /// 3x3 / stride-1 convolutions (ResNet-18's) by Winograd F(2x2, 3x3), forward and input gradient;
+    /// false: im2col + GEMM for everything (for comparisons).
+    public var winograd = true
     /// Seconds per "forward conv 3x3", "backward bn", ... (when `profiling`).
     public var profile: [String: Double] = [:]
 
@@ -150,6 +153,14 @@ public final class TrainableNetwork: @unchecked Sendable {
     private let scratchCount: Int
     private let temp: UnsafeMutablePointer<Float>
     private let weightT: UnsafeMutablePointer<Float>
+    /// Per op: where its Winograd weights live in `winogradWeights` (3x3 / stride-1 convolutions of
+    /// CNHW activations), made by every forward pass from the current weights and reused by backward.
+    private let winogradOffsets: [Int?]
+    private let winogradWeights: UnsafeMutablePointer<Float>
+    /// The weight gradient in the Winograd domain, for the largest such convolution.
+    private let winogradGradient: UnsafeMutablePointer<Float>
+    /// Per op: true when the last forward pass made its Winograd weights (backward then uses them).
+    private var winogradMade: [Bool]
     private let arenaFloats: Int
     /// Floats held by activations, their gradients and scratch (for memory reports).
     public var workingSetBytes: Int { arenaFloats * 4 + parameters.count * 12 + buffers.count * 4 }
@@ -328,7 +339,10 @@ public final class TrainableNetwork: @unchecked Sendable {
         var sc = 1 << 20
         var dw = 0
         var wt = 1
+        var wino: [Int?] = []
+        var winoTotal = 0, winoLargest = 1
         for op in b.ops {
+            wino.append(nil)
             if case .conv(let x, _, let g, _) = op {
                 let t = b.tensors[x]
                 if g.groups > 1 {
@@ -340,6 +354,12 @@ public final class TrainableNetwork: @unchecked Sendable {
                     let whole = g.groupK * maxBatch * oh * ow
                     if g.weightCount >= whole / 4 && whole <= 1 << 23 { sc = max(sc, whole) }
                     if canBackpropInputByForward(g) { wt = max(wt, g.weightCount) }
+                    if x != 0 && TrainableNetwork.isWinogradEligible(g) {
+                        wino[wino.count - 1] = winoTotal
+                        winoTotal += 16 * g.inChannels * g.outChannels
+                        winoLargest = max(winoLargest, 16 * g.inChannels * g.outChannels)
+                        sc = max(sc, max(2, defaultWorkerCount) * winogradScratchCount(inChannels: g.inChannels, outChannels: g.outChannels, tiles: (t.w + 1) / 2))
+                    }
                 }
             }
         }
@@ -361,14 +381,31 @@ public final class TrainableNetwork: @unchecked Sendable {
         temp.initialize(repeating: 0, count: largest * maxBatch)
         weightT = .allocate(capacity: wt)
         weightT.initialize(repeating: 0, count: wt)
-        arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch + largest * maxBatch + wt
+        winogradOffsets = wino
+        winogradMade = [Bool](repeating: false, count: wino.count)
+        winogradWeights = .allocate(capacity: max(1, winoTotal))
+        winogradWeights.initialize(repeating: 0, count: max(1, winoTotal))
+        winogradGradient = .allocate(capacity: winoLargest)
+        winogradGradient.initialize(repeating: 0, count: winoLargest)
+        arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch + largest * maxBatch + wt + winoTotal + winoLargest
 
         try initialise(weights: weights, seed: seed, keepLastLayer: keepLastLayer)
     }
 
     deinit {
         act.deallocate(); grad.deallocate(); save.deallocate(); argmax.deallocate(); mask.deallocate(); scratch.deallocate()
-        temp.deallocate(); weightT.deallocate()
+        temp.deallocate(); weightT.deallocate(); winogradWeights.deallocate(); winogradGradient.deallocate()
+    }
+
+    static func isWinogradEligible(_ g: ConvGeometry) -> Bool {
+        g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1
+    }
+
+    /// Winograd pays when the multiplies it saves, OC*IC*(9*N*H*W - 16*tiles), outweigh making U
+    /// (16*OC*IC values, memory-bound): not for 7x7 maps at batch 4 (measured: the forward pass's 3x3
+    /// convolutions took 90 ms with, 70 ms without them in a ResNet-18 step at batch 4).
+    static func winogradPays(batch n: Int, height h: Int, width w: Int) -> Bool {
+        n * h * w >= 512
     }
 
     static func assignGradientSlots(ops: [Op], tensors: [TensorSpec], batch: Int) -> ([Int?], Int, [[Int]]) {
@@ -558,7 +595,8 @@ public final class TrainableNetwork: @unchecked Sendable {
         parameters.withUnsafeMutableBufferPointer { pp in
             buffers.withUnsafeMutableBufferPointer { bp in
                 let P = pp.baseAddress!, B = bp.baseAddress!
-                for op in ops {
+                for (oi, op) in ops.enumerated() {
+                    winogradMade[oi] = false
                     let t0 = tick()
                     defer { tock(t0, "forward", op) }
                     switch op {
@@ -568,6 +606,13 @@ public final class TrainableNetwork: @unchecked Sendable {
                             depthwiseConv3x3Forward(output: A(y), input: A(x), channels: g.inChannels, batch: n, height: t.h, width: t.w,
                                                     stride: g.stride, weight: P + w, bias: nil, activation: .none,
                                                     scratch: scratch, workers: wk)
+                        } else if winograd, let off = winogradOffsets[oi], TrainableNetwork.winogradPays(batch: n, height: t.h, width: t.w) {
+                            winogradMade[oi] = true
+                            let u = winogradWeights + off
+                            winogradTransformWeights(into: u, P + w, outChannels: g.outChannels, inChannels: g.inChannels, workers: wk)
+                            conv3x3WinogradForward(output: A(y), input: A(x), batch: n, inChannels: g.inChannels, outChannels: g.outChannels,
+                                                   height: t.h, width: t.w, u: u, bias: nil, residual: nil, activation: .none,
+                                                   scratch: scratch, scratchCount: scratchCount, workers: wk)
                         } else {
                             let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
                             conv2dForward(output: A(y), input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
@@ -630,7 +675,7 @@ public final class TrainableNetwork: @unchecked Sendable {
     func backward(count n: Int) {
         setBLASThreads(1)
         let wk = workers
-        for i in 0..<gradients.count { gradients[i] = 0 }
+        gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         var touched = [Bool](repeating: false, count: tensors.count)
         parameters.withUnsafeMutableBufferPointer { pp in
             gradients.withUnsafeMutableBufferPointer { gp in
@@ -649,13 +694,26 @@ public final class TrainableNetwork: @unchecked Sendable {
                                                      scratch: scratch, workers: wk)
                         } else {
                             let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
-                            conv2dBackwardWeight(gradOutput: G(y)!, input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
-                                                 gradWeight: GP + w, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                            if winogradMade[i] {
+                                conv3x3WinogradBackwardWeight(gradWeight: GP + w, gradOutput: G(y)!, input: A(x), batch: n,
+                                                              inChannels: g.inChannels, outChannels: g.outChannels, height: t.h, width: t.w,
+                                                              gradU: winogradGradient, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                            } else {
+                                conv2dBackwardWeight(gradOutput: G(y)!, input: A(x), layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
+                                                     gradWeight: GP + w, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                            }
                             if profiling { tock(t0, "backward dW of", ops[i]) }
                             let t1 = tick()
                             defer { if profiling { tock(t1, "backward dX of", ops[i]) } }
                             if x != 0, let gx = G(x) {
-                                if canBackpropInputByForward(g) {
+                                if winogradMade[i], let off = winogradOffsets[i] {
+                                    // dX = conv(dY) with the flipped, transposed kernel, from the forward pass's U;
+                                    // accumulating reads gX as the residual of its own output
+                                    conv3x3WinogradForward(output: gx, input: G(y)!, batch: n, inChannels: g.outChannels, outChannels: g.inChannels,
+                                                           height: t.h, width: t.w, u: winogradWeights + off, flippedTransposed: true,
+                                                           bias: nil, residual: touched[x] ? UnsafePointer(gx) : nil, activation: .none,
+                                                           scratch: scratch, scratchCount: scratchCount, workers: wk)
+                                } else if canBackpropInputByForward(g) {
                                     conv2dBackwardInputByForward(gradOutput: G(y)!, batch: n, height: t.h, width: t.w, geometry: g,
                                                                  weight: P + w, weightT: weightT, gradInput: gx, accumulate: touched[x],
                                                                  temp: temp, scratch: scratch, scratchCount: scratchCount, workers: wk)

@@ -28,26 +28,36 @@ public struct SGDOptimizer: Sendable {
         hasMomentum = false
     }
 
-    /// One update of `params` (count floats) with `grads` at learning rate `lr`.
-    public mutating func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, count: Int, lr: Float) {
+    /// One update of `params` (count floats) with `grads` at learning rate `lr`. Element-wise, so the
+    /// `workers` that split the (memory-bound) pass do not change the result.
+    public mutating func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, count: Int, lr: Float,
+                              workers: Int = defaultWorkerCount) {
         let wd = weightDecay, mom = momentum, damp = 1 - dampening, nest = nesterov
+        let wk = count >= 1 << 16 ? workers : 1
         if mom == 0 {
-            for i in 0..<count {
-                let d = grads[i] + wd * params[i]
-                params[i] -= lr * d
+            let box = UncheckedSendable((params, grads))
+            parallelSlices(count, workers: wk) { _, r in
+                let (params, grads) = box.value
+                for i in r {
+                    let d = grads[i] + wd * params[i]
+                    params[i] -= lr * d
+                }
             }
             return
         }
         let first = !hasMomentum
         momentumBuffer.withUnsafeMutableBufferPointer { bp in
-            let buf = bp.baseAddress!
-            for i in 0..<count {
-                var d = grads[i]
-                if wd != 0 { d += wd * params[i] }
-                let b = first ? d : mom * buf[i] + damp * d
-                buf[i] = b
-                let u = nest ? d + mom * b : b
-                params[i] -= lr * u
+            let box = UncheckedSendable((params, grads, bp.baseAddress!))
+            parallelSlices(count, workers: wk) { _, r in
+                let (params, grads, buf) = box.value
+                for i in r {
+                    var d = grads[i]
+                    if wd != 0 { d += wd * params[i] }
+                    let b = first ? d : mom * buf[i] + damp * d
+                    buf[i] = b
+                    let u = nest ? d + mom * b : b
+                    params[i] -= lr * u
+                }
             }
         }
         hasMomentum = true

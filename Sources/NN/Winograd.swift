@@ -9,26 +9,50 @@
 /// Transformed weights [16][OC][IC] from PyTorch's [OC][IC][3][3].
 public func winogradTransformWeights(_ g: UnsafePointer<Float>, outChannels oc: Int, inChannels ic: Int) -> [Float] {
     var u = [Float](repeating: 0, count: 16 * oc * ic)
-    for o in 0..<oc {
-        for i in 0..<ic {
-            let k = g + (o * ic + i) * 9
-            // Gg: 4x3, rows [g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2] (g rows)
-            var gg = [Float](repeating: 0, count: 12)
-            for c in 0..<3 {
-                let g0 = k[c], g1 = k[3 + c], g2 = k[6 + c]
-                gg[c] = g0
-                gg[3 + c] = (g0 + g1 + g2) * 0.5
-                gg[6 + c] = (g0 - g1 + g2) * 0.5
-                gg[9 + c] = g2
-            }
-            for r in 0..<4 {
-                let a = gg[r * 3], b = gg[r * 3 + 1], c = gg[r * 3 + 2]
-                let row = [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
-                for col in 0..<4 { u[((r * 4 + col) * oc + o) * ic + i] = row[col] }
+    u.withUnsafeMutableBufferPointer { winogradTransformWeights(into: $0.baseAddress!, g, outChannels: oc, inChannels: ic) }
+    return u
+}
+
+/// Writes the transformed weights U = G g G^T, [16][OC][IC], of PyTorch's [OC][IC][3][3] weights `g`
+/// into `u` (16 * OC * IC floats), output channels split between `workers`. No allocation, so a
+/// training step can afford it after every weight update.
+public func winogradTransformWeights(into u: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+                                     outChannels oc: Int, inChannels ic: Int, workers: Int = 1) {
+    let plane = oc * ic
+    let box = UncheckedSendable((u, g))
+    parallelSlices(oc, workers: oc * ic >= 4096 ? workers : 1) { _, os in
+        let (u, g) = box.value
+        for o in os {
+            let dst = u + o * ic
+            for i in 0..<ic {
+                let k = g + (o * ic + i) * 9
+                // Gg: 4x3, rows [g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2] (g rows); then each row r of Gg
+                // becomes [a, (a+b+c)/2, (a-b+c)/2, c] (times G^T).
+                for r in 0..<4 {
+                    let a: Float, b: Float, c: Float
+                    switch r {
+                    case 0: a = k[0]; b = k[1]; c = k[2]
+                    case 1: a = (k[0] + k[3] + k[6]) * 0.5; b = (k[1] + k[4] + k[7]) * 0.5; c = (k[2] + k[5] + k[8]) * 0.5
+                    case 2: a = (k[0] - k[3] + k[6]) * 0.5; b = (k[1] - k[4] + k[7]) * 0.5; c = (k[2] - k[5] + k[8]) * 0.5
+                    default: a = k[6]; b = k[7]; c = k[8]
+                    }
+                    let d = dst + r * 4 * plane + i
+                    d[0] = a
+                    d[plane] = (a + b + c) * 0.5
+                    d[2 * plane] = (a - b + c) * 0.5
+                    d[3 * plane] = c
+                }
             }
         }
     }
-    return u
+}
+
+/// Position of U[xi] that serves the flipped kernel: G J = P G, where J reverses the 3 taps and P
+/// swaps rows 0 and 3 of G, so the transform of a flipped kernel is U with positions 0 and 3 of
+/// each axis exchanged.
+@inline(__always) func winogradFlippedPosition(_ xi: Int) -> Int {
+    let r = xi >> 2, c = xi & 3
+    return (r == 0 ? 3 : r == 3 ? 0 : r) * 4 + (c == 0 ? 3 : c == 3 ? 0 : c)
 }
 
 /// Scratch floats per worker for a chunk of `tiles` tiles (plus row buffers).
@@ -37,7 +61,12 @@ public func winogradScratchCount(inChannels ic: Int, outChannels oc: Int, tiles:
 }
 
 /// 3x3 / stride 1 / padding 1 convolution of a CNHW activation by Winograd F(2x2, 3x3), output
-/// CNHW: out = act(conv(x) + bias + residual). `u` from `winogradTransformWeights`.
+/// CNHW: out = act(conv(x) + bias + residual). `u` from `winogradTransformWeights`. `residual` may be
+/// `output` itself (each value is read before it is written), which accumulates into `output`.
+/// `flippedTransposed`: `u` is the transform of the weights of the convolution with `inChannels` and
+/// `outChannels` exchanged ([16][outChannels][inChannels] of this call), and the kernel convolved is
+/// those weights flipped and transposed: the input gradient of that convolution, dX = conv(dY), with
+/// the U the forward pass already made.
 /// Tiles are taken a tile row (one image, two output rows) at a time; a chunk of tile rows is
 /// transformed into V, multiplied into M by 16 GEMMs and transformed back with the epilogue.
 /// With many tile rows the workers split them; with few, the workers split channels.
@@ -45,7 +74,8 @@ public func winogradScratchCount(inChannels ic: Int, outChannels oc: Int, tiles:
 public func conv3x3WinogradForward(
     output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
     batch n: Int, inChannels ic: Int, outChannels oc: Int, height h: Int, width w: Int,
-    u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, activation: Activation,
+    u: UnsafePointer<Float>, flippedTransposed: Bool = false,
+    bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, activation: Activation,
     scratch: UnsafeMutablePointer<Float>, scratchCount: Int, workers: Int = 1, minTilesPerWorker: Int = 64
 ) {
     let th = (h + 1) / 2, tw = (w + 1) / 2
@@ -59,64 +89,10 @@ public func conv3x3WinogradForward(
     let chunkRows = max(1, min(tileRows, (perWorker - rowBuffers) / max(1, 16 * (ic + oc) * tw)))
     let hw = h * w, planeStride = n * hw
 
-    /// V[xi][c][t] (t = tile within the chunk) for channels [c0, c1) of tile rows [r0, r1).
-    /// Each of the 4 input rows of a tile row is zero-padded (x = -1 ..< 2*tw + 1) and split into
-    /// even and odd columns, so that tile j reads a = E[j], b = O[j], c = E[j+1], d = O[j+1]:
-    /// contiguous 8-wide loads.
+    let tiles = WinogradTiles(input: input, batch: n, channels: ic, height: h, width: w)
     func inputTransform(_ v: UnsafeMutablePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>,
                         _ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) {
-        let nc = (r1 - r0) * tw
-        let xs = ic * nc
-        for c in c0..<c1 {
-            for r in r0..<r1 {
-                let img = r / th, ti = r - img * th
-                let plane = input + c * planeStride + img * hw
-                for k in 0..<4 {
-                    let e = rowbuf + 2 * k * pw, o = e + pw
-                    let y = 2 * ti - 1 + k
-                    e.update(repeating: 0, count: 2 * pw)
-                    if y >= 0 && y < h {
-                        let src = plane + y * w
-                        // padded x' = x + 1: even x' -> E[x'/2], odd x' -> O[x'/2]
-                        var x = 0
-                        while x + 1 < w { o[x / 2] = src[x]; e[x / 2 + 1] = src[x + 1]; x += 2 }
-                        if x < w { o[x / 2] = src[x] }
-                    }
-                }
-                let e0 = UnsafePointer(rowbuf), o0 = e0 + pw, e1 = o0 + pw, o1 = e1 + pw
-                let e2 = o1 + pw, o2 = e2 + pw, e3 = o2 + pw, o3 = e3 + pw
-                let dst = v + c * nc + (r - r0) * tw
-                var j = 0
-                while j + 8 <= tw {
-                    let a0 = ld8(e0 + j), b0 = ld8(o0 + j), cc0 = ld8(e0 + j + 1), d0 = ld8(o0 + j + 1)
-                    let a1 = ld8(e1 + j), b1 = ld8(o1 + j), cc1 = ld8(e1 + j + 1), d1 = ld8(o1 + j + 1)
-                    let a2 = ld8(e2 + j), b2 = ld8(o2 + j), cc2 = ld8(e2 + j + 1), d2 = ld8(o2 + j + 1)
-                    let a3 = ld8(e3 + j), b3 = ld8(o3 + j), cc3 = ld8(e3 + j + 1), d3 = ld8(o3 + j + 1)
-                    let f00 = a0 - cc0, f01 = b0 + cc0, f02 = cc0 - b0, f03 = b0 - d0
-                    let f10 = a1 - cc1, f11 = b1 + cc1, f12 = cc1 - b1, f13 = b1 - d1
-                    let f20 = a2 - cc2, f21 = b2 + cc2, f22 = cc2 - b2, f23 = b2 - d2
-                    let f30 = a3 - cc3, f31 = b3 + cc3, f32 = cc3 - b3, f33 = b3 - d3
-                    let d = dst + j
-                    st8(d, f00 - f20); st8(d + xs, f01 - f21); st8(d + 2 * xs, f02 - f22); st8(d + 3 * xs, f03 - f23)
-                    st8(d + 4 * xs, f10 + f20); st8(d + 5 * xs, f11 + f21); st8(d + 6 * xs, f12 + f22); st8(d + 7 * xs, f13 + f23)
-                    st8(d + 8 * xs, f20 - f10); st8(d + 9 * xs, f21 - f11); st8(d + 10 * xs, f22 - f12); st8(d + 11 * xs, f23 - f13)
-                    st8(d + 12 * xs, f10 - f30); st8(d + 13 * xs, f11 - f31); st8(d + 14 * xs, f12 - f32); st8(d + 15 * xs, f13 - f33)
-                    j += 8
-                }
-                while j < tw {
-                    let f00 = e0[j] - e0[j + 1], f01 = o0[j] + e0[j + 1], f02 = e0[j + 1] - o0[j], f03 = o0[j] - o0[j + 1]
-                    let f10 = e1[j] - e1[j + 1], f11 = o1[j] + e1[j + 1], f12 = e1[j + 1] - o1[j], f13 = o1[j] - o1[j + 1]
-                    let f20 = e2[j] - e2[j + 1], f21 = o2[j] + e2[j + 1], f22 = e2[j + 1] - o2[j], f23 = o2[j] - o2[j + 1]
-                    let f30 = e3[j] - e3[j + 1], f31 = o3[j] + e3[j + 1], f32 = e3[j + 1] - o3[j], f33 = o3[j] - o3[j + 1]
-                    let d = dst + j
-                    d[0] = f00 - f20; d[xs] = f01 - f21; d[2 * xs] = f02 - f22; d[3 * xs] = f03 - f23
-                    d[4 * xs] = f10 + f20; d[5 * xs] = f11 + f21; d[6 * xs] = f12 + f22; d[7 * xs] = f13 + f23
-                    d[8 * xs] = f20 - f10; d[9 * xs] = f21 - f11; d[10 * xs] = f22 - f12; d[11 * xs] = f23 - f13
-                    d[12 * xs] = f10 - f30; d[13 * xs] = f11 - f31; d[14 * xs] = f12 - f32; d[15 * xs] = f13 - f33
-                    j += 1
-                }
-            }
-        }
+        tiles.inputTransform(v, rowbuf, r0, r1, c0, c1)
     }
 
     /// Output channels [o0, o1) of tile rows [r0, r1) from M[xi][o][t], with the epilogue.
@@ -180,6 +156,14 @@ public func conv3x3WinogradForward(
 
     func gemms(_ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ nc: Int, _ o0: Int, _ o1: Int) {
         for xi in 0..<16 {
+            if flippedTransposed {
+                // U of the forward convolution, [16][ic][oc]: A[xi] = U[flipped(xi)]^T
+                sgemm(transA: true, m: o1 - o0, n: nc, k: ic,
+                      a: u + winogradFlippedPosition(xi) * ic * oc + o0, lda: oc,
+                      b: v + xi * ic * nc, ldb: nc,
+                      c: m + xi * oc * nc + o0 * nc, ldc: nc)
+                continue
+            }
             sgemm(m: o1 - o0, n: nc, k: ic,
                   a: u + (xi * oc + o0) * ic, lda: ic,
                   b: v + xi * ic * nc, ldb: nc,
@@ -218,6 +202,201 @@ public func conv3x3WinogradForward(
             r0 = r1
         }
     }
+}
+
+/// Scratch floats for `conv3x3WinogradBackwardWeight` with chunks of `tiles` tiles and `workers` workers.
+public func winogradBackwardWeightScratchCount(inChannels ic: Int, outChannels oc: Int, tiles: Int, workers: Int) -> Int {
+    16 * (ic + oc) * tiles + workers * 8 * (tiles + 16)
+}
+
+/// Weight gradient of a 3x3 / stride 1 / padding 1 convolution (`conv3x3WinogradForward`) by the same
+/// F(2x2, 3x3) algorithm: with V = B^T d B per input patch and dM = A dY A^T per 2x2 output-gradient
+/// tile, dU[xi] (OC x IC) = sum over tiles of dM[xi] V[xi]^T (16 GEMMs with K = tiles: 16 multiplies
+/// per tile and channel pair instead of 36), and gradWeight += G^T dU G. Input and dY are CNHW;
+/// gradWeight is PyTorch's [OC][IC][3][3] and is accumulated (+=). `gradU` holds 16 * OC * IC floats.
+/// Tiles go in chunks; the workers split input channels (V) and output channels (dM, GEMMs), so the
+/// result does not depend on the number of workers.
+public func conv3x3WinogradBackwardWeight(
+    gradWeight: UnsafeMutablePointer<Float>, gradOutput dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    batch n: Int, inChannels ic: Int, outChannels oc: Int, height h: Int, width w: Int,
+    gradU: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, workers: Int = 1
+) {
+    let tiles = WinogradTiles(input: input, batch: n, channels: ic, height: h, width: w)
+    let th = tiles.th, tw = tiles.tw, pw = tiles.pw, hw = tiles.hw, planeStride = tiles.planeStride
+    let tileRows = n * th
+    guard tileRows > 0, ic > 0, oc > 0 else { return }
+    let wk = max(1, workers)
+    let rowBuffers = 8 * pw
+    let chunkRows = max(1, min(tileRows, (scratchCount - wk * rowBuffers) / max(1, 16 * (ic + oc) * tw)))
+    let plane = oc * ic
+    let v = scratch, dm = scratch + 16 * ic * chunkRows * tw
+    let rowBase = dm + 16 * oc * chunkRows * tw
+    gradU.update(repeating: 0, count: 16 * plane)
+
+    /// dM[xi][o][t] for output channels [o0, o1) of tile rows [r0, r1): rows [p, q], [p+r, q+s],
+    /// [p-r, q-s], [-r, -s] of A dY, each row [a, b] becoming [a, a+b, a-b, -b]. dY outside the
+    /// image (odd sizes) is 0.
+    func gradTransform(_ rowbuf: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ o0: Int, _ o1: Int) {
+        let nc = (r1 - r0) * tw
+        let xs = oc * nc
+        let e0 = rowbuf, od0 = e0 + pw, e1 = od0 + pw, od1 = e1 + pw
+        for o in o0..<o1 {
+            for r in r0..<r1 {
+                let img = r / th, ti = r - img * th
+                let planeBase = dy + o * planeStride + img * hw
+                for k in 0..<2 {
+                    let e = k == 0 ? e0 : e1, od = k == 0 ? od0 : od1
+                    e.update(repeating: 0, count: 2 * pw)
+                    let y = 2 * ti + k
+                    if y < h {
+                        let src = planeBase + y * w
+                        var x = 0
+                        while x + 1 < w { e[x / 2] = src[x]; od[x / 2] = src[x + 1]; x += 2 }
+                        if x < w { e[x / 2] = src[x] }
+                    }
+                }
+                let d = dm + o * nc + (r - r0) * tw
+                var j = 0
+                while j + 8 <= tw {
+                    let p = ld8(e0 + j), q = ld8(od0 + j), rr = ld8(e1 + j), ss = ld8(od1 + j)
+                    let a1 = p + rr, b1 = q + ss, a2 = p - rr, b2 = q - ss
+                    let dd = d + j
+                    st8(dd, p); st8(dd + xs, p + q); st8(dd + 2 * xs, p - q); st8(dd + 3 * xs, -q)
+                    st8(dd + 4 * xs, a1); st8(dd + 5 * xs, a1 + b1); st8(dd + 6 * xs, a1 - b1); st8(dd + 7 * xs, -b1)
+                    st8(dd + 8 * xs, a2); st8(dd + 9 * xs, a2 + b2); st8(dd + 10 * xs, a2 - b2); st8(dd + 11 * xs, -b2)
+                    st8(dd + 12 * xs, -rr); st8(dd + 13 * xs, -rr - ss); st8(dd + 14 * xs, ss - rr); st8(dd + 15 * xs, ss)
+                    j += 8
+                }
+                while j < tw {
+                    let p = e0[j], q = od0[j], rr = e1[j], ss = od1[j]
+                    let a1 = p + rr, b1 = q + ss, a2 = p - rr, b2 = q - ss
+                    let dd = d + j
+                    dd[0] = p; dd[xs] = p + q; dd[2 * xs] = p - q; dd[3 * xs] = -q
+                    dd[4 * xs] = a1; dd[5 * xs] = a1 + b1; dd[6 * xs] = a1 - b1; dd[7 * xs] = -b1
+                    dd[8 * xs] = a2; dd[9 * xs] = a2 + b2; dd[10 * xs] = a2 - b2; dd[11 * xs] = -b2
+                    dd[12 * xs] = -rr; dd[13 * xs] = -rr - ss; dd[14 * xs] = ss - rr; dd[15 * xs] = ss
+                    j += 1
+                }
+            }
+        }
+    }
+
+    var r0 = 0
+    while r0 < tileRows {
+        let r1 = min(tileRows, r0 + chunkRows)
+        let nc = (r1 - r0) * tw
+        parallelSlices(ic, workers: wk) { wi, cs in tiles.inputTransform(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
+        parallelSlices(oc, workers: wk) { wi, os in
+            gradTransform(rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
+            for xi in 0..<16 {
+                sgemm(transB: true, m: os.count, n: ic, k: nc,
+                      a: dm + xi * oc * nc + os.lowerBound * nc, lda: nc,
+                      b: v + xi * ic * nc, ldb: nc,
+                      beta: 1, c: gradU + xi * plane + os.lowerBound * ic, ldc: ic)
+            }
+        }
+        r0 = r1
+    }
+
+    // gradWeight[o][i] += G^T dU G: columns then rows of [x0, x1, x2, x3] -> [x0 + (x1+x2)/2, (x1-x2)/2, (x1+x2)/2 + x3]
+    let box = UncheckedSendable((gradWeight, UnsafePointer(gradU)))
+    parallelSlices(oc, workers: plane >= 4096 ? wk : 1) { _, os in
+        let (gw, du) = box.value
+        for o in os {
+            for i in 0..<ic {
+                let q = du + o * ic + i
+                @inline(__always) func row(_ r: Int) -> SIMD4<Float> {
+                    SIMD4(q[(r * 4) * plane], q[(r * 4 + 1) * plane], q[(r * 4 + 2) * plane], q[(r * 4 + 3) * plane])
+                }
+                let u0 = row(0), u1 = row(1), u2 = row(2), u3 = row(3)
+                let out = gw + (o * ic + i) * 9
+                @inline(__always) func put(_ k: Int, _ g: SIMD4<Float>) {
+                    out[k * 3] += g[0] + (g[1] + g[2]) * 0.5
+                    out[k * 3 + 1] += (g[1] - g[2]) * 0.5
+                    out[k * 3 + 2] += (g[1] + g[2]) * 0.5 + g[3]
+                }
+                put(0, u0 + (u1 + u2) * 0.5)
+                put(1, (u1 - u2) * 0.5)
+                put(2, (u1 + u2) * 0.5 + u3)
+            }
+        }
+    }
+}
+
+/// The tiling of a CNHW activation (`channels` planes of `batch` images, height x width) into the
+/// 4x4 input patches of Winograd F(2x2, 3x3) with padding 1: tile row r = (image, ti) covers output
+/// rows 2ti, 2ti+1; `tw` tiles per row.
+struct WinogradTiles {
+    let input: UnsafePointer<Float>
+    let n: Int, ic: Int, h: Int, w: Int
+    let th: Int, tw: Int, pw: Int, hw: Int, planeStride: Int
+    init(input: UnsafePointer<Float>, batch n: Int, channels ic: Int, height h: Int, width w: Int) {
+        self.input = input
+        self.n = n; self.ic = ic; self.h = h; self.w = w
+        th = (h + 1) / 2; tw = (w + 1) / 2
+        pw = tw + 16
+        hw = h * w; planeStride = n * h * w
+    }
+
+/// V[xi][c][t] (t = tile within the chunk) for channels [c0, c1) of tile rows [r0, r1).
+/// Each of the 4 input rows of a tile row is zero-padded (x = -1 ..< 2*tw + 1) and split into
+/// even and odd columns, so that tile j reads a = E[j], b = O[j], c = E[j+1], d = O[j+1]:
+/// contiguous 8-wide loads.
+func inputTransform(_ v: UnsafeMutablePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>,
+                    _ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) {
+    let nc = (r1 - r0) * tw
+    let xs = ic * nc
+    for c in c0..<c1 {
+        for r in r0..<r1 {
+            let img = r / th, ti = r - img * th
+            let plane = input + c * planeStride + img * hw
+            for k in 0..<4 {
+                let e = rowbuf + 2 * k * pw, o = e + pw
+                let y = 2 * ti - 1 + k
+                e.update(repeating: 0, count: 2 * pw)
+                if y >= 0 && y < h {
+                    let src = plane + y * w
+                    // padded x' = x + 1: even x' -> E[x'/2], odd x' -> O[x'/2]
+                    var x = 0
+                    while x + 1 < w { o[x / 2] = src[x]; e[x / 2 + 1] = src[x + 1]; x += 2 }
+                    if x < w { o[x / 2] = src[x] }
+                }
+            }
+            let e0 = UnsafePointer(rowbuf), o0 = e0 + pw, e1 = o0 + pw, o1 = e1 + pw
+            let e2 = o1 + pw, o2 = e2 + pw, e3 = o2 + pw, o3 = e3 + pw
+            let dst = v + c * nc + (r - r0) * tw
+            var j = 0
+            while j + 8 <= tw {
+                let a0 = ld8(e0 + j), b0 = ld8(o0 + j), cc0 = ld8(e0 + j + 1), d0 = ld8(o0 + j + 1)
+                let a1 = ld8(e1 + j), b1 = ld8(o1 + j), cc1 = ld8(e1 + j + 1), d1 = ld8(o1 + j + 1)
+                let a2 = ld8(e2 + j), b2 = ld8(o2 + j), cc2 = ld8(e2 + j + 1), d2 = ld8(o2 + j + 1)
+                let a3 = ld8(e3 + j), b3 = ld8(o3 + j), cc3 = ld8(e3 + j + 1), d3 = ld8(o3 + j + 1)
+                let f00 = a0 - cc0, f01 = b0 + cc0, f02 = cc0 - b0, f03 = b0 - d0
+                let f10 = a1 - cc1, f11 = b1 + cc1, f12 = cc1 - b1, f13 = b1 - d1
+                let f20 = a2 - cc2, f21 = b2 + cc2, f22 = cc2 - b2, f23 = b2 - d2
+                let f30 = a3 - cc3, f31 = b3 + cc3, f32 = cc3 - b3, f33 = b3 - d3
+                let d = dst + j
+                st8(d, f00 - f20); st8(d + xs, f01 - f21); st8(d + 2 * xs, f02 - f22); st8(d + 3 * xs, f03 - f23)
+                st8(d + 4 * xs, f10 + f20); st8(d + 5 * xs, f11 + f21); st8(d + 6 * xs, f12 + f22); st8(d + 7 * xs, f13 + f23)
+                st8(d + 8 * xs, f20 - f10); st8(d + 9 * xs, f21 - f11); st8(d + 10 * xs, f22 - f12); st8(d + 11 * xs, f23 - f13)
+                st8(d + 12 * xs, f10 - f30); st8(d + 13 * xs, f11 - f31); st8(d + 14 * xs, f12 - f32); st8(d + 15 * xs, f13 - f33)
+                j += 8
+            }
+            while j < tw {
+                let f00 = e0[j] - e0[j + 1], f01 = o0[j] + e0[j + 1], f02 = e0[j + 1] - o0[j], f03 = o0[j] - o0[j + 1]
+                let f10 = e1[j] - e1[j + 1], f11 = o1[j] + e1[j + 1], f12 = e1[j + 1] - o1[j], f13 = o1[j] - o1[j + 1]
+                let f20 = e2[j] - e2[j + 1], f21 = o2[j] + e2[j + 1], f22 = e2[j + 1] - o2[j], f23 = o2[j] - o2[j + 1]
+                let f30 = e3[j] - e3[j + 1], f31 = o3[j] + e3[j + 1], f32 = e3[j + 1] - o3[j], f33 = o3[j] - o3[j + 1]
+                let d = dst + j
+                d[0] = f00 - f20; d[xs] = f01 - f21; d[2 * xs] = f02 - f22; d[3 * xs] = f03 - f23
+                d[4 * xs] = f10 + f20; d[5 * xs] = f11 + f21; d[6 * xs] = f12 + f22; d[7 * xs] = f13 + f23
+                d[8 * xs] = f20 - f10; d[9 * xs] = f21 - f11; d[10 * xs] = f22 - f12; d[11 * xs] = f23 - f13
+                d[12 * xs] = f10 - f30; d[13 * xs] = f11 - f31; d[14 * xs] = f12 - f32; d[15 * xs] = f13 - f33
+                j += 1
+            }
+        }
+    }
+}
 }
 
 @inline(__always) private func ld8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {

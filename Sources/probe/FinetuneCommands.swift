@@ -95,6 +95,7 @@ let benchFinetuneCommand = Command(
         Option("--steps", "N", "Timed steps (default 20)."),
         Option("--weights", "FILE", "Weights (default: random initialisation, same cost)."),
         Option("--profile", nil, "Also print the time per layer kind."),
+        Option("--im2col", nil, "Also time 3x3 convolutions by im2col + GEMM instead of Winograd, side by side."),
     ],
     run: { args in
         let dir = try args.positionals(min: 0, max: 1, what: "").first ?? "../shared/data/hymenoptera_data"
@@ -103,13 +104,15 @@ let benchFinetuneCommand = Command(
         let steps = try args.int("--steps", default: 20, range: 1...100_000)
         print(FinetuneBenchmarkRow.header)
         for a in FinetuneArchitecture.allCases where only == nil || only == a {
+          for winograd in args.flag("--im2col") ? [true, false] : [true] {
             let row = try runFinetuneBenchmark(architecture: a, root: dir, weightsPath: args.string("--weights"), batch: batch, steps: steps,
-                                               profile: args.flag("--profile"))
-            print(row.line)
+                                               profile: args.flag("--profile"), winograd: winograd)
+            print(row.line + (winograd ? "" : "   (im2col)"))
             for (k, v) in row.profile.sorted(by: { $0.value > $1.value }) {
                 print(String(format: "    %-22@ %8.1f ms/step", k as NSString, v * 1000 / Double(max(1, row.steps))))
             }
             fflush(nil)
+          }
         }
         return 0
     }

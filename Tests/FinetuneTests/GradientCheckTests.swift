@@ -230,6 +230,31 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
         #expect(relErr(g, numericGradient(x, h: 1e-6) { dot(r, ref($0)) }) < 1e-6)
     }
 
+    /// Ties (ReLU zeros, repeated values) and NaNs: the argmax is PyTorch's scan (`v > max || isnan(v)`,
+    /// first maximum wins, the last NaN wins), and a window with a NaN gives NaN.
+    @Test func maxPoolArgmaxTiesAndNaN() {
+        var rng = LCG(s: 7)
+        for (h, w) in [(7, 6), (12, 12), (5, 9)] {
+            let planes = 4
+            let oh = (h + 2 - 3) / 2 + 1, ow = (w + 2 - 3) / 2 + 1
+            var x = rng.array(planes * h * w).map { Float(max(0, ($0 * 4).rounded()) / 4) }  // many ties
+            x[3] = .nan; x[4] = .nan; x[h * w + 2 * w + 1] = .nan
+            var y = [Float](repeating: 0, count: planes * oh * ow), am = [Int32](repeating: -1, count: y.count)
+            maxPool2dTrainForward(output: &y, argmax: &am, input: x, planes: planes, height: h, width: w, workers: 2)
+            var mismatches = 0
+            for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
+                var m = -Float.infinity, best = -1
+                for iy in max(0, oy * 2 - 1)..<min(h, oy * 2 + 2) { for ix in max(0, ox * 2 - 1)..<min(w, ox * 2 + 2) {
+                    let v = x[(p * h + iy) * w + ix]
+                    if v > m || v.isNaN { m = v; best = iy * w + ix }
+                } }
+                let o = (p * oh + oy) * ow + ox
+                if Int(am[o]) != best || !(y[o] == m || (y[o].isNaN && m.isNaN)) { mismatches += 1 }
+            } } }
+            #expect(mismatches == 0, "\(h)x\(w)")
+        }
+    }
+
     @Test func globalAveragePool() {
         var rng = LCG(s: 41)
         let c = 3, n = 2, hw = 5

@@ -224,6 +224,47 @@ func winogradMatchesNaiveConvolution(_ n: Int, _ h: Int, _ w: Int) {
     }
 }
 
+/// The Winograd backward kernels against plain float64 loops (CNHW): the input gradient as a forward
+/// call with the forward pass's U (`flippedTransposed`, accumulating through `residual`), and the weight
+/// gradient (accumulated into what gradWeight held), with odd sizes and chunks smaller than the batch.
+@Test(arguments: [(1, 4, 6), (2, 7, 7), (3, 5, 6), (2, 14, 9), (1, 1, 3)])
+func winogradBackwardMatchesNaiveLoops(_ n: Int, _ h: Int, _ w: Int) {
+    let ic = 5, oc = 6, hw = h * w
+    let x = values(ic * n * hw, seed: 61), dy = values(oc * n * hw, seed: 62), wt = values(oc * ic * 9, seed: 63)
+    let prior = values(ic * n * hw, seed: 64), priorW = values(oc * ic * 9, seed: 65)
+    var dx = [Double](repeating: 0, count: ic * n * hw), dw = [Double](repeating: 0, count: oc * ic * 9)
+    for b in 0..<n { for o in 0..<oc { for i in 0..<ic { for y in 0..<h { for xx in 0..<w {
+        let g = Double(dy[(o * n + b) * hw + y * w + xx])
+        for ky in 0..<3 { for kx in 0..<3 {
+            let iy = y + ky - 1, ix = xx + kx - 1
+            guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+            dx[(i * n + b) * hw + iy * w + ix] += g * Double(wt[(o * ic + i) * 9 + ky * 3 + kx])
+            dw[(o * ic + i) * 9 + ky * 3 + kx] += g * Double(x[(i * n + b) * hw + iy * w + ix])
+        } }
+    } } } } }
+    let u = winogradTransformWeights(wt, outChannels: oc, inChannels: ic)
+    for (workers, scratchTiles) in [(1, 1000), (2, 1), (2, 3)] {
+        // input gradient: conv of dY (oc channels in) to ic channels out, added to `prior`
+        var gx = prior
+        var scratch = [Float](repeating: .nan, count: 2 * winogradScratchCount(inChannels: oc, outChannels: ic, tiles: max(scratchTiles, (w + 1) / 2)))
+        let sc = scratch.count
+        gx.withUnsafeMutableBufferPointer { g in
+            conv3x3WinogradForward(output: g.baseAddress!, input: dy, batch: n, inChannels: oc, outChannels: ic, height: h, width: w,
+                                   u: u, flippedTransposed: true, bias: nil, residual: UnsafePointer(g.baseAddress!), activation: .none,
+                                   scratch: &scratch, scratchCount: sc, workers: workers, minTilesPerWorker: 1)
+        }
+        #expect(maxAbsDiff(gx, zip(prior, dx).map { Float(Double($0) + $1) }) < 1e-4, "dX n\(n) \(h)x\(w) workers \(workers)")
+        var gw = priorW
+        var gu = [Float](repeating: .nan, count: 16 * oc * ic)
+        let tiles = max(scratchTiles, (w + 1) / 2)
+        var scratchW = [Float](repeating: .nan, count: winogradBackwardWeightScratchCount(inChannels: ic, outChannels: oc, tiles: tiles, workers: workers))
+        let scw = scratchW.count
+        conv3x3WinogradBackwardWeight(gradWeight: &gw, gradOutput: dy, input: x, batch: n, inChannels: ic, outChannels: oc,
+                                      height: h, width: w, gradU: &gu, scratch: &scratchW, scratchCount: scw, workers: workers)
+        #expect(maxAbsDiff(gw, zip(priorW, dw).map { Float(Double($0) + $1) }) < 1e-4, "dW n\(n) \(h)x\(w) workers \(workers)")
+    }
+}
+
 @Test func pointwiseStagedEpilogueAddsResidual() {
     let g = ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1)
     let n = 3, h = 4, w = 5
