@@ -84,8 +84,10 @@ public struct ForwardOptions: Sendable {
     /// Output block (channels x columns, in floats) a convolution keeps cache-resident between
     /// its GEMM and its epilogue.
     public var outputChunkFloats: Int = 1 << 17
-    /// Use Winograd F(2x2, 3x3) for 3x3 / stride-1 convolutions (ResNet-18).
+    /// Use Winograd for 3x3 / stride-1 convolutions (ResNet-18).
     public var winograd = true
+    /// Use F(4x4, 3x3) where the network built it (ResNet-18's layers 1-3); false: F(2x2, 3x3) everywhere.
+    public var largeWinogradTiles = true
     /// Winograd tiles split between workers when each gets at least this many; else output channels are split.
     public var minTilesPerWorker: Int = 32
 
@@ -97,6 +99,15 @@ public struct ForwardOptions: Sendable {
 
 // MARK: - Layers with folded BatchNorm
 
+/// Which Winograd algorithm a 3x3 / stride-1 convolution is prepared for.
+enum WinogradVariant {
+    case none
+    /// F(2x2, 3x3) only.
+    case f2
+    /// F(4x4, 3x3), and F(2x2, 3x3) for comparison (`ForwardOptions.largeWinogradTiles`).
+    case f4
+}
+
 /// A convolution with its BatchNorm folded in, and its fused activation.
 final class FoldedConv: @unchecked Sendable {
     let geometry: ConvGeometry
@@ -105,9 +116,11 @@ final class FoldedConv: @unchecked Sendable {
     let activation: Activation
     /// Winograd F(2x2, 3x3) weights [16][OC][IC] for 3x3 / stride 1 / pad 1 convolutions, when enabled.
     let winograd: UnsafeMutablePointer<Float>?
+    /// Winograd F(4x4, 3x3) weights [36][OC][IC], when prepared.
+    let winograd4: UnsafeMutablePointer<Float>?
 
     init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String,
-         winograd useWinograd: Bool = false) throws {
+         winograd variant: WinogradVariant = .none) throws {
         let w = try src.require(conv + ".weight", [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW], model: model)
         let c = [g.outChannels]
         let gamma = try src.require(bn + ".weight", c, model: model)
@@ -123,13 +136,17 @@ final class FoldedConv: @unchecked Sendable {
         weight.initialize(from: folded.weight, count: folded.weight.count)
         bias = .allocate(capacity: folded.bias.count)
         bias.initialize(from: folded.bias, count: folded.bias.count)
-        if useWinograd && g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1 {
-            let u = winogradTransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)
+        func copy(_ u: [Float]) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: u.count)
             p.initialize(from: u, count: u.count)
-            winograd = p
+            return p
+        }
+        if variant != .none && g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1 {
+            winograd = copy(winogradTransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels))
+            winograd4 = variant == .f4 ? copy(winograd4TransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)) : nil
         } else {
             winograd = nil
+            winograd4 = nil
         }
     }
 
@@ -137,6 +154,7 @@ final class FoldedConv: @unchecked Sendable {
         weight.deallocate()
         bias.deallocate()
         winograd?.deallocate()
+        winograd4?.deallocate()
     }
 
     var isDepthwise3x3: Bool {
@@ -189,6 +207,14 @@ final class Workspace {
              residual: UnsafePointer<Float>? = nil, options: ForwardOptions) -> (Int, Int) {
         let g = conv.geometry
         let (oh, ow) = g.outputSize(height: h, width: w)
+        if let u = conv.winograd4, layout == nil, options.winograd, options.largeWinogradTiles {
+            setThreads(1)
+            conv3x3Winograd4Forward(output: output, input: input, batch: n, inChannels: g.inChannels, outChannels: g.outChannels,
+                                    height: h, width: w, u: u, bias: conv.bias, residual: residual, activation: conv.activation,
+                                    scratch: scratch, scratchCount: scratchCount, workers: options.workers,
+                                    minTilesPerWorker: options.minTilesPerWorker)
+            return (oh, ow)
+        }
         if let u = conv.winograd, layout == nil, options.winograd {
             setThreads(1)
             conv3x3WinogradForward(output: output, input: input, batch: n, inChannels: g.inChannels, outChannels: g.outChannels,

@@ -36,12 +36,15 @@ public final class ResNet18: Backbone, @unchecked Sendable {
             for bi in 0..<2 {
                 let p = "layer\(li + 1).\(bi)"
                 let stride = (li > 0 && bi == 0) ? 2 : 1
+                // F(4x4, 3x3) on layers 1-3 (56, 28 and 14 pixel maps at 224); on layer4's 7x7 maps 4x4 tiles
+                // would waste 30%, so it keeps F(2x2, 3x3).
+                let variant: WinogradVariant = li < 3 ? .f4 : .f2
                 let c1 = try FoldedConv(src, conv: p + ".conv1", bn: p + ".bn1",
                                         ConvGeometry(inChannels: inC, outChannels: outC, kernel: 3, stride: stride, padding: 1), .relu, model: model,
-                                        winograd: true)
+                                        winograd: variant)
                 let c2 = try FoldedConv(src, conv: p + ".conv2", bn: p + ".bn2",
                                         ConvGeometry(inChannels: outC, outChannels: outC, kernel: 3, stride: 1, padding: 1), .relu, model: model,
-                                        winograd: true)
+                                        winograd: variant)
                 var ds: FoldedConv? = nil
                 if stride != 1 || inC != outC {
                     ds = try FoldedConv(src, conv: p + ".downsample.0", bn: p + ".downsample.1",

