@@ -289,7 +289,7 @@ public func conv2dBackward(
 
 /// Scratch floats per worker for `depthwiseConv3x3Backward`.
 public func depthwiseBackwardScratchCount(height h: Int, width w: Int) -> Int {
-    let pw = w + 2 + 16
+    let pw = w + 24
     // padded input, padded input gradient (stride 2), padded output gradient (+1 row of slack)
     return 3 * (h + 3) * pw
 }
@@ -317,7 +317,8 @@ public func depthwiseConv3x3Backward(
     scratch: UnsafeMutablePointer<Float>, workers: Int = 1
 ) {
     let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
-    let pw = w + 2 + 16
+    let pw = w + 24
+    let half = (w + 3) / 2 + 9   // stride 2: padded rows stored as even | odd columns, as the forward pass
     let per = depthwiseBackwardScratchCount(height: h, width: w)
     let box = UncheckedSendable((dy, input, gradWeight, gradInput, scratch, weight))
     parallelSlices(c, workers: max(1, min(workers, c))) { worker, chans in
@@ -334,7 +335,7 @@ public func depthwiseConv3x3Backward(
                 let plane = ch * n + img
                 let src = input + plane * h * w
                 let g = dy + plane * oh * ow
-                for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
+                if stride != 2 { for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) } }
                 if stride != 1 && gradInput != nil { dpad.update(repeating: 0, count: (h + 2) * pw) }
                 if stride == 1 {
                     // dy zero-padded by one on every side (row stride dyw), so that the weight
@@ -380,6 +381,47 @@ public func depthwiseConv3x3Backward(
                             }
                         }
                     }
+                } else if stride == 2 {
+                    // padded x' = x + 1 split into E[i] = P[2i], O[i] = P[2i + 1]: output ox reads (and its
+                    // gradient goes to) E[ox], O[ox], E[ox + 1] of rows 2oy..2oy+2, so 8 outputs at a time
+                    // are contiguous loads and stores. dY rows get zero tails (never written).
+                    for y in 0..<h {
+                        let e = pad + (y + 1) * pw, o = e + half, r = src + y * w
+                        var x = 0
+                        while x + 1 < w { o[x / 2] = r[x]; e[x / 2 + 1] = r[x + 1]; x += 2 }
+                        if x < w { o[x / 2] = r[x] }
+                    }
+                    let dyw2 = ow + 16
+                    for y in 0..<oh { (dyp + y * dyw2).update(from: g + y * ow, count: ow) }
+                    let k0 = SIMD8<Float>(repeating: k[0]), k1 = SIMD8<Float>(repeating: k[1]), k2 = SIMD8<Float>(repeating: k[2])
+                    let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
+                    let k6 = SIMD8<Float>(repeating: k[6]), k7 = SIMD8<Float>(repeating: k[7]), k8 = SIMD8<Float>(repeating: k[8])
+                    var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0
+                    let wantDX = gradInput != nil
+                    for oy in 0..<oh {
+                        let gr = UnsafePointer(dyp + oy * dyw2)
+                        let e0 = UnsafePointer(pad + 2 * oy * pw), e1 = e0 + pw, e2 = e1 + pw
+                        let o0 = e0 + half, o1 = e1 + half, o2 = e2 + half
+                        let d0 = dpad + 2 * oy * pw, d1 = d0 + pw, d2 = d1 + pw
+                        var x = 0
+                        while x < ow {
+                            let gv = ld8(gr + x)
+                            a0 += gv * ld8(e0 + x); a1 += gv * ld8(o0 + x); a2 += gv * ld8(e0 + x + 1)
+                            a3 += gv * ld8(e1 + x); a4 += gv * ld8(o1 + x); a5 += gv * ld8(e1 + x + 1)
+                            a6 += gv * ld8(e2 + x); a7 += gv * ld8(o2 + x); a8 += gv * ld8(e2 + x + 1)
+                            if wantDX {
+                                st8(d0 + x, ld8(d0 + x) + k0 * gv); st8(d0 + half + x, ld8(d0 + half + x) + k1 * gv)
+                                st8(d0 + x + 1, ld8(d0 + x + 1) + k2 * gv)
+                                st8(d1 + x, ld8(d1 + x) + k3 * gv); st8(d1 + half + x, ld8(d1 + half + x) + k4 * gv)
+                                st8(d1 + x + 1, ld8(d1 + x + 1) + k5 * gv)
+                                st8(d2 + x, ld8(d2 + x) + k6 * gv); st8(d2 + half + x, ld8(d2 + half + x) + k7 * gv)
+                                st8(d2 + x + 1, ld8(d2 + x + 1) + k8 * gv)
+                            }
+                            x += 8
+                        }
+                    }
+                    acc[0] += a0; acc[1] += a1; acc[2] += a2; acc[3] += a3; acc[4] += a4
+                    acc[5] += a5; acc[6] += a6; acc[7] += a7; acc[8] += a8
                 } else {
                     for oy in 0..<oh {
                         let gr = g + oy * ow
@@ -399,7 +441,15 @@ public func depthwiseConv3x3Backward(
                         }
                     }
                 }
-                if stride != 1, let gi = gradInput {
+                if stride == 2, let gi = gradInput {
+                    let dst = gi + plane * h * w
+                    for y in 0..<h {
+                        let e = dpad + (y + 1) * pw, o = e + half, drow = dst + y * w
+                        var x = 0
+                        while x + 1 < w { drow[x] += o[x / 2]; drow[x + 1] += e[x / 2 + 1]; x += 2 }
+                        if x < w { drow[x] += o[x / 2] }
+                    }
+                } else if stride != 1, let gi = gradInput {
                     let dst = gi + plane * h * w
                     for y in 0..<h {
                         let srow = dpad + (y + 1) * pw + 1, drow = dst + y * w

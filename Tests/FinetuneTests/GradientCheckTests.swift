@@ -152,6 +152,7 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
     @Test func convolutionPointwiseStride2() { checkConv(ConvGeometry(inChannels: 6, outChannels: 5, kernel: 1, stride: 2), n: 2, h: 5, w: 5, nchwInput: false, seed: 5) }
     @Test func depthwiseStride1() { checkConv(ConvGeometry(inChannels: 5, outChannels: 5, kernel: 3, stride: 1, padding: 1, groups: 5), n: 2, h: 6, w: 11, nchwInput: false, seed: 6) }
     @Test func depthwiseStride2() { checkConv(ConvGeometry(inChannels: 4, outChannels: 4, kernel: 3, stride: 2, padding: 1, groups: 4), n: 3, h: 7, w: 9, nchwInput: false, seed: 7) }
+    @Test func depthwiseStride2Wide() { checkConv(ConvGeometry(inChannels: 3, outChannels: 3, kernel: 3, stride: 2, padding: 1, groups: 3), n: 2, h: 10, w: 20, nchwInput: false, seed: 10) }
 
     func checkBN(_ act: Activation, residual: Bool, seed: UInt64) {
         var rng = LCG(s: seed)
