@@ -101,6 +101,28 @@ struct DecoderTests {
         #expect(try ImageDecoder.decode(path: dir + "/actually-png.jpg") == img)
     }
 
+    /// The per-thread libturbojpeg handle must not carry state from a failed image into the next one.
+    @Test func jpegHandleSurvivesErrors() throws {
+        let img = RGBImage(width: 40, height: 30, pixels: pattern(40, 30, channels: 3, seed: 5))
+        let jpeg = try #require(JPEGWriter.encode(pixels: img.pixels, width: 40, height: 30))
+        let good = try ImageDecoder.decode(data: jpeg)
+        let dir = tempDir()
+        try jpeg.write(to: URL(fileURLWithPath: dir + "/good.jpg"))
+        let broken: [Data] = [
+            Data([0xFF, 0xD8, 0xFF]) + Data(pattern(100, 1, channels: 1, seed: 9)),  // bad header
+            // An invalid marker right after SOI: libjpeg errors out mid-header; a reused libturbojpeg 2.x
+            // handle would then fail every later image ("Unsupported marker type 0xa5").
+            jpeg.prefix(2) + Data([0xFF, 0xA5]) + jpeg.dropFirst(2),
+            jpeg.prefix(jpeg.count / 2),  // truncated scan
+            jpeg.prefix(30),  // truncated header
+        ]
+        for (n, b) in broken.enumerated() {
+            #expect(throws: VisionError.self, "broken \(n)") { _ = try ImageDecoder.decode(data: b, name: "broken.jpg") }
+            #expect(try ImageDecoder.decode(data: jpeg) == good, "after broken \(n)")
+            #expect(try ImageDecoder.decode(path: dir + "/good.jpg") == good, "from a file after broken \(n)")
+        }
+    }
+
     @Test func truncatedPNGAndJPEG() throws {
         let img = RGBImage(width: 64, height: 48, pixels: pattern(64, 48, channels: 3))
         let png = try PNGWriter.encode(img)
