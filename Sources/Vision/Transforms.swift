@@ -74,7 +74,7 @@ public enum Transforms {
         let top = centerCropOffset(size: rh, crop: crop)
         let left = centerCropOffset(size: rw, crop: crop)
         img.pixels.withUnsafeBufferPointer { src in
-            PillowResample.resize(src: src.baseAddress!, srcStride: img.width * 3, srcX: 0, srcY: 0,
+            PillowResample.resize(src: src.baseAddress!, srcCount: src.count, srcStride: img.width * 3, srcX: 0, srcY: 0,
                                   srcW: img.width, srcH: img.height, outW: rw, outH: rh,
                                   winX: left, winY: top, winW: crop, winH: crop, emitRow: emitRow)
         }
@@ -135,7 +135,7 @@ public enum Transforms {
         var out = RGBImage(width: outW, height: outH)
         out.pixels.withUnsafeMutableBufferPointer { dst in
             img.pixels.withUnsafeBufferPointer { src in
-                PillowResample.resize(src: src.baseAddress!, srcStride: img.width * 3, srcX: x, srcY: y,
+                PillowResample.resize(src: src.baseAddress!, srcCount: src.count, srcStride: img.width * 3, srcX: x, srcY: y,
                                       srcW: width, srcH: height, outW: outW, outH: outH,
                                       winX: 0, winY: 0, winW: outW, winH: outH) { row, rgb in
                     (dst.baseAddress! + row * outW * 3).update(from: rgb, count: outW * 3)
