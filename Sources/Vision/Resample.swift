@@ -93,8 +93,9 @@ enum PillowResample {
         let yLast = Int(vc.start[winH - 1] + vc.count[winH - 1])
         let tmpRows = max(0, yLast - yFirst)
         let rowLen = winW * 3
-        // One spare byte: the vectorised horizontal pass stores 4 bytes per 3-byte pixel.
-        let tmp = UnsafeMutablePointer<UInt8>.allocate(capacity: tmpRows * rowLen + 1)
+        // Rows rounded up to a multiple of 16 (the transposed horizontal pass writes whole 16-row blocks) and
+        // one spare byte (the per-pixel horizontal pass stores 4 bytes per 3-byte pixel).
+        let tmp = UnsafeMutablePointer<UInt8>.allocate(capacity: (tmpRows + 15) / 16 * 16 * rowLen + 1)
         defer { tmp.deallocate() }
         horizontalPass(src: src, srcCount: srcCount, srcStride: srcStride, srcX: srcX, srcY: srcY + yFirst, srcW: srcW,
                        coefficients: hc, rows: tmpRows, winW: winW, dst: tmp)
@@ -184,6 +185,11 @@ enum PillowResample {
                 weights[(xo * pairs + j) * 2 + 1] = hi
             }
         }
+        if rows >= 16 && rowLen >= 16 && tapStart[winW - 1] + 3 * taps - tapStart[0] >= 16 {
+            horizontalPassTransposed(src: src + srcY * srcStride + srcX * 3, srcStride: srcStride, rows: rows, winW: winW,
+                                     tapStart: tapStart, pairs: pairs, weights: weights, dst: dst)
+            return
+        }
         for r in 0..<rows {
             let srow = src + (srcY + r) * srcStride + srcX * 3
             let drow = dst + r * rowLen
@@ -211,6 +217,113 @@ enum PillowResample {
             }
             if safeW < winW { horizontalRowScalar(srow, drow, hc, safeW..<winW) }
         }
+    }
+
+    /// The horizontal pass on blocks of 16 rows, transposed so that it runs like the vertical pass: the
+    /// block's source bytes are transposed into columns (16 rows in the 16 lanes of a vector), every output
+    /// column is the weighted sum of whole source columns, and the output columns are transposed back
+    /// into rows. `src` points at the first row's window origin; `tapStart` holds byte offsets from it,
+    /// `weights` the `madd` weights of `pairs` tap pairs per output column. Writes whole 16-row blocks to
+    /// `dst` (stride `winW*3`; up to 15 rows past `rows`, left undefined). Loads stay within the bytes
+    /// `tapStart[0] ..< tapStart[winW-1] + 6*pairs` of each of the `rows` rows.
+    static func horizontalPassTransposed(src: UnsafePointer<UInt8>, srcStride: Int, rows: Int, winW: Int,
+                                         tapStart: UnsafePointer<Int>, pairs: Int, weights: UnsafePointer<SIMD8<Int16>>,
+                                         dst: UnsafeMutablePointer<UInt8>) {
+        let rowLen = winW * 3
+        let colFirst = tapStart[0]
+        let cols = tapStart[winW - 1] + 6 * pairs - colFirst
+        let columns = UnsafeMutablePointer<SIMD16<UInt8>>.allocate(capacity: cols)  // source column j of the block
+        defer { columns.deallocate() }
+        let results = UnsafeMutablePointer<SIMD16<UInt8>>.allocate(capacity: rowLen)  // output column k of the block
+        defer { results.deallocate() }
+        let ptrs = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 16)
+        defer { ptrs.deallocate() }
+        let half4 = SIMD4<Int32>(repeating: half)
+        var r0 = 0
+        while r0 < rows {
+            // Rows past the end repeat the last row (computed, never used).
+            for i in 0..<16 { ptrs[i] = src + min(r0 + i, rows - 1) * srcStride + colFirst }
+            // 16 columns at a time; a last partial group is redone overlapping the previous one.
+            var j = 0
+            while true {
+                if j + 16 > cols { j = cols - 16 }
+                transpose16(ptrs, offset: j, to: UnsafeMutableRawPointer(columns + j), stride: 16)
+                j += 16
+                if j >= cols { break }
+            }
+            var wp = weights
+            for xo in 0..<winW {
+                let c0 = UnsafePointer(columns) + (tapStart[xo] - colFirst)
+                for c in 0..<3 {
+                    var col = c0 + c
+                    var a0 = half4, a1 = half4, a2 = half4, a3 = half4
+                    var w = wp
+                    for _ in 0..<pairs {
+                        let va = col[0], vb = col[3]
+                        let lo = w[0], hi = w[1]
+                        let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
+                        let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
+                        let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
+                        let (x3, y3) = tapPairs(va.highHalf.highHalf, vb.highHalf.highHalf)
+                        a0 &+= madd(x0, lo) &+ madd(y0, hi)
+                        a1 &+= madd(x1, lo) &+ madd(y1, hi)
+                        a2 &+= madd(x2, lo) &+ madd(y2, hi)
+                        a3 &+= madd(x3, lo) &+ madd(y3, hi)
+                        col += 6
+                        w += 2
+                    }
+                    results[xo * 3 + c] = SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)),
+                                                 highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
+                }
+                wp += 2 * pairs
+            }
+            // Back to rows, 16 output bytes at a time (overlapping at the end as above).
+            var k = 0
+            while true {
+                if k + 16 > rowLen { k = rowLen - 16 }
+                for i in 0..<16 { ptrs[i] = UnsafeRawPointer(results + k + i).assumingMemoryBound(to: UInt8.self) }
+                transpose16(ptrs, offset: 0, to: UnsafeMutableRawPointer(dst + r0 * rowLen + k), stride: rowLen)
+                k += 16
+                if k >= rowLen { break }
+            }
+            r0 += 16
+        }
+    }
+
+    /// Transposes a 16x16 byte matrix: row `i` is read at `rows[i] + offset`, column `i` is written at
+    /// `dst + i * stride`. Four rounds of byte interleaving (`punpcklbw`/`punpckhbw`).
+    @inline(__always)
+    static func transpose16(_ rows: UnsafePointer<UnsafePointer<UInt8>>, offset: Int, to dst: UnsafeMutableRawPointer, stride: Int) {
+        @inline(__always) func load(_ i: Int) -> SIMD16<UInt8> { UnsafeRawPointer(rows[i] + offset).loadUnaligned(as: SIMD16<UInt8>.self) }
+        @inline(__always) func lo(_ a: SIMD16<UInt8>, _ b: SIMD16<UInt8>) -> SIMD16<UInt8> {
+            SIMD16(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+        }
+        @inline(__always) func hi(_ a: SIMD16<UInt8>, _ b: SIMD16<UInt8>) -> SIMD16<UInt8> {
+            SIMD16(a[8], b[8], a[9], b[9], a[10], b[10], a[11], b[11], a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15])
+        }
+        var v0 = load(0), v1 = load(1), v2 = load(2), v3 = load(3), v4 = load(4), v5 = load(5), v6 = load(6), v7 = load(7)
+        var v8 = load(8), v9 = load(9), v10 = load(10), v11 = load(11), v12 = load(12), v13 = load(13), v14 = load(14), v15 = load(15)
+        for _ in 0..<4 {
+            (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15) =
+                (lo(v0, v8), hi(v0, v8), lo(v1, v9), hi(v1, v9), lo(v2, v10), hi(v2, v10), lo(v3, v11), hi(v3, v11),
+                 lo(v4, v12), hi(v4, v12), lo(v5, v13), hi(v5, v13), lo(v6, v14), hi(v6, v14), lo(v7, v15), hi(v7, v15))
+        }
+        dst.storeBytes(of: v0, toByteOffset: 0, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v1, toByteOffset: stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v2, toByteOffset: 2 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v3, toByteOffset: 3 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v4, toByteOffset: 4 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v5, toByteOffset: 5 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v6, toByteOffset: 6 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v7, toByteOffset: 7 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v8, toByteOffset: 8 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v9, toByteOffset: 9 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v10, toByteOffset: 10 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v11, toByteOffset: 11 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v12, toByteOffset: 12 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v13, toByteOffset: 13 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v14, toByteOffset: 14 * stride, as: SIMD16<UInt8>.self)
+        dst.storeBytes(of: v15, toByteOffset: 15 * stride, as: SIMD16<UInt8>.self)
     }
 
     /// Pillow's horizontal convolution for the window columns `cols` of one row.
