@@ -238,7 +238,6 @@ enum PillowResample {
         defer { results.deallocate() }
         let ptrs = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 16)
         defer { ptrs.deallocate() }
-        let half4 = SIMD4<Int32>(repeating: half)
         var r0 = 0
         while r0 < rows {
             // Rows past the end repeat the last row (computed, never used).
@@ -254,26 +253,15 @@ enum PillowResample {
             var wp = weights
             for xo in 0..<winW {
                 let c0 = UnsafePointer(columns) + (tapStart[xo] - colFirst)
-                for c in 0..<3 {
-                    var col = c0 + c
-                    var a0 = half4, a1 = half4, a2 = half4, a3 = half4
-                    var w = wp
-                    for _ in 0..<pairs {
-                        let va = col[0], vb = col[3]
-                        let lo = w[0], hi = w[1]
-                        let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
-                        let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
-                        let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
-                        let (x3, y3) = tapPairs(va.highHalf.highHalf, vb.highHalf.highHalf)
-                        a0 &+= madd(x0, lo) &+ madd(y0, hi)
-                        a1 &+= madd(x1, lo) &+ madd(y1, hi)
-                        a2 &+= madd(x2, lo) &+ madd(y2, hi)
-                        a3 &+= madd(x3, lo) &+ madd(y3, hi)
-                        col += 6
-                        w += 2
-                    }
-                    results[xo * 3 + c] = SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)),
-                                                 highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
+                // The common 3- and 4-tap windows (2 pairs) get a loop with a constant trip count.
+                if pairs == 2 {
+                    results[xo * 3] = weightedColumns(c0, wp, pairs: 2)
+                    results[xo * 3 + 1] = weightedColumns(c0 + 1, wp, pairs: 2)
+                    results[xo * 3 + 2] = weightedColumns(c0 + 2, wp, pairs: 2)
+                } else {
+                    results[xo * 3] = weightedColumns(c0, wp, pairs: pairs)
+                    results[xo * 3 + 1] = weightedColumns(c0 + 1, wp, pairs: pairs)
+                    results[xo * 3 + 2] = weightedColumns(c0 + 2, wp, pairs: pairs)
                 }
                 wp += 2 * pairs
             }
@@ -288,6 +276,26 @@ enum PillowResample {
             }
             r0 += 16
         }
+    }
+
+    /// One output column of a transposed block: the sum over `pairs` tap pairs of source columns
+    /// (`col[6j]`, `col[6j+3]`: consecutive pixels of one channel) weighted by `w[2j]`, `w[2j+1]`, clipped.
+    @inline(__always)
+    static func weightedColumns(_ col: UnsafePointer<SIMD16<UInt8>>, _ w: UnsafePointer<SIMD8<Int16>>, pairs: Int) -> SIMD16<UInt8> {
+        var a0 = SIMD4<Int32>(repeating: half), a1 = a0, a2 = a0, a3 = a0
+        for j in 0..<pairs {
+            let va = col[6 * j], vb = col[6 * j + 3]
+            let lo = w[2 * j], hi = w[2 * j + 1]
+            let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
+            let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
+            let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
+            let (x3, y3) = tapPairs(va.highHalf.highHalf, vb.highHalf.highHalf)
+            a0 &+= madd(x0, lo) &+ madd(y0, hi)
+            a1 &+= madd(x1, lo) &+ madd(y1, hi)
+            a2 &+= madd(x2, lo) &+ madd(y2, hi)
+            a3 &+= madd(x3, lo) &+ madd(y3, hi)
+        }
+        return SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)), highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
     }
 
     /// Transposes a 16x16 byte matrix: row `i` is read at `rows[i] + offset`, column `i` is written at
