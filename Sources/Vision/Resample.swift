@@ -394,22 +394,7 @@ enum PillowResample {
                 var i = 0
                 while true {
                     if i + 16 > rowLen { i = rowLen - 16 }
-                    var a0 = SIMD4<Int32>(repeating: half), a1 = a0, a2 = a0, a3 = a0
-                    for j in 0..<pairs {
-                        let va = UnsafeRawPointer(rowPtrs[2 * j] + i).loadUnaligned(as: SIMD16<UInt8>.self)
-                        let vb = UnsafeRawPointer(rowPtrs[2 * j + 1] + i).loadUnaligned(as: SIMD16<UInt8>.self)
-                        let lo = weights[2 * j], hi = weights[2 * j + 1]
-                        let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
-                        let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
-                        let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
-                        let (x3, y3) = tapPairs(va.highHalf.highHalf, vb.highHalf.highHalf)
-                        a0 &+= madd(x0, lo) &+ madd(y0, hi)
-                        a1 &+= madd(x1, lo) &+ madd(y1, hi)
-                        a2 &+= madd(x2, lo) &+ madd(y2, hi)
-                        a3 &+= madd(x3, lo) &+ madd(y3, hi)
-                    }
-                    let v = SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)),
-                                   highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
+                    let v = pairs == 2 ? weightedRows(rowPtrs, i, weights, pairs: 2) : weightedRows(rowPtrs, i, weights, pairs: pairs)
                     UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: SIMD16<UInt8>.self)
                     i += 16
                     if i >= rowLen { break }
@@ -417,6 +402,27 @@ enum PillowResample {
                 emitRow(yo, UnsafePointer(out))
             }
         }
+    }
+
+    /// 16 output bytes at `i` of the vertical pass: the sum over `pairs` row pairs (`rows[2j]`, `rows[2j+1]`)
+    /// weighted by `w[2j]`, `w[2j+1]`, clipped.
+    @inline(__always)
+    static func weightedRows(_ rows: UnsafePointer<UnsafePointer<UInt8>>, _ i: Int, _ w: UnsafePointer<SIMD8<Int16>>, pairs: Int) -> SIMD16<UInt8> {
+        var a0 = SIMD4<Int32>(repeating: half), a1 = a0, a2 = a0, a3 = a0
+        for j in 0..<pairs {
+            let va = UnsafeRawPointer(rows[2 * j] + i).loadUnaligned(as: SIMD16<UInt8>.self)
+            let vb = UnsafeRawPointer(rows[2 * j + 1] + i).loadUnaligned(as: SIMD16<UInt8>.self)
+            let lo = w[2 * j], hi = w[2 * j + 1]
+            let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
+            let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
+            let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
+            let (x3, y3) = tapPairs(va.highHalf.highHalf, vb.highHalf.highHalf)
+            a0 &+= madd(x0, lo) &+ madd(y0, hi)
+            a1 &+= madd(x1, lo) &+ madd(y1, hi)
+            a2 &+= madd(x2, lo) &+ madd(y2, hi)
+            a3 &+= madd(x3, lo) &+ madd(y3, hi)
+        }
+        return SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)), highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
     }
 
     @inline(__always)
