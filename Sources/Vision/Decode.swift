@@ -97,14 +97,15 @@ public enum ImageDecoder {
     /// Reads a whole file straight into a byte array (open, fstat, read into the array's storage).
     /// Read, not mapped: a file truncated while mapped would raise SIGBUS.
     static func readBytes(_ path: String) throws(VisionError) -> [UInt8] {
-        func failure(_ what: String, _ code: Int32) -> VisionError {
-            .unreadable(path: path, reason: "\(what): \(String(cString: strerror(code)))")
+        func failure(_ what: String?, _ code: Int32) -> VisionError {
+            let reason = String(cString: strerror(code))
+            return .unreadable(path: path, reason: what.map { "\($0): \(reason)" } ?? reason)
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw failure("cannot open", errno) }
+        if fd < 0 { throw failure(nil, errno) }
         defer { close(fd) }
         var st = stat()
-        if fstat(fd, &st) != 0 { throw failure("cannot stat", errno) }
+        if fstat(fd, &st) != 0 { throw failure("fstat", errno) }
         var code: Int32 = 0
         /// Reads until `count` bytes, end of file or an error; returns the number of bytes read.
         func readFully(_ p: UnsafeMutablePointer<UInt8>, _ count: Int) -> Int {
@@ -121,18 +122,18 @@ public enum ImageDecoder {
         var bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
             count = size > 0 ? readFully(buf.baseAddress!, size) : 0
         }
-        if code != 0 { throw failure("cannot read", code) }
+        if code != 0 { throw failure("read", code) }
         if bytes.count < size { return bytes }  // end of file before st_size: shrunk meanwhile
         // The file may be longer than fstat said (growing, or a special file): probe for one more byte.
         var next: UInt8 = 0
         let extra = readFully(&next, 1)
-        if code != 0 { throw failure("cannot read", code) }
+        if code != 0 { throw failure("read", code) }
         if extra == 1 {
             bytes.append(next)
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
             while true {
                 let n = chunk.withUnsafeMutableBufferPointer { readFully($0.baseAddress!, $0.count) }
-                if code != 0 { throw failure("cannot read", code) }
+                if code != 0 { throw failure("read", code) }
                 bytes.append(contentsOf: chunk[0..<n])
                 if n < chunk.count { break }
             }

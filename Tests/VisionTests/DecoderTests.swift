@@ -51,8 +51,12 @@ struct DecoderTests {
 
     @Test func missingFile() {
         expectError({ _ = try ImageDecoder.decode(path: "/nonexistent/x.jpg") }, {
-            if case .unreadable = $0 { return true }; return false
+            if case .unreadable(_, let reason) = $0 { return reason.contains("No such file") }; return false
         }, "missing file")
+        let dir = tempDir()
+        expectError({ _ = try ImageDecoder.decode(path: dir) }, {
+            if case .unreadable(let p, _) = $0 { return p == dir }; return false
+        }, "a directory")
     }
 
     @Test func garbage() {
