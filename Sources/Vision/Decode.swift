@@ -51,8 +51,12 @@ public enum ImageDecoder {
 
     /// Reads and decodes a file.
     public static func decode(path: String) throws(VisionError) -> RGBImage {
-        let data = try readFile(path)
-        return try decode(data: data, name: path)
+        let bytes = try readBytes(path)
+        if bytes.isEmpty { throw .empty(path: path) }
+        let result: Result<RGBImage, VisionError> = bytes.withUnsafeBytes { raw in
+            do throws(VisionError) { return .success(try decode(bytes: raw, name: path)) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
     /// Decodes bytes; `name` is used in error messages.
@@ -90,6 +94,53 @@ public enum ImageDecoder {
         }
     }
 
+    /// Reads a whole file straight into a byte array (open, fstat, read into the array's storage).
+    /// Read, not mapped: a file truncated while mapped would raise SIGBUS.
+    static func readBytes(_ path: String) throws(VisionError) -> [UInt8] {
+        func failure(_ what: String?, _ code: Int32) -> VisionError {
+            let reason = String(cString: strerror(code))
+            return .unreadable(path: path, reason: what.map { "\($0): \(reason)" } ?? reason)
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw failure(nil, errno) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw failure("fstat", errno) }
+        var code: Int32 = 0
+        /// Reads until `count` bytes, end of file or an error; returns the number of bytes read.
+        func readFully(_ p: UnsafeMutablePointer<UInt8>, _ count: Int) -> Int {
+            var n = 0
+            while n < count {
+                let r = read(fd, p + n, count - n)
+                if r < 0 { if errno == EINTR { continue }; code = errno; break }
+                if r == 0 { break }
+                n += r
+            }
+            return n
+        }
+        let size = max(Int(st.st_size), 0)
+        var bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
+            count = size > 0 ? readFully(buf.baseAddress!, size) : 0
+        }
+        if code != 0 { throw failure("read", code) }
+        if bytes.count < size { return bytes }  // end of file before st_size: shrunk meanwhile
+        // The file may be longer than fstat said (growing, or a special file): probe for one more byte.
+        var next: UInt8 = 0
+        let extra = readFully(&next, 1)
+        if code != 0 { throw failure("read", code) }
+        if extra == 1 {
+            bytes.append(next)
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = chunk.withUnsafeMutableBufferPointer { readFully($0.baseAddress!, $0.count) }
+                if code != 0 { throw failure("read", code) }
+                bytes.append(contentsOf: chunk[0..<n])
+                if n < chunk.count { break }
+            }
+        }
+        return bytes
+    }
+
     struct JPEGInfo { var colorspace: Int32 }
 
     static func header(bytes: UnsafeRawBufferPointer, name: String) throws(VisionError) -> (header: ImageHeader, jpegColorspace: Int32) {
@@ -99,12 +150,15 @@ public enum ImageDecoder {
         var cs: Int32 = -1
         switch format {
         case .jpeg:
-            guard let handle = tjInitDecompress() else { throw .corrupt(path: name, format: "JPEG", reason: "cannot initialise libturbojpeg") }
-            defer { tjDestroy(handle) }
+            guard let handle = JPEGDecompressor.handle() else { throw .corrupt(path: name, format: "JPEG", reason: "cannot initialise libturbojpeg") }
             var jw: Int32 = 0, jh: Int32 = 0, sub: Int32 = 0, jcs: Int32 = 0
             let rc = tjDecompressHeader3(handle, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
                                          UInt(bytes.count), &jw, &jh, &sub, &jcs)
-            if rc != 0 { throw .corrupt(path: name, format: "JPEG", reason: String(cString: tjGetErrorStr2(handle))) }
+            if rc != 0 {
+                let reason = String(cString: tjGetErrorStr2(handle))
+                JPEGDecompressor.discard()
+                throw .corrupt(path: name, format: "JPEG", reason: reason)
+            }
             w = Int(jw); h = Int(jh); cs = jcs
         case .png:
             // IHDR must be the first chunk: length 13, "IHDR", width, height (big-endian).
@@ -137,19 +191,23 @@ public enum ImageDecoder {
     }
 
     private static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, _ hdr: ImageHeader, colorspace: Int32, name: String) throws(VisionError) -> RGBImage {
-        guard let handle = tjInitDecompress() else { throw .corrupt(path: name, format: "JPEG", reason: "cannot initialise libturbojpeg") }
-        defer { tjDestroy(handle) }
+        guard let handle = JPEGDecompressor.handle() else { throw .corrupt(path: name, format: "JPEG", reason: "cannot initialise libturbojpeg") }
         let w = hdr.width, h = hdr.height
         let src = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         var failure: String? = nil
+        var warned = false  // any nonzero return code: a warning or a failure
         func check(_ rc: Int32) {
             if rc == 0 { return }
+            warned = true
             let msg = String(cString: tjGetErrorStr2(handle))
             // Warnings (corrupt-but-decodable data) are accepted as Pillow does, except truncation.
             if tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) && !msg.lowercased().contains("premature end") { return }
             failure = msg
         }
+        // After any failure or warning, start the next image with a fresh handle (libturbojpeg 2.x does not
+        // always reset the decompressor's state after an error).
+        defer { if warned { JPEGDecompressor.discard() } }
         if !isCMYK {
             // Every byte is written by tjDecompress2 on success; on failure the array is discarded.
             let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { out, count in
@@ -198,5 +256,33 @@ public enum ImageDecoder {
         }
         if rc != 0 { throw .corrupt(path: name, format: "PNG", reason: cString(err)) }
         return RGBImage(width: w, height: h, pixels: pixels)
+    }
+}
+
+/// One libturbojpeg decompressor per thread, created on first use and destroyed when the thread exits
+/// (`tjInitDecompress` allocates and sets up a whole libjpeg instance: too costly per image).
+/// After an error the handle is discarded (`discard()`): libturbojpeg 2.x leaves the decompressor mid-header
+/// when `tjDecompressHeader3` fails, which would make the next image fail.
+enum JPEGDecompressor {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let rc = pthread_key_create(&key) { handle in tjDestroy(handle) }
+        precondition(rc == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    /// This thread's handle, or nil if libturbojpeg cannot allocate one.
+    static func handle() -> tjhandle? {
+        if let h = pthread_getspecific(key) { return h }
+        guard let h = tjInitDecompress() else { return nil }
+        if pthread_setspecific(key, h) != 0 { tjDestroy(h); return nil }
+        return h
+    }
+
+    /// Destroys this thread's handle; the next `handle()` creates a fresh one.
+    static func discard() {
+        guard let h = pthread_getspecific(key) else { return }
+        pthread_setspecific(key, nil)
+        tjDestroy(h)
     }
 }

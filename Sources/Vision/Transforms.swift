@@ -74,7 +74,7 @@ public enum Transforms {
         let top = centerCropOffset(size: rh, crop: crop)
         let left = centerCropOffset(size: rw, crop: crop)
         img.pixels.withUnsafeBufferPointer { src in
-            PillowResample.resize(src: src.baseAddress!, srcStride: img.width * 3, srcX: 0, srcY: 0,
+            PillowResample.resize(src: src.baseAddress!, srcCount: src.count, srcStride: img.width * 3, srcX: 0, srcY: 0,
                                   srcW: img.width, srcH: img.height, outW: rw, outH: rh,
                                   winX: left, winY: top, winW: crop, winH: crop, emitRow: emitRow)
         }
@@ -87,13 +87,24 @@ public enum Transforms {
         normalizeLUT.withUnsafeBufferPointer { lut in
             let l0 = lut.baseAddress!, l1 = l0 + 256, l2 = l0 + 512
             resizeCenterCropRows(img, resize: resize, crop: crop) { row, rgb in
-                let o0 = out + row * crop, o1 = o0 + plane, o2 = o1 + plane
-                for x in 0..<crop {
-                    o0[x] = l0[Int(rgb[x * 3])]
-                    o1[x] = l1[Int(rgb[x * 3 + 1])]
-                    o2[x] = l2[Int(rgb[x * 3 + 2])]
-                }
+                let o0 = out + row * crop
+                normalizeRow(rgb, count: crop, l0, l1, l2, o0, o0 + plane, o0 + 2 * plane)
             }
+        }
+    }
+
+    /// One row of `count` RGB pixels through the per-channel tables into three planes.
+    /// Not inlined into the resampling loop, where it would compete for registers.
+    @inline(never)
+    static func normalizeRow(_ rgb: UnsafePointer<UInt8>, count: Int,
+                             _ l0: UnsafePointer<Float>, _ l1: UnsafePointer<Float>, _ l2: UnsafePointer<Float>,
+                             _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>) {
+        var p = rgb
+        for x in 0..<count {
+            o0[x] = l0[Int(p[0])]
+            o1[x] = l1[Int(p[1])]
+            o2[x] = l2[Int(p[2])]
+            p += 3
         }
     }
 
@@ -135,7 +146,7 @@ public enum Transforms {
         var out = RGBImage(width: outW, height: outH)
         out.pixels.withUnsafeMutableBufferPointer { dst in
             img.pixels.withUnsafeBufferPointer { src in
-                PillowResample.resize(src: src.baseAddress!, srcStride: img.width * 3, srcX: x, srcY: y,
+                PillowResample.resize(src: src.baseAddress!, srcCount: src.count, srcStride: img.width * 3, srcX: x, srcY: y,
                                       srcW: width, srcH: height, outW: outW, outH: outH,
                                       winX: 0, winY: 0, winW: outW, winH: outH) { row, rgb in
                     (dst.baseAddress! + row * outW * 3).update(from: rgb, count: outW * 3)

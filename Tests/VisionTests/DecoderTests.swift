@@ -51,8 +51,12 @@ struct DecoderTests {
 
     @Test func missingFile() {
         expectError({ _ = try ImageDecoder.decode(path: "/nonexistent/x.jpg") }, {
-            if case .unreadable = $0 { return true }; return false
+            if case .unreadable(_, let reason) = $0 { return reason.contains("No such file") }; return false
         }, "missing file")
+        let dir = tempDir()
+        expectError({ _ = try ImageDecoder.decode(path: dir) }, {
+            if case .unreadable(let p, _) = $0 { return p == dir }; return false
+        }, "a directory")
     }
 
     @Test func garbage() {
@@ -99,6 +103,28 @@ struct DecoderTests {
         let dir = tempDir()
         try png.write(to: URL(fileURLWithPath: dir + "/actually-png.jpg"))
         #expect(try ImageDecoder.decode(path: dir + "/actually-png.jpg") == img)
+    }
+
+    /// The per-thread libturbojpeg handle must not carry state from a failed image into the next one.
+    @Test func jpegHandleSurvivesErrors() throws {
+        let img = RGBImage(width: 40, height: 30, pixels: pattern(40, 30, channels: 3, seed: 5))
+        let jpeg = try #require(JPEGWriter.encode(pixels: img.pixels, width: 40, height: 30))
+        let good = try ImageDecoder.decode(data: jpeg)
+        let dir = tempDir()
+        try jpeg.write(to: URL(fileURLWithPath: dir + "/good.jpg"))
+        let broken: [Data] = [
+            Data([0xFF, 0xD8, 0xFF]) + Data(pattern(100, 1, channels: 1, seed: 9)),  // bad header
+            // An invalid marker right after SOI: libjpeg errors out mid-header; a reused libturbojpeg 2.x
+            // handle would then fail every later image ("Unsupported marker type 0xa5").
+            jpeg.prefix(2) + Data([0xFF, 0xA5]) + jpeg.dropFirst(2),
+            jpeg.prefix(jpeg.count / 2),  // truncated scan
+            jpeg.prefix(30),  // truncated header
+        ]
+        for (n, b) in broken.enumerated() {
+            #expect(throws: VisionError.self, "broken \(n)") { _ = try ImageDecoder.decode(data: b, name: "broken.jpg") }
+            #expect(try ImageDecoder.decode(data: jpeg) == good, "after broken \(n)")
+            #expect(try ImageDecoder.decode(path: dir + "/good.jpg") == good, "from a file after broken \(n)")
+        }
     }
 
     @Test func truncatedPNGAndJPEG() throws {
