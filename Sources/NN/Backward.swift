@@ -700,6 +700,11 @@ public func maxPool2dTrainForward(
     workers: Int = 1
 ) {
     let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    if k == 3 && s == 2 && p == 1 && w >= 2 {
+        maxPool3x3Stride2TrainForward(output: output, argmax: argmax, input: input, planes: planes, height: h, width: w,
+                                      workers: workers)
+        return
+    }
     // The maxima by the (vectorised) inference kernel, then per output the first window position
     // holding that value: windows are scanned backwards with branch-free selects, as data-dependent
     // branches on "greater than the maximum so far" mispredict (measured: 12.8 -> 3 ms per ResNet-18
@@ -740,6 +745,72 @@ public func maxPool2dTrainForward(
                         y[oy * ow + ox] = mm
                     }
                     a[oy * ow + ox] = Int32(best)
+                }
+            }
+        }
+    }
+}
+
+/// ResNet's pool (3x3, stride 2, padding 1) with argmax, 8 outputs at a time: each of the 3 input
+/// rows of an output row is split into even and odd padded columns (x' = x + 1; E[i] = P[2i],
+/// O[i] = P[2i + 1], -inf outside the image), so output ox reads E[ox], O[ox], E[ox + 1]. Candidates
+/// go in PyTorch's scan order with its rule (`v > max || isnan(v)`: first maximum, last NaN), the
+/// index starting at the window's first in-image element.
+func maxPool3x3Stride2TrainForward(
+    output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>, input: UnsafePointer<Float>,
+    planes: Int, height h: Int, width w: Int, workers: Int
+) {
+    let oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1
+    let half = (w + 3) / 2 + 9
+    let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+    let box = UncheckedSendable((output, argmax, input))
+    parallelSlices(planes, workers: workers) { _, slice in
+        let (output, argmax, input) = box.value
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * half) { buf in
+            let rows = buf.baseAddress!
+            for plane in slice {
+                let x = input + plane * h * w, y = output + plane * oh * ow, a = argmax + plane * oh * ow
+                for oy in 0..<oh {
+                    for r in 0..<3 {
+                        let e = rows + 2 * r * half, o = e + half
+                        e.update(repeating: -.infinity, count: 2 * half)
+                        let iy = 2 * oy - 1 + r
+                        guard iy >= 0 && iy < h else { continue }
+                        let src = x + iy * w
+                        var c = 0
+                        while c + 1 < w { o[c / 2] = src[c]; e[c / 2 + 1] = src[c + 1]; c += 2 }
+                        if c < w { o[c / 2] = src[c] }
+                    }
+                    let y0 = max(0, 2 * oy - 1)
+                    var j = 0
+                    while j < ow {
+                        let first = (SIMD8<Int32>(repeating: Int32(j)) &+ lane) &* 2 &- 1  // column of E[j]
+                        var m = SIMD8<Float>(repeating: -.infinity)
+                        var idx = SIMD8<Int32>(repeating: Int32(y0 * w)) &+ first.replacing(with: 0, where: first .< 0)
+                        for r in 0..<3 {
+                            let iy = 2 * oy - 1 + r
+                            guard iy >= 0 && iy < h else { continue }
+                            let e = UnsafePointer(rows + 2 * r * half), o = e + half
+                            let base = SIMD8<Int32>(repeating: Int32(iy * w)) &+ first
+                            @inline(__always) func consider(_ v: SIMD8<Float>, _ at: SIMD8<Int32>) {
+                                let take = (v .> m) .| (v .!= v)
+                                m = m.replacing(with: v, where: take)
+                                idx = idx.replacing(with: at, where: take)
+                            }
+                            consider(ld8(e + j), base)
+                            consider(ld8(o + j), base &+ 1)
+                            consider(ld8(e + j + 1), base &+ 2)
+                        }
+                        let lanes = min(8, ow - j)
+                        let yo = y + oy * ow + j, ao = a + oy * ow + j
+                        if lanes == 8 {
+                            st8(yo, m)
+                            UnsafeMutableRawPointer(ao).storeBytes(of: idx, as: SIMD8<Int32>.self)
+                        } else {
+                            for l in 0..<lanes { yo[l] = m[l]; ao[l] = idx[l] }
+                        }
+                        j += 8
+                    }
                 }
             }
         }
