@@ -386,10 +386,8 @@ public func depthwiseConv3x3Backward(
                     // gradient goes to) E[ox], O[ox], E[ox + 1] of rows 2oy..2oy+2, so 8 outputs at a time
                     // are contiguous loads and stores. dY rows get zero tails (never written).
                     for y in 0..<h {
-                        let e = pad + (y + 1) * pw, o = e + half, r = src + y * w
-                        var x = 0
-                        while x + 1 < w { o[x / 2] = r[x]; e[x / 2 + 1] = r[x + 1]; x += 2 }
-                        if x < w { o[x / 2] = r[x] }
+                        let e = pad + (y + 1) * pw
+                        splitPaddedRow(src + y * w, count: w, even: e, odd: e + half)
                     }
                     let dyw2 = ow + 16
                     for y in 0..<oh { (dyp + y * dyw2).update(from: g + y * ow, count: ow) }
@@ -776,10 +774,7 @@ func maxPool3x3Stride2TrainForward(
                         e.update(repeating: -.infinity, count: 2 * half)
                         let iy = 2 * oy - 1 + r
                         guard iy >= 0 && iy < h else { continue }
-                        let src = x + iy * w
-                        var c = 0
-                        while c + 1 < w { o[c / 2] = src[c]; e[c / 2 + 1] = src[c + 1]; c += 2 }
-                        if c < w { o[c / 2] = src[c] }
+                        splitPaddedRow(x + iy * w, count: w, even: e, odd: o)
                     }
                     let y0 = max(0, 2 * oy - 1)
                     var j = 0

@@ -329,10 +329,8 @@ public func depthwiseConv3x3Forward(
                 // padded x' = x + 1; E[i] = P[2i] (src[2i - 1]), O[i] = P[2i + 1] (src[2i]);
                 // output ox reads E[ox], O[ox], E[ox + 1]: contiguous 8-wide loads
                 for y in 0..<h {
-                    let e = pad + (y + 1) * pw, o = e + half, r = src + y * w
-                    var x = 0
-                    while x + 1 < w { o[x / 2] = r[x]; e[x / 2 + 1] = r[x + 1]; x += 2 }
-                    if x < w { o[x / 2] = r[x] }
+                    let e = pad + (y + 1) * pw
+                    splitPaddedRow(src + y * w, count: w, even: e, odd: e + half)
                 }
                 depthwiseRowsStride2(dst: dst, pad: pad, pw: pw, half: half, oh: oh, ow: ow, k: k, b: b, act: activation)
             } else {
@@ -357,6 +355,17 @@ public func depthwiseConv3x3Forward(
             }
         }
     }
+}
+
+/// Splits an image row of `w` floats, padded by one on the left (x' = x + 1), into its even and odd
+/// padded columns: even[i] = P[2i] (x = 2i - 1), odd[i] = P[2i + 1] (x = 2i), so that a 3-wide
+/// stride-2 window at output ox reads even[ox], odd[ox], even[ox + 1]. Entries the row does not
+/// reach (even[0], the right edge) keep what the caller put there (its padding).
+@inline(__always)
+func splitPaddedRow(_ src: UnsafePointer<Float>, count w: Int, even e: UnsafeMutablePointer<Float>, odd o: UnsafeMutablePointer<Float>) {
+    var x = 0
+    while x + 1 < w { o[x / 2] = src[x]; e[x / 2 + 1] = src[x + 1]; x += 2 }
+    if x < w { o[x / 2] = src[x] }
 }
 
 @inline(__always)

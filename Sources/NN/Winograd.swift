@@ -171,33 +171,51 @@ public func conv3x3WinogradForward(
         }
     }
 
-    let chunkTiles = chunkRows * tw
-    if wk > 1 || workers <= 1 {
-        parallelSlices(tileRows, workers: wk) { worker, slice in
+    winogradSchedule(positions: 16, tileRows: tileRows, tilesPerRow: tw, inChannels: ic, outChannels: oc,
+                     rowBuffers: rowBuffers, chunkRows: chunkRows, perWorker: perWorker, rowWorkers: wk,
+                     workers: workers, scratch: scratch, scratchCount: scratchCount,
+                     input: inputTransform, gemms: gemms, output: outputTransform)
+}
+
+/// The chunked, parallel schedule of the Winograd forwards (`positions` = 16 for F(2x2, 3x3), 36 for
+/// F(4x4, 3x3)): V, M and row buffers per chunk of tile rows. With `rowWorkers` > 1 (many tiles) or a
+/// single worker, each of the `rowWorkers` takes a contiguous range of tile rows and runs input
+/// transform, GEMMs and output transform on its own `perWorker` floats of scratch, `chunkRows` at a
+/// time; otherwise (few tiles) the `workers` split the input channels (transform) and the output
+/// channels (GEMMs and transform back) of each chunk.
+func winogradSchedule(
+    positions: Int, tileRows: Int, tilesPerRow tw: Int, inChannels ic: Int, outChannels oc: Int,
+    rowBuffers: Int, chunkRows: Int, perWorker: Int, rowWorkers: Int, workers: Int,
+    scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
+    input: (_ v: UnsafeMutablePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) -> Void,
+    gemms: (_ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ tiles: Int, _ o0: Int, _ o1: Int) -> Void,
+    output: (_ m: UnsafePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ o0: Int, _ o1: Int) -> Void
+) {
+    if rowWorkers > 1 || workers <= 1 {
+        parallelSlices(tileRows, workers: rowWorkers) { worker, slice in
             let v = scratch + worker * perWorker
-            let m = v + 16 * ic * chunkTiles
-            let rowbuf = m + 16 * oc * chunkTiles
+            let m = v + positions * ic * chunkRows * tw
+            let rowbuf = m + positions * oc * chunkRows * tw
             var r0 = slice.lowerBound
             while r0 < slice.upperBound {
                 let r1 = min(slice.upperBound, r0 + chunkRows)
-                inputTransform(v, rowbuf, r0, r1, 0, ic)
+                input(v, rowbuf, r0, r1, 0, ic)
                 gemms(v, m, (r1 - r0) * tw, 0, oc)
-                outputTransform(m, rowbuf, r0, r1, 0, oc)
+                output(m, rowbuf, r0, r1, 0, oc)
                 r0 = r1
             }
         }
     } else {
-        // few tiles: workers split input channels (transform) and output channels (GEMM + back)
-        let chunkR = max(1, min(tileRows, (scratchCount - workers * rowBuffers) / max(1, 16 * (ic + oc) * tw)))
-        let v = scratch, m = scratch + 16 * ic * chunkR * tw
-        let rowBase = scratch + 16 * (ic + oc) * chunkR * tw
+        let chunkR = max(1, min(tileRows, (scratchCount - workers * rowBuffers) / max(1, positions * (ic + oc) * tw)))
+        let v = scratch, m = scratch + positions * ic * chunkR * tw
+        let rowBase = scratch + positions * (ic + oc) * chunkR * tw
         var r0 = 0
         while r0 < tileRows {
             let r1 = min(tileRows, r0 + chunkR)
-            parallelSlices(ic, workers: workers) { wi, cs in inputTransform(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
+            parallelSlices(ic, workers: workers) { wi, cs in input(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
             parallelSlices(oc, workers: workers) { wi, os in
                 gemms(v, m, (r1 - r0) * tw, os.lowerBound, os.upperBound)
-                outputTransform(m, rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
+                output(m, rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
             }
             r0 = r1
         }

@@ -192,36 +192,10 @@ public func conv3x3Winograd4Forward(
         }
     }
 
-    if wk > 1 || workers <= 1 {
-        parallelSlices(tileRows, workers: wk) { worker, slice in
-            let v = scratch + worker * perWorker
-            let m = v + 36 * ic * chunkRows * tw
-            let rowbuf = m + 36 * oc * chunkRows * tw
-            var r0 = slice.lowerBound
-            while r0 < slice.upperBound {
-                let r1 = min(slice.upperBound, r0 + chunkRows)
-                inputTransform(v, rowbuf, r0, r1, 0, ic)
-                gemms(v, m, (r1 - r0) * tw, 0, oc)
-                outputTransform(m, rowbuf, r0, r1, 0, oc)
-                r0 = r1
-            }
-        }
-    } else {
-        // few tiles: workers split input channels (transform) and output channels (GEMM + back)
-        let chunkR = max(1, min(tileRows, (scratchCount - workers * rowBuffers) / max(1, 36 * (ic + oc) * tw)))
-        let v = scratch, m = scratch + 36 * ic * chunkR * tw
-        let rowBase = scratch + 36 * (ic + oc) * chunkR * tw
-        var r0 = 0
-        while r0 < tileRows {
-            let r1 = min(tileRows, r0 + chunkR)
-            parallelSlices(ic, workers: workers) { wi, cs in inputTransform(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
-            parallelSlices(oc, workers: workers) { wi, os in
-                gemms(v, m, (r1 - r0) * tw, os.lowerBound, os.upperBound)
-                outputTransform(m, rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
-            }
-            r0 = r1
-        }
-    }
+    winogradSchedule(positions: 36, tileRows: tileRows, tilesPerRow: tw, inChannels: ic, outChannels: oc,
+                     rowBuffers: rowBuffers, chunkRows: chunkRows, perWorker: perWorker, rowWorkers: wk,
+                     workers: workers, scratch: scratch, scratchCount: scratchCount,
+                     input: inputTransform, gemms: gemms, output: outputTransform)
 }
 
 /// y = act(y + residual) over a row of `count` floats.

@@ -278,14 +278,14 @@ enum PillowResample {
         }
     }
 
-    /// One output column of a transposed block: the sum over `pairs` tap pairs of source columns
-    /// (`col[6j]`, `col[6j+3]`: consecutive pixels of one channel) weighted by `w[2j]`, `w[2j+1]`, clipped.
-    @inline(__always)
-    static func weightedColumns(_ col: UnsafePointer<SIMD16<UInt8>>, _ w: UnsafePointer<SIMD8<Int16>>, pairs: Int) -> SIMD16<UInt8> {
-        var a0 = SIMD4<Int32>(repeating: half), a1 = a0, a2 = a0, a3 = a0
-        for j in 0..<pairs {
-            let va = col[6 * j], vb = col[6 * j + 3]
-            let lo = w[2 * j], hi = w[2 * j + 1]
+    /// Sums for 16 output bytes, starting at the rounding half: `add` weighs two 16-byte vectors (two taps
+    /// of 16 outputs) by their split weights (`lo`, `hi`: see `madd`).
+    struct PairSums {
+        var a0 = SIMD4<Int32>(repeating: half), a1 = SIMD4<Int32>(repeating: half)
+        var a2 = SIMD4<Int32>(repeating: half), a3 = SIMD4<Int32>(repeating: half)
+
+        @inline(__always)
+        mutating func add(_ va: SIMD16<UInt8>, _ vb: SIMD16<UInt8>, _ lo: SIMD8<Int16>, _ hi: SIMD8<Int16>) {
             let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
             let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
             let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
@@ -295,7 +295,20 @@ enum PillowResample {
             a2 &+= madd(x2, lo) &+ madd(y2, hi)
             a3 &+= madd(x3, lo) &+ madd(y3, hi)
         }
-        return SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)), highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
+
+        /// The sums shifted back by the weights' precision and clipped to bytes.
+        var clipped: SIMD16<UInt8> {
+            SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)), highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
+        }
+    }
+
+    /// One output column of a transposed block: the sum over `pairs` tap pairs of source columns
+    /// (`col[6j]`, `col[6j+3]`: consecutive pixels of one channel) weighted by `w[2j]`, `w[2j+1]`, clipped.
+    @inline(__always)
+    static func weightedColumns(_ col: UnsafePointer<SIMD16<UInt8>>, _ w: UnsafePointer<SIMD8<Int16>>, pairs: Int) -> SIMD16<UInt8> {
+        var acc = PairSums()
+        for j in 0..<pairs { acc.add(col[6 * j], col[6 * j + 3], w[2 * j], w[2 * j + 1]) }
+        return acc.clipped
     }
 
     /// Transposes a 16x16 byte matrix: row `i` is read at `rows[i] + offset`, column `i` is written at
@@ -408,21 +421,12 @@ enum PillowResample {
     /// weighted by `w[2j]`, `w[2j+1]`, clipped.
     @inline(__always)
     static func weightedRows(_ rows: UnsafePointer<UnsafePointer<UInt8>>, _ i: Int, _ w: UnsafePointer<SIMD8<Int16>>, pairs: Int) -> SIMD16<UInt8> {
-        var a0 = SIMD4<Int32>(repeating: half), a1 = a0, a2 = a0, a3 = a0
+        var acc = PairSums()
         for j in 0..<pairs {
-            let va = UnsafeRawPointer(rows[2 * j] + i).loadUnaligned(as: SIMD16<UInt8>.self)
-            let vb = UnsafeRawPointer(rows[2 * j + 1] + i).loadUnaligned(as: SIMD16<UInt8>.self)
-            let lo = w[2 * j], hi = w[2 * j + 1]
-            let (x0, y0) = tapPairs(va.lowHalf.lowHalf, vb.lowHalf.lowHalf)
-            let (x1, y1) = tapPairs(va.lowHalf.highHalf, vb.lowHalf.highHalf)
-            let (x2, y2) = tapPairs(va.highHalf.lowHalf, vb.highHalf.lowHalf)
-            let (x3, y3) = tapPairs(va.highHalf.highHalf, vb.highHalf.highHalf)
-            a0 &+= madd(x0, lo) &+ madd(y0, hi)
-            a1 &+= madd(x1, lo) &+ madd(y1, hi)
-            a2 &+= madd(x2, lo) &+ madd(y2, hi)
-            a3 &+= madd(x3, lo) &+ madd(y3, hi)
+            acc.add(UnsafeRawPointer(rows[2 * j] + i).loadUnaligned(as: SIMD16<UInt8>.self),
+                    UnsafeRawPointer(rows[2 * j + 1] + i).loadUnaligned(as: SIMD16<UInt8>.self), w[2 * j], w[2 * j + 1])
         }
-        return SIMD16(lowHalf: SIMD8(lowHalf: clip8(a0), highHalf: clip8(a1)), highHalf: SIMD8(lowHalf: clip8(a2), highHalf: clip8(a3)))
+        return acc.clipped
     }
 
     @inline(__always)
