@@ -294,16 +294,6 @@ public func depthwiseBackwardScratchCount(height h: Int, width w: Int) -> Int {
     return 3 * (h + 3) * pw
 }
 
-@inline(__always)
-private func ld8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func st8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
 /// Backward of a depthwise 3x3 convolution (padding 1, stride 1 or 2, no bias), CNHW:
 ///   gradWeight[c][ky][kx] += sum_{n,oy,ox} dY[c][n][oy][ox] * x[c][n][oy*s-1+ky][ox*s-1+kx]
 ///   gradInput[c][n][iy][ix] += sum of weight[c][ky][kx] * dY over the taps that read (iy, ix).

@@ -369,11 +369,6 @@ func splitPaddedRow(_ src: UnsafePointer<Float>, count w: Int, even e: UnsafeMut
 }
 
 @inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
 private func depthwiseRowsStride2(
     dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, half: Int, oh: Int, ow: Int,
     k: UnsafePointer<Float>, b: Float, act: Activation
@@ -389,12 +384,12 @@ private func depthwiseRowsStride2(
         let o = dst + oy * ow
         var x = 0
         while x < ow {
-            var v = bv + k0 * load8(e0 + x)
-            var u = k1 * load8(o0 + x)
-            v += k2 * load8(e0 + x + 1); u += k3 * load8(e1 + x)
-            v += k4 * load8(o1 + x); u += k5 * load8(e1 + x + 1)
-            v += k6 * load8(e2 + x); u += k7 * load8(o2 + x)
-            v += k8 * load8(e2 + x + 1)
+            var v = bv + k0 * ld8(e0 + x)
+            var u = k1 * ld8(o0 + x)
+            v += k2 * ld8(e0 + x + 1); u += k3 * ld8(e1 + x)
+            v += k4 * ld8(o1 + x); u += k5 * ld8(e1 + x + 1)
+            v += k6 * ld8(e2 + x); u += k7 * ld8(o2 + x)
+            v += k8 * ld8(e2 + x + 1)
             v += u
             switch act {
             case .none: break
@@ -428,12 +423,12 @@ private func depthwiseRowsStride1(
         let o = dst + oy * ow
         var x = 0
         while x < ow {
-            var v = bv + k0 * load8(r0 + x)
-            var u = k1 * load8(r0 + x + 1)
-            v += k2 * load8(r0 + x + 2); u += k3 * load8(r1 + x)
-            v += k4 * load8(r1 + x + 1); u += k5 * load8(r1 + x + 2)
-            v += k6 * load8(r2 + x); u += k7 * load8(r2 + x + 1)
-            v += k8 * load8(r2 + x + 2)
+            var v = bv + k0 * ld8(r0 + x)
+            var u = k1 * ld8(r0 + x + 1)
+            v += k2 * ld8(r0 + x + 2); u += k3 * ld8(r1 + x)
+            v += k4 * ld8(r1 + x + 1); u += k5 * ld8(r1 + x + 2)
+            v += k6 * ld8(r2 + x); u += k7 * ld8(r2 + x + 1)
+            v += k8 * ld8(r2 + x + 2)
             v += u
             switch act {
             case .none: break
