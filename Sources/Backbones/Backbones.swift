@@ -86,7 +86,8 @@ public struct ForwardOptions: Sendable {
     public var outputChunkFloats: Int = 1 << 17
     /// Use Winograd for 3x3 / stride-1 convolutions (ResNet-18).
     public var winograd = true
-    /// Use F(4x4, 3x3) where the network built it (ResNet-18's layers 1-3); false: F(2x2, 3x3) everywhere.
+    /// Build and use F(4x4, 3x3) on ResNet-18's layers 1-3 (read when the network is built); false:
+    /// F(2x2, 3x3) everywhere.
     public var largeWinogradTiles = true
     /// Winograd tiles split between workers when each gets at least this many; else output channels are split.
     public var minTilesPerWorker: Int = 32
@@ -102,9 +103,9 @@ public struct ForwardOptions: Sendable {
 /// Which Winograd algorithm a 3x3 / stride-1 convolution is prepared for.
 enum WinogradVariant {
     case none
-    /// F(2x2, 3x3) only.
+    /// F(2x2, 3x3).
     case f2
-    /// F(4x4, 3x3), and F(2x2, 3x3) for comparison (`ForwardOptions.largeWinogradTiles`).
+    /// F(4x4, 3x3).
     case f4
 }
 
@@ -114,9 +115,9 @@ final class FoldedConv: @unchecked Sendable {
     let weight: UnsafeMutablePointer<Float>
     let bias: UnsafeMutablePointer<Float>
     let activation: Activation
-    /// Winograd F(2x2, 3x3) weights [16][OC][IC] for 3x3 / stride 1 / pad 1 convolutions, when enabled.
+    /// Winograd F(2x2, 3x3) weights [16][OC][IC] of a 3x3 / stride 1 / pad 1 convolution prepared for it.
     let winograd: UnsafeMutablePointer<Float>?
-    /// Winograd F(4x4, 3x3) weights [36][OC][IC], when prepared.
+    /// Winograd F(4x4, 3x3) weights [36][OC][IC] of one prepared for it.
     let winograd4: UnsafeMutablePointer<Float>?
 
     init(_ src: TensorSource, conv: String, bn: String, _ g: ConvGeometry, _ act: Activation, model: String,
@@ -141,13 +142,9 @@ final class FoldedConv: @unchecked Sendable {
             p.initialize(from: u, count: u.count)
             return p
         }
-        if variant != .none && g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1 {
-            winograd = copy(winogradTransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels))
-            winograd4 = variant == .f4 ? copy(winograd4TransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)) : nil
-        } else {
-            winograd = nil
-            winograd4 = nil
-        }
+        let eligible = g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1
+        winograd = eligible && variant == .f2 ? copy(winogradTransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)) : nil
+        winograd4 = eligible && variant == .f4 ? copy(winograd4TransformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)) : nil
     }
 
     deinit {
@@ -207,7 +204,7 @@ final class Workspace {
              residual: UnsafePointer<Float>? = nil, options: ForwardOptions) -> (Int, Int) {
         let g = conv.geometry
         let (oh, ow) = g.outputSize(height: h, width: w)
-        if let u = conv.winograd4, layout == nil, options.winograd, options.largeWinogradTiles {
+        if let u = conv.winograd4, layout == nil, options.winograd {
             setThreads(1)
             conv3x3Winograd4Forward(output: output, input: input, batch: n, inChannels: g.inChannels, outChannels: g.outChannels,
                                     height: h, width: w, u: u, bias: conv.bias, residual: residual, activation: conv.activation,

@@ -38,7 +38,7 @@ public final class ResNet18: Backbone, @unchecked Sendable {
                 let stride = (li > 0 && bi == 0) ? 2 : 1
                 // F(4x4, 3x3) on layers 1-3 (56, 28 and 14 pixel maps at 224); on layer4's 7x7 maps 4x4 tiles
                 // would waste 30%, so it keeps F(2x2, 3x3).
-                let variant: WinogradVariant = li < 3 ? .f4 : .f2
+                let variant: WinogradVariant = li < 3 && options.largeWinogradTiles ? .f4 : .f2
                 let c1 = try FoldedConv(src, conv: p + ".conv1", bn: p + ".bn1",
                                         ConvGeometry(inChannels: inC, outChannels: outC, kernel: 3, stride: stride, padding: 1), .relu, model: model,
                                         winograd: variant)

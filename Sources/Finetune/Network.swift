@@ -89,8 +89,9 @@ public final class TrainableNetwork: @unchecked Sendable {
     public var momentum: Float = 0.1
     /// When true, `forward`/`backward` accumulate seconds per layer kind in `profile`.
     public var profiling = false
-    /// 3x3 / stride-1 convolutions (ResNet-18's) by Winograd F(2x2, 3x3), forward and input gradient;
-    /// false: im2col + GEMM for everything (for comparisons).
+    /// 3x3 / stride-1 convolutions (ResNet-18's) by Winograd F(2x2, 3x3) where it pays
+    /// (`winogradPays`): forward, input gradient and weight gradient; false: im2col + GEMM for
+    /// everything (for comparisons).
     public var winograd = true
     /// Seconds per "forward conv 3x3", "backward bn", ... (when `profiling`).
     public var profile: [String: Double] = [:]

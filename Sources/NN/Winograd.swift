@@ -1,10 +1,12 @@
-// Winograd F(2x2, 3x3) convolution forward for 3x3, stride 1, padding 1, ungrouped convolutions
-// (most of ResNet-18's work): 16 multiplies per 2x2 output tile and channel pair instead of 36.
-//   U = G g G^T (weights, once at load), V = B^T d B (4x4 input patches), M = U . V per position
+// Winograd F(2x2, 3x3) for 3x3, stride 1, padding 1, ungrouped convolutions (most of ResNet-18's
+// work): 16 multiplies per 2x2 output tile and channel pair instead of 36.
+//   U = G g G^T (weights), V = B^T d B (4x4 input patches), M = U . V per position
 //   (16 GEMMs: M[xi] (OC x tiles) = U[xi] (OC x IC) * V[xi] (IC x tiles)), Y = A^T M A (2x2).
-// Activations are CNHW (see Layers.swift). Tiles are processed in cache-sized chunks, the bias/
-// residual/activation epilogue fused into the output transform. Round-off stays at float32 level
-// (the transforms only add, subtract and halve).
+// Training uses all three passes: the forward, the input gradient (the same forward with U read
+// flipped and transposed) and the weight gradient (dU = sum over tiles of (A dY A^T) V^T, then
+// G^T dU G). Activations are CNHW (see Layers.swift). Tiles are processed in cache-sized chunks, the
+// bias/residual/activation epilogue fused into the output transform. Round-off stays at float32
+// level (the transforms only add, subtract and halve). Winograd4.swift has F(4x4, 3x3) for inference.
 
 /// Transformed weights [16][OC][IC] from PyTorch's [OC][IC][3][3].
 public func winogradTransformWeights(_ g: UnsafePointer<Float>, outChannels oc: Int, inChannels ic: Int) -> [Float] {

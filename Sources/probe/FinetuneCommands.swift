@@ -103,16 +103,17 @@ let benchFinetuneCommand = Command(
         let batch = try args.int("--batch", default: 4, range: 1...1024)
         let steps = try args.int("--steps", default: 20, range: 1...100_000)
         print(FinetuneBenchmarkRow.header)
+        let variants = args.flag("--im2col") ? [true, false] : [true]
         for a in FinetuneArchitecture.allCases where only == nil || only == a {
-          for winograd in args.flag("--im2col") ? [true, false] : [true] {
-            let row = try runFinetuneBenchmark(architecture: a, root: dir, weightsPath: args.string("--weights"), batch: batch, steps: steps,
-                                               profile: args.flag("--profile"), winograd: winograd)
-            print(row.line + (winograd ? "" : "   (im2col)"))
-            for (k, v) in row.profile.sorted(by: { $0.value > $1.value }) {
-                print(String(format: "    %-22@ %8.1f ms/step", k as NSString, v * 1000 / Double(max(1, row.steps))))
+            for winograd in variants {
+                let row = try runFinetuneBenchmark(architecture: a, root: dir, weightsPath: args.string("--weights"), batch: batch,
+                                                   steps: steps, profile: args.flag("--profile"), winograd: winograd)
+                print(row.line + (winograd ? "" : "   (im2col)"))
+                for (k, v) in row.profile.sorted(by: { $0.value > $1.value }) {
+                    print(String(format: "    %-22@ %8.1f ms/step", k as NSString, v * 1000 / Double(max(1, row.steps))))
+                }
+                fflush(nil)
             }
-            fflush(nil)
-          }
         }
         return 0
     }
