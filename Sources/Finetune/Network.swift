@@ -677,22 +677,23 @@ public final class TrainableNetwork: @unchecked Sendable {
         setBLASThreads(1)
         let wk = workers
         gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        var touched = [Bool](repeating: false, count: tensors.count)
         parameters.withUnsafeMutableBufferPointer { pp in
             gradients.withUnsafeMutableBufferPointer { gp in
                 let P = pp.baseAddress!, GP = gp.baseAddress!
                 for i in stride(from: ops.count - 1, through: 0, by: -1) {
                     let t0 = tick()
                     defer { tock(t0, "backward", ops[i]) }
-                    for t in gradBorn[i] { G(t)!.update(repeating: 0, count: n * tensors[t].per) }
-                    defer { for x in ops[i].inputs { touched[x] = true } }
+                    // A gradient born here (its first writer in backward order) is either overwritten by a
+                    // kernel told so (`fresh`) or zeroed first for the kernels that only accumulate.
+                    func fresh(_ t: Int) -> Bool { gradBorn[i].contains(t) }
+                    func zeroIfFresh(_ t: Int) { if fresh(t) { G(t)!.update(repeating: 0, count: n * tensors[t].per) } }
                     switch ops[i] {
                     case .conv(let x, let y, let g, let w):
                         let t = tensors[x]
                         if g.groups > 1 {
                             depthwiseConv3x3Backward(gradOutput: G(y)!, input: A(x), channels: g.inChannels, batch: n, height: t.h, width: t.w,
                                                      stride: g.stride, weight: P + w, gradWeight: GP + w, gradInput: G(x),
-                                                     scratch: scratch, workers: wk)
+                                                     accumulateInput: !fresh(x), scratch: scratch, workers: wk)
                         } else {
                             let layout: PlaneLayout = x == 0 ? .nchw(channels: t.c, height: t.h, width: t.w) : .cnhw(batch: n, height: t.h, width: t.w)
                             if winogradMade[i] {
@@ -712,15 +713,16 @@ public final class TrainableNetwork: @unchecked Sendable {
                                     // accumulating reads gX as the residual of its own output
                                     conv3x3WinogradForward(output: gx, input: G(y)!, batch: n, inChannels: g.outChannels, outChannels: g.inChannels,
                                                            height: t.h, width: t.w, u: winogradWeights + off, flippedTransposed: true,
-                                                           bias: nil, residual: touched[x] ? UnsafePointer(gx) : nil, activation: .none,
+                                                           bias: nil, residual: fresh(x) ? nil : UnsafePointer(gx), activation: .none,
                                                            scratch: scratch, scratchCount: scratchCount, workers: wk)
                                 } else if canBackpropInputByForward(g) {
                                     conv2dBackwardInputByForward(gradOutput: G(y)!, batch: n, height: t.h, width: t.w, geometry: g,
-                                                                 weight: P + w, weightT: weightT, gradInput: gx, accumulate: touched[x],
+                                                                 weight: P + w, weightT: weightT, gradInput: gx, accumulate: !fresh(x),
                                                                  temp: temp, scratch: scratch, scratchCount: scratchCount, workers: wk)
                                 } else {
                                     conv2dBackwardInput(gradOutput: G(y)!, layout: layout, batch: n, height: t.h, width: t.w, geometry: g,
-                                                        weight: P + w, gradInput: gx, scratch: scratch, scratchCount: scratchCount, workers: wk)
+                                                        weight: P + w, gradInput: gx, accumulate: !fresh(x),
+                                                        scratch: scratch, scratchCount: scratchCount, workers: wk)
                                 }
                             }
                         }
@@ -729,17 +731,22 @@ public final class TrainableNetwork: @unchecked Sendable {
                         batchNormTrainBackward(gradOutput: G(y)!, output: A(y), input: A(x), channels: c, count: m, gamma: P + p,
                                                saveMean: save + s, saveInvStd: save + s + c, activation: a,
                                                gradInput: G(x), gradResidual: res.flatMap { G($0) },
-                                               gradGamma: GP + p, gradBeta: GP + p + c, workers: wk)
+                                               gradGamma: GP + p, gradBeta: GP + p + c,
+                                               accumulateInput: !fresh(x), accumulateResidual: res.map { !fresh($0) } ?? true, workers: wk)
                     case .maxpool(let x, let y, let am):
                         let tx = tensors[x], ty = tensors[y]
+                        zeroIfFresh(x)
                         maxPool2dBackward(gradInput: G(x)!, gradOutput: G(y)!, argmax: argmax + am * maxBatch, planes: tx.c * n,
                                           inputHW: tx.h * tx.w, outputHW: ty.h * ty.w, workers: wk)
                     case .gap(let x, let y):
                         let t = tensors[x]
+                        zeroIfFresh(x)
                         globalAvgPoolBackward(gradInput: G(x)!, gradOutput: G(y)!, channels: t.c, batch: n, hw: t.h * t.w)
                     case .dropout(let x, let y):
+                        zeroIfFresh(x)
                         dropoutBackward(gradInput: G(x)!, gradOutput: G(y)!, mask: mask, count: n * tensors[x].c)
                     case .linear(let x, let y, let w, let b, let inF, let o):
+                        zeroIfFresh(x)
                         linearBackward(gradOutput: G(y)!, input: A(x), weight: P + w, batch: n, inFeatures: inF, outFeatures: o,
                                        gradWeight: GP + w, gradBias: GP + b, gradInput: G(x))
                     }

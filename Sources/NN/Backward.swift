@@ -8,7 +8,9 @@ import Foundation
 //
 // Conventions of every backward here:
 // - gradients are ACCUMULATED (+=) into gradInput / gradWeight / gradBias, so a tensor used by
-//   several layers (residual connections) sums its gradients; callers zero a gradient once;
+//   several layers (residual connections) sums its gradients; callers zero a gradient once, or,
+//   where a kernel takes `accumulate...: false`, let its first writer overwrite it (the memory need
+//   not be zeroed: every value is written);
 // - BLAS runs single-threaded (`setBLASThreads(1)`); the kernels split work between `workers`
 //   themselves, along disjoint output blocks, so results do not depend on timing.
 
@@ -187,7 +189,7 @@ public func conv2dBackwardWeight(
 public func conv2dBackwardInput(
     gradOutput dy: UnsafePointer<Float>, layout: PlaneLayout,
     batch n: Int, height h: Int, width w: Int, geometry g: ConvGeometry,
-    weight: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
+    weight: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>, accumulate: Bool = true,
     scratch: UnsafeMutablePointer<Float>?, scratchCount: Int, workers: Int = 1
 ) {
     precondition(g.groups == 1, "conv2dBackwardInput handles groups == 1; use depthwiseConv3x3Backward")
@@ -198,9 +200,10 @@ public func conv2dBackwardInput(
     let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
     if direct {
         parallelSgemm(transA: true, m: g.inChannels, n: cols, k: oc, a: weight, lda: g.inChannels, b: dy, ldb: cols,
-                      beta: 1, c: gradInput, ldc: cols, workers: workers)
+                      beta: accumulate ? 1 : 0, c: gradInput, ldc: cols, workers: workers)
         return
     }
+    if !accumulate { gradInput.update(repeating: 0, count: n * g.inChannels * h * w) }
     guard let scratch else { preconditionFailure("conv2dBackwardInput needs scratch for a non-pointwise convolution") }
     let chunk = max(1, min(cols, scratchCount / max(1, kAll)))
     let box = UncheckedSendable((scratch, gradInput))
@@ -304,7 +307,7 @@ public func depthwiseConv3x3Backward(
     gradOutput dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
     channels c: Int, batch n: Int, height h: Int, width w: Int, stride: Int,
     weight: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
-    scratch: UnsafeMutablePointer<Float>, workers: Int = 1
+    accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>, workers: Int = 1
 ) {
     let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
     let pw = w + 24
@@ -363,9 +366,9 @@ public func depthwiseConv3x3Backward(
                                 v += f3 * ld8(q1 + x) + f4 * ld8(q1 + x + 1) + f5 * ld8(q1 + x + 2)
                                 v += f6 * ld8(q2 + x) + f7 * ld8(q2 + x + 1) + f8 * ld8(q2 + x + 2)
                                 if x + 8 <= w {
-                                    st8(o + x, ld8(o + x) + v)
+                                    st8(o + x, accumulateInput ? ld8(o + x) + v : v)
                                 } else {
-                                    for t in 0..<(w - x) { o[x + t] += v[t] }
+                                    for t in 0..<(w - x) { o[x + t] = accumulateInput ? o[x + t] + v[t] : v[t] }
                                 }
                                 x += 8
                             }
@@ -433,15 +436,19 @@ public func depthwiseConv3x3Backward(
                     let dst = gi + plane * h * w
                     for y in 0..<h {
                         let e = dpad + (y + 1) * pw, o = e + half, drow = dst + y * w
-                        var x = 0
-                        while x + 1 < w { drow[x] += o[x / 2]; drow[x + 1] += e[x / 2 + 1]; x += 2 }
-                        if x < w { drow[x] += o[x / 2] }
+                        if accumulateInput {
+                            var x = 0
+                            while x + 1 < w { drow[x] += o[x / 2]; drow[x + 1] += e[x / 2 + 1]; x += 2 }
+                            if x < w { drow[x] += o[x / 2] }
+                        } else {
+                            splitPaddedRowInverse(into: drow, count: w, even: e, odd: o)
+                        }
                     }
                 } else if stride != 1, let gi = gradInput {
                     let dst = gi + plane * h * w
                     for y in 0..<h {
                         let srow = dpad + (y + 1) * pw + 1, drow = dst + y * w
-                        for x in 0..<w { drow[x] += srow[x] }
+                        if accumulateInput { for x in 0..<w { drow[x] += srow[x] } } else { drow.update(from: srow, count: w) }
                     }
                 }
             }
@@ -582,7 +589,8 @@ public func batchNormTrainBackward(
     channels c: Int, count m: Int, gamma: UnsafePointer<Float>,
     saveMean: UnsafePointer<Float>, saveInvStd: UnsafePointer<Float>, activation: Activation,
     gradInput: UnsafeMutablePointer<Float>?, gradResidual: UnsafeMutablePointer<Float>?,
-    gradGamma: UnsafeMutablePointer<Float>, gradBeta: UnsafeMutablePointer<Float>, workers: Int = 1
+    gradGamma: UnsafeMutablePointer<Float>, gradBeta: UnsafeMutablePointer<Float>,
+    accumulateInput: Bool = true, accumulateResidual: Bool = true, workers: Int = 1
 ) {
     let box = UncheckedSendable((dy, y, x, gamma, saveMean, saveInvStd, gradInput, gradResidual, gradGamma, gradBeta))
     parallelSlices(c, workers: workers) { _, chans in
@@ -624,17 +632,17 @@ public func batchNormTrainBackward(
             i = 0
             while i + 8 <= m {
                 let dz = maskedGrad8(ld8(g + i), ld8(yo + i), activation)
-                if let gr = gradResidual { st8(gr + off + i, ld8(gr + off + i) + dz) }
+                if let gr = gradResidual { st8(gr + off + i, accumulateResidual ? ld8(gr + off + i) + dz : dz) }
                 if let gi = gradInput {
                     let d = kv * (dz - mdz - (ld8(xi + i) - mv) * cv)
-                    st8(gi + off + i, ld8(gi + off + i) + d)
+                    st8(gi + off + i, accumulateInput ? ld8(gi + off + i) + d : d)
                 }
                 i += 8
             }
             while i < m {
                 let dz = maskedGrad(g[i], yo[i], activation)
-                gradResidual?[off + i] += dz
-                if let gi = gradInput { gi[off + i] += k * (dz - meanDz - (xi[i] - mean) * coef) }
+                if let gr = gradResidual { gr[off + i] = (accumulateResidual ? gr[off + i] : 0) + dz }
+                if let gi = gradInput { gi[off + i] = (accumulateInput ? gi[off + i] : 0) + k * (dz - meanDz - (xi[i] - mean) * coef) }
                 i += 1
             }
         }

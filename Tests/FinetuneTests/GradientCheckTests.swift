@@ -231,6 +231,49 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
         #expect(relErr(g, numericGradient(x, h: 1e-6) { dot(r, ref($0)) }) < 1e-6)
     }
 
+    /// `accumulate...: false` overwrites: the same gradient as accumulating into zeros, whatever the
+    /// memory held before (NaN here).
+    @Test func firstWriterOverwrites() {
+        var rng = LCG(s: 91)
+        let n = 2, c = 3, h = 9, w = 10
+        let x = f32(rng.array(n * c * h * w)), wt = f32(rng.array(c * 9))
+        var scratch = [Float](repeating: 0, count: 2 * depthwiseBackwardScratchCount(height: h, width: w))
+        for stride in [1, 2] {
+            let oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1
+            let dy = f32(rng.array(n * c * oh * ow))
+            var gwA = [Float](repeating: 0, count: c * 9), gwB = gwA
+            var zeros = [Float](repeating: 0, count: x.count), nans = [Float](repeating: .nan, count: x.count)
+            depthwiseConv3x3Backward(gradOutput: dy, input: x, channels: c, batch: n, height: h, width: w, stride: stride, weight: wt,
+                                     gradWeight: &gwA, gradInput: &zeros, scratch: &scratch, workers: 2)
+            depthwiseConv3x3Backward(gradOutput: dy, input: x, channels: c, batch: n, height: h, width: w, stride: stride, weight: wt,
+                                     gradWeight: &gwB, gradInput: &nans, accumulateInput: false, scratch: &scratch, workers: 2)
+            #expect(zeros == nans && gwA == gwB, "depthwise stride \(stride)")
+        }
+        let m = n * h * w
+        let dy = f32(rng.array(c * m)), y = f32(rng.array(c * m)), gamma = f32(rng.array(c))
+        let mean = [Float](repeating: 0.1, count: c), invstd = [Float](repeating: 1.3, count: c)
+        var gi = [Float](repeating: 0, count: c * m), gr = gi, gi2 = [Float](repeating: .nan, count: c * m), gr2 = gi2
+        var gg = [Float](repeating: 0, count: c), gb = gg, gg2 = gg, gb2 = gg
+        batchNormTrainBackward(gradOutput: dy, output: y, input: x, channels: c, count: m, gamma: gamma, saveMean: mean, saveInvStd: invstd,
+                               activation: .relu, gradInput: &gi, gradResidual: &gr, gradGamma: &gg, gradBeta: &gb, workers: 2)
+        batchNormTrainBackward(gradOutput: dy, output: y, input: x, channels: c, count: m, gamma: gamma, saveMean: mean, saveInvStd: invstd,
+                               activation: .relu, gradInput: &gi2, gradResidual: &gr2, gradGamma: &gg2, gradBeta: &gb2,
+                               accumulateInput: false, accumulateResidual: false, workers: 2)
+        #expect(gi == gi2 && gr == gr2 && gg == gg2 && gb == gb2)
+        for g in [ConvGeometry(inChannels: c, outChannels: 4, kernel: 1), ConvGeometry(inChannels: c, outChannels: 4, kernel: 3, stride: 2, padding: 1)] {
+            let (oh, ow) = g.outputSize(height: h, width: w)
+            let dyc = f32(rng.array(4 * n * oh * ow)), wc = f32(rng.array(g.weightCount))
+            var a = [Float](repeating: 0, count: x.count), b = [Float](repeating: .nan, count: x.count)
+            var sc = [Float](repeating: 0, count: 1 << 14)
+            let layout = PlaneLayout.cnhw(batch: n, height: h, width: w)
+            conv2dBackwardInput(gradOutput: dyc, layout: layout, batch: n, height: h, width: w, geometry: g, weight: wc, gradInput: &a,
+                                scratch: &sc, scratchCount: sc.count, workers: 2)
+            conv2dBackwardInput(gradOutput: dyc, layout: layout, batch: n, height: h, width: w, geometry: g, weight: wc, gradInput: &b,
+                                accumulate: false, scratch: &sc, scratchCount: sc.count, workers: 2)
+            #expect(a == b, "\(g)")
+        }
+    }
+
     /// Ties (ReLU zeros, repeated values) and NaNs: the argmax is PyTorch's scan (`v > max || isnan(v)`,
     /// first maximum wins, the last NaN wins), and a window with a NaN gives NaN.
     @Test func maxPoolArgmaxTiesAndNaN() {
