@@ -554,27 +554,18 @@ func channelSquaredDeviation(_ x: UnsafePointer<Float>, _ m: Int, _ mean: Float)
 func affineActivation(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ m: Int, _ scale: Float, _ shift: Float,
                       _ residual: UnsafePointer<Float>?, _ act: Activation, center: Float = 0) {
     let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift), cv = SIMD8<Float>(repeating: center)
-    let zero = SIMD8<Float>.zero, six = SIMD8<Float>(repeating: 6)
     var i = 0
     while i + 8 <= m {
         var v = (ld8(x + i) - cv) * sv + bv
         if let r = residual { v += ld8(r + i) }
-        switch act {
-        case .none: break
-        case .relu: v = v.replacing(with: zero, where: v .< zero)
-        case .relu6: v = v.replacing(with: zero, where: v .< zero); v = v.replacing(with: six, where: v .> six)
-        }
+        v = activated(v, act)
         st8(y + i, v)
         i += 8
     }
     while i < m {
         var v = (x[i] - center) * scale + shift
         if let r = residual { v += r[i] }
-        switch act {
-        case .none: break
-        case .relu: v = max(v, 0)
-        case .relu6: v = min(max(v, 0), 6)
-        }
+        v = activated(v, act)
         y[i] = v
         i += 1
     }

@@ -386,7 +386,6 @@ private func depthwiseRowsStride2(
     let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
     let k6 = SIMD8<Float>(repeating: k[6]), k7 = SIMD8<Float>(repeating: k[7]), k8 = SIMD8<Float>(repeating: k[8])
     let bv = SIMD8<Float>(repeating: b)
-    let zero = SIMD8<Float>(repeating: 0), six = SIMD8<Float>(repeating: 6)
     for oy in 0..<oh {
         let e0 = UnsafePointer(pad + 2 * oy * pw), e1 = e0 + pw, e2 = e1 + pw
         let o0 = e0 + half, o1 = e1 + half, o2 = e2 + half
@@ -400,11 +399,7 @@ private func depthwiseRowsStride2(
             v += k6 * ld8(e2 + x); u += k7 * ld8(o2 + x)
             v += k8 * ld8(e2 + x + 1)
             v += u
-            switch act {
-            case .none: break
-            case .relu: v = v.replacing(with: zero, where: v .< zero)
-            case .relu6: v = v.replacing(with: zero, where: v .< zero); v = v.replacing(with: six, where: v .> six)
-            }
+            v = activated(v, act)
             if x + 8 <= ow {
                 UnsafeMutableRawPointer(o + x).storeBytes(of: v, as: SIMD8<Float>.self)
             } else {
@@ -424,7 +419,6 @@ private func depthwiseRowsStride1(
     let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
     let k6 = SIMD8<Float>(repeating: k[6]), k7 = SIMD8<Float>(repeating: k[7]), k8 = SIMD8<Float>(repeating: k[8])
     let bv = SIMD8<Float>(repeating: b)
-    let zero = SIMD8<Float>(repeating: 0), six = SIMD8<Float>(repeating: 6)
     // The padded row has 16 spare floats, so an 8-wide load at x <= ow - 1 + 2 stays inside the row;
     // the last vector may compute up to 7 extra outputs, which are not stored.
     for oy in 0..<oh {
@@ -439,11 +433,7 @@ private func depthwiseRowsStride1(
             v += k6 * ld8(r2 + x); u += k7 * ld8(r2 + x + 1)
             v += k8 * ld8(r2 + x + 2)
             v += u
-            switch act {
-            case .none: break
-            case .relu: v = v.replacing(with: zero, where: v .< zero)
-            case .relu6: v = v.replacing(with: zero, where: v .< zero); v = v.replacing(with: six, where: v .> six)
-            }
+            v = activated(v, act)
             if x + 8 <= ow {
                 UnsafeMutableRawPointer(o + x).storeBytes(of: v, as: SIMD8<Float>.self)
             } else {

@@ -1,4 +1,4 @@
-// Unaligned 8-float loads and stores for the kernels' SIMD loops.
+// Unaligned 8-float loads and stores, and the fused activations, for the kernels' SIMD loops.
 
 @inline(__always) func ld8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
@@ -10,4 +10,22 @@
 
 @inline(__always) func st8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// `act` applied to 8 values (ReLU: max(v, 0); ReLU6: min(max(v, 0), 6)).
+@inline(__always) func activated(_ v: SIMD8<Float>, _ act: Activation) -> SIMD8<Float> {
+    switch act {
+    case .none: return v
+    case .relu: return v.replacing(with: 0, where: v .< 0)
+    case .relu6: return v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6)
+    }
+}
+
+/// `act` applied to one value.
+@inline(__always) func activated(_ v: Float, _ act: Activation) -> Float {
+    switch act {
+    case .none: return v
+    case .relu: return max(v, 0)
+    case .relu6: return min(max(v, 0), 6)
+    }
 }

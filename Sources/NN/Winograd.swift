@@ -157,17 +157,14 @@ public func conv3x3WinogradForward(
     }
 
     func gemms(_ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ nc: Int, _ o0: Int, _ o1: Int) {
+        guard flippedTransposed else {
+            winogradGemms(positions: 16, u: u, inChannels: ic, outChannels: oc, v: v, m: m, tiles: nc, o0, o1)
+            return
+        }
         for xi in 0..<16 {
-            if flippedTransposed {
-                // U of the forward convolution, [16][ic][oc]: A[xi] = U[flipped(xi)]^T
-                sgemm(transA: true, m: o1 - o0, n: nc, k: ic,
-                      a: u + winogradFlippedPosition(xi) * ic * oc + o0, lda: oc,
-                      b: v + xi * ic * nc, ldb: nc,
-                      c: m + xi * oc * nc + o0 * nc, ldc: nc)
-                continue
-            }
-            sgemm(m: o1 - o0, n: nc, k: ic,
-                  a: u + (xi * oc + o0) * ic, lda: ic,
+            // U of the forward convolution, [16][ic][oc]: A[xi] = U[flipped(xi)]^T
+            sgemm(transA: true, m: o1 - o0, n: nc, k: ic,
+                  a: u + winogradFlippedPosition(xi) * ic * oc + o0, lda: oc,
                   b: v + xi * ic * nc, ldb: nc,
                   c: m + xi * oc * nc + o0 * nc, ldc: nc)
         }
@@ -177,6 +174,18 @@ public func conv3x3WinogradForward(
                      rowBuffers: rowBuffers, chunkRows: chunkRows, perWorker: perWorker, rowWorkers: wk,
                      workers: workers, scratch: scratch, scratchCount: scratchCount,
                      input: inputTransform, gemms: gemms, output: outputTransform)
+}
+
+/// The per-position products of a chunk of `nc` tiles: rows [o0, o1) of M[xi] = U[xi] (OC x IC) *
+/// V[xi] (IC x tiles), for each of the `positions` positions.
+func winogradGemms(positions: Int, u: UnsafePointer<Float>, inChannels ic: Int, outChannels oc: Int,
+                   v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, tiles nc: Int, _ o0: Int, _ o1: Int) {
+    for xi in 0..<positions {
+        sgemm(m: o1 - o0, n: nc, k: ic,
+              a: u + (xi * oc + o0) * ic, lda: ic,
+              b: v + xi * ic * nc, ldb: nc,
+              c: m + xi * oc * nc + o0 * nc, ldc: nc)
+    }
 }
 
 /// The chunked, parallel schedule of the Winograd forwards (`positions` = 16 for F(2x2, 3x3), 36 for

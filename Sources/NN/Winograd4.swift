@@ -184,12 +184,7 @@ public func conv3x3Winograd4Forward(
     }
 
     func gemms(_ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ nc: Int, _ o0: Int, _ o1: Int) {
-        for xi in 0..<36 {
-            sgemm(m: o1 - o0, n: nc, k: ic,
-                  a: u + (xi * oc + o0) * ic, lda: ic,
-                  b: v + xi * ic * nc, ldb: nc,
-                  c: m + xi * oc * nc + o0 * nc, ldc: nc)
-        }
+        winogradGemms(positions: 36, u: u, inChannels: ic, outChannels: oc, v: v, m: m, tiles: nc, o0, o1)
     }
 
     winogradSchedule(positions: 36, tileRows: tileRows, tilesPerRow: tw, inChannels: ic, outChannels: oc,
@@ -202,27 +197,18 @@ public func conv3x3Winograd4Forward(
 @inline(__always) private func epilogue(_ y: UnsafeMutablePointer<Float>, _ residual: UnsafePointer<Float>?, _ count: Int,
                                         _ activation: Activation) {
     if residual == nil && activation == .none { return }
-    let zero = SIMD8<Float>.zero, six = SIMD8<Float>(repeating: 6)
     var x = 0
     while x + 8 <= count {
         var v = ld8(y + x)
         if let residual { v += ld8(residual + x) }
-        switch activation {
-        case .none: break
-        case .relu: v = v.replacing(with: zero, where: v .< zero)
-        case .relu6: v = v.replacing(with: zero, where: v .< zero).replacing(with: six, where: v .> six)
-        }
+        v = activated(v, activation)
         st8(y + x, v)
         x += 8
     }
     while x < count {
         var t = y[x]
         if let residual { t += residual[x] }
-        switch activation {
-        case .none: break
-        case .relu: t = max(t, 0)
-        case .relu6: t = min(max(t, 0), 6)
-        }
+        t = activated(t, activation)
         y[x] = t
         x += 1
     }
