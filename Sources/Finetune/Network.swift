@@ -729,6 +729,7 @@ public final class TrainableNetwork: @unchecked Sendable {
                     case .bn(let x, let y, let res, let a, let p, _, let c, let s):
                         let m = n * tensors[x].h * tensors[x].w
                         batchNormTrainBackward(gradOutput: G(y)!, output: A(y), input: A(x), channels: c, count: m, gamma: P + p,
+                                               beta: res == nil ? UnsafePointer(P + p + c) : nil,
                                                saveMean: save + s, saveInvStd: save + s + c, activation: a,
                                                gradInput: G(x), gradResidual: res.flatMap { G($0) },
                                                gradGamma: GP + p, gradBeta: GP + p + c,

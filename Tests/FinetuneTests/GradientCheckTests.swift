@@ -183,6 +183,14 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
                                    activation: act, gradInput: &gx, gradResidual: residual ? grp.baseAddress! : nil,
                                    gradGamma: &gg, gradBeta: &gb, workers: 2)
         }
+        if !residual {
+            // the activation mask recomputed from x (beta given) is the one read from y, bit for bit
+            var gx2 = [Float](repeating: .nan, count: c * m), gg2 = [Float](repeating: 0, count: c), gb2 = gg2
+            batchNormTrainBackward(gradOutput: rf, output: [Float](repeating: .nan, count: c * m), input: xf, channels: c, count: m,
+                                   gamma: gf, beta: bf, saveMean: mean, saveInvStd: inv, activation: act, gradInput: &gx2,
+                                   gradResidual: nil, gradGamma: &gg2, gradBeta: &gb2, accumulateInput: false, workers: 2)
+            #expect(gx2 == gx && gg2 == gg && gb2 == gb, "mask recomputed from x")
+        }
         let h = 1e-6
         #expect(relErr(gx, numericGradient(x, h: h) { dot(r, bnRef($0, gamma: gamma, beta: beta, residual: res, c: c, m: m, act: act)) }) < 1e-4)
         #expect(relErr(gg, numericGradient(gamma, h: h) { dot(r, bnRef(x, gamma: $0, beta: beta, residual: res, c: c, m: m, act: act)) }) < 1e-4)
@@ -190,6 +198,27 @@ func bnRef(_ x: [Double], gamma: [Double], beta: [Double], residual: [Double]?, 
         if let res {
             #expect(relErr(gr, numericGradient(res, h: h) { dot(r, bnRef(x, gamma: gamma, beta: beta, residual: $0, c: c, m: m, act: act)) }) < 1e-4)
         }
+    }
+
+    /// The backward's activation mask recomputed from x equals the one read from y, bit for bit, with
+    /// both clamps hit and a tail that is not a multiple of 8.
+    @Test(arguments: [Activation.relu, .relu6]) func batchNormMaskFromInput(_ act: Activation) {
+        var rng = LCG(s: 31)
+        let c = 3, m = 45
+        let x = f32(rng.array(c * m)), gamma = f32(rng.array(c).map { 3 + $0 }), beta = f32(rng.array(c).map { 3 + $0 })
+        let dy = f32(rng.array(c * m))
+        var y = [Float](repeating: 0, count: c * m), mean = [Float](repeating: 0, count: c), inv = mean
+        batchNormTrainForward(output: &y, input: x, channels: c, count: m, gamma: gamma, beta: beta, activation: act,
+                              saveMean: &mean, saveInvStd: &inv, runningMean: nil, runningVar: nil, workers: 2)
+        #expect(y.contains(0) && (act == .relu || y.contains(6)) && y.contains { $0 > 0 && $0 < 6 })
+        var gA = [Float](repeating: 0, count: c * m), gB = [Float](repeating: .nan, count: c * m)
+        var ggA = [Float](repeating: 0, count: c), gbA = ggA, ggB = ggA, gbB = ggA
+        batchNormTrainBackward(gradOutput: dy, output: y, input: x, channels: c, count: m, gamma: gamma, saveMean: mean, saveInvStd: inv,
+                               activation: act, gradInput: &gA, gradResidual: nil, gradGamma: &ggA, gradBeta: &gbA, workers: 2)
+        batchNormTrainBackward(gradOutput: dy, output: [Float](repeating: .nan, count: c * m), input: x, channels: c, count: m,
+                               gamma: gamma, beta: beta, saveMean: mean, saveInvStd: inv, activation: act, gradInput: &gB,
+                               gradResidual: nil, gradGamma: &ggB, gradBeta: &gbB, accumulateInput: false, workers: 2)
+        #expect(gA == gB && ggA == ggB && gbA == gbB)
     }
 
     @Test func batchNormTraining() { checkBN(.none, residual: false, seed: 11) }
