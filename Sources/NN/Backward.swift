@@ -438,6 +438,14 @@ public func depthwiseConv3x3Backward(
                         let e = dpad + (y + 1) * pw, o = e + half, drow = dst + y * w
                         if accumulateInput {
                             var x = 0
+                            while x + 16 <= w {
+                                var v = SIMD16<Float>()
+                                v.evenHalf = ld8(o + x / 2)
+                                v.oddHalf = ld8(e + x / 2 + 1)
+                                let p = UnsafeMutableRawPointer(drow + x)
+                                p.storeBytes(of: p.loadUnaligned(as: SIMD16<Float>.self) + v, as: SIMD16<Float>.self)
+                                x += 16
+                            }
                             while x + 1 < w { drow[x] += o[x / 2]; drow[x + 1] += e[x / 2 + 1]; x += 2 }
                             if x < w { drow[x] += o[x / 2] }
                         } else {
@@ -563,23 +571,32 @@ func channelSquaredDeviation(_ x: UnsafePointer<Float>, _ m: Int, _ mean: Float)
     return total
 }
 
+/// y = act((x - center) * scale + shift + residual) over `m` floats.
 @inline(__always)
 func affineActivation(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ m: Int, _ scale: Float, _ shift: Float,
                       _ residual: UnsafePointer<Float>?, _ act: Activation, center: Float = 0) {
+    switch act {
+    case .none: affineActivation(IdentityActivation.self, y, x, m, scale, shift, residual, center: center)
+    case .relu: affineActivation(ReLUActivation.self, y, x, m, scale, shift, residual, center: center)
+    case .relu6: affineActivation(ReLU6Activation.self, y, x, m, scale, shift, residual, center: center)
+    }
+}
+
+@inline(__always)
+func affineActivation<A: ActivationKind>(_: A.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ m: Int,
+                                         _ scale: Float, _ shift: Float, _ residual: UnsafePointer<Float>?, center: Float) {
     let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift), cv = SIMD8<Float>(repeating: center)
     var i = 0
     while i + 8 <= m {
         var v = (ld8(x + i) - cv) * sv + bv
         if let r = residual { v += ld8(r + i) }
-        v = activated(v, act)
-        st8(y + i, v)
+        st8(y + i, A.apply(v))
         i += 8
     }
     while i < m {
         var v = (x[i] - center) * scale + shift
         if let r = residual { v += r[i] }
-        v = activated(v, act)
-        y[i] = v
+        y[i] = A.apply(v)
         i += 1
     }
 }
@@ -604,103 +621,112 @@ public func batchNormTrainBackward(
         let (dy, y, x, gamma, beta, saveMean, saveInvStd, gradInput, gradResidual, gradGamma, gradBeta) = box.value
         for ch in chans {
             let off = ch * m
-            let g = dy + off, yo = y + off, xi = x + off
-            let mean = saveMean[ch], invstd = saveInvStd[ch]
-            let mv = SIMD8<Float>(repeating: mean)
             // the forward's scale and shift (batchNormTrainForward: (x - mean) * (gamma * invstd) + beta)
-            let recompute = beta != nil && activation != .none
-            let scale = gamma[ch] * invstd, shift = beta?[ch] ?? 0
-            let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift)
-            // dz = dy * act'(.) and x - mean, 8 and 1 at a time
-            @inline(__always) func dz8(_ i: Int, _ d: SIMD8<Float>) -> SIMD8<Float> {
-                if activation == .none { return ld8(g + i) }
-                return maskedGrad8(ld8(g + i), recompute ? d * sv + bv : ld8(yo + i), activation)
+            let preActivation = beta.map { (gamma[ch] * saveInvStd[ch], $0[ch]) }
+            let args = BatchNormChannel(dy: dy + off, y: y + off, x: x + off, m: m, gamma: gamma[ch], mean: saveMean[ch],
+                                        invstd: saveInvStd[ch], preActivation: preActivation,
+                                        gradInput: gradInput.map { $0 + off }, gradResidual: gradResidual.map { $0 + off },
+                                        accumulateInput: accumulateInput, accumulateResidual: accumulateResidual)
+            let (sdz, sumDzXhat): (Double, Double)
+            switch activation {
+            case .none: (sdz, sumDzXhat) = batchNormBackwardChannel(IdentityActivation.self, args)
+            case .relu: (sdz, sumDzXhat) = batchNormBackwardChannel(ReLUActivation.self, args)
+            case .relu6: (sdz, sumDzXhat) = batchNormBackwardChannel(ReLU6Activation.self, args)
             }
-            @inline(__always) func dz1(_ i: Int, _ d: Float) -> Float {
-                if activation == .none { return g[i] }
-                return maskedGrad(g[i], recompute ? d * scale + shift : yo[i], activation)
-            }
-            // pass 1: sums of dz and dz * (x - mean)
-            var sdz: Double = 0, sdzx: Double = 0
-            var i = 0
-            while i < m {
-                let end = min(m, i + 4096)
-                var a = SIMD8<Float>.zero, b = a, a1 = a, b1 = a
-                var sa: Float = 0, sb: Float = 0
-                while i + 16 <= end {
-                    let d = ld8(xi + i) - mv, d1 = ld8(xi + i + 8) - mv
-                    let dz = dz8(i, d), dz1 = dz8(i + 8, d1)
-                    a += dz; a1 += dz1
-                    b += dz * d; b1 += dz1 * d1
-                    i += 16
-                }
-                while i + 8 <= end {
-                    let d = ld8(xi + i) - mv
-                    let dz = dz8(i, d)
-                    a += dz
-                    b += dz * d
-                    i += 8
-                }
-                a += a1; b += b1
-                while i < end {
-                    let d = xi[i] - mean
-                    let dz = dz1(i, d)
-                    sa += dz
-                    sb += dz * d
-                    i += 1
-                }
-                sdz += Double(a.sum() + sa)
-                sdzx += Double(b.sum() + sb)
-            }
-            let sumDzXhat = sdzx * Double(invstd)
             gradBeta[ch] += Float(sdz)
             gradGamma[ch] += Float(sumDzXhat)
-            let k = gamma[ch] * invstd
-            let meanDz = Float(sdz / Double(m))
-            let coef = Float(sumDzXhat / Double(m)) * invstd  // multiplies (x - mean)
-            let kv = SIMD8<Float>(repeating: k), mdz = SIMD8<Float>(repeating: meanDz), cv = SIMD8<Float>(repeating: coef)
-            i = 0
-            while i + 8 <= m {
-                let d = ld8(xi + i) - mv
-                let dz = dz8(i, d)
-                if let gr = gradResidual { st8(gr + off + i, accumulateResidual ? ld8(gr + off + i) + dz : dz) }
-                if let gi = gradInput {
-                    let v = kv * (dz - mdz - d * cv)
-                    st8(gi + off + i, accumulateInput ? ld8(gi + off + i) + v : v)
-                }
-                i += 8
-            }
-            while i < m {
-                let d = xi[i] - mean
-                let dz = dz1(i, d)
-                if let gr = gradResidual { gr[off + i] = (accumulateResidual ? gr[off + i] : 0) + dz }
-                if let gi = gradInput { gi[off + i] = (accumulateInput ? gi[off + i] : 0) + k * (dz - meanDz - d * coef) }
-                i += 1
-            }
         }
     }
 }
 
-@inline(__always)
-func maskedGrad8(_ g: SIMD8<Float>, _ y: SIMD8<Float>, _ act: Activation) -> SIMD8<Float> {
-    switch act {
-    case .none: return g
-    case .relu:
-        let z = SIMD8<Float>.zero
-        return g.replacing(with: z, where: y .<= z)
-    case .relu6:
-        let z = SIMD8<Float>.zero
-        return g.replacing(with: z, where: (y .<= z) .| (y .>= SIMD8<Float>(repeating: 6)))
-    }
+/// One channel of `batchNormTrainBackward`.
+struct BatchNormChannel {
+    let dy: UnsafePointer<Float>, y: UnsafePointer<Float>, x: UnsafePointer<Float>
+    let m: Int
+    let gamma: Float, mean: Float, invstd: Float
+    /// (scale, shift) of the forward when the mask is recomputed from x, else nil (read from y).
+    let preActivation: (Float, Float)?
+    let gradInput: UnsafeMutablePointer<Float>?, gradResidual: UnsafeMutablePointer<Float>?
+    let accumulateInput: Bool, accumulateResidual: Bool
 }
 
-@inline(__always)
-func maskedGrad(_ g: Float, _ y: Float, _ act: Activation) -> Float {
-    switch act {
-    case .none: return g
-    case .relu: return y > 0 ? g : 0
-    case .relu6: return (y > 0 && y < 6) ? g : 0
+/// Returns (sum dz, sum dz * xhat) after writing the channel's input and residual gradients.
+@inline(never)
+func batchNormBackwardChannel<A: ActivationKind>(_: A.Type, _ a: BatchNormChannel) -> (Double, Double) {
+    let g = a.dy, yo = a.y, xi = a.x, m = a.m
+    let mean = a.mean, invstd = a.invstd
+    let mv = SIMD8<Float>(repeating: mean)
+    let recompute = a.preActivation != nil
+    let (scale, shift) = a.preActivation ?? (0, 0)
+    let sv = SIMD8<Float>(repeating: scale), bv = SIMD8<Float>(repeating: shift)
+    // dz = dy * act'(.) from x - mean (d), 8 and 1 at a time
+    @inline(__always) func dz8(_ i: Int, _ d: SIMD8<Float>) -> SIMD8<Float> {
+        if A.isIdentity { return ld8(g + i) }
+        return A.masked(ld8(g + i), recompute ? d * sv + bv : ld8(yo + i))
     }
+    @inline(__always) func dz1(_ i: Int, _ d: Float) -> Float {
+        if A.isIdentity { return g[i] }
+        return A.masked(g[i], recompute ? d * scale + shift : yo[i])
+    }
+    // pass 1: sums of dz and dz * (x - mean)
+    var sdz: Double = 0, sdzx: Double = 0
+    var i = 0
+    while i < m {
+        let end = min(m, i + 4096)
+        var s0 = SIMD8<Float>.zero, p0 = s0, s1 = s0, p1 = s0
+        var sa: Float = 0, sb: Float = 0
+        while i + 16 <= end {
+            let d = ld8(xi + i) - mv, d1 = ld8(xi + i + 8) - mv
+            let dz = dz8(i, d), dz1 = dz8(i + 8, d1)
+            s0 += dz; s1 += dz1
+            p0 += dz * d; p1 += dz1 * d1
+            i += 16
+        }
+        while i + 8 <= end {
+            let d = ld8(xi + i) - mv
+            let dz = dz8(i, d)
+            s0 += dz
+            p0 += dz * d
+            i += 8
+        }
+        s0 += s1; p0 += p1
+        while i < end {
+            let d = xi[i] - mean
+            let dz = dz1(i, d)
+            sa += dz
+            sb += dz * d
+            i += 1
+        }
+        sdz += Double(s0.sum() + sa)
+        sdzx += Double(p0.sum() + sb)
+    }
+    let sumDzXhat = sdzx * Double(invstd)
+    // pass 2: gradients
+    let k = a.gamma * invstd
+    let meanDz = Float(sdz / Double(m))
+    let coef = Float(sumDzXhat / Double(m)) * invstd  // multiplies (x - mean)
+    let kv = SIMD8<Float>(repeating: k), mdz = SIMD8<Float>(repeating: meanDz), cv = SIMD8<Float>(repeating: coef)
+    let gi = a.gradInput, gr = a.gradResidual
+    let accI = a.accumulateInput, accR = a.accumulateResidual
+    i = 0
+    while i + 8 <= m {
+        let d = ld8(xi + i) - mv
+        let dz = dz8(i, d)
+        if let gr { st8(gr + i, accR ? ld8(gr + i) + dz : dz) }
+        if let gi {
+            let v = kv * (dz - mdz - d * cv)
+            st8(gi + i, accI ? ld8(gi + i) + v : v)
+        }
+        i += 8
+    }
+    while i < m {
+        let d = xi[i] - mean
+        let dz = dz1(i, d)
+        if let gr { gr[i] = (accR ? gr[i] : 0) + dz }
+        if let gi { gi[i] = (accI ? gi[i] : 0) + k * (dz - meanDz - d * coef) }
+        i += 1
+    }
+    return (sdz, sumDzXhat)
 }
 
 // MARK: - Activations (stand-alone)
@@ -708,14 +734,14 @@ func maskedGrad(_ g: Float, _ y: Float, _ act: Activation) -> Float {
 /// ReLU backward from the layer's output: gradInput += gradOutput where output > 0.
 public func reluBackward(gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
                          output: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count { gradInput[i] += maskedGrad(gradOutput[i], output[i], .relu) }
+    for i in 0..<count { gradInput[i] += ReLUActivation.masked(gradOutput[i], output[i]) }
 }
 
 /// ReLU6 backward from the layer's output: gradInput += gradOutput where 0 < output < 6
 /// (PyTorch's hardtanh_backward: the boundaries get no gradient).
 public func relu6Backward(gradInput: UnsafeMutablePointer<Float>, gradOutput: UnsafePointer<Float>,
                           output: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count { gradInput[i] += maskedGrad(gradOutput[i], output[i], .relu6) }
+    for i in 0..<count { gradInput[i] += ReLU6Activation.masked(gradOutput[i], output[i]) }
 }
 
 // MARK: - Max pooling with argmax

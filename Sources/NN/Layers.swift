@@ -324,7 +324,11 @@ public func depthwiseConv3x3Forward(
             let b = bias?[ch] ?? 0
             if stride == 1 {
                 for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
-                depthwiseRowsStride1(dst: dst, pad: pad, pw: pw, oh: oh, ow: ow, k: k, b: b, act: activation)
+                switch activation {
+                case .none: depthwiseRowsStride1(IdentityActivation.self, dst: dst, pad: pad, pw: pw, oh: oh, ow: ow, k: k, b: b)
+                case .relu: depthwiseRowsStride1(ReLUActivation.self, dst: dst, pad: pad, pw: pw, oh: oh, ow: ow, k: k, b: b)
+                case .relu6: depthwiseRowsStride1(ReLU6Activation.self, dst: dst, pad: pad, pw: pw, oh: oh, ow: ow, k: k, b: b)
+                }
             } else if stride == 2 {
                 // padded x' = x + 1; E[i] = P[2i] (src[2i - 1]), O[i] = P[2i + 1] (src[2i]);
                 // output ox reads E[ox], O[ox], E[ox + 1]: contiguous 8-wide loads
@@ -332,7 +336,11 @@ public func depthwiseConv3x3Forward(
                     let e = pad + (y + 1) * pw
                     splitPaddedRow(src + y * w, count: w, even: e, odd: e + half)
                 }
-                depthwiseRowsStride2(dst: dst, pad: pad, pw: pw, half: half, oh: oh, ow: ow, k: k, b: b, act: activation)
+                switch activation {
+                case .none: depthwiseRowsStride2(IdentityActivation.self, dst: dst, pad: pad, pw: pw, half: half, oh: oh, ow: ow, k: k, b: b)
+                case .relu: depthwiseRowsStride2(ReLUActivation.self, dst: dst, pad: pad, pw: pw, half: half, oh: oh, ow: ow, k: k, b: b)
+                case .relu6: depthwiseRowsStride2(ReLU6Activation.self, dst: dst, pad: pad, pw: pw, half: half, oh: oh, ow: ow, k: k, b: b)
+                }
             } else {
                 for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) }
                 let k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8]
@@ -364,6 +372,12 @@ public func depthwiseConv3x3Forward(
 @inline(__always)
 func splitPaddedRow(_ src: UnsafePointer<Float>, count w: Int, even e: UnsafeMutablePointer<Float>, odd o: UnsafeMutablePointer<Float>) {
     var x = 0
+    while x + 16 <= w {
+        let v = UnsafeRawPointer(src + x).loadUnaligned(as: SIMD16<Float>.self)
+        st8(o + x / 2, v.evenHalf)
+        st8(e + x / 2 + 1, v.oddHalf)
+        x += 16
+    }
     while x + 1 < w { o[x / 2] = src[x]; e[x / 2 + 1] = src[x + 1]; x += 2 }
     if x < w { o[x / 2] = src[x] }
 }
@@ -373,14 +387,21 @@ func splitPaddedRow(_ src: UnsafePointer<Float>, count w: Int, even e: UnsafeMut
 @inline(__always)
 func splitPaddedRowInverse(into dst: UnsafeMutablePointer<Float>, count w: Int, even e: UnsafePointer<Float>, odd o: UnsafePointer<Float>) {
     var x = 0
+    while x + 16 <= w {
+        var v = SIMD16<Float>()
+        v.evenHalf = ld8(o + x / 2)
+        v.oddHalf = ld8(e + x / 2 + 1)
+        UnsafeMutableRawPointer(dst + x).storeBytes(of: v, as: SIMD16<Float>.self)
+        x += 16
+    }
     while x + 1 < w { dst[x] = o[x / 2]; dst[x + 1] = e[x / 2 + 1]; x += 2 }
     if x < w { dst[x] = o[x / 2] }
 }
 
-@inline(__always)
-private func depthwiseRowsStride2(
-    dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, half: Int, oh: Int, ow: Int,
-    k: UnsafePointer<Float>, b: Float, act: Activation
+@inline(never)
+private func depthwiseRowsStride2<A: ActivationKind>(
+    _: A.Type, dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, half: Int, oh: Int, ow: Int,
+    k: UnsafePointer<Float>, b: Float
 ) {
     let k0 = SIMD8<Float>(repeating: k[0]), k1 = SIMD8<Float>(repeating: k[1]), k2 = SIMD8<Float>(repeating: k[2])
     let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
@@ -399,7 +420,7 @@ private func depthwiseRowsStride2(
             v += k6 * ld8(e2 + x); u += k7 * ld8(o2 + x)
             v += k8 * ld8(e2 + x + 1)
             v += u
-            v = activated(v, act)
+            v = A.apply(v)
             if x + 8 <= ow {
                 UnsafeMutableRawPointer(o + x).storeBytes(of: v, as: SIMD8<Float>.self)
             } else {
@@ -410,10 +431,10 @@ private func depthwiseRowsStride2(
     }
 }
 
-@inline(__always)
-private func depthwiseRowsStride1(
-    dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, oh: Int, ow: Int,
-    k: UnsafePointer<Float>, b: Float, act: Activation
+@inline(never)
+private func depthwiseRowsStride1<A: ActivationKind>(
+    _: A.Type, dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, oh: Int, ow: Int,
+    k: UnsafePointer<Float>, b: Float
 ) {
     let k0 = SIMD8<Float>(repeating: k[0]), k1 = SIMD8<Float>(repeating: k[1]), k2 = SIMD8<Float>(repeating: k[2])
     let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
@@ -433,7 +454,7 @@ private func depthwiseRowsStride1(
             v += k6 * ld8(r2 + x); u += k7 * ld8(r2 + x + 1)
             v += k8 * ld8(r2 + x + 2)
             v += u
-            v = activated(v, act)
+            v = A.apply(v)
             if x + 8 <= ow {
                 UnsafeMutableRawPointer(o + x).storeBytes(of: v, as: SIMD8<Float>.self)
             } else {

@@ -196,20 +196,26 @@ public func conv3x3Winograd4Forward(
 /// y = act(y + residual) over a row of `count` floats.
 @inline(__always) private func epilogue(_ y: UnsafeMutablePointer<Float>, _ residual: UnsafePointer<Float>?, _ count: Int,
                                         _ activation: Activation) {
-    if residual == nil && activation == .none { return }
+    switch activation {
+    case .none: if let residual { epilogue(IdentityActivation.self, y, residual, count) }
+    case .relu: epilogue(ReLUActivation.self, y, residual, count)
+    case .relu6: epilogue(ReLU6Activation.self, y, residual, count)
+    }
+}
+
+@inline(__always) private func epilogue<A: ActivationKind>(_: A.Type, _ y: UnsafeMutablePointer<Float>,
+                                                           _ residual: UnsafePointer<Float>?, _ count: Int) {
     var x = 0
     while x + 8 <= count {
         var v = ld8(y + x)
         if let residual { v += ld8(residual + x) }
-        v = activated(v, activation)
-        st8(y + x, v)
+        st8(y + x, A.apply(v))
         x += 8
     }
     while x < count {
         var t = y[x]
         if let residual { t += residual[x] }
-        t = activated(t, activation)
-        y[x] = t
+        y[x] = A.apply(t)
         x += 1
     }
 }
