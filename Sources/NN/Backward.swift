@@ -329,7 +329,7 @@ public func depthwiseConv3x3Backward(
                 let src = input + plane * h * w
                 let g = dy + plane * oh * ow
                 if stride != 2 { for y in 0..<h { (pad + (y + 1) * pw + 1).update(from: src + y * w, count: w) } }
-                if stride != 1 && gradInput != nil { dpad.update(repeating: 0, count: (h + 2) * pw) }
+                if stride > 2 && gradInput != nil { dpad.update(repeating: 0, count: (h + 2) * pw) }
                 if stride == 1 {
                     // dy zero-padded by one on every side (row stride dyw), so that the weight
                     // gradient reads 8 lanes past the row end as zeros and the input gradient is a
@@ -375,44 +375,70 @@ public func depthwiseConv3x3Backward(
                         }
                     }
                 } else if stride == 2 {
-                    // padded x' = x + 1 split into E[i] = P[2i], O[i] = P[2i + 1]: output ox reads (and its
-                    // gradient goes to) E[ox], O[ox], E[ox + 1] of rows 2oy..2oy+2, so 8 outputs at a time
-                    // are contiguous loads and stores. dY rows get zero tails (never written).
+                    // weight gradient: padded x' = x + 1 split into E[i] = P[2i], O[i] = P[2i + 1]; output ox
+                    // reads E[ox], O[ox], E[ox + 1] of rows 2oy..2oy+2, so 8 outputs at a time are contiguous
+                    // loads. dY row j sits at dyRow(j) with zeros before it, after it (tails never written)
+                    // and in rows -1 and oh.
                     for y in 0..<h {
                         let e = pad + (y + 1) * pw
                         splitPaddedRow(src + y * w, count: w, even: e, odd: e + half)
                     }
-                    let dyw2 = ow + 16
-                    for y in 0..<oh { (dyp + y * dyw2).update(from: g + y * ow, count: ow) }
-                    let k0 = SIMD8<Float>(repeating: k[0]), k1 = SIMD8<Float>(repeating: k[1]), k2 = SIMD8<Float>(repeating: k[2])
-                    let k3 = SIMD8<Float>(repeating: k[3]), k4 = SIMD8<Float>(repeating: k[4]), k5 = SIMD8<Float>(repeating: k[5])
-                    let k6 = SIMD8<Float>(repeating: k[6]), k7 = SIMD8<Float>(repeating: k[7]), k8 = SIMD8<Float>(repeating: k[8])
+                    let dyw2 = ow + 32
+                    @inline(__always) func dyRow(_ j: Int) -> UnsafePointer<Float> { UnsafePointer(dyp + (j + 1) * dyw2 + 8) }
+                    for y in 0..<oh { UnsafeMutablePointer(mutating: dyRow(y)).update(from: g + y * ow, count: ow) }
                     var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0
-                    let wantDX = gradInput != nil
                     for oy in 0..<oh {
-                        let gr = UnsafePointer(dyp + oy * dyw2)
+                        let gr = dyRow(oy)
                         let e0 = UnsafePointer(pad + 2 * oy * pw), e1 = e0 + pw, e2 = e1 + pw
                         let o0 = e0 + half, o1 = e1 + half, o2 = e2 + half
-                        let d0 = dpad + 2 * oy * pw, d1 = d0 + pw, d2 = d1 + pw
                         var x = 0
                         while x < ow {
                             let gv = ld8(gr + x)
                             a0 += gv * ld8(e0 + x); a1 += gv * ld8(o0 + x); a2 += gv * ld8(e0 + x + 1)
                             a3 += gv * ld8(e1 + x); a4 += gv * ld8(o1 + x); a5 += gv * ld8(e1 + x + 1)
                             a6 += gv * ld8(e2 + x); a7 += gv * ld8(o2 + x); a8 += gv * ld8(e2 + x + 1)
-                            if wantDX {
-                                st8(d0 + x, ld8(d0 + x) + k0 * gv); st8(d0 + half + x, ld8(d0 + half + x) + k1 * gv)
-                                st8(d0 + x + 1, ld8(d0 + x + 1) + k2 * gv)
-                                st8(d1 + x, ld8(d1 + x) + k3 * gv); st8(d1 + half + x, ld8(d1 + half + x) + k4 * gv)
-                                st8(d1 + x + 1, ld8(d1 + x + 1) + k5 * gv)
-                                st8(d2 + x, ld8(d2 + x) + k6 * gv); st8(d2 + half + x, ld8(d2 + half + x) + k7 * gv)
-                                st8(d2 + x + 1, ld8(d2 + x + 1) + k8 * gv)
-                            }
                             x += 8
                         }
                     }
                     acc[0] += a0; acc[1] += a1; acc[2] += a2; acc[3] += a3; acc[4] += a4
                     acc[5] += a5; acc[6] += a6; acc[7] += a7; acc[8] += a8
+                    if let gi = gradInput {
+                        // input gradient gathered, row by row: input (iy, x) is padded (iy + 1, x + 1), which
+                        // taps (ky, kx) of outputs (oy, ox) with 2oy + ky = iy + 1 and 2ox + kx = x + 1 reach.
+                        // Even iy (padded row 2j + 1, j = iy / 2): dX[2i] = k11 dY[j][i],
+                        //   dX[2i + 1] = k10 dY[j][i + 1] + k12 dY[j][i].
+                        // Odd iy (padded row 2j, j = (iy + 1) / 2): dX[2i] = k01 dY[j][i] + k21 dY[j - 1][i],
+                        //   dX[2i + 1] = k00 dY[j][i + 1] + k02 dY[j][i] + k20 dY[j - 1][i + 1] + k22 dY[j - 1][i].
+                        let k00 = SIMD8<Float>(repeating: k[0]), k01 = SIMD8<Float>(repeating: k[1]), k02 = SIMD8<Float>(repeating: k[2])
+                        let k10 = SIMD8<Float>(repeating: k[3]), k11 = SIMD8<Float>(repeating: k[4]), k12 = SIMD8<Float>(repeating: k[5])
+                        let k20 = SIMD8<Float>(repeating: k[6]), k21 = SIMD8<Float>(repeating: k[7]), k22 = SIMD8<Float>(repeating: k[8])
+                        let dst = gi + plane * h * w
+                        for iy in 0..<h {
+                            let drow = dst + iy * w
+                            let r = dyRow((iy + 1) / 2), q = dyRow((iy + 1) / 2 - 1)
+                            var i = 0
+                            while 2 * i < w {
+                                var v = SIMD16<Float>()
+                                let a = ld8(r + i), b = ld8(r + i + 1)
+                                if iy % 2 == 0 {
+                                    v.evenHalf = k11 * a
+                                    v.oddHalf = k10 * b + k12 * a
+                                } else {
+                                    let c = ld8(q + i), d = ld8(q + i + 1)
+                                    v.evenHalf = k01 * a + k21 * c
+                                    v.oddHalf = k00 * b + k02 * a + k20 * d + k22 * c
+                                }
+                                let out = drow + 2 * i
+                                if 2 * i + 16 <= w {
+                                    let p = UnsafeMutableRawPointer(out)
+                                    p.storeBytes(of: accumulateInput ? p.loadUnaligned(as: SIMD16<Float>.self) + v : v, as: SIMD16<Float>.self)
+                                } else {
+                                    for t in 0..<(w - 2 * i) { out[t] = accumulateInput ? out[t] + v[t] : v[t] }
+                                }
+                                i += 8
+                            }
+                        }
+                    }
                 } else {
                     for oy in 0..<oh {
                         let gr = g + oy * ow
@@ -432,27 +458,7 @@ public func depthwiseConv3x3Backward(
                         }
                     }
                 }
-                if stride == 2, let gi = gradInput {
-                    let dst = gi + plane * h * w
-                    for y in 0..<h {
-                        let e = dpad + (y + 1) * pw, o = e + half, drow = dst + y * w
-                        if accumulateInput {
-                            var x = 0
-                            while x + 16 <= w {
-                                var v = SIMD16<Float>()
-                                v.evenHalf = ld8(o + x / 2)
-                                v.oddHalf = ld8(e + x / 2 + 1)
-                                let p = UnsafeMutableRawPointer(drow + x)
-                                p.storeBytes(of: p.loadUnaligned(as: SIMD16<Float>.self) + v, as: SIMD16<Float>.self)
-                                x += 16
-                            }
-                            while x + 1 < w { drow[x] += o[x / 2]; drow[x + 1] += e[x / 2 + 1]; x += 2 }
-                            if x < w { drow[x] += o[x / 2] }
-                        } else {
-                            splitPaddedRowInverse(into: drow, count: w, even: e, odd: o)
-                        }
-                    }
-                } else if stride != 1, let gi = gradInput {
+                if stride > 2, let gi = gradInput {
                     let dst = gi + plane * h * w
                     for y in 0..<h {
                         let srow = dpad + (y + 1) * pw + 1, drow = dst + y * w
