@@ -63,6 +63,8 @@ struct ConvCase: CustomStringConvertible, Sendable {
     ConvCase(n: 2, c: 8, h: 9, w: 7, oc: 4, k: 1, s: 2, p: 0, groups: 1, cnhwInput: true),   // 1x1 stride 2
     ConvCase(n: 2, c: 6, h: 8, w: 10, oc: 6, k: 3, s: 1, p: 1, groups: 6, cnhwInput: true),  // depthwise, generic path
     ConvCase(n: 1, c: 5, h: 6, w: 6, oc: 3, k: 3, s: 1, p: 2, groups: 1, cnhwInput: true),   // padding > kernel/2
+    ConvCase(n: 2, c: 3, h: 13, w: 45, oc: 4, k: 7, s: 2, p: 3, groups: 1, cnhwInput: false), // stems: im2col's 8-wide
+    ConvCase(n: 2, c: 3, h: 9, w: 40, oc: 5, k: 3, s: 2, p: 1, groups: 1, cnhwInput: false),  // stride-2 gather
 ])
 func conv2dMatchesNaiveLoops(_ t: ConvCase) {
     let g = ConvGeometry(inChannels: t.c, outChannels: t.oc, kernel: t.k, stride: t.s, padding: t.p, groups: t.groups)
