@@ -389,22 +389,6 @@ func splitPaddedRow(_ src: UnsafePointer<Float>, count w: Int, even e: UnsafeMut
     if x < w { o[x / 2] = src[x] }
 }
 
-/// The inverse of `splitPaddedRow`: writes the `w` image values of a row from its even and odd
-/// padded columns.
-@inline(__always)
-func splitPaddedRowInverse(into dst: UnsafeMutablePointer<Float>, count w: Int, even e: UnsafePointer<Float>, odd o: UnsafePointer<Float>) {
-    var x = 0
-    while x + 16 <= w {
-        var v = SIMD16<Float>()
-        v.evenHalf = ld8(o + x / 2)
-        v.oddHalf = ld8(e + x / 2 + 1)
-        UnsafeMutableRawPointer(dst + x).storeBytes(of: v, as: SIMD16<Float>.self)
-        x += 16
-    }
-    while x + 1 < w { dst[x] = o[x / 2]; dst[x + 1] = e[x / 2 + 1]; x += 2 }
-    if x < w { dst[x] = o[x / 2] }
-}
-
 @inline(never)
 private func depthwiseRowsStride2<A: ActivationKind>(
     _: A.Type, dst: UnsafeMutablePointer<Float>, pad: UnsafeMutablePointer<Float>, pw: Int, half: Int, oh: Int, ow: Int,

@@ -135,22 +135,12 @@ public func conv3x3WinogradForward(
                     let ye = k == 0 ? ye0 : ye1, yo = k == 0 ? yo0 : yo1
                     let off = o * planeStride + img * hw + (oy + k) * w
                     let dst = output + off
-                    let res = residual.map { $0 + off }
-                    @inline(__always) func fin(_ v: Float, _ x: Int) -> Float {
-                        var t = v + b
-                        if let res { t += res[x] }
-                        switch activation {
-                        case .none: return t
-                        case .relu: return max(t, 0)
-                        case .relu6: return min(max(t, 0), 6)
-                        }
+                    let res = residual.map { UnsafePointer($0 + off) }
+                    switch activation {
+                    case .none: interleaveRows(IdentityActivation.self, dst, ye, yo, w, b, res)
+                    case .relu: interleaveRows(ReLUActivation.self, dst, ye, yo, w, b, res)
+                    case .relu6: interleaveRows(ReLU6Activation.self, dst, ye, yo, w, b, res)
                     }
-                    let pairs = w / 2
-                    for jj in 0..<pairs {
-                        dst[2 * jj] = fin(ye[jj], 2 * jj)
-                        dst[2 * jj + 1] = fin(yo[jj], 2 * jj + 1)
-                    }
-                    if w & 1 == 1 { dst[w - 1] = fin(ye[pairs], w - 1) }
                 }
             }
         }
@@ -174,6 +164,31 @@ public func conv3x3WinogradForward(
                      rowBuffers: rowBuffers, chunkRows: chunkRows, perWorker: perWorker, rowWorkers: wk,
                      workers: workers, scratch: scratch, scratchCount: scratchCount,
                      input: inputTransform, gemms: gemms, output: outputTransform)
+}
+
+/// dst[x] = act(half[x / 2] + b + residual[x]) for x < w, `half` = even (x even) or odd (x odd):
+/// an output row of the transform back, 16 values at a time. `residual` may be `dst`.
+@inline(__always)
+private func interleaveRows<A: ActivationKind>(_: A.Type, _ dst: UnsafeMutablePointer<Float>, _ even: UnsafePointer<Float>,
+                                               _ odd: UnsafePointer<Float>, _ w: Int, _ b: Float, _ residual: UnsafePointer<Float>?) {
+    let bv = SIMD16<Float>(repeating: b)
+    var x = 0
+    while x + 16 <= w {
+        var v = SIMD16<Float>()
+        v.evenHalf = ld8(even + x / 2)
+        v.oddHalf = ld8(odd + x / 2)
+        v += bv
+        if let residual { v += UnsafeRawPointer(residual + x).loadUnaligned(as: SIMD16<Float>.self) }
+        st8(dst + x, A.apply(v.lowHalf))
+        st8(dst + x + 8, A.apply(v.highHalf))
+        x += 16
+    }
+    while x < w {
+        var t = (x & 1 == 0 ? even[x / 2] : odd[x / 2]) + b
+        if let residual { t += residual[x] }
+        dst[x] = A.apply(t)
+        x += 1
+    }
 }
 
 /// The per-position products of a chunk of `nc` tiles: rows [o0, o1) of M[xi] = U[xi] (OC x IC) *
@@ -280,6 +295,11 @@ public func conv3x3WinogradBackwardWeight(
                     if y < h {
                         let src = planeBase + y * w
                         var x = 0
+                        while x + 16 <= w {
+                            let v = UnsafeRawPointer(src + x).loadUnaligned(as: SIMD16<Float>.self)
+                            st8(e + x / 2, v.evenHalf); st8(od + x / 2, v.oddHalf)
+                            x += 16
+                        }
                         while x + 1 < w { e[x / 2] = src[x]; od[x / 2] = src[x + 1]; x += 2 }
                         if x < w { e[x / 2] = src[x] }
                     }
@@ -384,11 +404,8 @@ func inputTransform(_ v: UnsafeMutablePointer<Float>, _ rowbuf: UnsafeMutablePoi
                 let y = 2 * ti - 1 + k
                 e.update(repeating: 0, count: 2 * pw)
                 if y >= 0 && y < h {
-                    let src = plane + y * w
                     // padded x' = x + 1: even x' -> E[x'/2], odd x' -> O[x'/2]
-                    var x = 0
-                    while x + 1 < w { o[x / 2] = src[x]; e[x / 2 + 1] = src[x + 1]; x += 2 }
-                    if x < w { o[x / 2] = src[x] }
+                    splitPaddedRow(plane + y * w, count: w, even: e, odd: o)
                 }
             }
             let e0 = UnsafePointer(rowbuf), o0 = e0 + pw, e1 = o0 + pw, o1 = e1 + pw
