@@ -14,9 +14,8 @@
 
 // MARK: - Activations as types
 
-/// An activation as a type. Kernels take one as a generic parameter and dispatch on `Activation`
-/// once, outside their loops (`withActivation`), so each activation gets its own loop with nothing
-/// to test inside: a run-time test of the activation inside an 8-wide loop is if-converted by the
+/// An activation as a type. Kernels take one as a generic parameter and switch on `Activation`
+/// once, outside their loops, so each activation gets its own loop with nothing to test inside: a run-time test of the activation inside an 8-wide loop is if-converted by the
 /// compiler into computing every variant and selecting (measured: a depthwise convolution 3-4x
 /// slower with no activation at all).
 protocol ActivationKind {
