@@ -60,12 +60,3 @@ enum ReLU6Activation: ActivationKind {
     @inline(__always) static func masked(_ g: Float, _ v: Float) -> Float { (v > 0 && v < 6) ? g : 0 }
     static var isIdentity: Bool { false }
 }
-
-/// `act` applied to one value (scalar code outside hot loops).
-@inline(__always) func activated(_ v: Float, _ act: Activation) -> Float {
-    switch act {
-    case .none: return v
-    case .relu: return max(v, 0)
-    case .relu6: return min(max(v, 0), 6)
-    }
-}
