@@ -29,8 +29,9 @@ public func parallelSlices(_ count: Int, workers: Int, _ body: (_ worker: Int, _
     }
 }
 
-/// The number of worker threads NN kernels use by default (both cores of the target machine).
-public let defaultWorkerCount = 2
+/// The number of worker threads NN kernels, finetuning and extraction use by default:
+/// `ThreadCount.workers` (the CPUs this process may use, `PROBE_THREADS`, or `--threads`).
+public var defaultWorkerCount: Int { ThreadCount.workers }
 
 /// Wraps a value the compiler cannot prove Sendable (raw pointers to disjoint slices, closures
 /// used only within a blocking parallel call).
@@ -45,7 +46,8 @@ public struct UncheckedSendable<T>: @unchecked Sendable {
 /// when the pool is busy, and the caller falls back to GCD.
 @available(macOS 15, *)
 final class SpinPool: @unchecked Sendable {
-    /// Helpers for `defaultWorkerCount` workers (nil when that is 1).
+    /// Helpers for `defaultWorkerCount` workers as it is at the first parallel call (nil when that is 1).
+    /// A call with more workers than that falls back to GCD.
     static let shared: SpinPool? = defaultWorkerCount > 1 ? SpinPool(helpers: defaultWorkerCount - 1) : nil
 
     /// Spins before a helper goes to sleep (100,000 atomic loads: 0.1-0.2 ms here).
@@ -55,6 +57,8 @@ final class SpinPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
+    /// Workers of the current job (written before `generation` is bumped).
+    private let jobWorkers = Atomic<Int>(0)
     /// Bit h set: helper h is asleep (or about to be) on wake[h].
     private let sleeping = Atomic<Int>(0)
     private let wake: [DispatchSemaphore]
@@ -74,12 +78,13 @@ final class SpinPool: @unchecked Sendable {
     }
 
     /// Runs `body(i)` for i in 0..<workers, 0 on the calling thread; false (nothing run) when the
-    /// pool is busy or `workers` is not its helpers + 1 (every helper takes part in every job, so
-    /// none can miss one).
+    /// pool is busy or `workers` exceeds its helpers + 1. Every helper sees every job (so none can
+    /// miss one); helpers beyond `workers - 1` only acknowledge it.
     func run(workers: Int, _ body: @escaping (Int) -> Void) -> Bool {
-        guard workers == helpers + 1,
+        guard workers <= helpers + 1,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         job.pointee = body
+        jobWorkers.store(workers, ordering: .relaxed)
         pending.store(helpers, ordering: .relaxed)
         generation.add(1, ordering: .sequentiallyConsistent)
         let asleep = sleeping.exchange(0, ordering: .sequentiallyConsistent)
@@ -112,7 +117,7 @@ final class SpinPool: @unchecked Sendable {
                 }
             }
             seen = generation.load(ordering: .acquiring)
-            job.pointee?(h + 1)
+            if h + 1 < jobWorkers.load(ordering: .relaxed) { job.pointee?(h + 1) }
             pending.subtract(1, ordering: .releasing)
         }
     }
