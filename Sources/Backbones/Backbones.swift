@@ -236,12 +236,14 @@ final class Workspace {
     }
 }
 
-/// Scratch floats needed by a model with largest im2col height `maxK` and largest depthwise plane.
-func scratchFloats(maxK: Int, maxPlane: (Int, Int), options: ForwardOptions) -> Int {
+/// Scratch floats needed by a model with largest im2col height `maxK`, largest depthwise plane and
+/// largest Winograd tile row: one slot per worker, each holding a chunk of `Grain.chunkFloats`
+/// (the kernels cut their work by shape, not by worker count; with fewer slots fewer workers run).
+func scratchFloats(maxK: Int, maxPlane: (Int, Int), options: ForwardOptions, winogradRow: Int = 0) -> Int {
     let w = max(1, options.workers)
-    let im2col = max(options.scratchPerWorker, maxK) * w
-    let dw = depthwiseScratchCount(height: maxPlane.0, width: maxPlane.1) * w
-    return max(im2col, dw)
+    let slot = max(options.scratchPerWorker, Grain.chunkFloats, maxK, winogradRow,
+                   depthwiseScratchCount(height: maxPlane.0, width: maxPlane.1))
+    return slot * w
 }
 
 /// Shared driver: splits a batch into micro-batches, owns the workspace, serializes callers.

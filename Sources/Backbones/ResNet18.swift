@@ -98,7 +98,9 @@ public final class ResNet18: Backbone, @unchecked Sendable {
         let (h1, w1) = stem.geometry.outputSize(height: height, width: width)
         let largest = 64 * m * h1 * w1
         return Workspace(batch: m, height: height, width: width, buffers: 4, bufferFloats: largest,
-                         scratchFloats: scratchFloats(maxK: 512 * 9, maxPlane: (1, 1), options: driver.options))
+                         scratchFloats: scratchFloats(maxK: 512 * 9, maxPlane: (1, 1), options: driver.options,
+                                                      winogradRow: winograd4ScratchCount(inChannels: 64, outChannels: 64,
+                                                                                         tiles: (w1 / 2 + 3) / 4 + 1)))
     }
 
     private func forward(ws: Workspace, input: UnsafePointer<Float>, count m: Int, height: Int, width: Int,

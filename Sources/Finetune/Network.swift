@@ -84,8 +84,10 @@ public final class TrainableNetwork: @unchecked Sendable {
     public let batchNormNames: [String]
     /// Dropout probability before MobileNetV2's last layer in training mode.
     public var dropout: Float
-    /// Worker threads of the kernels.
-    public var workers: Int = defaultWorkerCount
+    /// Worker threads of the kernels (results do not depend on it). Setting it resizes the scratch.
+    public var workers: Int = defaultWorkerCount {
+        didSet { if workers != oldValue { allocateScratch() } }
+    }
     public var momentum: Float = 0.1
     /// When true, `forward`/`backward` accumulate seconds per layer kind in `profile`.
     public var profiling = false
@@ -150,8 +152,11 @@ public final class TrainableNetwork: @unchecked Sendable {
     private let save: UnsafeMutablePointer<Float>
     private let argmax: UnsafeMutablePointer<Int32>
     private let mask: UnsafeMutablePointer<Float>
-    private let scratch: UnsafeMutablePointer<Float>
-    private let scratchCount: Int
+    private var scratch: UnsafeMutablePointer<Float>
+    private var scratchCount: Int
+    /// Scratch of one worker's slot (im2col or Winograd chunk, depthwise planes) and the scratch
+    /// shared by all workers (whole-batch im2col of late layers' weight gradients).
+    private let scratchSlot: Int, scratchShared: Int
     private let temp: UnsafeMutablePointer<Float>
     private let weightT: UnsafeMutablePointer<Float>
     /// Per op: where its Winograd weights live in `winogradWeights` (3x3 / stride-1 convolutions of
@@ -162,7 +167,7 @@ public final class TrainableNetwork: @unchecked Sendable {
     private let winogradGradient: UnsafeMutablePointer<Float>
     /// Per op: true when the last forward pass made its Winograd weights (backward then uses them).
     private var winogradMade: [Bool]
-    private let arenaFloats: Int
+    private var arenaFloats: Int
     /// Floats held by activations, their gradients and scratch (for memory reports).
     public var workingSetBytes: Int { arenaFloats * 4 + parameters.count * 12 + buffers.count * 4 }
 
@@ -336,9 +341,11 @@ public final class TrainableNetwork: @unchecked Sendable {
         let (gOff, gTotal, born) = TrainableNetwork.assignGradientSlots(ops: b.ops, tensors: b.tensors, batch: maxBatch)
         gradOffsets = gOff
         gradBorn = born
-        // scratch: im2col chunk for convolution forward and backward, depthwise planes
-        var sc = 1 << 20
-        var dw = 0
+        // scratch: per worker slot an im2col or Winograd chunk (`Grain.chunkFloats`, or one tile row
+        // when that is larger) or depthwise planes; shared: the whole-batch im2col that
+        // conv2dBackwardWeight uses for late layers (few columns for many weights)
+        var slot = Grain.chunkFloats
+        var shared = 1
         var wt = 1
         var wino: [Int?] = []
         var winoTotal = 0, winoLargest = 1
@@ -347,24 +354,26 @@ public final class TrainableNetwork: @unchecked Sendable {
             if case .conv(let x, _, let g, _) = op {
                 let t = b.tensors[x]
                 if g.groups > 1 {
-                    dw = max(dw, max(depthwiseBackwardScratchCount(height: t.h, width: t.w), depthwiseScratchCount(height: t.h, width: t.w)))
+                    slot = max(slot, depthwiseBackwardScratchCount(height: t.h, width: t.w), depthwiseScratchCount(height: t.h, width: t.w))
                 } else {
-                    sc = max(sc, conv2dBackwardScratchCount(g, chunkColumns: max(32, 196_608 / g.groupK), workers: max(2, defaultWorkerCount)))
-                    // whole-batch im2col for the weight gradient of late layers (few columns, many weights)
+                    slot = max(slot, g.groupK)
                     let (oh, ow) = g.outputSize(height: t.h, width: t.w)
-                    let whole = g.groupK * maxBatch * oh * ow
-                    if g.weightCount >= whole / 4 && whole <= 1 << 23 { sc = max(sc, whole) }
+                    let cols = min(maxBatch * oh * ow, 4 * g.outChannels, (1 << 23) / g.groupK)
+                    shared = max(shared, g.groupK * cols)
                     if canBackpropInputByForward(g) { wt = max(wt, g.weightCount) }
                     if x != 0 && TrainableNetwork.isWinogradEligible(g) {
                         wino[wino.count - 1] = winoTotal
                         winoTotal += 16 * g.inChannels * g.outChannels
                         winoLargest = max(winoLargest, 16 * g.inChannels * g.outChannels)
-                        sc = max(sc, max(2, defaultWorkerCount) * winogradScratchCount(inChannels: g.inChannels, outChannels: g.outChannels, tiles: (t.w + 1) / 2))
+                        let tw = (t.w + 1) / 2
+                        slot = max(slot, 16 * (g.inChannels + g.outChannels) * tw + 8 * (tw + 16))
                     }
                 }
             }
         }
-        scratchCount = max(sc, dw * max(2, defaultWorkerCount))
+        scratchSlot = slot
+        scratchShared = shared
+        scratchCount = TrainableNetwork.scratchFloats(slot: slot, shared: shared, workers: defaultWorkerCount)
         let largest = b.tensors.dropFirst().map { $0.per }.max() ?? 1
         act = .allocate(capacity: total)
         act.initialize(repeating: 0, count: total)
@@ -391,6 +400,21 @@ public final class TrainableNetwork: @unchecked Sendable {
         arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch + largest * maxBatch + wt + winoTotal + winoLargest
 
         try initialise(weights: weights, seed: seed, keepLastLayer: keepLastLayer)
+    }
+
+    static func scratchFloats(slot: Int, shared: Int, workers: Int) -> Int {
+        max(shared, max(1, workers) * slot)
+    }
+
+    /// Sizes the scratch for `workers` (the kernels use fewer workers when it holds fewer slots).
+    private func allocateScratch() {
+        let count = TrainableNetwork.scratchFloats(slot: scratchSlot, shared: scratchShared, workers: workers)
+        guard count != scratchCount else { return }
+        scratch.deallocate()
+        arenaFloats += count - scratchCount
+        scratchCount = count
+        scratch = .allocate(capacity: count)
+        scratch.initialize(repeating: 0, count: count)
     }
 
     deinit {

@@ -16,8 +16,9 @@ import Foundation
 
 // MARK: - Parallel GEMM
 
-/// C = op(A) op(B) + beta * C (row-major) with the work split between `workers` along the larger
-/// of m and n; each worker runs a single-threaded sgemm on its block. Deterministic.
+/// C = op(A) op(B) + beta * C (row-major) cut along the larger of m and n into blocks whose size
+/// depends on the shape only (`blockLength`); the workers share the blocks, each running a
+/// single-threaded sgemm per block. Bit-identical for any worker count.
 public func parallelSgemm(
     transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -28,29 +29,29 @@ public func parallelSgemm(
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
         return
     }
-    let w = max(1, workers)
-    if w == 1 || (m < 2 * 16 && n < 2 * 64) {
+    if m < 2 * 16 && n < 2 * 64 {
         sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         return
     }
     let box = UncheckedSendable((a, b, c))
     if n >= m {
-        // split columns of C (columns of op(B)); blocks rounded to 16 floats
-        let blocks = (n + 15) / 16
-        parallelSlices(blocks, workers: w) { _, s in
+        // column blocks, multiples of 16 floats, at least 64 wide
+        let cb = blockLength(n, minimum: 64)
+        parallelPieces((n + cb - 1) / cb, workers: max(1, workers)) { _, piece in
             let (a, b, c) = box.value
-            let j0 = s.lowerBound * 16, j1 = min(n, s.upperBound * 16)
-            if j1 <= j0 { return }
+            let j0 = piece * cb, j1 = min(n, j0 + cb)
             let bj = transB ? b + j0 * ldb : b + j0
             sgemm(transA: transA, transB: transB, m: m, n: j1 - j0, k: k, a: a, lda: lda, b: bj, ldb: ldb,
                   beta: beta, c: c + j0, ldc: ldc)
         }
     } else {
-        parallelSlices(m, workers: w) { _, s in
+        let rb = blockLength(m, multiple: 4, minimum: 16)
+        parallelPieces((m + rb - 1) / rb, workers: max(1, workers)) { _, piece in
             let (a, b, c) = box.value
-            let ai = transA ? a + s.lowerBound : a + s.lowerBound * lda
-            sgemm(transA: transA, transB: transB, m: s.count, n: n, k: k, a: ai, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c + s.lowerBound * ldc, ldc: ldc)
+            let i0 = piece * rb, i1 = min(m, i0 + rb)
+            let ai = transA ? a + i0 : a + i0 * lda
+            sgemm(transA: transA, transB: transB, m: i1 - i0, n: n, k: k, a: ai, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c + i0 * ldc, ldc: ldc)
         }
     }
 }
@@ -106,21 +107,26 @@ public func col2im(
 
 // MARK: - Convolution backward (groups == 1)
 
-/// Scratch floats `conv2dBackward` needs to run `workers` workers with column chunks of
-/// `chunkColumns`: per worker one im2col chunk, plus a private weight-gradient accumulator for
-/// every worker but the first. (Pointwise stride-1 convolutions need none.)
+/// Scratch floats `conv2dBackward` needs with column chunks of `chunkColumns` (one shared im2col
+/// chunk; `workers` is kept for callers and no longer matters). Pointwise stride-1 convolutions need none.
 public func conv2dBackwardScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: Int) -> Int {
-    if g.isPointwise { return 0 }
-    let w = max(1, workers)
-    return w * g.groupK * max(1, chunkColumns) + (w - 1) * g.weightCount
+    g.isPointwise ? 0 : g.groupK * max(1, chunkColumns)
+}
+
+/// Columns per im2col chunk of the convolution backward passes: `Grain.chunkFloats` of scratch (less
+/// only when the caller's whole scratch is smaller, which only tests do).
+@inline(__always)
+func backwardChunk(columns cols: Int, im2colRows kAll: Int, scratchCount: Int) -> Int {
+    max(1, min(cols, min(Grain.chunkFloats, scratchCount) / max(1, kAll)))
 }
 
 /// Weight gradient of an ungrouped convolution without bias:
 ///   gradWeight[OC x K] += dY[OC x cols] * im2col(input)[K x cols]^T.
-/// The output columns are split between `workers`; each rebuilds im2col of its columns chunk by
-/// chunk in its share of `scratch` (cache-sized) and accumulates with a single-threaded sgemm into
-/// its own accumulator (worker 0: gradWeight itself), then the accumulators are summed. A pointwise
-/// stride-1 convolution over CNHW input reads the input directly.
+/// The columns go in chunks of fixed size, one after another (so every weight's sum runs in the same
+/// order whatever the worker count): the workers build each chunk's im2col (split by input channel),
+/// then share the GEMM's fixed blocks (`parallelSgemm`). With few columns for many weights (late
+/// layers) the whole batch is one chunk when the scratch holds it. A pointwise stride-1 convolution
+/// over CNHW input reads the input directly.
 public func conv2dBackwardWeight(
     gradOutput dy: UnsafePointer<Float>,
     input: UnsafePointer<Float>, layout: PlaneLayout,
@@ -140,51 +146,28 @@ public func conv2dBackwardWeight(
         return
     }
     guard let scratch else { preconditionFailure("conv2dBackwardWeight needs scratch for a non-pointwise convolution") }
-    if kAll * cols <= scratchCount && (g.weightCount >= kAll * cols / 4 || workers == 1) {
-        // few columns for many weights (late layers): im2col of every column at once, then one
-        // GEMM over all columns with the weight rows split between workers (one pass over dW)
-        let box = UncheckedSendable((scratch, input))
+    // few columns for many weights: the whole batch at once (one pass over dW), if it fits
+    let whole = kAll * cols <= min(1 << 23, scratchCount) && g.weightCount >= kAll * cols / 4
+    let chunk = whole ? cols : backwardChunk(columns: cols, im2colRows: kAll, scratchCount: scratchCount)
+    precondition(kAll * chunk <= scratchCount, "conv2dBackwardWeight: scratch too small")
+    let box = UncheckedSendable((scratch, input))
+    var j0 = 0
+    while j0 < cols {
+        let j1 = min(cols, j0 + chunk), nc = j1 - j0
         parallelSlices(g.inChannels, workers: workers) { _, chans in
             let (scratch, input) = box.value
-            im2col(col: scratch + chans.lowerBound * g.kernelH * g.kernelW * cols, ldcol: cols, input: input, layout: layout,
-                   height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: 0, cols)
+            im2col(col: scratch + chans.lowerBound * g.kernelH * g.kernelW * nc, ldcol: nc, input: input, layout: layout,
+                   height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
         }
-        parallelSgemm(transB: true, m: oc, n: kAll, k: cols, a: dy, lda: cols, b: scratch, ldb: cols,
+        parallelSgemm(transB: true, m: oc, n: kAll, k: nc, a: dy + j0, lda: cols, b: scratch, ldb: nc,
                       beta: 1, c: gradWeight, ldc: kAll, workers: workers)
-        return
-    }
-    var wk = max(1, min(workers, cols / 64))
-    // the private accumulators must fit next to at least one column per worker
-    while wk > 1 && (wk - 1) * g.weightCount + wk * kAll > scratchCount { wk -= 1 }
-    let accFloats = (wk - 1) * g.weightCount
-    let chunk = max(1, min(cols, (scratchCount - accFloats) / (wk * kAll)))
-    let colBase = scratch + accFloats
-    if accFloats > 0 { scratch.update(repeating: 0, count: accFloats) }
-    let box = UncheckedSendable((scratch, colBase, input, gradWeight))
-    parallelSlices(cols, workers: wk) { worker, range in
-        let (scratch, colBase, input, gradWeight) = box.value
-        let col = colBase + worker * kAll * chunk
-        let acc = worker == 0 ? gradWeight : scratch + (worker - 1) * g.weightCount
-        var j0 = range.lowerBound
-        while j0 < range.upperBound {
-            let j1 = min(range.upperBound, j0 + chunk)
-            let nc = j1 - j0
-            im2col(col: col, ldcol: nc, input: input, layout: layout, height: h, width: w, g: g,
-                   channels: 0, g.inChannels, columns: j0, j1)
-            sgemm(transB: true, m: oc, n: kAll, k: nc, a: dy + j0, lda: cols, b: col, ldb: nc,
-                  beta: 1, c: acc, ldc: kAll)
-            j0 = j1
-        }
-    }
-    for k in 1..<max(1, wk) {
-        let a = scratch + (k - 1) * g.weightCount
-        for i in 0..<g.weightCount { gradWeight[i] += a[i] }
+        j0 = j1
     }
 }
 
 /// Input gradient of an ungrouped convolution by col2im:
 ///   dcol[K x cols] = W^T[K x OC] * dY[OC x cols], added back to the image positions (col2im),
-/// in column chunks of `scratchCount / K`. Any stride, padding and kernel; pointwise stride-1
+/// in column chunks of `Grain.chunkFloats / K` floats. Any stride, padding and kernel; pointwise stride-1
 /// convolutions over CNHW are one GEMM. `gradInput` (+=) has the input's layout.
 public func conv2dBackwardInput(
     gradOutput dy: UnsafePointer<Float>, layout: PlaneLayout,
@@ -205,7 +188,8 @@ public func conv2dBackwardInput(
     }
     if !accumulate { gradInput.update(repeating: 0, count: n * g.inChannels * h * w) }
     guard let scratch else { preconditionFailure("conv2dBackwardInput needs scratch for a non-pointwise convolution") }
-    let chunk = max(1, min(cols, scratchCount / max(1, kAll)))
+    let chunk = backwardChunk(columns: cols, im2colRows: kAll, scratchCount: scratchCount)
+    precondition(kAll * chunk <= scratchCount, "conv2dBackwardInput: scratch too small")
     let box = UncheckedSendable((scratch, gradInput))
     var j0 = 0
     while j0 < cols {

@@ -161,8 +161,31 @@ public func biasActivationEpilogue(
 
 /// Floats of scratch `conv2dForward` wants for a given column chunk size (per worker).
 public func conv2dScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: Int) -> Int {
-    // (column split: one chunk per worker; channel split: one shared chunk)
+    // (column pieces: one chunk per worker; row blocks: one shared chunk)
     g.isPointwise ? 0 : g.inChannels * g.kernelH * g.kernelW * chunkColumns * max(1, workers)
+}
+
+/// How `conv2dForward` cuts its work: column chunks of `chunk` columns, and output rows in blocks of
+/// `rowBlock` when there are too few chunks to share. Depends on the shape only, never on the
+/// worker count (see `Grain`).
+public struct ConvPlan: Sendable {
+    public let chunk: Int, chunks: Int, rowBlock: Int
+    /// True: the chunks run in parallel, each with its own scratch; false: the chunks run one after
+    /// another and the row blocks of each run in parallel.
+    public var byColumns: Bool { rowBlock == 0 }
+
+    /// `budget`: scratch floats of one piece's im2col (`Grain.chunkFloats`, or less when the caller's
+    /// whole scratch is smaller, which only tests do).
+    public init(columns cols: Int, outChannels oc: Int, im2colRows kAll: Int, direct: Bool,
+                minColumns: Int = 256, outputChunkFloats: Int = 1 << 17, budget: Int = Grain.chunkFloats) {
+        // cache-resident output block, im2col within the per-piece budget, and enough pieces to share
+        var c = max(16, outputChunkFloats / max(1, oc))
+        if !direct { c = min(c, max(1, budget / max(1, kAll))) }
+        c = min(c, blockLength(cols, minimum: max(1, min(minColumns, c))))
+        chunk = max(1, min(c, cols))
+        chunks = (cols + chunk - 1) / chunk
+        rowBlock = chunks >= 4 ? 0 : blockLength(oc, pieces: 8, multiple: 8, minimum: 16)
+    }
 }
 
 /// Convolution forward (any stride, padding, groups) over a batch, output in CNHW:
@@ -174,10 +197,11 @@ public func conv2dScratchCount(_ g: ConvGeometry, chunkColumns: Int, workers: In
 /// to stay in cache: im2col of the chunk into `scratch` (skipped for pointwise convolutions over
 /// CNHW input, which read the activation directly), one sgemm per group, then the bias/residual/
 /// activation epilogue while the chunk is hot. Parallelism is ours, BLAS runs single-threaded
-/// (call `setBLASThreads(1)`): with many columns each worker takes a contiguous range of columns;
-/// with few (late layers, small batches) the workers split the output channels of each chunk.
-/// `scratch` must hold `conv2dScratchCount(g, chunkColumns: c, workers:)` floats for some c >= 1
-/// (pass its size as `scratchCount`; the chunk size is derived from it).
+/// (call `setBLASThreads(1)`). The cut (`ConvPlan`) depends on the shape only: with many chunks the
+/// workers take chunks; with few (late layers, small batches) the workers split each chunk's
+/// output channels into fixed row blocks. So results do not depend on the worker count.
+/// `scratch` must hold `conv2dScratchCount(g, chunkColumns: plan.chunk, workers: 1)` floats; with
+/// less than `workers` chunks' worth, fewer workers run.
 public func conv2dForward(
     output: UnsafeMutablePointer<Float>,
     input: UnsafePointer<Float>, layout: PlaneLayout,
@@ -195,12 +219,11 @@ public func conv2dForward(
     let kg = g.groupK, kk = g.kernelH * g.kernelW
     let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
     let kAll = g.inChannels * kk
-    let splitColumns = workers > 1 && cols >= workers * minColumnsPerWorker
-    let wk = splitColumns ? workers : 1
-    // chunk: bounded by the scratch (im2col) and by the output block we want cache-resident
-    var chunk = max(16, outputChunkFloats / max(1, g.outChannels))
-    if !direct { chunk = min(chunk, max(1, scratchCount / max(1, kAll * wk))) }
-    chunk = min(chunk, cols)
+    let plan = ConvPlan(columns: cols, outChannels: g.outChannels, im2colRows: kAll, direct: direct,
+                        minColumns: minColumnsPerWorker, outputChunkFloats: outputChunkFloats,
+                        budget: min(Grain.chunkFloats, scratchCount))
+    let chunk = plan.chunk
+    if !direct { precondition(scratch != nil && scratchCount >= kAll * chunk, "conv2dForward: scratch too small") }
 
     /// Output rows [r0, r1) (within each group's share) of columns [j0, j1), reading im2col `col`.
     func gemmRows(_ col: UnsafePointer<Float>?, _ j0: Int, _ j1: Int, _ r0: Int, _ r1: Int) {
@@ -224,16 +247,19 @@ public func conv2dForward(
                                bias: bias, residual: residual, activation: activation)
     }
 
-    // Pointwise with scratch to spare: the GEMM writes a cache-resident block (ldc = chunk) and
-    // the epilogue streams it to the output once (no write-allocate of the output by BLAS).
-    let staged = direct && scratch != nil && scratchCount >= wk * chunk * g.outChannels
-    if staged && (splitColumns || workers <= 1) {
-        parallelSlices(cols, workers: wk) { worker, slice in
-            let block = scratch! + worker * chunk * g.outChannels
-            var j0 = slice.lowerBound
-            while j0 < slice.upperBound {
-                let j1 = min(slice.upperBound, j0 + chunk)
-                let nc = j1 - j0
+    if plan.byColumns {
+        // Pointwise with scratch to spare: the GEMM writes a cache-resident block (ldc = chunk) and
+        // the epilogue streams it to the output once (no write-allocate of the output by BLAS).
+        // (staged or not, the arithmetic is the same: `biasActivationEpilogue`'s, so this choice may
+        // depend on the workers)
+        let perPiece = direct ? chunk * g.outChannels : kAll * chunk
+        let staged = direct && scratch != nil && scratchCount >= min(workers, plan.chunks) * perPiece
+        let wk = direct && !staged ? workers : max(1, min(workers, scratchCount / max(1, perPiece)))
+        parallelPieces(plan.chunks, workers: wk) { worker, piece in
+            let j0 = piece * chunk, j1 = min(cols, j0 + chunk)
+            let nc = j1 - j0
+            if staged {
+                let block = scratch! + worker * perPiece
                 sgemm(m: g.outChannels, n: nc, k: g.inChannels,
                       a: weight, lda: g.inChannels, b: input + j0, ldb: cols, c: block, ldc: nc)
                 for r in 0..<g.outChannels {
@@ -248,49 +274,41 @@ public func conv2dForward(
                         }
                     } else {
                         switch activation {
-                        case .none: for j in 0..<nc { dst[j] = src[j] + bv }
+                        case .none: if bv != 0 { for j in 0..<nc { dst[j] = src[j] + bv } } else { dst.update(from: src, count: nc) }
                         case .relu: for j in 0..<nc { dst[j] = max(src[j] + bv, 0) }
                         case .relu6: for j in 0..<nc { dst[j] = min(max(src[j] + bv, 0), 6) }
                         }
                     }
                 }
-                j0 = j1
+                return
             }
-        }
-    } else if splitColumns || workers <= 1 {
-        parallelSlices(cols, workers: wk) { worker, slice in
-            var j0 = slice.lowerBound
-            while j0 < slice.upperBound {
-                let j1 = min(slice.upperBound, j0 + chunk)
-                var col: UnsafeMutablePointer<Float>? = nil
-                if !direct {
-                    col = scratch! + worker * kAll * chunk
-                    im2col(col: col!, ldcol: j1 - j0, input: input, layout: layout, height: h, width: w, g: g,
-                           channels: 0, g.inChannels, columns: j0, j1)
-                }
-                gemmRows(col, j0, j1, 0, g.outChannels)
-                j0 = j1
+            var col: UnsafeMutablePointer<Float>? = nil
+            if !direct {
+                col = scratch! + worker * perPiece
+                im2col(col: col!, ldcol: nc, input: input, layout: layout, height: h, width: w, g: g,
+                       channels: 0, g.inChannels, columns: j0, j1)
             }
+            gemmRows(col, j0, j1, 0, g.outChannels)
         }
     } else {
-        var j0 = 0
-        while j0 < cols {
-            let j1 = min(cols, j0 + chunk)
+        let rb = plan.rowBlock
+        let blocks = (g.outChannels + rb - 1) / rb
+        for piece in 0..<plan.chunks {
+            let j0 = piece * chunk, j1 = min(cols, j0 + chunk)
             var col: UnsafeMutablePointer<Float>? = nil
             if !direct {
                 let c = scratch!
                 col = c
-                // im2col split by input channels (disjoint row blocks of col)
+                // im2col split by input channels (disjoint row blocks of col; a copy, so any split)
                 parallelSlices(g.inChannels, workers: workers) { _, chans in
                     im2col(col: c + chans.lowerBound * kk * (j1 - j0), ldcol: j1 - j0, input: input, layout: layout,
                            height: h, width: w, g: g, channels: chans.lowerBound, chans.count, columns: j0, j1)
                 }
             }
             let colPointer = UncheckedSendable(col.map { UnsafePointer($0) })
-            parallelSlices(g.outChannels, workers: workers) { _, rows in
-                gemmRows(colPointer.value, j0, j1, rows.lowerBound, rows.upperBound)
+            parallelPieces(blocks, workers: workers) { _, b in
+                gemmRows(colPointer.value, j0, j1, b * rb, min(g.outChannels, (b + 1) * rb))
             }
-            j0 = j1
         }
     }
 }

@@ -83,12 +83,8 @@ public func conv3x3WinogradForward(
     let th = (h + 1) / 2, tw = (w + 1) / 2
     let tileRows = n * th
     guard tileRows > 0 else { return }
-    let splitRows = workers > 1 && tileRows >= workers && tileRows * tw >= workers * minTilesPerWorker
-    let wk = splitRows ? workers : 1
     let pw = tw + 16                          // one de-interleaved half row (+ room for 8-wide loads)
     let rowBuffers = 8 * pw                   // 4 input rows as even/odd halves (or 2 output rows)
-    let perWorker = scratchCount / wk
-    let chunkRows = max(1, min(tileRows, (perWorker - rowBuffers) / max(1, 16 * (ic + oc) * tw)))
     let hw = h * w, planeStride = n * hw
 
     let tiles = WinogradTiles(input: input, batch: n, channels: ic, height: h, width: w)
@@ -161,7 +157,7 @@ public func conv3x3WinogradForward(
     }
 
     winogradSchedule(positions: 16, tileRows: tileRows, tilesPerRow: tw, inChannels: ic, outChannels: oc,
-                     rowBuffers: rowBuffers, chunkRows: chunkRows, perWorker: perWorker, rowWorkers: wk,
+                     rowBuffers: rowBuffers, minTiles: minTilesPerWorker,
                      workers: workers, scratch: scratch, scratchCount: scratchCount,
                      input: inputTransform, gemms: gemms, output: outputTransform)
 }
@@ -203,47 +199,60 @@ func winogradGemms(positions: Int, u: UnsafePointer<Float>, inChannels ic: Int, 
     }
 }
 
+/// Tile rows per chunk of a Winograd pass: `Grain.chunkFloats` of scratch (less only when the caller's
+/// whole scratch is smaller, which only tests do), and enough chunks to share (not below `minTiles`
+/// tiles each). Depends on the shape only.
+func winogradChunkRows(positions: Int, tileRows: Int, tilesPerRow tw: Int, inChannels ic: Int, outChannels oc: Int,
+                       rowBuffers: Int, minTiles: Int, scratchCount: Int) -> Int {
+    let fit = max(1, (min(Grain.chunkFloats, scratchCount) - rowBuffers) / max(1, positions * (ic + oc) * tw))
+    let share = max(blockLength(tileRows, multiple: 1, minimum: 1), (minTiles + tw - 1) / max(1, tw))
+    return max(1, min(tileRows, fit, share))
+}
+
 /// The chunked, parallel schedule of the Winograd forwards (`positions` = 16 for F(2x2, 3x3), 36 for
-/// F(4x4, 3x3)): V, M and row buffers per chunk of tile rows. With `rowWorkers` > 1 (many tiles) or a
-/// single worker, each of the `rowWorkers` takes a contiguous range of tile rows and runs input
-/// transform, GEMMs and output transform on its own `perWorker` floats of scratch, `chunkRows` at a
-/// time; otherwise (few tiles) the `workers` split the input channels (transform) and the output
-/// channels (GEMMs and transform back) of each chunk.
+/// F(4x4, 3x3)): V, M and row buffers per chunk of tile rows (`winogradChunkRows`). With at least 4
+/// chunks the workers take chunks and run input transform, GEMMs and output transform on their own
+/// slot of scratch; otherwise (few tiles) the chunks run in turn and the workers split the input
+/// channels (transform) and fixed blocks of output channels (GEMMs and transform back). The cut
+/// depends on the shape only, so results do not depend on the worker count. `scratch` holds at least
+/// one chunk's V, M and row buffers; with less than `workers` slots, fewer workers run.
 func winogradSchedule(
     positions: Int, tileRows: Int, tilesPerRow tw: Int, inChannels ic: Int, outChannels oc: Int,
-    rowBuffers: Int, chunkRows: Int, perWorker: Int, rowWorkers: Int, workers: Int,
+    rowBuffers: Int, minTiles: Int, workers: Int,
     scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
     input: (_ v: UnsafeMutablePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) -> Void,
     gemms: (_ v: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ tiles: Int, _ o0: Int, _ o1: Int) -> Void,
     output: (_ m: UnsafePointer<Float>, _ rowbuf: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ o0: Int, _ o1: Int) -> Void
 ) {
-    if rowWorkers > 1 || workers <= 1 {
-        parallelSlices(tileRows, workers: rowWorkers) { worker, slice in
-            let v = scratch + worker * perWorker
+    let chunkRows = winogradChunkRows(positions: positions, tileRows: tileRows, tilesPerRow: tw, inChannels: ic,
+                                      outChannels: oc, rowBuffers: rowBuffers, minTiles: minTiles, scratchCount: scratchCount)
+    let chunks = (tileRows + chunkRows - 1) / chunkRows
+    let vm = positions * (ic + oc) * chunkRows * tw
+    precondition(vm + rowBuffers <= scratchCount, "Winograd: scratch too small")
+    if chunks >= 4 {
+        let perSlot = vm + rowBuffers
+        parallelPieces(chunks, workers: max(1, min(workers, scratchCount / perSlot))) { worker, piece in
+            let v = scratch + worker * perSlot
             let m = v + positions * ic * chunkRows * tw
             let rowbuf = m + positions * oc * chunkRows * tw
-            var r0 = slice.lowerBound
-            while r0 < slice.upperBound {
-                let r1 = min(slice.upperBound, r0 + chunkRows)
-                input(v, rowbuf, r0, r1, 0, ic)
-                gemms(v, m, (r1 - r0) * tw, 0, oc)
-                output(m, rowbuf, r0, r1, 0, oc)
-                r0 = r1
-            }
+            let r0 = piece * chunkRows, r1 = min(tileRows, r0 + chunkRows)
+            input(v, rowbuf, r0, r1, 0, ic)
+            gemms(v, m, (r1 - r0) * tw, 0, oc)
+            output(m, rowbuf, r0, r1, 0, oc)
         }
     } else {
-        let chunkR = max(1, min(tileRows, (scratchCount - workers * rowBuffers) / max(1, positions * (ic + oc) * tw)))
-        let v = scratch, m = scratch + positions * ic * chunkR * tw
-        let rowBase = scratch + positions * (ic + oc) * chunkR * tw
-        var r0 = 0
-        while r0 < tileRows {
-            let r1 = min(tileRows, r0 + chunkR)
-            parallelSlices(ic, workers: workers) { wi, cs in input(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
-            parallelSlices(oc, workers: workers) { wi, os in
-                gemms(v, m, (r1 - r0) * tw, os.lowerBound, os.upperBound)
-                output(m, rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
+        let wk = max(1, min(workers, (scratchCount - vm) / rowBuffers))
+        let v = scratch, m = scratch + positions * ic * chunkRows * tw
+        let rowBase = scratch + vm
+        let ob = blockLength(oc, pieces: 8, multiple: 8, minimum: 8)
+        for piece in 0..<chunks {
+            let r0 = piece * chunkRows, r1 = min(tileRows, r0 + chunkRows)
+            parallelSlices(ic, workers: wk) { wi, cs in input(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
+            parallelPieces((oc + ob - 1) / ob, workers: wk) { wi, b in
+                let o0 = b * ob, o1 = min(oc, o0 + ob)
+                gemms(v, m, (r1 - r0) * tw, o0, o1)
+                output(m, rowBase + wi * rowBuffers, r0, r1, o0, o1)
             }
-            r0 = r1
         }
     }
 }
@@ -258,8 +267,8 @@ public func winogradBackwardWeightScratchCount(inChannels ic: Int, outChannels o
 /// tile, dU[xi] (OC x IC) = sum over tiles of dM[xi] V[xi]^T (16 GEMMs with K = tiles: 16 multiplies
 /// per tile and channel pair instead of 36), and gradWeight += G^T dU G. Input and dY are CNHW;
 /// gradWeight is PyTorch's [OC][IC][3][3] and is accumulated (+=). `gradU` holds 16 * OC * IC floats.
-/// Tiles go in chunks; the workers split input channels (V) and output channels (dM, GEMMs), so the
-/// result does not depend on the number of workers.
+/// Tiles go in chunks of fixed size; the workers split input channels (V) and fixed blocks of output
+/// channels (dM, GEMMs), so the result does not depend on the number of workers.
 public func conv3x3WinogradBackwardWeight(
     gradWeight: UnsafeMutablePointer<Float>, gradOutput dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
     batch n: Int, inChannels ic: Int, outChannels oc: Int, height h: Int, width w: Int,
@@ -269,12 +278,16 @@ public func conv3x3WinogradBackwardWeight(
     let th = tiles.th, tw = tiles.tw, pw = tiles.pw, hw = tiles.hw, planeStride = tiles.planeStride
     let tileRows = n * th
     guard tileRows > 0, ic > 0, oc > 0 else { return }
-    let wk = max(1, workers)
     let rowBuffers = 8 * pw
-    let chunkRows = max(1, min(tileRows, (scratchCount - wk * rowBuffers) / max(1, 16 * (ic + oc) * tw)))
+    // chunks of fixed size (the sums over tiles run chunk after chunk in the same order for any
+    // worker count); the workers split input channels (V) and fixed blocks of output channels
+    let chunkRows = max(1, min(tileRows, (min(Grain.chunkFloats, scratchCount) - rowBuffers) / max(1, 16 * (ic + oc) * tw)))
     let plane = oc * ic
     let v = scratch, dm = scratch + 16 * ic * chunkRows * tw
     let rowBase = dm + 16 * oc * chunkRows * tw
+    precondition(16 * (ic + oc) * chunkRows * tw + rowBuffers <= scratchCount, "Winograd backward: scratch too small")
+    let wk = max(1, min(workers, (scratchCount - 16 * (ic + oc) * chunkRows * tw) / rowBuffers))
+    let ob = blockLength(oc, pieces: 8, multiple: 8, minimum: 8)
     gradU.update(repeating: 0, count: 16 * plane)
 
     /// dM[xi][o][t] for output channels [o0, o1) of tile rows [r0, r1): rows [p, q], [p+r, q+s],
@@ -335,7 +348,8 @@ public func conv3x3WinogradBackwardWeight(
         let r1 = min(tileRows, r0 + chunkRows)
         let nc = (r1 - r0) * tw
         parallelSlices(ic, workers: wk) { wi, cs in tiles.inputTransform(v, rowBase + wi * rowBuffers, r0, r1, cs.lowerBound, cs.upperBound) }
-        parallelSlices(oc, workers: wk) { wi, os in
+        parallelPieces((oc + ob - 1) / ob, workers: wk) { wi, b in
+            let os = (b * ob)..<min(oc, (b + 1) * ob)
             gradTransform(rowBase + wi * rowBuffers, r0, r1, os.lowerBound, os.upperBound)
             for xi in 0..<16 {
                 sgemm(transB: true, m: os.count, n: ic, k: nc,

@@ -55,12 +55,8 @@ public func conv3x3Winograd4Forward(
     let th = (h + 3) / 4, tw = (w + 3) / 4
     let tileRows = n * th
     guard tileRows > 0 else { return }
-    let splitRows = workers > 1 && tileRows >= workers && tileRows * tw >= workers * minTilesPerWorker
-    let wk = splitRows ? workers : 1
     let pw = tw + 24                          // one phase of a row (+ room for 8-wide loads at j + 1)
     let rowBuffers = 24 * pw + 37 * 8         // 6 input rows x 4 phases (or 4 output rows x 4), + T, + staging
-    let perWorker = scratchCount / wk
-    let chunkRows = max(1, min(tileRows, (perWorker - rowBuffers) / max(1, 36 * (ic + oc) * tw)))
     let hw = h * w, planeStride = n * hw
 
     /// V[xi][c][t] for channels [c0, c1) of tile rows [r0, r1). Row y of a patch is split into its 4
@@ -188,7 +184,7 @@ public func conv3x3Winograd4Forward(
     }
 
     winogradSchedule(positions: 36, tileRows: tileRows, tilesPerRow: tw, inChannels: ic, outChannels: oc,
-                     rowBuffers: rowBuffers, chunkRows: chunkRows, perWorker: perWorker, rowWorkers: wk,
+                     rowBuffers: rowBuffers, minTiles: minTilesPerWorker,
                      workers: workers, scratch: scratch, scratchCount: scratchCount,
                      input: inputTransform, gemms: gemms, output: outputTransform)
 }
