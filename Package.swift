@@ -4,15 +4,21 @@ import Foundation
 
 // probe: transfer learning on the CPU. No SwiftPM dependencies; system C libraries only.
 
-// The kernels are plain Swift SIMD code, so the compiler is told to use the build machine's vector
-// units (on x86-64 with AVX2, an 8-float vector is one register; for baseline SSE2 it is split into
-// two and some 8-wide loops come out partly scalar: a MobileNetV2 finetuning step measured 9% slower).
-// No fused multiply-add is formed from separate multiplies and adds, so results do not change
-// (one epoch of finetuning each backbone wrote byte-identical weights with either build).
-// A binary built this way runs on CPUs like the build machine; PROBE_PORTABLE=1 builds one for
-// any CPU of the architecture (to copy elsewhere).
-let cpuSettings: [SwiftSetting] = ProcessInfo.processInfo.environment["PROBE_PORTABLE"] == nil
-    ? [.unsafeFlags(["-target-cpu", "native"])] : []
+// The kernels are plain Swift SIMD code. By default the package is built for the architecture's
+// baseline (SSE2 on x86-64): the binary runs on any CPU of the architecture, and the manifest has
+// no unsafe flags, which SwiftPM requires of a package that others depend on by version.
+// PROBE_NATIVE=1 in the environment at build time compiles for the build machine's CPU instead
+// (`-target-cpu native`): with AVX2 an 8-float SIMD8 is one register, whereas on baseline SSE2 it
+// is split into two and some 8-wide loops come out partly scalar (a MobileNetV2 finetuning step
+// measured 9% slower portable). No fused multiply-add is formed from separate multiplies and adds
+// either way, so results do not change (one epoch of finetuning each backbone wrote byte-identical
+// weights with either build). tools/test.sh and tools/demo.sh set PROBE_NATIVE=1.
+//   portable (default, any x86-64/arm64 CPU): swift build -c release
+//   native (this machine's CPU only):          PROBE_NATIVE=1 swift build -c release
+// SwiftPM re-evaluates the manifest when the environment changes, so switching between the two in
+// one .build rebuilds everything; give one of them its own --scratch-path to keep both.
+let native = ProcessInfo.processInfo.environment["PROBE_NATIVE"] == "1"
+let cpuSettings: [SwiftSetting] = native ? [.unsafeFlags(["-target-cpu", "native"])] : []
 
 let package = Package(
     name: "probe",
@@ -53,22 +59,22 @@ let package = Package(
         // Reports: line charts and HTML pages.
         .target(name: "Report", dependencies: ["Vision"]),
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
-        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Store", "Extract", "Heads", "Report", "Digest"]),
+        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Digest"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
+            "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
         ]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
-        .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
+        .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Digest"]),
-        .testTarget(name: "HeadsTests", dependencies: ["Heads", "NN"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest"]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
     ],
     swiftLanguageModes: [.v6]

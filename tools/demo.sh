@@ -4,6 +4,8 @@
 # Extra arguments go to `probe demo` (e.g. --data DIR, --backbone mobilenet_v2 --weights FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Kernels compiled for this machine's CPU (see Package.swift); a plain `swift build` is portable.
+export PROBE_NATIVE=1
 tools/setup.sh
 swift build -c release --product probe
 .build/release/probe demo "$@"

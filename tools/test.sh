@@ -3,6 +3,8 @@
 # Tests that need ../shared (data, weights, PyTorch references) skip with a message when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Kernels compiled for this machine's CPU (see Package.swift); a plain `swift build` is portable.
+export PROBE_NATIVE=1
 tools/setup.sh
 swift build --build-tests -c release -Xswiftc -enable-testing
 # --no-parallel: the backbones and finetuning set OpenBLAS's process-wide thread count around their
