@@ -39,13 +39,17 @@ struct ParityTests {
         #expect(f.count == 16 * 512)
         let (e, c) = compare(f, refF.data, cols: 512)
         print("resnet18 features: relative L2 \(e), min row cosine \(c)")
-        #expect(e <= 1e-5)
-        #expect(c >= 0.99999)
+        // ParityTolerances.swift (tools/parity_noise.py): 2 x the spread of PyTorch's own float32 results
+        // (threads, oneDNN vs native convolutions, 2^-22 input perturbations) around the reference.
+        let tf = try #require(parityTolerances["resnet18.features"])
+        #expect(e <= tf.relativeL2)
+        #expect(c >= 1 - tf.cosineGap)
         let l = try #require(model.logits(features: f))
         let (e2, c2) = compare(l, refL.data, cols: 1000)
         print("resnet18 logits: relative L2 \(e2), min row cosine \(c2)")
-        #expect(e2 <= 1e-5)
-        #expect(c2 >= 0.99999)
+        let tl = try #require(parityTolerances["resnet18.logits"])  // as above
+        #expect(e2 <= tl.relativeL2)
+        #expect(c2 >= 1 - tl.cosineGap)
     }
 
     @Test func mobilenetV2MatchesPyTorch() throws {
@@ -56,8 +60,10 @@ struct ParityTests {
         let f = model.features(input.data)
         let (e, c) = compare(f, ref.data, cols: 1280)
         print("mobilenet_v2 features: relative L2 \(e), min row cosine \(c)")
-        #expect(e <= 1e-5)
-        #expect(c >= 0.99999)
+        // ParityTolerances.swift (tools/parity_noise.py): 2 x PyTorch's own float32 spread around the reference
+        let t = try #require(parityTolerances["mobilenet_v2.features"])
+        #expect(e <= t.relativeL2)
+        #expect(c >= 1 - t.cosineGap)
     }
 }
 

@@ -18,9 +18,11 @@ struct MobileNetV2GradientTests {
         let x = Array(input.data[0..<(4 * 3 * 224 * 224)])
         let logits = x.withUnsafeBufferPointer { net.forward(input: $0.baseAddress!, count: 4, training: true) }
         let (loss, _) = net.lossAndBackward(labels: [0, 1, 0, 1])
-        #expect(abs(loss - mobileNetV2ReferenceLoss) < 1e-5, "loss \(loss) vs \(mobileNetV2ReferenceLoss)")
+        // Tolerances: MobileNetV2GradientTolerances.swift (tools/parity_noise.py), 2 x the spread of PyTorch's own
+        // float32 step (threads, oneDNN vs native convolutions, 2^-22 input perturbations) around the reference.
+        #expect(abs(loss - mobileNetV2ReferenceLoss) < mobileNetV2LossTolerance, "loss \(loss) vs \(mobileNetV2ReferenceLoss)")
         let worstLogit = zip(logits, mobileNetV2ReferenceLogits).map { abs(Double($0) - $1) }.max() ?? .infinity
-        #expect(worstLogit < 1e-4, "logits differ by \(worstLogit)")
+        #expect(worstLogit < mobileNetV2LogitTolerance, "logits differ by \(worstLogit)")
         #expect(mobileNetV2ReferenceGradientNorms.count == net.parameterEntries.count)
         var worst = (0.0, "")
         for e in net.parameterEntries {
@@ -36,7 +38,9 @@ struct MobileNetV2GradientTests {
             }
             let rel = abs(got - want) / want
             if rel > worst.0 { worst = (rel, e.name) }
-            #expect(rel < 1e-3, "grad \(e.name): \(got) vs \(want) (rel \(rel))")
+            // per parameter: a ReLU6 decision flipped by round-off moves a few norms by far more than 1e-3
+            guard let tolerance = mobileNetV2GradientTolerance[e.name] else { Issue.record("no tolerance for \(e.name)"); continue }
+            #expect(rel < tolerance, "grad \(e.name): \(got) vs \(want) (rel \(rel), tolerance \(tolerance))")
         }
         print("mobilenet_v2 step: loss \(loss) (ref \(mobileNetV2ReferenceLoss)), max logit diff \(worstLogit), worst grad rel \(worst.0) at \(worst.1)")
     }
