@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Digest"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Digest", "NN"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads", "NN"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
     ],
