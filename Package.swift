@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
+            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
         ]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "NN"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
     ],

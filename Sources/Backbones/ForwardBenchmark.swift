@@ -43,9 +43,15 @@ public func runForwardBenchmark(batches: [Int], iterations: Int, resnetWeights: 
                                 log: (String) -> Void = { _ in }) throws -> String {
     let r: TensorSource? = try resnetWeights.map { try loadStateDict(path: $0) }
     let m: TensorSource? = try mobilenetWeights.map { try loadStateDict(path: $0) }
-    let header = "forward pass, eval mode, release build, \(defaultWorkerCount) threads, median of \(iterations) runs; " +
-        "weights: resnet18 \(resnetWeights ?? "synthetic"), mobilenet_v2 \(mobilenetWeights ?? "synthetic")"
+    let header = forwardBenchmarkHeader(iterations: iterations, resnetWeights: resnetWeights, mobilenetWeights: mobilenetWeights)
     return header + "\n" + (try runForwardBenchmark(batches: batches, iterations: iterations, resnet: r, mobilenet: m, log: log))
+}
+
+/// The first line of the forward benchmark's report: settings, the worker count in force
+/// (`ThreadCount.workers`, which the models' `ForwardOptions` take) and the weight files (nil: synthetic).
+public func forwardBenchmarkHeader(iterations: Int, resnetWeights: String?, mobilenetWeights: String?) -> String {
+    "forward pass, eval mode, release build, \(ThreadCount.workersDescription), median of \(iterations) runs; " +
+        "weights: resnet18 \(resnetWeights ?? "synthetic"), mobilenet_v2 \(mobilenetWeights ?? "synthetic")"
 }
 
 /// Times `features` of both backbones at each batch size (after one warm-up run) and returns a

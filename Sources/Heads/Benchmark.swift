@@ -1,3 +1,5 @@
+import NN
+
 /// The heads benchmark (`probe bench heads`): the tutorial's SGD head over cached features for
 /// several seeds (best validation accuracy, time of 25 epochs: median of `repeats` runs after a
 /// warm-up) and the L-BFGS probe (standardised and raw features), then the per-class metrics of
@@ -7,7 +9,7 @@ public func runHeadsBenchmark(train: LabeledFeatures, val: LabeledFeatures, seed
                               repeats: Int = 5, lbfgsC: Double = 1.0, classNames: [String]? = nil) -> String {
     var out = "heads benchmark: train \(train.count) x \(train.dimension)"
     out += train.views > 1 ? " (\(train.views) views)" : ""
-    out += ", val \(val.count), \(train.classes) classes\n"
+    out += ", val \(val.count), \(train.classes) classes, \(ThreadCount.workersDescription)\n"
     do {
         let tutorial = "lr 0.001, momentum 0.9, batch 4, StepLR(7, 0.1), 25 epochs"
         out += "SGD tutorial head (\(tutorial)):\n"

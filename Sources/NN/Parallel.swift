@@ -46,9 +46,12 @@ public struct UncheckedSendable<T>: @unchecked Sendable {
 /// when the pool is busy, and the caller falls back to GCD.
 @available(macOS 15, *)
 final class SpinPool: @unchecked Sendable {
-    /// Helpers for `defaultWorkerCount` workers as it is at the first parallel call (nil when that is 1).
-    /// A call with more workers than that falls back to GCD.
-    static let shared: SpinPool? = defaultWorkerCount > 1 ? SpinPool(helpers: defaultWorkerCount - 1) : nil
+    /// Helpers for `defaultWorkerCount` workers as it is at the first parallel call (nil when that is 1),
+    /// at most 63 (one bit each in `sleeping`). A call with more workers than that falls back to GCD.
+    static let shared: SpinPool? = {
+        let workers = min(defaultWorkerCount, Int.bitWidth)
+        return workers > 1 ? SpinPool(helpers: workers - 1) : nil
+    }()
 
     /// Spins before a helper goes to sleep (100,000 atomic loads: 0.1-0.2 ms here).
     private static let spinLimit = 100_000

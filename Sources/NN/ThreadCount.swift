@@ -22,6 +22,12 @@ public enum ThreadCount {
         return configured.load(ordering: .relaxed)
     }
 
+    /// The worker count in force for reports: "1 thread", "2 threads".
+    public static var workersDescription: String {
+        let n = workers
+        return n == 1 ? "1 thread" : "\(n) threads"
+    }
+
     /// Sets the worker count (a command's `--threads`), and BLAS's own thread count to match for the
     /// GEMMs it runs alone. Call before any parallel work: the worker pool keeps its first size and
     /// runs larger jobs on GCD instead.
@@ -61,10 +67,13 @@ public enum ThreadCount {
 
     /// CPUs in a list such as "0-3,8,10-11" (nil when malformed or empty).
     public static func cpuCount(fromList s: String) -> Int? {
+        let list = s.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !list.isEmpty else { return nil }
         var count = 0
-        for part in s.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",") {
-            let ends = part.split(separator: "-")
-            guard let lo = Int(ends[0]), let hi = Int(ends.count > 1 ? ends[1] : ends[0]), hi >= lo, ends.count <= 2 else { return nil }
+        for part in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let ends = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard ends.count == 1 || ends.count == 2, let lo = Int(ends[0]), let hi = Int(ends[ends.count - 1]),
+                  lo >= 0, hi >= lo else { return nil }
             count += hi - lo + 1
         }
         return count > 0 ? count : nil

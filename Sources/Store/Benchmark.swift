@@ -84,7 +84,7 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
     }
     defer { if let tempDir { try? FileManager.default.removeItem(at: tempDir) } }
 
-    say("query benchmark: \(count) synthetic \(dimension)-d float32 vectors, top-\(k)")
+    say("query benchmark: \(count) synthetic \(dimension)-d float32 vectors, top-\(k), \(ThreadCount.workersDescription)")
     if !FileManager.default.fileExists(atPath: storePath) {
         let t0 = now(), c0 = processCPUSeconds()
         try buildSyntheticStore(path: storePath, count: count, dimension: dimension)

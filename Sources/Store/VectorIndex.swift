@@ -63,13 +63,17 @@ public final class VectorIndex: @unchecked Sendable {
     public func row(imageID: Int64) -> Int? { imageIDs.firstIndex(of: imageID) }
 
     /// The k rows most similar (cosine) to `query`, best first; ties go to the lower row.
-    public func search(_ query: [Float], k: Int) throws -> [Neighbor] {
-        try search(queries: query, k: k).first ?? []
+    public func search(_ query: [Float], k: Int, workers: Int = defaultWorkerCount) throws -> [Neighbor] {
+        try search(queries: query, k: k, workers: workers).first ?? []
     }
 
     /// Top-k for many queries at once (row-major, m x dimension): the scores of blocks of rows
-    /// come from one matrix product (sgemm) per block, and each query keeps a min-heap of its k best.
-    public func search(queries: [Float], k: Int) throws -> [[Neighbor]] {
+    /// come from matrix products (sgemm) over pieces of `pieceRows` rows, and each query keeps a
+    /// min-heap of its k best. `workers` split the pieces (BLAS itself runs single-threaded
+    /// meanwhile), the rows of one query's dot products, and the queries' selections. Piece
+    /// boundaries do not depend on the worker count, so every score is computed the same way
+    /// whatever it is, and so are the neighbours, their order and their ties (to the lower row).
+    public func search(queries: [Float], k: Int, workers: Int = defaultWorkerCount) throws -> [[Neighbor]] {
         let d = dimension
         guard !queries.isEmpty, queries.count % d == 0 else {
             throw StoreError.dimensionMismatch(expected: d, got: queries.count, context: "query vectors (a multiple of the dimension)")
@@ -97,25 +101,26 @@ public final class VectorIndex: @unchecked Sendable {
         heapSizes.initialize(repeating: 0, count: m)
         defer { heapSizes.deallocate() }
 
-        let threads = m >= 8 ? 2 : 1
+        // Each query's heap is fed by one worker, block after block in row order.
+        let selectWorkers = m >= 8 ? max(1, workers) : 1
+        let savedBLASThreads = blasThreads()
+        if m > 1 { setBLASThreads(1) }
+        defer { if m > 1 { setBLASThreads(savedBLASThreads) } }
         var r0 = 0
         while r0 < count {
             let nb = min(blockRows, count - r0)
             if m == 1 {
-                matVec(data + r0 * d, rows: nb, d, q, scores)
+                matVec(data + r0 * d, rows: nb, d, q, scores, workers: workers)
             } else {
-                sgemm(transA: false, transB: true, m: m, n: nb, k: d, a: q, lda: d, b: data + r0 * d, ldb: d,
-                      c: scores, ldc: nb)
+                scoreBlock(q, m, rows: r0..<(r0 + nb), into: scores, workers: workers)
             }
             let base = r0
-            let select = { (t: Int) in
-                let lo = m * t / threads, hi = m * (t + 1) / threads
-                for qi in lo..<hi {
+            parallelSlices(m, workers: selectWorkers) { _, slice in
+                for qi in slice {
                     selectTopK(scores + qi * nb, nb, base: base, k: k,
                                heapScores + qi * k, heapRows + qi * k, &heapSizes[qi])
                 }
             }
-            if threads > 1 { parallelFor(threads, select) } else { select(0) }
             r0 += nb
         }
         var results: [[Neighbor]] = []
@@ -130,39 +135,57 @@ public final class VectorIndex: @unchecked Sendable {
 }
 
 extension VectorIndex {
+    /// Rows per matrix product of `search(queries:k:)`: a fixed size, not a share of the workers.
+    static let pieceRows = 256
+
+    /// scores (m x rows.count, row-major) = queries (m x d) times the rows' vectors transposed, one
+    /// sgemm per piece of `pieceRows` rows, the pieces split between `workers`. Call with BLAS
+    /// single-threaded.
+    func scoreBlock(_ q: UnsafePointer<Float>, _ m: Int, rows: Range<Int>, into scores: UnsafeMutablePointer<Float>, workers: Int) {
+        let d = dimension, nb = rows.count, piece = VectorIndex.pieceRows
+        let data = self.data
+        parallelSlices((nb + piece - 1) / piece, workers: max(1, workers)) { _, pieces in
+            for p in pieces {
+                let c0 = p * piece
+                sgemm(transA: false, transB: true, m: m, n: min(piece, nb - c0), k: d, a: q, lda: d,
+                      b: data + (rows.lowerBound + c0) * d, ldb: d, c: scores + c0, ldc: nb)
+            }
+        }
+    }
+
     /// The matrix products of `search(queries:k:)` without the selection (benchmark diagnostics).
-    func scoreOnly(queries: [Float]) {
+    func scoreOnly(queries: [Float], workers: Int = defaultWorkerCount) {
         let d = dimension, m = queries.count / d
         let blockRows = max(1024, min(count, (4 << 20) / max(1, m)))
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: m * blockRows)
         defer { scores.deallocate() }
+        let savedBLASThreads = blasThreads()
+        setBLASThreads(1)
+        defer { setBLASThreads(savedBLASThreads) }
         queries.withUnsafeBufferPointer { q in
             var r0 = 0
             while r0 < count {
                 let nb = min(blockRows, count - r0)
-                sgemm(transA: false, transB: true, m: m, n: nb, k: d, a: q.baseAddress!, lda: d, b: data + r0 * d, ldb: d,
-                      c: scores, ldc: nb)
+                scoreBlock(q.baseAddress!, m, rows: r0..<(r0 + nb), into: scores, workers: workers)
                 r0 += nb
             }
         }
     }
 }
 
-/// y[r] = dot(a[r, :], x) for a block of rows, split across two threads when large.
-private func matVec(_ a: UnsafePointer<Float>, rows: Int, _ d: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-    let work = { (lo: Int, hi: Int) in
-        for r in lo..<hi { y[r] = dot(a + r * d, x, d) }
-    }
-    if rows >= 4096 {
-        parallelFor(2) { t in work(rows * t / 2, rows * (t + 1) / 2) }
-    } else {
-        work(0, rows)
+/// y[r] = dot(a[r, :], x) for a block of rows, the rows split between `workers` when there are
+/// many (each y[r] is one dot product, whoever computes it).
+private func matVec(_ a: UnsafePointer<Float>, rows: Int, _ d: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                    workers: Int) {
+    parallelSlices(rows, workers: rows >= 4096 ? max(1, workers) : 1) { _, slice in
+        for r in slice { y[r] = dot(a + r * d, x, d) }
     }
 }
 
 private struct UncheckedBox<T>: @unchecked Sendable { let value: T }
 
-/// Runs body(0..<iterations) on Dispatch's worker threads; the caller keeps the iterations disjoint.
+/// Runs body(0..<iterations) on Dispatch's worker threads (long, independent tasks such as the
+/// parts of an index load); the caller keeps the iterations disjoint.
 func parallelFor(_ iterations: Int, _ body: (Int) -> Void) {
     withoutActuallyEscaping(body) { b in
         let box = UncheckedBox(value: b)
@@ -311,47 +334,76 @@ private final class LoadError: @unchecked Sendable {
     func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
 }
 
+/// At most this many parts (connections) load an index at once.
+let maxIndexLoadParts = 16
+
 extension FeatureStore {
     /// Loads the vectors of one backbone (optionally only images with a sample in `filter.split`
     /// / with `filter.label`) into a `VectorIndex`, rows decoded and normalised straight into one
-    /// contiguous matrix. Without a filter, two threads scan the two halves of the table (the
-    /// second on its own read-only connection); rows committed by a writer during loading are
-    /// left out.
-    public func loadIndex(backbone: Backbone, filter: VectorFilter = VectorFilter()) throws -> VectorIndex {
-        try loadIndex(backbone: backbone, filter: filter, parallelThreshold: 20_000)
+    /// contiguous matrix, in rowid order. Without a filter, `workers` threads (at most 16) scan
+    /// consecutive rowid ranges of the table, each on its own read-only connection but the first;
+    /// rows committed by a writer during loading are left out. The rows and their order do not
+    /// depend on the number of workers.
+    public func loadIndex(backbone: Backbone, filter: VectorFilter = VectorFilter(), workers: Int = defaultWorkerCount) throws -> VectorIndex {
+        try loadIndex(backbone: backbone, filter: filter, parallelThreshold: 20_000, workers: workers)
     }
 
-    func loadIndex(backbone: Backbone, filter: VectorFilter, parallelThreshold: Int) throws -> VectorIndex {
+    func loadIndex(backbone: Backbone, filter: VectorFilter, parallelThreshold: Int,
+                   workers: Int = defaultWorkerCount) throws -> VectorIndex {
         if filter.split != nil || filter.label != nil { return try loadIndexFiltered(backbone: backbone, filter: filter) }
         let d = backbone.dimension
         let args: [SQLValue] = [.integer(backbone.id), .text(filter.transform), .int(filter.view)]
-        // One snapshot for the row count and the rowid range.
-        let (total, lo, hi) = try database.read { () -> (Int, Int64, Int64) in
-            let n = try database.scalarInt("SELECT count(*) FROM features WHERE backbone_id = ?1 AND transform = ?2 AND view = ?3", args) ?? 0
+        // One snapshot for the rowid range and the row count of every part. Part i holds rowids
+        // starts[i]..<starts[i + 1]; it is written from row offsets[i] up.
+        let (starts, counts) = try database.read { () -> ([Int64], [Int]) in
             let range = try database.queryFirst("SELECT min(rowid), max(rowid) FROM features") { ($0.int64(0), $0.int64(1)) } ?? (0, 0)
-            return (Int(n), range.0, range.1)
+            let (lo, hi) = range
+            let span = UInt64(bitPattern: hi &- lo) &+ 1
+            let wanted = max(1, min(workers, maxIndexLoadParts))
+            let p = span == 0 ? 1 : Int(min(UInt64(wanted), span))  // span 0: the whole Int64 range
+            let q = span / UInt64(p), r = span % UInt64(p)
+            var starts: [Int64] = (0..<p).map { i in lo &+ Int64(bitPattern: q &* UInt64(i) &+ min(UInt64(i), r)) }
+            starts.append(hi &+ 1)
+            // count(*), then the rows below each inner boundary: one scan of the features index.
+            let below = (1..<p).map { ", sum(rowid < ?\($0 + 3))" }.joined()
+            let sql = "SELECT count(*)\(below) FROM features WHERE backbone_id = ?1 AND transform = ?2 AND view = ?3"
+            let cumulative = try database.queryFirst(sql, args + starts[1..<p].map { .integer($0) }) { s in
+                (0..<Int32(p)).map { s.isNull($0) ? 0 : Int(s.int64($0)) }
+            } ?? Array(repeating: 0, count: p)
+            let total = cumulative[0]
+            let below2 = Array(cumulative.dropFirst()) + [total]
+            let counts = (0..<p).map { i in below2[i] - (i == 0 ? 0 : below2[i - 1]) }
+            return (starts, counts)
         }
+        let total = counts.reduce(0, +)
         guard total > 0 else {
             guard let (p, mapped) = allocateMatrix(d) else { throw StoreError.invalidArgument("out of memory") }
             return VectorIndex(dimension: d, count: 0, imageIDs: [], data: p, mapped: mapped)
+        }
+        // Small loads: one part (this connection) over the whole range.
+        let parts: [(lo: Int64, hi: Int64, offset: Int, count: Int)]
+        if total < parallelThreshold || counts.count == 1 {
+            parts = [(starts[0], starts[starts.count - 1] &- 1, 0, total)]
+        } else {
+            var offset = 0
+            parts = counts.indices.map { i in
+                defer { offset += counts[i] }
+                return (starts[i], starts[i + 1] &- 1, offset, counts[i])
+            }
         }
         guard let (data, mapped) = allocateMatrix(total * d) else {
             throw StoreError.invalidArgument("out of memory: \(total) vectors of dimension \(d) need \(formatBytes(Int64(total * d * 4)))")
         }
         var ids = [Int64](repeating: 0, count: total)
-        // Part 0: rowids lo...mid ascending, written from row 0 up (this connection).
-        // Part 1: rowids mid+1...hi descending, written from row total-1 down (a second connection).
-        // Rows present now with rowid <= hi are all that either part can see (new rows get higher
-        // rowids; updates keep theirs), so the two parts never meet.
-        let mid = lo + (hi - lo) / 2
-        var counts = [0, 0]
+        // Rows present at the snapshot with rowid <= hi are all that any part can see (new rows
+        // get higher rowids; updates keep theirs), so a part finds at most the rows counted in its
+        // range, fewer when some were deleted meanwhile.
+        var found = [Int](repeating: 0, count: parts.count)
         let failure = LoadError()
-        let twoThreads = total >= parallelThreshold
-        let parts = twoThreads ? [(lo, mid), (mid + 1, hi)] : [(lo, hi)]
         let path = self.path
         let main = database
         ids.withUnsafeMutableBufferPointer { idp in
-            counts.withUnsafeMutableBufferPointer { cp in
+            found.withUnsafeMutableBufferPointer { fp in
                 parallelFor(parts.count) { part in
                     do {
                         let db: Database
@@ -360,22 +412,22 @@ extension FeatureStore {
                             o.readOnly = true
                             db = try Database(path: path, options: o)
                         }
-                        let descending = part == 1
                         let s = try db.prepare("""
                             SELECT image_id, dtype, vector FROM features
                             WHERE backbone_id = ?1 AND transform = ?2 AND view = ?3 AND rowid BETWEEN ?4 AND ?5
-                            ORDER BY rowid \(descending ? "DESC" : "ASC")
+                            ORDER BY rowid
                             """)
-                        try s.bind(args + [.integer(parts[part].0), .integer(parts[part].1)])
+                        try s.bind(args + [.integer(parts[part].lo), .integer(parts[part].hi)])
                         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: d)
                         defer { scratch.deallocate(); s.reset() }
+                        let offset = parts[part].offset, limit = parts[part].count
                         var n = 0
                         try db.read {
                             while try s.step() {
-                                guard n < total else {
+                                guard n < limit else {
                                     throw StoreError.invalidArgument("the store changed while loading; load again")
                                 }
-                                let r = descending ? total - 1 - n : n
+                                let r = offset + n
                                 guard loadRow(s, d, into: data + r * d, scratch: scratch) else {
                                     throw StoreError.invalidVector(context: "image id \(s.int64(0))",
                                                                    reason: "the stored vector has the wrong length; the store was modified outside probe")
@@ -384,20 +436,24 @@ extension FeatureStore {
                                 n += 1
                             }
                         }
-                        cp[part] = n
+                        fp[part] = n
                     } catch { failure.set(error) }
                 }
             }
         }
         if let e = failure.error { releaseMatrix(data, mapped: mapped); throw e }
-        let n0 = counts[0], n1 = twoThreads ? counts[1] : 0
-        guard n0 + n1 <= total else { releaseMatrix(data, mapped: mapped); throw StoreError.invalidArgument("the store changed while loading; load again") }
-        if n0 + n1 < total {  // rows deleted meanwhile: close the gap
-            memmove(data + n0 * d, data + (total - n1) * d, n1 * d * 4)
-            for i in 0..<n1 { ids[n0 + i] = ids[total - n1 + i] }
-            ids.removeLast(total - n0 - n1)
+        // Rows deleted meanwhile: close the gaps, parts in order.
+        var rows = 0
+        for (i, part) in parts.enumerated() {
+            let n = found[i]
+            if rows != part.offset && n > 0 {
+                memmove(data + rows * d, data + part.offset * d, n * d * 4)
+                for j in 0..<n { ids[rows + j] = ids[part.offset + j] }
+            }
+            rows += n
         }
-        return VectorIndex(dimension: d, count: n0 + n1, imageIDs: ids, data: data, mapped: mapped)
+        if rows < total { ids.removeLast(total - rows) }
+        return VectorIndex(dimension: d, count: rows, imageIDs: ids, data: data, mapped: mapped)
     }
 
     func loadIndexFiltered(backbone: Backbone, filter: VectorFilter) throws -> VectorIndex {

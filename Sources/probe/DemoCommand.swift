@@ -21,6 +21,7 @@ let demoCommand = Command(
         storeOption,
         Option("--report", "DIR", "Where the report goes (default cache/report)."),
         Option("--quiet", nil, "No progress bar."),
+        threadsOption,
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")

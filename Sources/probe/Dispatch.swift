@@ -1,3 +1,5 @@
+import NN
+
 let probeVersion = "0.1.0"
 
 /// Every command of the tool, in the order `probe --help` lists them.
@@ -24,6 +26,9 @@ func topLevelHelp(_ commands: [Command]) -> String {
       probe train --name ants-bees                  # a head in milliseconds (again and again)
       probe predict photo.jpg --head ants-bees
       probe query photo.jpg --k 5                   # nearest neighbours among cached embeddings
+
+    THREADS: compute commands use as many worker threads as the CPUs this process may use
+    (affinity and cgroup CPU quota: \(ThreadCount.available) here); PROBE_THREADS=N or --threads N sets another count.
 
     COMMANDS:
 
@@ -66,6 +71,7 @@ func runProbe(_ words: [String]) -> Int32 {
     }
     do {
         let parsed = try Arguments(command: command, words: args)
+        try applyThreads(parsed)
         return try command.run(parsed)
     } catch let e as UsageError {
         printError(e.description)

@@ -32,6 +32,7 @@ let extractCommand = Command(
         storeOption,
         Option("--quiet", nil, "No progress bar."),
         jsonOption,
+        threadsOption,
     ],
     run: { args in
         let dir = try args.positionals(min: 1, max: 1, what: "image folder DIR")[0]

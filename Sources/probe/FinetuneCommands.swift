@@ -3,6 +3,7 @@ import Finetune
 import Report
 import Weights
 import Extract
+import NN
 
 
 let finetuneCommand = Command(
@@ -40,6 +41,7 @@ let finetuneCommand = Command(
         Option("--out", "FILE", "Where to write the finetuned weights."),
         Option("--resume", nil, "Continue from OUT.checkpoint when it exists."),
         Option("--quiet", nil, "No progress line."),
+        threadsOption,
     ],
     run: { args in
         let dir = try args.positionals(min: 1, max: 1, what: "DIR")[0]
@@ -86,8 +88,9 @@ let benchFinetuneCommand = Command(
     usage: "bench finetune [DIR] [--backbone resnet18|mobilenet_v2] [--batch 4] [--steps 20] [--weights FILE]",
     discussion: """
     Streams the training images of DIR (default ../shared/data/hymenoptera_data) through
-    RandomResizedCrop + flip like `probe finetune` and times whole SGD steps. Compare with
-    python3 tools/bench_finetune_torch.py (same batch, augmentation, 2 threads). Asserts nothing.
+    RandomResizedCrop + flip like `probe finetune` and times whole SGD steps on --threads workers
+    (default \(ThreadCount.available) here). Compare with python3 tools/bench_finetune_torch.py --threads N
+    (same batch, augmentation and thread count). Asserts nothing.
     """,
     options: [
         Option("--backbone", "NAME", "Only this model (default: both)."),
@@ -96,12 +99,14 @@ let benchFinetuneCommand = Command(
         Option("--weights", "FILE", "Weights (default: random initialisation, same cost)."),
         Option("--profile", nil, "Also print the time per layer kind."),
         Option("--im2col", nil, "Also time 3x3 convolutions by im2col + GEMM instead of Winograd, side by side."),
+        threadsOption,
     ],
     run: { args in
         let dir = try args.positionals(min: 0, max: 1, what: "").first ?? "../shared/data/hymenoptera_data"
         let only = args.string("--backbone").flatMap { FinetuneArchitecture(name: $0) }
         let batch = try args.int("--batch", default: 4, range: 1...1024)
         let steps = try args.int("--steps", default: 20, range: 1...100_000)
+        print("full finetuning steps, \(ThreadCount.workersDescription)")
         print(FinetuneBenchmarkRow.header)
         let variants = args.flag("--im2col") ? [true, false] : [true]
         for a in FinetuneArchitecture.allCases where only == nil || only == a {

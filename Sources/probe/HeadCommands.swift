@@ -38,7 +38,7 @@ let trainCommand = Command(
         Option("--no-standardize", nil, "L-BFGS on raw features."),
         Option("--no-views", nil, "Ignore augmented views; train on view 0."),
         Option("--backbone", "NAME", "Which backbone's features, when the store holds several."),
-        storeOption, jsonOption,
+        storeOption, jsonOption, threadsOption,
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
@@ -139,7 +139,7 @@ let predictCommand = Command(
         Option("--head", "NAME", "The head to use (required)."),
         Option("--top", "K", "How many classes to show (default 3)."),
         Option("--weights", "PATH", "Weights of the head's backbone, to compute features of new images."),
-        storeOption, jsonOption,
+        storeOption, jsonOption, threadsOption,
     ],
     run: { args in
         let images = try args.positionals(min: 1, max: Int.max, what: "IMAGE")
@@ -166,7 +166,7 @@ let evalCommand = Command(
     options: [
         Option("--head", "NAME", "The head to evaluate (required)."),
         Option("--split", "S", "The split (default val)."),
-        storeOption, jsonOption,
+        storeOption, jsonOption, threadsOption,
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
@@ -208,7 +208,7 @@ let queryCommand = Command(
         Option("--label", "L", "Only neighbours with this label."),
         Option("--weights", "PATH", "Backbone weights, to compute features of images not in the store."),
         Option("--backbone", "NAME", "Which backbone's embeddings, when the store holds several."),
-        storeOption, jsonOption,
+        storeOption, jsonOption, threadsOption,
     ],
     run: { args in
         let images = args.positionals
