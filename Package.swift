@@ -53,7 +53,7 @@ let package = Package(
         // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
         .target(name: "Store", dependencies: ["CSQLite", "Digest", "NN"], exclude: ["SCHEMA.md"]),
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
-        .target(name: "Extract", dependencies: ["Digest", "Vision", "Weights", "Backbones", "Store"]),
+        .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
         .target(name: "Heads", dependencies: ["NN"]),
         // Reports: line charts and HTML pages.

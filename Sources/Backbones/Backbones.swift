@@ -72,14 +72,15 @@ extension TensorSource {
 
 /// Tuning and threading of the forward pass.
 public struct ForwardOptions: Sendable {
-    /// Worker threads (kernels split work between them; BLAS uses as many threads when it runs alone).
+    /// Worker threads (they share each kernel's pieces; the features do not depend on their number).
     public var workers: Int = defaultWorkerCount
     /// Images processed together (larger: bigger GEMMs; smaller: activations stay in cache).
     public var microBatch: Int
-    /// im2col scratch per worker, in floats (sets the column chunk of each convolution).
+    /// Scratch per worker, in floats (at least `Grain.chunkFloats`, which sets the column chunk of
+    /// each convolution: chunks do not depend on the worker count).
     public var scratchPerWorker: Int = 1 << 20
-    /// A convolution splits its output columns between workers when every worker gets at least
-    /// this many; otherwise the workers split its output channels. BLAS itself runs single-threaded.
+    /// A convolution's column pieces are at least this wide (fewer than 4 pieces: the workers split
+    /// fixed blocks of output channels instead). BLAS itself runs single-threaded.
     public var minColumnsPerWorker: Int = 256
     /// Output block (channels x columns, in floats) a convolution keeps cache-resident between
     /// its GEMM and its epilogue.
@@ -89,7 +90,8 @@ public struct ForwardOptions: Sendable {
     /// Build and use F(4x4, 3x3) on ResNet-18's layers 1-3 (read when the network is built); false:
     /// F(2x2, 3x3) everywhere.
     public var largeWinogradTiles = true
-    /// Winograd tiles split between workers when each gets at least this many; else output channels are split.
+    /// Winograd chunks hold at least this many tiles (fewer than 4 chunks: the workers split fixed
+    /// blocks of output channels instead).
     public var minTilesPerWorker: Int = 32
 
     public init(microBatch: Int, workers: Int = defaultWorkerCount) {

