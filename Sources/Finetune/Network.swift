@@ -360,6 +360,8 @@ public final class TrainableNetwork: @unchecked Sendable {
                     let (oh, ow) = g.outputSize(height: t.h, width: t.w)
                     let cols = min(maxBatch * oh * ow, 4 * g.outChannels, (1 << 23) / g.groupK)
                     shared = max(shared, g.groupK * cols)
+                    // conv2dBackwardWeight of a pointwise convolution: up to 8 partial OC x IC sums
+                    if g.isPointwise { shared = max(shared, 8 * g.outChannels * g.inChannels) }
                     if canBackpropInputByForward(g) { wt = max(wt, g.weightCount) }
                     if x != 0 && TrainableNetwork.isWinogradEligible(g) {
                         wino[wino.count - 1] = winoTotal

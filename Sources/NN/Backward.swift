@@ -141,8 +141,31 @@ public func conv2dBackwardWeight(
     let kAll = g.groupK, oc = g.outChannels
     let direct = g.isPointwise && layout.imageStride == h * w && layout.channelStride == n * h * w
     if direct {
-        parallelSgemm(transB: true, m: oc, n: g.inChannels, k: cols, a: dy, lda: cols, b: input, ldb: cols,
-                      beta: 1, c: gradWeight, ldc: g.inChannels, workers: workers)
+        // A small OC x IC result summed over many columns: cut the sum into a fixed number of column
+        // ranges (each GEMM keeps the whole OC x IC shape, so no panel is packed twice), add the
+        // partial sums in order. Fewer columns, or no room: blocks of the result (parallelSgemm).
+        let ic = g.inChannels
+        let parts = min(8, cols / 2048)
+        if parts >= 2, let scratch, parts * oc * ic <= scratchCount {
+            let box = UncheckedSendable((scratch, gradWeight))
+            parallelPieces(parts, workers: workers) { _, p in
+                let j0 = cols * p / parts, j1 = cols * (p + 1) / parts
+                sgemm(transB: true, m: oc, n: ic, k: j1 - j0, a: dy + j0, lda: cols, b: input + j0, ldb: cols,
+                      beta: 0, c: box.value.0 + p * oc * ic, ldc: ic)
+            }
+            let total = oc * ic
+            parallelPieces((total + 4095) / 4096, workers: workers) { _, piece in
+                let (partial, gw) = box.value
+                for i in (piece * 4096)..<min(total, (piece + 1) * 4096) {
+                    var sum = partial[i]
+                    for p in 1..<parts { sum += partial[p * total + i] }
+                    gw[i] += sum
+                }
+            }
+            return
+        }
+        parallelSgemm(transB: true, m: oc, n: ic, k: cols, a: dy, lda: cols, b: input, ldb: cols,
+                      beta: 1, c: gradWeight, ldc: ic, workers: workers)
         return
     }
     guard let scratch else { preconditionFailure("conv2dBackwardWeight needs scratch for a non-pointwise convolution") }
