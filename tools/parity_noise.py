@@ -44,6 +44,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from finetune_torch import deep_sort_to_torchvision  # noqa: E402
+from mobilenet_grads_torch import reference_model  # noqa: E402
 
 # Input perturbation: x * (1 + EPS * u). 2^-20 is 8 float32 ulps (ulp = 2^-23): larger than PyTorch's own
 # rounding so that the runs stand for a computation at least as noisy as ours (probe's Winograd F(4x4, 3x3)
@@ -288,17 +289,7 @@ def mobilenet(shared, runs, args_str, do_write):
     labels = torch.tensor([0, 1, 0, 1])
 
     def observe(xx, dtype):
-        # tools/mobilenet_grads_torch.py's set-up
-        m = torchvision.models.mobilenet_v2()
-        m.load_state_dict(sd, strict=False)
-        m.classifier[1] = torch.nn.Linear(1280, 2)
-        with torch.no_grad():
-            w = (np.arange(2 * 1280).reshape(2, 1280) % 7 - 3).astype(np.float32) * np.float32(0.01)
-            m.classifier[1].weight.copy_(torch.from_numpy(w))
-            m.classifier[1].bias.copy_(torch.tensor([0.1, -0.1]))
-        m.classifier[0].p = 0.0
-        m = m.to(dtype)
-        m.train()
+        m = reference_model(sd).to(dtype)   # tools/mobilenet_grads_torch.py's set-up
         out = m(torch.from_numpy(xx).to(dtype))
         loss = torch.nn.functional.cross_entropy(out, labels)
         loss.backward()
