@@ -182,9 +182,17 @@ public struct ConvPlan: Sendable {
         var c = max(16, outputChunkFloats / max(1, oc))
         if !direct { c = min(c, max(1, budget / max(1, kAll))) }
         c = min(c, blockLength(cols, minimum: max(1, min(minColumns, c))))
-        chunk = max(1, min(c, cols))
-        chunks = (cols + chunk - 1) / chunk
-        rowBlock = chunks >= 4 ? 0 : blockLength(oc, pieces: 8, multiple: 8, minimum: 16)
+        var k = max(1, min(c, cols))
+        if (cols + k - 1) / k < 4 {
+            // too few chunks to share: the workers will split output channels instead, so the chunk
+            // need not be small; as many columns as the im2col budget holds (fewer, larger GEMMs)
+            k = direct ? cols : max(1, min(cols, budget / max(1, kAll)))
+            rowBlock = blockLength(oc, pieces: 8, multiple: 8, minimum: 16)
+        } else {
+            rowBlock = 0
+        }
+        chunk = k
+        chunks = (cols + k - 1) / k
     }
 }
 
