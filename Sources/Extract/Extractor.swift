@@ -20,7 +20,7 @@ public struct ExtractOptions: Sendable {
     /// Seed of the augmented views: view v of an image uses AugmentRNG(seed, epoch: v, index: content key).
     public var seed: UInt64 = 0
     /// Worker threads of the backbone (the features do not depend on it); decoding threads follow
-    /// from it (`decodeThreads(workers:)`).
+    /// from it (`ThreadCount.decoders(workers:)`).
     public var workers: Int = defaultWorkerCount
 
     public init(backbone: BackboneKind, weightsPath: String, views: Int = 0, batchSize: Int = 32,

@@ -98,13 +98,6 @@ func prepare(_ items: [WorkItem], seed: UInt64, threads: Int) -> PreparedBatch {
     return PreparedBatch(items: items, slots: slots, errors: results.errors, sizes: results.sizes, tensors: tensors, count: next)
 }
 
-/// Decoding threads for `workers` backbone workers: one per six, at least one. Decoding and
-/// transforming an image takes 1.5 ms on average here (`probe bench vision`, 397 images), the
-/// backbone 10-13 ms of one core per image for MobileNetV2 and about 40 ms for ResNet-18, so one
-/// decoder keeps up with six workers of the faster backbone with room to spare.
-public func decodeThreads(workers: Int) -> Int {
-    max(1, (workers + 5) / 6)
-}
 
 /// Lowers the calling thread's scheduling priority (nice 10 on Linux; background QoS elsewhere).
 func lowerThreadPriority() {
@@ -143,7 +136,7 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
     // backbone takes the batches in order from channel b % D. They run at a lower priority and yield
     // to the backbone's workers (which wait for each other at every layer): they fill those idle
     // moments, and run at full speed when the backbone waits for them.
-    let decoders = min(max(1, batches.count), decodeThreads(workers: options.workers))
+    let decoders = min(max(1, batches.count), ThreadCount.decoders(workers: options.workers))
     let channels = (0..<decoders).map { _ in BatchChannel(capacity: 1) }
     let seed = options.seed
     let allBatches = batches

@@ -39,8 +39,9 @@ public struct FinetuneOptions: Sendable, Codable, Equatable {
     public var dropout: Float?
     /// Kernel worker threads.
     public var workers = defaultWorkerCount
-    /// Decoding threads (they run ahead of the network by a few batches).
-    public var loaderThreads = 1
+    /// Decoding threads (they run ahead of the network by a few batches; batches come in order and each
+    /// image's augmentation is seeded by its index, so the count does not change the result).
+    public var loaderThreads = ThreadCount.decoders(workers: defaultWorkerCount)
     /// Stop (as if killed) after this many epochs of this call; for tests of `resume`.
     public var stopAfterEpochs: Int?
 

@@ -15,7 +15,7 @@ struct ExtractThreadIdentityTests {
         let dir = try temporaryDirectory("threads")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeFolder(dir + "/data/train", files: images)
-        #expect(decodeThreads(workers: 7) == 2 && decodeThreads(workers: 2) == 1)
+        #expect(ThreadCount.decoders(workers: 7) == 2 && ThreadCount.decoders(workers: 2) == 1)
         var reference: [String: [UInt32]]? = nil
         for workers in [1, 2, 3, 7] {
             let store = try FeatureStore(path: dir + "/store-\(workers).sqlite")

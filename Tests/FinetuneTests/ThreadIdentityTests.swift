@@ -36,4 +36,21 @@ struct FinetuneThreadIdentityTests {
             }
         }
     }
+
+    /// A whole (tiny) finetuning run writes byte-identical weights with 1 worker and 1 loading thread
+    /// as with 3 workers and 3 loading threads.
+    @Test func runIsIdenticalForAnyThreadCount() throws {
+        let data = try makeTinyDataset()
+        let dir = temporaryDirectory("threads")
+        defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: dir) }
+        var outputs: [Data] = []
+        for (workers, loaders) in [(1, 1), (3, 3)] {
+            var o = tinyOptions(.mobilenetV2, out: dir + "/w\(workers).pth")
+            o.workers = workers
+            o.loaderThreads = loaders
+            _ = try finetune(dataset: data, options: o, log: { _ in })
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: o.outputPath)))
+        }
+        #expect(outputs[0].count > 0 && outputs[0] == outputs[1])
+    }
 }
