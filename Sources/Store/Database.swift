@@ -141,14 +141,30 @@ public final class Database {
         handle = db
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, Int32(max(0, options.busyTimeoutSeconds) * 1000))
+        // Switching a file to WAL mode (and reading a header another process is writing) can fail with
+        // SQLITE_BUSY at once, without the busy handler's wait (SQLite avoids a deadlock that way):
+        // several processes creating one new store at once did. Such steps are retried until the busy
+        // timeout has passed.
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, options.busyTimeoutSeconds) * 1e9)
+        func retryingBusy<T>(_ body: () throws -> T) throws -> T {
+            var pause: UInt32 = 1000
+            while true {
+                do { return try body() } catch let StoreError.sqlite(code, message, sql)
+                    where (code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED) {
+                    guard DispatchTime.now().uptimeNanoseconds < deadline else { throw StoreError.sqlite(code: code, message: message, sql: sql) }
+                    usleep(pause)
+                    pause = min(pause * 2, 50_000)
+                }
+            }
+        }
         do {
             // The file header is only read on first access: this also rejects non-databases here.
             if !options.readOnly {
-                try execute("PRAGMA page_size = \(options.pageSize)")
+                try retryingBusy { try execute("PRAGMA page_size = \(options.pageSize)") }
             }
-            _ = try scalarInt("PRAGMA schema_version")
+            _ = try retryingBusy { try scalarInt("PRAGMA schema_version") }
             if options.wal && !options.readOnly {
-                let mode = try scalarText("PRAGMA journal_mode = WAL")
+                let mode = try retryingBusy { try scalarText("PRAGMA journal_mode = WAL") }
                 if mode?.lowercased() != "wal" {
                     throw StoreError.cannotOpen(path: path, message: "cannot switch to WAL mode (got \(mode ?? "nil"))")
                 }
