@@ -22,6 +22,9 @@ public struct ExtractOptions: Sendable {
     /// Worker threads of the backbone (the features do not depend on it); decoding threads follow
     /// from it (`ThreadCount.decoders(workers:)`).
     public var workers: Int = defaultWorkerCount
+    /// Follow every symbolic link, also out of the folder (cycles are detected by device and
+    /// inode); by default links to directories and links leading out of the folder are skipped.
+    public var followSymlinks: Bool = false
 
     public init(backbone: BackboneKind, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
@@ -33,6 +36,8 @@ public struct ExtractOptions: Sendable {
 /// What `extract` did.
 public struct ExtractSummary: Sendable, Codable {
     public var backbone: String
+    /// DIR as given.
+    public var root: String = ""
     public var weightsSHA256: String
     public var dimension: Int
     /// Image files found (accepted by extension).
@@ -53,6 +58,17 @@ public struct ExtractSummary: Sendable, Codable {
     /// Computed files per second (0 when nothing was computed).
     public var imagesPerSecond: Double
     public var bytesSavedByF16: Int
+    /// Symbolic links not followed (to folders, or out of the folder; see `--follow-symlinks`).
+    public var skippedLinks: [String] = []
+    /// Folders reached again through a symbolic link (a cycle), not entered.
+    public var loops: [String] = []
+    /// Folders beside train/ and val/ that were not read (e.g. `test`).
+    public var foldersNotRead: [String] = []
+    /// The split given to this run's images when DIR is itself a folder beside `val/` (e.g.
+    /// `extract D/train` records split `train`); nil otherwise.
+    public var subfolderSplit: String?
+    /// Images of a run without split folders whose recorded split was kept, by split.
+    public var keptSplits: [String: Int] = [:]
 
     /// A few lines for the terminal.
     public func render() -> String {
@@ -62,6 +78,22 @@ public struct ExtractSummary: Sendable, Codable {
         if computed > 0 { s += String(format: " (%.1f images/s, %d vectors)", imagesPerSecond, vectorsWritten) }
         if bytesSavedByF16 > 0 { s += "; f16 saved \(bytesSavedByF16 / 1024) KiB" }
         if removedSamples > 0 { s += "; \(removedSamples) vanished files forgotten" }
+        if let split = subfolderSplit {
+            s += "\n  \(root) is a folder of a train/ and val/ tree: its images are recorded as split '\(split)'"
+        }
+        for (split, n) in keptSplits.sorted(by: { $0.key < $1.key }) {
+            s += "\n  kept the split of \(n) image\(n == 1 ? "" : "s") already recorded as \(split)"
+        }
+        for f in foldersNotRead {
+            s += "\n  not read: \(f)/ beside train/ and val/ (only train/ and val/ are read; `probe extract \(root)/\(f)` adds it as split '\(f)')"
+        }
+        if !loops.isEmpty {
+            s += "\n  symbolic link loop(s) not entered: " + loops.prefix(5).joined(separator: ", ") + (loops.count > 5 ? ", ..." : "")
+        }
+        if !skippedLinks.isEmpty {
+            s += "\n  \(skippedLinks.count) symbolic link(s) to folders or out of the folder not followed (pass --follow-symlinks to follow them): "
+            s += skippedLinks.prefix(5).joined(separator: ", ") + (skippedLinks.count > 5 ? ", ..." : "")
+        }
         for f in failures { s += "\n  failed: \(f.path): \(f.reason)" }
         if !skippedByExtension.isEmpty {
             s += "\n  skipped (not an image extension): " + skippedByExtension.prefix(5).map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")
@@ -78,7 +110,7 @@ public typealias ExtractProgress = @Sendable (_ done: Int, _ total: Int) -> Void
 struct ScannedFile: Sendable {
     let path: String
     let label: String
-    let split: String?
+    var split: String?
     let status: FileStatus
 }
 
@@ -130,11 +162,16 @@ public let augmentedTransform = "rrc-flip"
 public func extract(root: String, into store: FeatureStore, options: ExtractOptions,
                     progress: ExtractProgress? = nil) throws -> ExtractSummary {
     let t0 = DispatchTime.now().uptimeNanoseconds
-    let files = try scan(root: root)
+    let files = try scan(root: root, followSymlinks: options.followSymlinks)
     var summary = ExtractSummary(backbone: options.backbone.rawValue, weightsSHA256: "", dimension: options.backbone.dimension,
                                  files: files.accepted.count, computed: 0, vectorsWritten: 0, cached: 0, failed: 0,
                                  failures: [], skippedByExtension: files.skipped, removedSamples: 0,
                                  seconds: 0, imagesPerSecond: 0, bytesSavedByF16: 0)
+    summary.root = root
+    summary.skippedLinks = files.skippedLinks
+    summary.loops = files.loops
+    summary.foldersNotRead = files.foldersNotRead
+    summary.subfolderSplit = files.subfolderSplit
     guard !files.accepted.isEmpty else { throw ExtractError.noImages(root) }
 
     // Identify the weights (cached by path, size and mtime: hashing 45 MB is not free).
@@ -148,7 +185,12 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     let knownFailures = Dictionary(try store.failures().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
     var records: [SampleRecord] = []
     var failures: [FailureRecord] = []
-    for f in files.accepted {
+    for var f in files.accepted {
+        // A run that knows no split (a tree without train/ and val/) keeps the recorded one.
+        if f.split == nil, let recorded = known[f.path]?.split {
+            f.split = recorded
+            summary.keptSplits[recorded, default: 0] += 1
+        }
         if let k = known[f.path], k.mtimeNS == f.status.mtimeNS, k.byteSize == f.status.size {
             records.append(SampleRecord(path: f.path, sha256: k.sha256, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
             continue
@@ -229,25 +271,48 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     return summary
 }
 
-/// The files of an ImageFolder tree (train/ and val/, or one tree), absolute paths.
-func scan(root: String) throws -> (accepted: [ScannedFile], skipped: [String]) {
-    let layout = try DatasetLayout.detect(root: root)
-    var parts: [(ImageFolder, String?)] = []
-    switch layout {
-    case .split(let train, let val): parts = [(train, "train"), (val, "val")]
-    case .single(let folder): parts = [(folder, nil)]
-    }
+/// What `scan` found.
+struct ScanResult {
     var accepted: [ScannedFile] = []
     var skipped: [String] = []
+    var skippedLinks: [String] = []
+    var loops: [String] = []
+    var foldersNotRead: [String] = []
+    var subfolderSplit: String?
+}
+
+/// The files of an ImageFolder tree (train/ and val/, or one tree), absolute paths. A single tree
+/// that is itself a folder beside train/ and val/ (DIR/../train and DIR/../val exist, DIR is one of
+/// them or a sibling such as test/) is that split: its files get the folder's name as split.
+func scan(root: String, followSymlinks: Bool = false) throws -> ScanResult {
+    let layout = try DatasetLayout.detect(root: root, followSymlinks: followSymlinks)
+    var parts: [(ImageFolder, String?)] = []
+    var result = ScanResult()
+    switch layout {
+    case .split(let train, let val):
+        parts = [(train, "train"), (val, "val")]
+        result.foldersNotRead = DatasetLayout.foldersBesideSplits(root: root)
+    case .single(let folder):
+        let url = URL(fileURLWithPath: absolutePath(root))
+        let parent = url.deletingLastPathComponent().path
+        let name = url.lastPathComponent
+        let isSplitFolder = !name.hasPrefix(".") && parent != url.path
+            && (DatasetLayout.foldersBesideSplits(root: parent) + ["train", "val"]).contains(name)
+            && ImageFolder.isDirectory(parent + "/train") && ImageFolder.isDirectory(parent + "/val")
+        result.subfolderSplit = isSplitFolder ? name : nil
+        parts = [(folder, result.subfolderSplit)]
+    }
     for (folder, split) in parts {
         for s in folder.samples {
             let path = absolutePath(s.path)
-            guard let st = FileStatus(path: path) else { skipped.append(path); continue }
-            accepted.append(ScannedFile(path: path, label: folder.classes[s.label], split: split, status: st))
+            guard let st = FileStatus(path: path) else { result.skipped.append(path); continue }
+            result.accepted.append(ScannedFile(path: path, label: folder.classes[s.label], split: split, status: st))
         }
-        skipped += folder.skippedByExtension.map(absolutePath)
+        result.skipped += folder.skippedByExtension.map(absolutePath)
+        result.skippedLinks += folder.skippedLinks.map(absolutePath)
+        result.loops += folder.loops.map(absolutePath)
     }
-    return (accepted, skipped)
+    return result
 }
 
 /// The sha256 of a weight file, remembered in the store by (path, size, mtime). When it is not

@@ -19,6 +19,10 @@ public enum WorkflowError: Error, CustomStringConvertible {
     case unknownClass(String)
     case backboneMismatch(String)
     case noFeatures(String)
+    /// An image argument that is a directory.
+    case imageIsDirectory(String)
+    /// An image argument that does not exist or cannot be read.
+    case imageUnreadable(String)
 
     public var description: String {
         switch self {
@@ -29,6 +33,10 @@ public enum WorkflowError: Error, CustomStringConvertible {
         case .unknownClass(let s): return s
         case .backboneMismatch(let s): return s
         case .noFeatures(let s): return s
+        case .imageIsDirectory(let p):
+            return "\(p) is a directory, not an image file: name image files (e.g. \(p)/*.jpg), or run `probe extract \(p)` to add a folder's images to the store"
+        case .imageUnreadable(let p):
+            return "cannot read \(p): no such file, or not readable; check the path"
         }
     }
 }

@@ -22,9 +22,11 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
     var out: [ImageFeatures] = []
     var missing: [(index: Int, data: Data)] = []
     for p in paths {
-        guard let data = FileManager.default.contents(atPath: p) else {
-            throw WorkflowError.noFeatures("cannot read \(p): no such file, or not readable")
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue {
+            throw WorkflowError.imageIsDirectory(p)
         }
+        guard let data = FileManager.default.contents(atPath: p) else { throw WorkflowError.imageUnreadable(p) }
         let sha = SHA256.hex(data)
         if let v = try store.vector(sha256: sha, backbone: backbone) {
             out.append(ImageFeatures(path: p, sha256: sha, vector: v, cached: true))

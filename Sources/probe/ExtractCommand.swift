@@ -6,7 +6,7 @@ import Weights
 let extractCommand = Command(
     path: ["extract"],
     summary: "Compute each image's backbone features once and keep them in the store.",
-    usage: "extract DIR [--backbone resnet18|mobilenet_v2] [--weights PATH] [--views N] [--store PATH]",
+    usage: "extract DIR [--backbone resnet18|mobilenet_v2] [--weights PATH] [--views N] [--follow-symlinks] [--store PATH]",
     discussion: """
     DIR is an ImageFolder tree: class sub-folders of images, or train/ and val/ each holding
     class sub-folders. Every image is identified by the SHA-256 of its bytes: what the store has
@@ -18,9 +18,22 @@ let extractCommand = Command(
     augmented views (RandomResizedCrop 224 + horizontal flip, reproducible for --seed) of every
     training image, so that head training sees augmentation without running the backbone again.
 
+    FOLDERS. A class is the first folder level below DIR (or below train/ and val/); a file's label
+    is the class folder it was found under. Folders beside train/ and val/ (test/, ...) are not
+    read and are reported. Symbolic links: by default the walk stays inside DIR: links to folders
+    are not followed, links to files are followed only when the file is inside DIR, and what was
+    skipped is reported. --follow-symlinks follows every link; a folder reached again (same device
+    and inode as DIR, a class folder or a folder above on the walk) is reported and not entered.
+
+    SPLITS. train/ and val/ give the splits 'train' and 'val'. DIR that is itself a folder beside
+    train/ and val/ (DIR/../train and DIR/../val exist) is that split: `extract D/train` records
+    'train', `extract D/test` records 'test'. A tree without split folders never erases a split:
+    images already recorded in a split keep it, and the run says how many.
+
     EXAMPLES:
       probe extract data/hymenoptera_data
       probe extract data/hymenoptera_data --backbone mobilenet_v2 --weights mobilenetv2.pt --views 4
+      probe extract data/hymenoptera_data/train        # adds or keeps split 'train'
     """,
     options: [
         Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
@@ -29,6 +42,7 @@ let extractCommand = Command(
         Option("--seed", "N", "Seed of the augmented views (default 0)."),
         Option("--batch", "N", "Images per backbone call and per commit (default 32)."),
         Option("--dtype", "T", "f32 (default) or f16 (half the room, ~1e-3 relative error)."),
+        Option("--follow-symlinks", nil, "Follow every symbolic link, also out of DIR (cycles are detected and skipped)."),
         storeOption,
         Option("--quiet", nil, "No progress bar."),
         jsonOption,
@@ -42,6 +56,7 @@ let extractCommand = Command(
         options.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         options.batchSize = try args.int("--batch", default: 32, range: 1...1024)
         options.dtype = VectorDType(rawValue: try args.choice("--dtype", ["f32", "f16"], default: "f32"))!
+        options.followSymlinks = args.flag("--follow-symlinks")
         let store = try FeatureStore(path: storePath(args))
         let bar = ProgressBar("extract", total: 0, quiet: args.flag("--quiet") || args.flag("--json"))
         let summary = try extract(root: dir, into: store, options: options) { done, total in
