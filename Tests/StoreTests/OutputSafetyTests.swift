@@ -218,5 +218,5 @@ func killedExportLeavesOldOrNewFileWhole() throws {
         #expect(try Data(contentsOf: URL(fileURLWithPath: base + ".labels.csv")) == labels, "round \(round): the labels CSV is not whole")
         for f in leftovers { try? FileManager.default.removeItem(atPath: dir.file(f)) }
     }
-    print("killed export: 20 kills, \(midWrite) while a temporary file was being written; the outputs stayed whole")
+    print("killed export: 20 kills, \(midWrite) while a temporary file was being written")
 }
