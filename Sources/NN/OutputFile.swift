@@ -17,7 +17,8 @@ import Darwin
 //   canonical name, including SQLite's `-wal`, `-shm` and `-journal` companions.
 // - A regular file is written atomically: a temporary file in the target's directory, fsync,
 //   rename over the target, fsync of the directory. Until the rename, the previous file is whole;
-//   a failure or kill leaves it untouched (a kill -9 may leave a hidden `.NAME.tmp-PID-...` file).
+//   a failure or kill leaves it untouched. A kill -9 leaves a hidden `.NAME.tmp-PID-...` file; the
+//   next write of NAME removes those whose process no longer exists.
 // - An existing regular file is replaced (like `cp`, `numpy.save`, `torch.save`); callers say so
 //   in their --help.
 // - The path "-" is standard output, written as a stream (no temporary file, no rename).
@@ -140,6 +141,7 @@ public final class AtomicFileWriter {
         buffer.reserveCapacity(1 << 20)
         if path == "-" { fd = STDOUT_FILENO; tmp = nil; return }
         let (dir, base) = split(path)
+        AtomicFileWriter.removeStaleTemporaries(dir: dir, base: base)
         let t = dir + "/." + base + ".tmp-\(getpid())-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         var mode: mode_t = 0o644
         var st = stat()
@@ -151,6 +153,17 @@ public final class AtomicFileWriter {
     }
 
     deinit { abort() }
+
+    /// Removes `.BASE.tmp-PID-*` files in `dir` left by killed writers (PID no longer running).
+    static func removeStaleTemporaries(dir: String, base: String) {
+        let prefix = "." + base + ".tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
+        }
+    }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         buffer.append(contentsOf: bytes)

@@ -58,3 +58,16 @@ private func scratch() throws -> String {
     #expect(try String(contentsOfFile: store, encoding: .utf8) == "store")
     try writeFileAtomically([0], to: dir + "/other.sqlite", protecting: [store])
 }
+
+/// A temporary file left by a killed writer (its process gone) is removed by the next write of
+/// that name; one of a live process (this one) is left alone.
+@Test func staleTemporariesOfKilledWritersAreRemoved() throws {
+    let dir = try scratch()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let stale = dir + "/.out.npy.tmp-999999999-abc", live = dir + "/.out.npy.tmp-\(getpid())-def"
+    let other = dir + "/.other.npy.tmp-999999999-abc"
+    for f in [stale, live, other] { try Data([1]).write(to: URL(fileURLWithPath: f)) }
+    try writeFileAtomically([1, 2], to: dir + "/out.npy")
+    let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+    #expect(left == [".out.npy.tmp-\(getpid())-def", ".other.npy.tmp-999999999-abc", "out.npy"])
+}
