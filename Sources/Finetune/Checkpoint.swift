@@ -1,4 +1,5 @@
 import Foundation
+import NN
 
 /// The resumable state of a run besides the tensors.
 struct RunState: Codable, Equatable {
@@ -50,7 +51,7 @@ struct Checkpoint {
             u64(a.count)
             a.withUnsafeBytes { data.append(contentsOf: $0) }
         }
-        try atomicWrite(path: path) { tmp in try data.write(to: URL(fileURLWithPath: tmp)) }
+        try writeFileAtomically(data, to: path)   // temporary file, fsync, rename (NN/OutputFile.swift)
     }
 
     static func read(path: String, expect o: FinetuneOptions, classes: [String], parameterCount: Int?, bufferCount: Int?) throws -> Checkpoint {

@@ -269,7 +269,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
         emit("Training complete in \(cFormat((total / 60).rounded(.down), 0))m \(cFormat(total.truncatingRemainder(dividingBy: 60), 0))s")
         if val != nil { emit("Best val Acc: \(fixed(state.bestAccuracy, 6))") }
         let tensors = net.stateDictTensors(parameters: bestParameters, buffers: bestBuffers, tracked: bestTracked)
-        try atomicWrite(path: o.outputPath) { tmp in try writeTorchZip(tensors, to: tmp) }
+        try writeTorchZip(tensors, to: o.outputPath)   // atomic (NN/OutputFile.swift)
         output = o.outputPath
     }
     return FinetuneResult(classes: classes, epochs: state.history,
@@ -312,16 +312,3 @@ func cFormat(_ x: Double, _ digits: Int) -> String {
 
 func fixed(_ x: Double, _ digits: Int) -> String { cFormat(x, digits) }
 
-/// Writes through `body(tmpPath)` then renames over `path` (readers never see a partial file).
-func atomicWrite(path: String, _ body: (String) throws -> Void) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    do { try body(tmp) } catch {
-        unlink(tmp)
-        throw FinetuneError.io(path: path, reason: "\(error)")
-    }
-    if rename(tmp, path) != 0 {
-        let reason = String(cString: strerror(errno))
-        unlink(tmp)
-        throw FinetuneError.io(path: path, reason: reason)
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 
 /// Export formats of `FeatureStore.export`.
 public enum ExportFormat: String, Sendable, CaseIterable, Codable {
@@ -15,45 +16,6 @@ public struct ExportSummary: Sendable, Codable, Equatable {
     public var dimension: Int
     public var files: [String]
     public var bytes: Int64
-}
-
-/// Buffered binary writer (FileHandle, 1 MB chunks).
-final class BufferedWriter {
-    let path: String
-    private let handle: FileHandle
-    private var buffer: [UInt8] = []
-    private(set) var written: Int64 = 0
-
-    init(path: String) throws {
-        self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let h = FileHandle(forWritingAtPath: path) else {
-            throw StoreError.io(path: path, message: "cannot create the file")
-        }
-        handle = h
-        buffer.reserveCapacity(1 << 20)
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 20 { try flush() }
-    }
-    func write(_ s: String) throws {
-        var s = s
-        try s.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
-    }
-    func flush() throws {
-        guard !buffer.isEmpty else { return }
-        do { try handle.write(contentsOf: buffer) } catch {
-            throw StoreError.io(path: path, message: "\(error.localizedDescription)")
-        }
-        written += Int64(buffer.count)
-        buffer.removeAll(keepingCapacity: true)
-    }
-    func close() throws {
-        try flush()
-        try? handle.close()
-    }
 }
 
 /// A CSV field, quoted when it holds a comma, quote, CR or LF (RFC 4180).
@@ -79,6 +41,10 @@ extension FeatureStore {
     /// Writes the features of one backbone's samples (one row per sample path, sorted by path),
     /// optionally of one split / label, as `.npy` (+ `.labels.csv`) or `.csv`. For `.npy`, `out`
     /// names the matrix file (".npy" is appended when missing); the labels go beside it.
+    /// Files are written through `AtomicFileWriter`: an existing regular file is replaced
+    /// atomically, anything else (device, FIFO, directory, symlink) and the store itself (any
+    /// spelling, hard links, its -wal/-shm) are refused with `OutputFileError`. `out` "-" streams
+    /// the CSV format to standard output.
     public func export(to out: String, format: ExportFormat, backbone: Backbone, split: String? = nil, label: String? = nil,
                        transform: String = "val", view: Int = 0) throws -> ExportSummary {
         let d = backbone.dimension
@@ -87,6 +53,9 @@ extension FeatureStore {
             JOIN features f ON f.image_id = s.image_id AND f.backbone_id = ?1 AND f.transform = ?2 AND f.view = ?3
             WHERE (?4 IS NULL OR s.split = ?4) AND (?5 IS NULL OR s.label = ?5)
             """
+        if format == .npy && out == "-" {
+            throw StoreError.invalidArgument("--out - (standard output) needs --format csv: npy writes two files (OUT.npy and OUT.labels.csv)")
+        }
         let args: [SQLValue] = [.integer(backbone.id), .text(transform), .int(view), .optionalText(split), .optionalText(label)]
         return try database.read {
             let n = Int(try database.scalarInt("SELECT count(*) " + from, args) ?? 0)
@@ -107,8 +76,8 @@ extension FeatureStore {
             case .npy:
                 let base = out.hasSuffix(".npy") ? String(out.dropLast(4)) : out
                 let npyPath = base + ".npy", csvPath = base + ".labels.csv"
-                let matrix = try BufferedWriter(path: npyPath)
-                let labels = try BufferedWriter(path: csvPath)
+                let matrix = try AtomicFileWriter(path: npyPath, protecting: [path])
+                let labels = try AtomicFileWriter(path: csvPath, protecting: [path])
                 try npyHeader(shape: [n, d]).withUnsafeBytes { try matrix.write($0) }
                 try labels.write("row,path,label,split,sha256\n")
                 var rows = 0
@@ -120,11 +89,11 @@ extension FeatureStore {
                     try labels.write("\(rows),\(csvField(s.string(0) ?? "")),\(csvField(s.string(1) ?? "")),\(csvField(s.string(2) ?? "")),\(s.string(3) ?? "")\n")
                     rows += 1
                 }
-                try matrix.close(); try labels.close()
                 guard rows == n else { throw StoreError.io(path: npyPath, message: "row count changed during export (\(rows) != \(n))") }
+                try labels.commit(); try matrix.commit()
                 return ExportSummary(rows: rows, dimension: d, files: [npyPath, csvPath], bytes: matrix.written + labels.written)
             case .csv:
-                let w = try BufferedWriter(path: out)
+                let w = try AtomicFileWriter(path: out, protecting: [path])
                 try w.write("path,label,split," + (0..<d).map { "f\($0)" }.joined(separator: ",") + "\n")
                 var rows = 0
                 while try next() {
@@ -134,7 +103,7 @@ extension FeatureStore {
                     try w.write(line)
                     rows += 1
                 }
-                try w.close()
+                try w.commit()
                 return ExportSummary(rows: rows, dimension: d, files: [out], bytes: w.written)
             }
         }

@@ -78,13 +78,17 @@ enum Safetensors {
 }
 
 /// Writes float32 tensors as a safetensors file (order preserved, 8-byte aligned header).
-public func writeSafetensors(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String) throws {
+/// Written through `writeFileAtomically` (see NN/OutputFile.swift): never over a non-regular file
+/// or one of `protecting`; "-" is standard output.
+public func writeSafetensors(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String,
+                             protecting: [String] = []) throws {
     try writeSafetensors(tensors.map { WeightTensor(name: $0.name, dtype: .float32, shape: $0.tensor.shape, values: $0.tensor.data) },
-                         metadata: metadata, to: path)
+                         metadata: metadata, to: path, protecting: protecting)
 }
 
 /// Writes weight tensors as safetensors: float32 tensors as F32, int64 tensors (with `int64Values`) as I64.
-public func writeSafetensors(_ tensors: [WeightTensor], metadata: [String: String] = [:], to path: String) throws {
+public func writeSafetensors(_ tensors: [WeightTensor], metadata: [String: String] = [:], to path: String,
+                             protecting: [String] = []) throws {
     var seen = Set<String>()
     var header = "{"
     var first = true
@@ -122,7 +126,7 @@ public func writeSafetensors(_ tensors: [WeightTensor], metadata: [String: Strin
             t.values.withUnsafeBytes { out.append(contentsOf: $0) }
         }
     }
-    try writeAtomically(out, to: path)
+    try writeFileAtomically(out, to: path, protecting: protecting)
 }
 
 func jsonString(_ s: String) -> String {
@@ -144,14 +148,3 @@ func jsonString(_ s: String) -> String {
     return out + "\""
 }
 
-/// Writes to a temporary file next to `path`, then renames it into place.
-func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    let ok = FileManager.default.createFile(atPath: tmp, contents: Data(bytes))
-    guard ok else { throw WeightsError.writeFailed(path: path, reason: "cannot create \(tmp)") }
-    if rename(tmp, path) != 0 {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(atPath: tmp)
-        throw WeightsError.writeFailed(path: path, reason: reason)
-    }
-}

@@ -5,17 +5,19 @@ import NN
 /// entries `archive/data.pkl`, `archive/data/<i>`, `archive/version`, `archive/byteorder`, 64-byte aligned.
 public func writeTorchZip(_ tensors: [(name: String, tensor: Tensor)],
                           int64s: [(name: String, value: [Int64], shape: [Int])] = [],
-                          to path: String) throws {
+                          to path: String, protecting: [String] = []) throws {
     var all = tensors.map { WeightTensor(name: $0.name, dtype: .float32, shape: $0.tensor.shape, values: $0.tensor.data) }
     for i in int64s {
         all.append(WeightTensor(name: i.name, dtype: .int64, shape: i.shape, values: i.value.map { Float($0) }, int64Values: i.value))
     }
-    try writeTorchZip(all, to: path)
+    try writeTorchZip(all, to: path, protecting: protecting)
 }
 
 /// Writes weight tensors in torch's zip format, in the given order: int64 tensors (with `int64Values`)
-/// as LongStorage, everything else as float32 FloatStorage.
-public func writeTorchZip(_ tensors: [WeightTensor], to path: String, archiveName: String = "archive") throws {
+/// as LongStorage, everything else as float32 FloatStorage. Written through `writeFileAtomically`
+/// (see NN/OutputFile.swift): never over a non-regular file or one of `protecting`; "-" is standard output.
+public func writeTorchZip(_ tensors: [WeightTensor], to path: String, archiveName: String = "archive",
+                          protecting: [String] = []) throws {
     var seen = Set<String>()
     for t in tensors {
         guard seen.insert(t.name).inserted else { throw WeightsError.writeFailed(path: path, reason: "duplicate tensor name \(t.name)") }
@@ -70,7 +72,7 @@ public func writeTorchZip(_ tensors: [WeightTensor], to path: String, archiveNam
         }
     }
     zip.add(name: a + "version", bytes: Array("3\n".utf8))
-    try writeAtomically(zip.finish(), to: path)
+    try writeFileAtomically(zip.finish(), to: path, protecting: protecting)
 }
 
 /// Emits pickle protocol 2 opcodes.

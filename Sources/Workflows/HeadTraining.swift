@@ -127,18 +127,28 @@ public enum HeadExportFormat: String, Sendable, CaseIterable {
     case safetensors
 }
 
-/// Writes a head as a file PyTorch loads into `nn.Linear(dimension, classes)`.
-public func exportHead(_ loaded: LoadedHead, format: HeadExportFormat, to path: String) throws {
+/// The default file name of `probe heads export NAME`: NAME.pth / NAME.safetensors in the current
+/// directory whatever the head is called (`OutputFile.safeFileName`: no '/', no '..', no hidden
+/// file): "../../x" -> "____x.pth", "/abs/x" -> "_abs_x.pth".
+public func defaultHeadExportPath(name: String, format: HeadExportFormat) -> String {
+    OutputFile.safeFileName(name, empty: "head") + "." + format.rawValue
+}
+
+/// Writes a head as a file PyTorch loads into `nn.Linear(dimension, classes)`, atomically, never
+/// over a non-regular file nor over one of `protecting` (the store it came from); "-" is
+/// standard output (see NN/OutputFile.swift).
+public func exportHead(_ loaded: LoadedHead, format: HeadExportFormat, to path: String, protecting: [String] = []) throws {
     let h = loaded.head
     let tensors: [(name: String, tensor: Tensor)] = [
         ("weight", Tensor(shape: [h.classes, h.dimension], data: h.weight)),
         ("bias", Tensor(shape: [h.classes], data: h.bias)),
     ]
     switch format {
-    case .pth: try writeTorchZip(tensors, to: path)
+    case .pth: try writeTorchZip(tensors, to: path, protecting: protecting)
     case .safetensors:
         let classes = String(decoding: try JSONEncoder().encode(loaded.record.classes), as: UTF8.self)
         try writeSafetensors(tensors, metadata: ["classes": classes, "backbone": loaded.backbone.architecture,
-                                                 "backbone_weights_sha256": loaded.backbone.weightsSHA256], to: path)
+                                                 "backbone_weights_sha256": loaded.backbone.weightsSHA256], to: path,
+                             protecting: protecting)
     }
 }

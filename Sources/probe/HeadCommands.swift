@@ -108,10 +108,16 @@ let headsExportCommand = Command(
     discussion: """
     In PyTorch: head = nn.Linear(d, classes); head.load_state_dict(torch.load("NAME.pth"))
     (safetensors: safetensors.torch.load_file; class names are in the file's metadata).
+
+    The file is written atomically (temporary file in the same directory, fsync, rename): an
+    existing regular file at the path is replaced, and an interrupted export leaves it whole.
+    Anything else at the path (device, FIFO, directory, symbolic link) and the store itself are
+    refused. --out - writes to standard output. The default name is made from NAME with every
+    '/', '..' and unusual character replaced by '_', so it always lands in the current directory.
     """,
     options: [
         Option("--format", "F", "pth (default) or safetensors."),
-        Option("--out", "PATH", "Output file (default: NAME.pth or NAME.safetensors)."),
+        Option("--out", "PATH", "Output file, or - for standard output (default: NAME.pth or NAME.safetensors in the current directory)."),
         storeOption,
     ],
     run: { args in
@@ -119,9 +125,9 @@ let headsExportCommand = Command(
         let format = HeadExportFormat(rawValue: try args.choice("--format", ["pth", "safetensors"], default: "pth"))!
         let store = try openStore(args, readOnly: true)
         let loaded = try loadHead(store: store, name: name)
-        let out = args.string("--out") ?? "\(name).\(format.rawValue)"
-        try exportHead(loaded, format: format, to: out)
-        print("wrote \(out): nn.Linear(\(loaded.head.dimension), \(loaded.head.classes)) for \(loaded.backbone.architecture) features; classes \(loaded.record.classes.joined(separator: ", "))")
+        let out = args.string("--out") ?? defaultHeadExportPath(name: name, format: format)
+        try exportHead(loaded, format: format, to: out, protecting: [store.path])
+        printStatus(out == "-", "wrote \(out): nn.Linear(\(loaded.head.dimension), \(loaded.head.classes)) for \(loaded.backbone.architecture) features; classes \(loaded.record.classes.joined(separator: ", "))")
         return 0
     }
 )

@@ -15,6 +15,11 @@ func openStore(_ args: Arguments, readOnly: Bool = false) throws -> FeatureStore
     return try FeatureStore(path: path, readOnly: readOnly)
 }
 
+/// A success message: on standard output, or on standard error when standard output carries the data (--out -).
+func printStatus(_ toStandardError: Bool, _ message: String) {
+    if toStandardError { FileHandle.standardError.write(Data((message + "\n").utf8)) } else { print(message) }
+}
+
 /// Prints a Codable value as pretty JSON on stdout.
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
@@ -56,11 +61,17 @@ let exportCommand = Command(
     With --format npy, OUT.npy holds an N x D float32 matrix (numpy.load reads it as is) and
     OUT.labels.csv describes each row (row,path,label,split,sha256).
 
+    Files are written atomically (temporary file in the same directory, fsync, rename): an
+    existing regular file at the path is replaced, and an interrupted export leaves the previous
+    file whole. Anything else at the path (device, FIFO, directory, symbolic link) is refused, and
+    so is the store being read, under any spelling or hard link, and its -wal/-shm files.
+    --out - --format csv writes the CSV to standard output.
+
     EXAMPLE:
       probe export --out train --split train && python3 -c "import numpy; print(numpy.load('train.npy').shape)"
     """,
     options: [
-        Option("--out", "PATH", "Output file (required)."),
+        Option("--out", "PATH", "Output file (required); - is standard output (--format csv)."),
         Option("--format", "F", "npy (default) or csv."),
         Option("--split", "S", "Only this split (train, val, ...)."),
         Option("--label", "L", "Only this label (class)."),
@@ -70,13 +81,14 @@ let exportCommand = Command(
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
         guard let out = args.string("--out") else { throw UsageError("probe export: --out PATH is required") }
+        if out == "-" && args.flag("--json") { throw UsageError("probe export: --json and --out - both use standard output; choose one") }
         let format = ExportFormat(rawValue: try args.choice("--format", ["npy", "csv"], default: "npy"))!
         let store = try openStore(args, readOnly: true)
         let backbone = try selectBackbone(store, args.string("--backbone"), command: "export")
         let summary = try store.export(to: out, format: format, backbone: backbone,
                                        split: args.string("--split"), label: args.string("--label"))
         if args.flag("--json") { try printJSON(summary) } else {
-            print("exported \(summary.rows) rows of \(summary.dimension)-d \(backbone.architecture) features to \(summary.files.joined(separator: ", "))")
+            printStatus(out == "-", "exported \(summary.rows) rows of \(summary.dimension)-d \(backbone.architecture) features to \(summary.files.joined(separator: ", "))")
         }
         return summary.rows > 0 ? 0 : 1
     }

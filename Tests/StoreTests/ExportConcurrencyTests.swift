@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NN
 @testable import Store
 
 @Test func exportNPYByteLayout() throws {
@@ -51,7 +52,8 @@ import Testing
         _ = try store.export(to: keep + "/all.csv", format: .csv, backbone: b)
     }
     // Export of a missing directory says so.
-    #expect(throws: StoreError.self) { try store.export(to: dir.file("no/such/dir/x"), format: .npy, backbone: b) }
+    let missing = #expect(throws: OutputFileError.self) { try store.export(to: dir.file("no/such/dir/x"), format: .npy, backbone: b) }
+    #expect(missing?.description.contains("No such file or directory") == true)
 }
 
 /// A writer thread commits batches in a loop on its own connection while this thread reads
