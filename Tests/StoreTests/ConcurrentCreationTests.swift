@@ -12,16 +12,10 @@ func createStoreChild() throws {
     _ = try store.backbone(architecture: "m", weightsSHA256: String(repeating: "a", count: 64), dimension: 4)
 }
 
-#if os(Linux)
-private let canSpawn = true  // the test bundle is an executable
-#else
-private let canSpawn = false
-#endif
-
 /// Four processes creating the same new store at once all succeed, 25 times (100 openings): switching
 /// a new file to WAL mode can report SQLITE_BUSY at once, without the busy timeout's wait, so opening
 /// retries it within that timeout.
-@Test(.enabled(if: createChildPath == nil && canSpawn, "needs to re-run the test executable as a child (Linux)"))
+@Test(.enabled(if: createChildPath == nil && canSpawnTestChild, "needs to re-run the test executable as a child (Linux)"))
 func concurrentCreationOfANewStoreSucceeds() throws {
     let dir = try TempDir()
     var failures: [String] = []
@@ -29,16 +23,8 @@ func concurrentCreationOfANewStoreSucceeds() throws {
         let path = dir.file("new-\(round).sqlite")
         var children: [(Process, Pipe)] = []
         for _ in 0..<4 {
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-            child.arguments = ["--testing-library", "swift-testing", "--filter", "createStoreChild"]
-            var env = ProcessInfo.processInfo.environment
-            env["PROBE_STORE_CREATE_CHILD"] = path
-            child.environment = env
             let pipe = Pipe()
-            child.standardOutput = pipe
-            child.standardError = FileHandle.nullDevice
-            try child.run()
+            let child = try spawnTestChild(filter: "createStoreChild", environment: ["PROBE_STORE_CREATE_CHILD": path], output: pipe)
             children.append((child, pipe))
         }
         for (child, pipe) in children {

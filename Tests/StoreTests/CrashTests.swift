@@ -18,26 +18,11 @@ func crashWriterChild() throws {
 
 /// A writer process killed with SIGKILL at a random moment leaves a sound store holding whole
 /// batches only; resuming gives the same content as an uninterrupted run.
-#if os(Linux)
-private let canSpawnSelf = true  // the test bundle is an executable
-#else
-private let canSpawnSelf = false  // an .xctest bundle run by xctest: no self-spawning
-#endif
-
-@Test(.enabled(if: crashChildPath == nil && canSpawnSelf, "needs to re-run the test executable as a child (Linux)"))
+@Test(.enabled(if: crashChildPath == nil && canSpawnTestChild, "needs to re-run the test executable as a child (Linux)"))
 func killedWriterLeavesWholeBatches() throws {
     let dir = try TempDir()
     let path = dir.file("crash.sqlite")
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0])
-    let child = Process()
-    child.executableURL = exe
-    child.arguments = ["--testing-library", "swift-testing", "--filter", "crashWriterChild"]
-    var env = ProcessInfo.processInfo.environment
-    env["PROBE_STORE_CRASH_CHILD"] = path
-    child.environment = env
-    child.standardOutput = FileHandle.nullDevice
-    child.standardError = FileHandle.nullDevice
-    try child.run()
+    let child = try spawnTestChild(filter: "crashWriterChild", environment: ["PROBE_STORE_CRASH_CHILD": path])
     // Wait until a few batches are committed, then kill at a pseudo-random moment.
     let deadline = Date().addingTimeInterval(120)
     var committed = 0

@@ -176,15 +176,9 @@ private func inode(_ path: String) -> UInt64 {
     return stat(path, &st) == 0 ? UInt64(st.st_ino) : 0
 }
 
-#if os(Linux)
-private let canSpawnExportChild = true  // the test bundle is an executable
-#else
-private let canSpawnExportChild = false
-#endif
-
 /// kill -9 at 20 random moments of an export over a previous export: the .npy and the labels CSV
 /// are each the previous file or the new one, whole (here both are the same bytes).
-@Test(.enabled(if: exportChild == nil && canSpawnExportChild, "needs to re-run the test executable as a child (Linux)"))
+@Test(.enabled(if: exportChild == nil && canSpawnTestChild, "needs to re-run the test executable as a child (Linux)"))
 func killedExportLeavesOldOrNewFileWhole() throws {
     let dir = try TempDir()
     let (store, b) = try exportStore(dir, n: 4000, d: 512)   // an 8 MB matrix
@@ -194,15 +188,7 @@ func killedExportLeavesOldOrNewFileWhole() throws {
     let labels = try Data(contentsOf: URL(fileURLWithPath: base + ".labels.csv"))
     var midWrite = 0
     for round in 0..<20 {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        child.arguments = ["--testing-library", "swift-testing", "--filter", "exportKillChild"]
-        var env = ProcessInfo.processInfo.environment
-        env["PROBE_EXPORT_KILL_CHILD"] = store.path + "|" + base
-        child.environment = env
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
-        try child.run()
+        let child = try spawnTestChild(filter: "exportKillChild", environment: ["PROBE_EXPORT_KILL_CHILD": store.path + "|" + base])
         // Wait until the child writes (a temporary file, or a new file at the path), then kill at
         // a random moment.
         let deadline = Date().addingTimeInterval(20)
