@@ -30,6 +30,11 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case notFound(String)
     /// A file could not be written or read (export).
     case io(path: String, message: String)
+    /// The store's file or directory is not writable, so `action` cannot be done (nothing was done).
+    case readOnlyStore(path: String, action: String)
+    /// A WAL store whose directory is not writable still has transactions in its -wal file, which
+    /// SQLite cannot read without creating a -shm file beside it.
+    case unreadableWAL(path: String)
 
     public var description: String {
         switch self {
@@ -66,6 +71,13 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "Invalid argument: \(message)"
         case let .notFound(message):
             return "Not found: \(message)"
+        case let .readOnlyStore(path, action):
+            return "The store \(path) is read-only (its file or its directory is not writable), so probe cannot \(action); nothing was changed. "
+                + "Make the file and its directory writable, or copy the store elsewhere and pass --store COPY."
+        case let .unreadableWAL(path):
+            return "The store \(path) is in a directory that is not writable, and its \(path)-wal file still holds transactions: "
+                + "SQLite cannot read them without creating \(path)-shm there. Make the directory writable once "
+                + "(any probe command then folds the -wal file into the store), or copy the store, its -wal file and -shm file elsewhere."
         case let .io(path, message):
             return "Cannot write or read \(path): \(message). Check the directory exists and is writable."
         }
@@ -100,6 +112,9 @@ public final class Database {
     /// How to open a connection.
     public struct Options: Sendable {
         public var readOnly = false
+        /// With `readOnly`: open with SQLite's `immutable=1` URI parameter (no locks, no -shm file).
+        /// Only correct when no writer can exist (see `FeatureStore`'s read-only opening).
+        public var immutable = false
         /// Create the file when it does not exist (ignored when `readOnly`).
         public var create = true
         /// How long a writer waits for another writer's lock before failing with SQLITE_BUSY.
@@ -125,14 +140,16 @@ public final class Database {
     public init(path: String, options: Options = Options()) throws {
         self.path = path
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        var target = path
         if options.readOnly {
-            flags |= SQLITE_OPEN_READONLY
+            flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI
+            target = Self.fileURI(path) + (options.immutable ? "?mode=ro&immutable=1" : "?mode=ro")
         } else {
             flags |= SQLITE_OPEN_READWRITE
             if options.create { flags |= SQLITE_OPEN_CREATE }
         }
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(target, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
             if let db { sqlite3_close_v2(db) }
@@ -183,6 +200,22 @@ public final class Database {
             throw error
         }
     }
+
+    /// A `file:` URI for `path`: characters that would end the path (`?`, `#`, `%`) are escaped.
+    static func fileURI(_ path: String) -> String {
+        var out = "file:"
+        for b in path.utf8 {
+            switch b {
+            case UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "%"), 0..<0x20, 0x7F...:
+                out += String(format: "%%%02X", b)
+            default: out.unicodeScalars.append(Unicode.Scalar(b))
+            }
+        }
+        return out
+    }
+
+    /// True when SQLite opened the main database read-only (asked for, or the file is not writable).
+    public var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 
     deinit {
         cache.removeAll()

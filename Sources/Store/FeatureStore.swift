@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 /// A backbone: an architecture with one set of weights. Features of different weights never mix.
@@ -123,17 +124,64 @@ public final class FeatureStore {
         } else if !FileManager.default.fileExists(atPath: path) {
             throw StoreError.cannotOpen(path: path, message: "no such file (run `probe extract` first)")
         }
-        database = try Database(path: path, options: options)
-        if options.readOnly {
-            let v = try database.userVersion()
+        // An existing file is checked on a read-only connection first: someone else's database is
+        // refused before anything (page size, journal mode, migrations) could change it.
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        if size > 0 {
+            let reader = try Self.openReading(path: path, options: options)
+            let version = try Schema.check(reader, migrations: migrations)
             let supported = migrations.last?.version ?? 0
-            if v > supported { throw StoreError.newerSchema(path: path, found: v, supported: supported) }
-            if v < supported {
-                throw StoreError.notAProbeStore(path: path, reason: "schema version \(v) needs migrating; open it once read-write")
+            if options.readOnly || !Self.isWritable(path) {
+                if version < supported {
+                    throw StoreError.notAProbeStore(path: path, reason: "schema version \(version) needs migrating; "
+                                                    + (options.readOnly ? "open it once read-write" : "make it writable and run probe once"))
+                }
+                database = reader
+                return
             }
-        } else {
-            try Schema.migrate(database, migrations: migrations)
         }
+        database = try Database(path: path, options: options)
+        try Schema.migrate(database, migrations: migrations)
+    }
+
+    /// Test hook: treat every store as not writable (tests run as root, which ignores permission bits).
+    nonisolated(unsafe) static var assumeNotWritable = false
+
+    /// Whether probe may write the store: the file and its directory (for the -wal, -shm and journal files).
+    static func isWritable(_ path: String) -> Bool {
+        if assumeNotWritable { return false }
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return access(path, W_OK) == 0 && access(dir, W_OK) == 0
+    }
+
+    /// A read-only connection. A WAL store in a directory that is not writable cannot be opened
+    /// `mode=ro` when its -shm file is absent (SQLite needs to create it: https://www.sqlite.org/wal.html#readonly).
+    /// Then, and only when the -wal file is absent or empty, it is opened `immutable=1`: every
+    /// committed transaction is in the main file, and no writer can exist, since a writer would
+    /// have to create a -wal or journal file in that directory. A non-empty -wal file is refused
+    /// (`unreadableWAL`) rather than read past.
+    static func openReading(path: String, options: Database.Options) throws -> Database {
+        var o = options
+        o.readOnly = true
+        o.immutable = false
+        do {
+            return try Database(path: path, options: o)
+        } catch let StoreError.sqlite(code, message, sql) where code & 0xFF == SQLITE_READONLY || code & 0xFF == SQLITE_CANTOPEN {
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            let walSize = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? NSNumber)?.intValue ?? 0
+            guard access(dir, W_OK) != 0 || assumeNotWritable else { throw StoreError.sqlite(code: code, message: message, sql: sql) }
+            guard walSize == 0 else { throw StoreError.unreadableWAL(path: path) }
+            o.immutable = true
+            return try Database(path: path, options: o)
+        }
+    }
+
+    /// True when this connection cannot write (the store was opened read-only, or is not writable).
+    public var isReadOnly: Bool { database.isReadOnly }
+
+    /// Throws `readOnlyStore` when this connection cannot write; call it before work whose result must be saved.
+    public func requireWritable(_ action: String) throws {
+        if isReadOnly { throw StoreError.readOnlyStore(path: path, action: action) }
     }
 
     /// The schema version of this store (`PRAGMA user_version`).
@@ -211,6 +259,7 @@ public final class FeatureStore {
     /// error nothing of the batch is stored.
     @discardableResult
     public func insertBatch(_ batch: Batch, backbone: Backbone, dtype: VectorDType = .f32) throws -> BatchResult {
+        try requireWritable("store features")
         // Validate everything before touching the store.
         for im in batch.images {
             try Self.checkSHA256(im.sha256, "image")

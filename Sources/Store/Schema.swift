@@ -101,8 +101,11 @@ enum Schema {
     INSERT INTO meta(key, value) VALUES ('schema', 'probe feature store; see Sources/Store/SCHEMA.md');
     """
 
-    /// Brings the store to the newest version of `migrations`, or refuses it.
-    static func migrate(_ db: Database, migrations: [Migration] = Schema.migrations) throws {
+    /// Refuses what is not a probe store (another application id, tables without a probe version)
+    /// and a store of a newer version; returns the store's version. Only reads: run it on a
+    /// read-only connection before anything may change the file.
+    @discardableResult
+    static func check(_ db: Database, migrations: [Migration] = Schema.migrations) throws -> Int {
         let supported = migrations.last?.version ?? 0
         let version = try db.userVersion()
         let appID = Int32(truncatingIfNeeded: try db.scalarInt("PRAGMA application_id") ?? 0)
@@ -119,6 +122,13 @@ enum Schema {
                 throw StoreError.notAProbeStore(path: db.path, reason: "it has \(tables) schema objects and no probe schema version")
             }
         }
+        return version
+    }
+
+    /// Brings the store to the newest version of `migrations`, or refuses it.
+    static func migrate(_ db: Database, migrations: [Migration] = Schema.migrations) throws {
+        let supported = migrations.last?.version ?? 0
+        let version = try check(db, migrations: migrations)
         if version == supported { return }
         for step in migrations where step.version > version {
             do {
