@@ -49,6 +49,7 @@ extension FeatureStore {
     /// Saves a head under its name; an existing head of that name is replaced only when `replace`.
     public func saveHead(_ head: HeadRecord, replace: Bool = true) throws {
         guard !head.name.isEmpty else { throw StoreError.invalidArgument("a head needs a name") }
+        try requireWritable("save the head '\(head.name)'")
         try Self.checkJSON(head.settingsJSON, "settings")
         try Self.checkJSON(head.metricsJSON, "metrics")
         guard !head.classes.isEmpty else { throw StoreError.invalidArgument("head \(head.name) has no classes") }

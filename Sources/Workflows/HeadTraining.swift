@@ -47,6 +47,8 @@ struct EpochJSON: Codable {
 /// Trains a head over the cached features of `backbone` and saves it in the store under its name.
 public func trainHead(store: FeatureStore, backbone: Backbone, options: TrainHeadOptions) throws -> TrainedHead {
     guard !options.name.isEmpty else { throw WorkflowError.noTrainingData("a head needs a name (--name NAME)") }
+    // Said before training, not after: the head could not be saved.
+    try store.requireWritable("save the head '\(options.name)' (nothing was trained)")
     let data = try loadHeadDatasets(store: store, backbone: backbone, trainSplit: options.trainSplit,
                                     validationSplit: options.validationSplit, useViews: options.useViews)
     var settings: [String: String] = ["solver": options.solver.rawValue, "views": String(data.train.views),

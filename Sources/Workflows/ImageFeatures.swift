@@ -12,6 +12,16 @@ public struct ImageFeatures: Sendable {
     public var vector: [Float]
     /// True when the store already had it; false when it was computed now (and stored).
     public var cached: Bool
+    /// False when it was computed now but not stored, because the store is read-only.
+    public var stored: Bool = true
+}
+
+/// The note for images whose features were computed but not cached (read-only store), or nil.
+public func notCachedNote(_ paths: [String], store: FeatureStore) -> String? {
+    guard !paths.isEmpty else { return nil }
+    return "note: the store \(store.path) is read-only, so the features of \(paths.count) new image(s) "
+        + "(\(paths.prefix(3).joined(separator: ", "))\(paths.count > 3 ? ", ..." : "")) were computed but not cached; "
+        + "make the store writable to cache them."
 }
 
 /// Features of image files for `backbone`: from the store when the image (by content) is known,
@@ -61,6 +71,11 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
         out[i].vector = Array(vectors[(j * d)..<((j + 1) * d)])
         batch.features.append(FeatureRecord(sha256: out[i].sha256, transform: validationTransform, view: 0, vector: out[i].vector))
     }
-    try store.insertBatch(batch, backbone: backbone)
+    // A read-only store still answers; the new features are just not cached.
+    if store.isReadOnly {
+        for (i, _) in missing { out[i].stored = false }
+    } else {
+        try store.insertBatch(batch, backbone: backbone)
+    }
     return out
 }

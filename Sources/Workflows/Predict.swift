@@ -11,6 +11,8 @@ public struct ImagePrediction: Sendable, Codable {
     public var top: [Entry]
     /// Whether the features came from the store.
     public var cached: Bool
+    /// False when its features were computed now but not cached, because the store is read-only.
+    public var stored: Bool = true
 }
 
 /// Predicts the top `k` classes of image files with a stored head.
@@ -20,7 +22,7 @@ public func predictImages(_ paths: [String], store: FeatureStore, head: LoadedHe
     return try feats.map { f in
         let top = try head.head.predict(f.vector, topK: min(k, head.record.classes.count))
         return ImagePrediction(path: f.path, top: top.map { .init(label: head.record.classes[$0.label], probability: Double($0.probability)) },
-                               cached: f.cached)
+                               cached: f.cached, stored: f.stored)
     }
 }
 

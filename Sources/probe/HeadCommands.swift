@@ -155,6 +155,9 @@ let predictCommand = Command(
         let weights = args.string("--weights") ?? defaultWeightsIfPresent(architecture: loaded.backbone.architecture)
         let results = try predictImages(images, store: store, head: loaded, weightsPath: weights,
                                         topK: try args.int("--top", default: 3, range: 1...1000))
+        if let note = notCachedNote(results.filter { !$0.stored }.map(\.path), store: store) {
+            FileHandle.standardError.write(Data((note + "\n").utf8))
+        }
         if args.flag("--json") { try printJSON(results); return 0 }
         for r in results {
             let top = r.top.map { String(format: "%@ %.4f", $0.label, $0.probability) }.joined(separator: "  ")
@@ -226,6 +229,9 @@ let queryCommand = Command(
         if !images.isEmpty {
             let weights = args.string("--weights") ?? defaultWeightsIfPresent(architecture: backbone.architecture)
             queries += try featuresOfImages(images, store: store, backbone: backbone, weightsPath: weights)
+        }
+        if let note = notCachedNote(queries.filter { !$0.stored }.map(\.path), store: store) {
+            FileHandle.standardError.write(Data((note + "\n").utf8))
         }
         guard !queries.isEmpty else { throw UsageError("probe query: give an IMAGE, --path P or --id N (usage: probe \(args.command.usage))") }
         let k = try args.int("--k", default: 10, range: 1...100_000)
