@@ -144,12 +144,8 @@ public final class FeatureStore {
         try Schema.migrate(database, migrations: migrations)
     }
 
-    /// Test hook: treat every store as not writable (tests run as root, which ignores permission bits).
-    nonisolated(unsafe) static var assumeNotWritable = false
-
     /// Whether probe may write the store: the file and its directory (for the -wal, -shm and journal files).
     static func isWritable(_ path: String) -> Bool {
-        if assumeNotWritable { return false }
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return access(path, W_OK) == 0 && access(dir, W_OK) == 0
     }
@@ -169,7 +165,7 @@ public final class FeatureStore {
         } catch let StoreError.sqlite(code, message, sql) where code & 0xFF == SQLITE_READONLY || code & 0xFF == SQLITE_CANTOPEN {
             let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
             let walSize = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? NSNumber)?.intValue ?? 0
-            guard access(dir, W_OK) != 0 || assumeNotWritable else { throw StoreError.sqlite(code: code, message: message, sql: sql) }
+            guard access(dir, W_OK) != 0 else { throw StoreError.sqlite(code: code, message: message, sql: sql) }
             guard walSize == 0 else { throw StoreError.unreadableWAL(path: path) }
             o.immutable = true
             return try Database(path: path, options: o)

@@ -90,6 +90,33 @@ let chattrWorks: Bool = {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
     }
 
+    /// A WAL store in an unwritable directory whose -wal file still holds transactions: reading
+    /// past them (immutable=1) would show an old state, so it is refused with what to do.
+    @Test(.enabled(if: chattrWorks, "needs chattr +i (e2fsprogs) on the temporary directory's file system"))
+    func walWithTransactionsInAReadOnlyDirectoryIsRefusedWithAHint() throws {
+        let dir = try TempDir()
+        let path = dir.file("store.sqlite")
+        let copy = dir.file("copy")
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        do {
+            let store = try FeatureStore(path: path)
+            try store.database.execute("PRAGMA wal_autocheckpoint = 0")
+            _ = try store.backbone(architecture: "mobilenet_v2", weightsSHA256: sha("w"), dimension: 4)
+            // A copy of the store and its -wal file while open (as a backup or a crash would leave them), without -shm.
+            try FileManager.default.copyItem(atPath: path, toPath: copy + "/store.sqlite")
+            try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "/store.sqlite-wal")
+        }
+        #expect(chattrImmutable(copy, true))
+        defer { chattrImmutable(copy, false) }
+        do {
+            _ = try FeatureStore(path: copy + "/store.sqlite", readOnly: true)
+            Issue.record("a store with transactions in its -wal file was read past them")
+        } catch let e as StoreError {
+            #expect(e == .unreadableWAL(path: copy + "/store.sqlite"))
+            #expect(e.description.contains("Make the directory writable once"))
+        }
+    }
+
     /// A read-only store file in a writable directory: reading works, writing is refused up front.
     @Test(.enabled(if: chattrWorks, "needs chattr +i (e2fsprogs) on the temporary directory's file system"))
     func readOnlyStoreFileCanBeRead() throws {
