@@ -19,7 +19,8 @@ import Darwin
 //   rename over the target, fsync of the directory. Until the rename, the previous file is whole;
 //   a failure or kill leaves it untouched. A kill -9 leaves a hidden `.NAME.tmp-PID-...` file; the
 //   next write of NAME removes those whose process no longer exists.
-// - An existing regular file is replaced (like `cp`, `numpy.save`, `torch.save`); callers say so
+// - An existing regular file is replaced (like `cp`, `numpy.save`, `torch.save`), unless it is
+//   write-protected (no write bit, or not writable by this user: refused as read-only); callers say so
 //   in their --help.
 // - The path "-" is standard output, written as a stream (no temporary file, no rename).
 

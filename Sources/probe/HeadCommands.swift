@@ -110,7 +110,7 @@ let headsExportCommand = Command(
     (safetensors: safetensors.torch.load_file; class names are in the file's metadata).
 
     The file is written atomically (temporary file in the same directory, fsync, rename): an
-    existing regular file at the path is replaced, and an interrupted export leaves it whole.
+    existing regular file at the path is replaced (a write-protected one is refused), and an interrupted export leaves it whole.
     Anything else at the path (device, FIFO, directory, symbolic link) and the store itself are
     refused. --out - writes to standard output. The default name is made from NAME with every
     '/', '..' and unusual character replaced by '_', so it always lands in the current directory.

@@ -60,7 +60,7 @@ let exportCommand = Command(
     OUT.labels.csv describes each row (row,path,label,split,sha256).
 
     Files are written atomically (temporary file in the same directory, fsync, rename): an
-    existing regular file at the path is replaced, and an interrupted export leaves the previous
+    existing regular file at the path is replaced (a write-protected one is refused), and an interrupted export leaves the previous
     file whole. Anything else at the path (device, FIFO, directory, symbolic link) is refused, and
     so is the store being read, under any spelling or hard link, and its -wal/-shm files.
     --out - --format csv writes the CSV to standard output.
