@@ -128,7 +128,7 @@ struct PreparedBatch: @unchecked Sendable {
     let items: [WorkItem]
     /// Per item: its first tensor slot, or nil when it failed (then `errors` has the reason).
     let slots: [Int?]
-    let errors: [String?]
+    let errors: [VisionError?]
     let sizes: [(width: Int, height: Int)?]
     let tensors: UnsafeMutablePointer<Float>
     let count: Int

@@ -62,7 +62,7 @@ func prepare(_ items: [WorkItem], seed: UInt64, threads: Int) -> PreparedBatch {
     let per = 3 * 224 * 224
     let tensors = UnsafeMutablePointer<Float>.allocate(capacity: max(1, next * per))
     final class Results: @unchecked Sendable {
-        var errors: [String?]
+        var errors: [VisionError?]
         var sizes: [(width: Int, height: Int)?]
         init(_ n: Int) { errors = Array(repeating: nil, count: n); sizes = Array(repeating: nil, count: n) }
     }
@@ -72,8 +72,8 @@ func prepare(_ items: [WorkItem], seed: UInt64, threads: Int) -> PreparedBatch {
     let decodeOne: @Sendable (Int) -> Void = { i in
         let item = items[i]
         let image: RGBImage
-        do { image = try ImageDecoder.decode(path: item.path) } catch {
-            results.errors[i] = "\(error)"
+        do throws(VisionError) { image = try ImageDecoder.decode(path: item.path) } catch {
+            results.errors[i] = error
             return
         }
         results.sizes[i] = (image.width, image.height)
@@ -174,8 +174,11 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
         var batch = Batch()
         for (i, item) in b.items.enumerated() {
             guard let slot = b.slots[i], let size = b.sizes[i] else {
-                let reason = b.errors[i] ?? "unknown decoding error"
-                for s in item.samples { batch.failures.append(FailureRecord(path: s.path, sha256: item.sha256, reason: reason)) }
+                // Every path with these bytes fails alike, each reported under its own path.
+                for s in item.samples {
+                    let reason = b.errors[i].map { $0.at(path: s.path).description } ?? "unknown decoding error"
+                    batch.failures.append(FailureRecord(path: s.path, sha256: item.sha256, reason: reason))
+                }
                 continue
             }
             batch.images.append(ImageRecord(sha256: item.sha256, width: size.width, height: size.height, byteSize: item.byteSize))

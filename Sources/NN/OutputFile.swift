@@ -19,7 +19,8 @@ import Darwin
 //   rename over the target, fsync of the directory. Until the rename, the previous file is whole;
 //   a failure or kill leaves it untouched. A kill -9 leaves a hidden `.NAME.tmp-PID-...` file; the
 //   next write of NAME removes those whose process no longer exists.
-// - An existing regular file is replaced (like `cp`, `numpy.save`, `torch.save`); callers say so
+// - An existing regular file is replaced (like `cp`, `numpy.save`, `torch.save`), unless it is
+//   write-protected (no write bit, or not writable by this user: refused as read-only); callers say so
 //   in their --help.
 // - The path "-" is standard output, written as a stream (no temporary file, no rename).
 
@@ -31,6 +32,8 @@ public enum OutputFileError: Error, CustomStringConvertible, Equatable {
     case wouldOverwriteInput(path: String, input: String)
     /// A system call failed.
     case io(path: String, operation: String, reason: String)
+    /// A read-only regular file (no write permission) is at the path: it is not replaced.
+    case readOnly(path: String)
 
     public var description: String {
         switch self {
@@ -41,7 +44,30 @@ public enum OutputFileError: Error, CustomStringConvertible, Equatable {
             return "\(path) is \(input == path ? "" : "the same file as ")the feature store \(input)\(input == path ? "" : " (or its -wal/-shm/-journal file)") being read; "
                 + "writing there would destroy it. Choose another output path."
         case let .io(path, operation, reason):
-            return "cannot write \(path): \(operation) failed: \(reason). Check the directory exists, is writable and has free space."
+            return "cannot write \(path): \(operation) failed: \(reason). " + OutputFileError.hint(path: path, reason: reason)
+        case let .readOnly(path):
+            return "\(path) is read-only; probe does not replace a write-protected file. "
+                + "Make it writable (chmod u+w \(path)) if it may be replaced, or choose another output path."
+        }
+    }
+}
+
+extension OutputFileError {
+    /// What to do about a failed system call, from its cause (strerror text of the errno).
+    static func hint(path: String, reason: String) -> String {
+        let dir = split(path).dir
+        func text(_ e: Int32) -> String { String(cString: strerror(e)) }
+        switch reason {
+        case text(ENOENT), text(ENOTDIR):
+            return "The directory \(dir) does not exist: create it (mkdir -p \(dir)) or choose another output path."
+        case text(EACCES), text(EPERM):
+            return "The directory \(dir) is not writable by this user: choose another output path or change its permissions."
+        case text(EROFS):
+            return "\(dir) is on a read-only file system: choose an output path elsewhere."
+        case text(ENOSPC), text(EDQUOT):
+            return "The disk is full (or the quota is reached): free some space, or choose another output path."
+        default:
+            return "Check the directory \(dir) exists, is writable and has free space."
         }
     }
 }
@@ -107,6 +133,11 @@ public enum OutputFile {
         let exists = lstat(path, &st) == 0
         if exists && st.st_mode & S_IFMT != S_IFREG {
             throw OutputFileError.notRegularFile(path: path, kind: fileKind(st.st_mode))
+        }
+        // A write-protected file (no write bit, or not writable by this user) is not replaced,
+        // as `cp` would refuse it (also for root, who may write anything: the mode says "keep").
+        if exists && (st.st_mode & 0o222 == 0 || access(path, W_OK) != 0) {
+            throw OutputFileError.readOnly(path: path)
         }
         let name = canonicalName(path)
         for input in protecting {

@@ -45,7 +45,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             if code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED {
                 s += "\n  Another process holds the store's write lock; wait for it to finish, then retry."
             } else if code & 0xFF == SQLITE_CORRUPT || code & 0xFF == SQLITE_NOTADB {
-                s += "\n  The file is damaged or not a database; run `probe store info` or use another --store path."
+                s += "\n  The file is damaged or is not an SQLite database: no probe command can read it. Restore it from a backup, or pass another --store PATH (`probe extract DIR --store NEW` builds a new store)."
             } else if code & 0xFF == SQLITE_FULL {
                 s += "\n  The disk is full; free some space and run again (committed batches are kept)."
             } else if code & 0xFF == SQLITE_READONLY || code & 0xFF == SQLITE_CANTOPEN {

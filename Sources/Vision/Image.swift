@@ -41,6 +41,21 @@ public enum VisionError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Writing a PNG failed.
     case writeFailed(path: String, reason: String)
 
+    /// The same error about another file (two files with the same bytes fail alike: each is
+    /// reported under its own path).
+    public func at(path p: String) -> VisionError {
+        switch self {
+        case .unreadable(_, let r): return .unreadable(path: p, reason: r)
+        case .empty: return .empty(path: p)
+        case .unsupportedFormat(_, let f): return .unsupportedFormat(path: p, format: f)
+        case .unrecognizedData: return .unrecognizedData(path: p)
+        case .corrupt(_, let f, let r): return .corrupt(path: p, format: f, reason: r)
+        case .decompressionBomb(_, let w, let h): return .decompressionBomb(path: p, width: w, height: h)
+        case .badDatasetRoot(_, let r): return .badDatasetRoot(path: p, reason: r)
+        case .writeFailed(_, let r): return .writeFailed(path: p, reason: r)
+        }
+    }
+
     public var description: String {
         switch self {
         case .unreadable(let p, let r):

@@ -104,16 +104,16 @@ let benchForwardCommand = Command(
 let benchHeadsCommand = Command(
     path: ["bench", "heads"],
     summary: "Benchmark head training over the store's cached features (25 tutorial epochs, L-BFGS).",
-    usage: "bench heads [--store PATH] [--backbone NAME]",
+    usage: "bench heads [--store PATH] [--backbone B]",
     discussion: """
     Times the tutorial's SGD head (25 epochs) for several seeds and the L-BFGS probe over the
     cached train/val features. PyTorch's side: python3 tools/bench_heads_torch.py bench --swift "probe bench heads".
     """,
-    options: [storeOption, Option("--backbone", "NAME", "Which backbone's features, when the store holds several."), threadsOption],
+    options: [storeOption, storeBackboneOption, threadsOption],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
         let store = try openStore(args, readOnly: true)
-        let backbone = try selectBackbone(store, args.string("--backbone"), command: "bench heads")
+        let backbone = try selectBackbone(store, args)
         let data = try loadHeadDatasets(store: store, backbone: backbone)
         guard let val = data.validation else { throw UsageError("probe bench heads: the store has no 'val' split") }
         print(runHeadsBenchmark(train: data.train, val: val, classNames: data.classNames), terminator: "")

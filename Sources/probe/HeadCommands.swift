@@ -8,7 +8,7 @@ import Weights
 let trainCommand = Command(
     path: ["train"],
     summary: "Train a linear head over cached features (milliseconds) and save it in the store.",
-    usage: "train [--name NAME] [--solver sgd|lbfgs] [--epochs 25] [--lr 0.001] [--seed N] [--backbone NAME] [--store PATH]",
+    usage: "train [--name NAME] [--solver sgd|lbfgs] [--epochs 25] [--lr 0.001] [--seed N] [--backbone B] [--store PATH]",
     discussion: """
     Trains on the 'train' split (every sample when the store has no splits) and evaluates on 'val'
     every epoch. The defaults are PyTorch's transfer-learning tutorial's: SGD lr 0.001, momentum
@@ -37,7 +37,7 @@ let trainCommand = Command(
         Option("--C", "X", "L-BFGS inverse regularisation strength (default 1.0)."),
         Option("--no-standardize", nil, "L-BFGS on raw features."),
         Option("--no-views", nil, "Ignore augmented views; train on view 0."),
-        Option("--backbone", "NAME", "Which backbone's features, when the store holds several."),
+        storeBackboneOption,
         storeOption, jsonOption, threadsOption,
     ],
     run: { args in
@@ -56,7 +56,7 @@ let trainCommand = Command(
         o.lbfgs.standardize = !args.flag("--no-standardize")
         o.useViews = !args.flag("--no-views")
         let store = try openStore(args)
-        let backbone = try selectBackbone(store, args.string("--backbone"), command: "train")
+        let backbone = try selectBackbone(store, args)
         let r = try trainHead(store: store, backbone: backbone, options: o)
         if args.flag("--json") {
             try printJSON(TrainJSON(name: o.name, backbone: backbone.architecture, classes: r.classNames,
@@ -110,7 +110,7 @@ let headsExportCommand = Command(
     (safetensors: safetensors.torch.load_file; class names are in the file's metadata).
 
     The file is written atomically (temporary file in the same directory, fsync, rename): an
-    existing regular file at the path is replaced, and an interrupted export leaves it whole.
+    existing regular file at the path is replaced (a write-protected one is refused), and an interrupted export leaves it whole.
     Anything else at the path (device, FIFO, directory, symbolic link) and the store itself are
     refused. --out - writes to standard output. The default name is made from NAME with every
     '/', '..' and unusual character replaced by '_', so it always lands in the current directory.
@@ -198,7 +198,7 @@ struct EvalJSON: Encodable {
 let queryCommand = Command(
     path: ["query"],
     summary: "Nearest neighbours (cosine) of images among the cached embeddings.",
-    usage: "query (IMAGE... | --path P | --id N) [--k 10] [--split S] [--label L] [--backbone NAME] [--store PATH] [--json]",
+    usage: "query (IMAGE... | --path P | --id N) [--k 10] [--split S] [--label L] [--backbone B] [--store PATH] [--json]",
     discussion: """
     A query is an image file (its features come from the store, or are computed with --weights),
     a sample path already in the store (--path), or an image id / sha256 prefix (--id). Several
@@ -216,13 +216,13 @@ let queryCommand = Command(
         Option("--split", "S", "Only neighbours with a sample in this split."),
         Option("--label", "L", "Only neighbours with this label."),
         Option("--weights", "PATH", "Backbone weights, to compute features of images not in the store."),
-        Option("--backbone", "NAME", "Which backbone's embeddings, when the store holds several."),
+        storeBackboneOption,
         storeOption, jsonOption, threadsOption,
     ],
     run: { args in
         let images = args.positionals
         let store = try openStore(args)
-        let backbone = try selectBackbone(store, args.string("--backbone"), command: "query")
+        let backbone = try selectBackbone(store, args)
         var queries: [ImageFeatures] = []
         if let p = args.string("--path") { queries.append(try featuresOfSample(path: p, store: store, backbone: backbone)) }
         if let id = args.string("--id") { queries.append(try featuresOfImage(id: id, store: store, backbone: backbone)) }

@@ -27,15 +27,13 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-/// The backbone of the store named by `--backbone` (an architecture), or the only one there is.
-func selectBackbone(_ store: FeatureStore, _ name: String?, command: String) throws -> Backbone {
-    let all = try store.backbones()
-    let matching = name.map { n in all.filter { $0.architecture == n } } ?? all
-    if matching.count == 1 { return matching[0] }
-    if all.isEmpty { throw UsageError("probe \(command): the store \(store.path) has no features yet (run `probe extract DIR`)") }
-    let names = all.map { "\($0.architecture) (weights \($0.weightsSHA256.prefix(12)))" }.joined(separator: ", ")
-    if matching.isEmpty { throw UsageError("probe \(command): no features of '\(name ?? "")' in the store; it has \(names)") }
-    throw UsageError("probe \(command): the store has several backbones: \(names); choose one with --backbone")
+/// --backbone of the commands that read a store's features (train, query, export, bench heads).
+let storeBackboneOption = Option("--backbone", "B", "Which backbone's features, when the store holds several: an architecture (resnet18), "
+    + "a prefix of the weights' sha256 (17c68b6d), both (mobilenet_v2:17c68b6d), or the weights file's path.")
+
+/// The backbone of the store chosen by --backbone (see `FeatureStore.selectBackbone`).
+func selectBackbone(_ store: FeatureStore, _ args: Arguments) throws -> Backbone {
+    try store.selectBackbone(args.string("--backbone"))
 }
 
 let storeInfoCommand = Command(
@@ -56,13 +54,13 @@ let storeInfoCommand = Command(
 let exportCommand = Command(
     path: ["export"],
     summary: "Write cached features with labels and paths as .npy (+ labels CSV) or CSV.",
-    usage: "export --out PATH [--format npy|csv] [--split S] [--label L] [--backbone NAME] [--store PATH]",
+    usage: "export --out PATH [--format npy|csv] [--split S] [--label L] [--backbone B] [--store PATH]",
     discussion: """
     With --format npy, OUT.npy holds an N x D float32 matrix (numpy.load reads it as is) and
     OUT.labels.csv describes each row (row,path,label,split,sha256).
 
     Files are written atomically (temporary file in the same directory, fsync, rename): an
-    existing regular file at the path is replaced, and an interrupted export leaves the previous
+    existing regular file at the path is replaced (a write-protected one is refused), and an interrupted export leaves the previous
     file whole. Anything else at the path (device, FIFO, directory, symbolic link) is refused, and
     so is the store being read, under any spelling or hard link, and its -wal/-shm files.
     --out - --format csv writes the CSV to standard output.
@@ -75,7 +73,7 @@ let exportCommand = Command(
         Option("--format", "F", "npy (default) or csv."),
         Option("--split", "S", "Only this split (train, val, ...)."),
         Option("--label", "L", "Only this label (class)."),
-        Option("--backbone", "NAME", "resnet18 or mobilenet_v2, when the store holds several."),
+        storeBackboneOption,
         storeOption, jsonOption,
     ],
     run: { args in
@@ -84,7 +82,7 @@ let exportCommand = Command(
         if out == "-" && args.flag("--json") { throw UsageError("probe export: --json and --out - both use standard output; choose one") }
         let format = ExportFormat(rawValue: try args.choice("--format", ["npy", "csv"], default: "npy"))!
         let store = try openStore(args, readOnly: true)
-        let backbone = try selectBackbone(store, args.string("--backbone"), command: "export")
+        let backbone = try selectBackbone(store, args)
         let summary = try store.export(to: out, format: format, backbone: backbone,
                                        split: args.string("--split"), label: args.string("--label"))
         if args.flag("--json") { try printJSON(summary) } else {
