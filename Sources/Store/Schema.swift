@@ -107,6 +107,10 @@ enum Schema {
     @discardableResult
     static func check(_ db: Database, migrations: [Migration] = Schema.migrations) throws -> Int {
         let supported = migrations.last?.version ?? 0
+        // One read transaction, so the three reads see one snapshot: another process may commit the
+        // first migration in between (a version read as 0, then its tables counted, looked foreign).
+        try db.execute("BEGIN DEFERRED")
+        defer { try? db.execute("COMMIT") }
         let version = try db.userVersion()
         let appID = Int32(truncatingIfNeeded: try db.scalarInt("PRAGMA application_id") ?? 0)
         if version > supported {

@@ -31,7 +31,9 @@ func concurrentCreationOfANewStoreSucceeds() throws {
             let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             child.waitUntilExit()
             if child.terminationStatus != 0 {
-                failures.append("round \(round): " + (out.split(separator: "\n").first { $0.contains("rror") }.map(String.init) ?? "exit \(child.terminationStatus)"))
+                let reason = out.split(separator: "\n").filter { $0.contains("rror") || $0.contains("✘") || $0.contains("atal") }.prefix(3).joined(separator: " | ")
+                try? out.write(toFile: NSTemporaryDirectory() + "probe-concurrent-creation-failure.txt", atomically: true, encoding: .utf8)
+                failures.append("round \(round): exit \(child.terminationStatus) \(reason)")
             }
         }
     }
