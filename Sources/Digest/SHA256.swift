@@ -1,3 +1,5 @@
+import Foundation
+
 /// SHA-256 (FIPS 180-4), streaming. Used to identify images by content and weight files by hash.
 public struct SHA256: Sendable {
     private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
@@ -123,5 +125,29 @@ public struct SHA256: Sendable {
             }
         }
         h = state
+    }
+}
+
+extension SHA256 {
+    /// Why a file could not be hashed: `reason` is "cannot open it" or the read error.
+    public struct FileError: Error, Sendable {
+        public let path: String
+        public let reason: String
+    }
+
+    /// Hex SHA-256 of a file's bytes, read in 4 MiB chunks.
+    public static func hexOfFile(path: String) throws(FileError) -> String {
+        guard let fh = FileHandle(forReadingAtPath: path) else { throw FileError(path: path, reason: "cannot open it") }
+        defer { try? fh.close() }
+        var h = SHA256()
+        while true {
+            let chunk: Data
+            do { chunk = try fh.read(upToCount: 4 << 20) ?? Data() } catch {
+                throw FileError(path: path, reason: "\(error)")
+            }
+            if chunk.isEmpty { break }
+            chunk.withUnsafeBytes { h.update(buffer: $0) }
+        }
+        return hexString(h.finalize())
     }
 }

@@ -105,20 +105,9 @@ extension FeatureStore {
                 return String(cached.dropFirst(stamp.count))
             }
         }
-        guard let handle = FileHandle(forReadingAtPath: abs) else {
-            throw BackboneSelectionError.weightsUnreadable(path: file, reason: "cannot open it")
+        do { return try SHA256.hexOfFile(path: abs) } catch {
+            throw BackboneSelectionError.weightsUnreadable(path: file, reason: error.reason)
         }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while true {
-            let chunk: Data
-            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
-                throw BackboneSelectionError.weightsUnreadable(path: file, reason: "\(error.localizedDescription)")
-            }
-            if chunk.isEmpty { break }
-            hasher.update(chunk)
-        }
-        return SHA256.hexString(hasher.finalize())
     }
 
     static func isHex(_ s: some StringProtocol) -> Bool {

@@ -187,18 +187,8 @@ public func fileSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
 
 /// SHA-256 of a file, streamed in 4 MiB chunks.
 public func fileSHA256(path: String) throws -> String {
-    guard let fh = FileHandle(forReadingAtPath: path) else {
-        throw WeightsError.fileNotReadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+    do { return try SHA256.hexOfFile(path: path) } catch {
+        let exists = FileManager.default.fileExists(atPath: path)
+        throw WeightsError.fileNotReadable(path: path, reason: error.reason == "cannot open it" ? (exists ? "permission denied" : "no such file") : error.reason)
     }
-    defer { try? fh.close() }
-    var h = SHA256()
-    while true {
-        let chunk: Data
-        do { chunk = try fh.read(upToCount: 4 << 20) ?? Data() } catch {
-            throw WeightsError.fileNotReadable(path: path, reason: "\(error)")
-        }
-        if chunk.isEmpty { break }
-        chunk.withUnsafeBytes { h.update(buffer: $0) }
-    }
-    return SHA256.hexString(h.finalize())
 }
