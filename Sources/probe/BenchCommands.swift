@@ -91,7 +91,7 @@ let benchForwardCommand = Command(
         print(report)
         if args.flag("--small-tiles") && only != "mobilenet_v2" {
             let small = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: nil, options: { _, b in
-                var o = ForwardOptions(microBatch: min(b, 8))
+                var o = ForwardOptions()
                 o.largeWinogradTiles = false
                 return o
             }, only: "resnet18")

@@ -89,8 +89,8 @@ struct BindingTests {
         for t in sd.tensors { renamed[torchvisionName(t.name)] = t.tensor }
         #expect(renamed["features.2.conv.1.0.weight"]?.shape == [96, 1, 3, 3])
         #expect(renamed["features.1.conv.1.weight"]?.shape == [16, 32, 1, 1])
-        let a = try MobileNetV2(weights: sd, options: ForwardOptions(microBatch: 2))
-        let b = try MobileNetV2(weights: renamed, options: ForwardOptions(microBatch: 2))
+        let a = try MobileNetV2(weights: sd, options: ForwardOptions())
+        let b = try MobileNetV2(weights: renamed, options: ForwardOptions())
         #expect(!b.usesDeepSortKeys)
         let count: Int = 2 * 3 * 64 * 64
         let x: [Float] = (0..<count).map { (i: Int) -> Float in Float((i * 7919) % 255) / 64 - 2 }
@@ -121,18 +121,23 @@ struct BindingTests {
         #expect(headless.logits(features: [Float](repeating: 0, count: 512)) == nil)
     }
 
-    @Test func batchSizeAndMicroBatchingDoNotChangeFeatures() throws {
+    /// An image's features are the same bits whatever batch it comes in and however many workers
+    /// run (workers taking whole images, or sharing one image's kernels when images are fewer).
+    @Test func batchSizeAndWorkersDoNotChangeFeatures() throws {
         let input = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
         let sd = try loadStateDict(path: sharedDirectory + "/reference/resnet18-ref.pth")
-        let whole = try ResNet18(weights: sd, options: ForwardOptions(microBatch: 4))
-        let single = try ResNet18(weights: sd, options: ForwardOptions(microBatch: 1, workers: 1))
-        let four = Array(input.data[0..<(4 * 3 * 224 * 224)])
-        let third = Array(input.data[(2 * 3 * 224 * 224)..<(3 * 3 * 224 * 224)])
+        let plane = 3 * 224 * 224
+        let four = Array(input.data[0..<(4 * plane)])
+        let third = Array(input.data[(2 * plane)..<(3 * plane)])
         setBLASThreads(2)
-        let f4 = whole.features(four)
+        let reference = try ResNet18(weights: sd, options: ForwardOptions(workers: 1)).features(third)
         #expect(blasThreads() == 2)  // the forward pass leaves the caller's BLAS setting alone
-        let f1 = single.features(third)
-        let (e, c) = compare(f1, Array(f4[(2 * 512)..<(3 * 512)]), cols: 512)
-        #expect(e < 1e-5 && c > 0.99999)
+        for workers in [1, 2, 3, 7] {
+            let model = try ResNet18(weights: sd, options: ForwardOptions(workers: workers))
+            let f4 = model.features(four)
+            let f1 = model.features(third)
+            #expect(Array(f4[(2 * 512)..<(3 * 512)]) == reference, "batch of 4, \(workers) workers")
+            #expect(f1 == reference, "batch of 1, \(workers) workers")
+        }
     }
 }
