@@ -25,6 +25,11 @@ public struct ExtractOptions: Sendable {
     /// Follow every symbolic link, also out of the folder (cycles are detected by device and
     /// inode); by default links to directories and links leading out of the folder are skipped.
     public var followSymlinks: Bool = false
+    /// Read and hash every file, also those whose path, size and modification time match what the
+    /// store recorded (which a plain run trusts): a file whose content changed with its size and
+    /// mtime kept is then treated as changed (its new content computed if missing, its path
+    /// recorded under the new content), and counted in `ExtractSummary.changedContent`.
+    public var verify: Bool = false
 
     public init(backbone: BackboneKind, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
@@ -69,6 +74,11 @@ public struct ExtractSummary: Sendable, Codable {
     public var subfolderSplit: String?
     /// Images of a run without split folders whose recorded split was kept, by split.
     public var keptSplits: [String: Int] = [:]
+    /// With `verify`: the files hashed (every readable image file); nil without `verify`.
+    public var verified: Int?
+    /// With `verify`: files whose content differs from what the store recorded for their path
+    /// although their size and modification time match the record (a plain run does not see them).
+    public var changedContent: Int = 0
 
     /// A few lines for the terminal.
     public func render() -> String {
@@ -76,6 +86,10 @@ public struct ExtractSummary: Sendable, Codable {
         s += "\(computed) new, \(cached) cached, \(failed) failed"
         s += String(format: " in %.2f s", seconds)
         if computed > 0 { s += String(format: " (%.1f images/s, %d vectors)", imagesPerSecond, vectorsWritten) }
+        if let verified {
+            s += "; verified \(verified) file\(verified == 1 ? "" : "s") by content: \(changedContent) file\(changedContent == 1 ? "" : "s") changed"
+            if changedContent > 0 { s += " with size and modification time kept (recorded under their new content)" }
+        }
         if bytesSavedByF16 > 0 { s += "; f16 saved \(bytesSavedByF16 / 1024) KiB" }
         if removedSamples > 0 { s += "; \(removedSamples) vanished files forgotten" }
         if let split = subfolderSplit {
@@ -158,7 +172,7 @@ public let augmentedTransform = "rrc-flip"
 /// store lacks, and computes it: decoding and transforms of the next batch overlap the backbone's
 /// work on this one; every batch is committed in one transaction, so a killed run resumes where
 /// it stopped. Files are identified by content (SHA-256); an unchanged file (same path, size and
-/// modification time) is not even read again.
+/// modification time) is not even read again, unless `options.verify` asks to hash every file.
 public func extract(root: String, into store: FeatureStore, options: ExtractOptions,
                     progress: ExtractProgress? = nil) throws -> ExtractSummary {
     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -185,13 +199,15 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     let knownFailures = Dictionary(try store.failures().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
     var records: [SampleRecord] = []
     var failures: [FailureRecord] = []
+    var hashed = 0
     for var f in files.accepted {
         // A run that knows no split (a tree without train/ and val/) keeps the recorded one.
         if f.split == nil, let recorded = known[f.path]?.split {
             f.split = recorded
             summary.keptSplits[recorded, default: 0] += 1
         }
-        if let k = known[f.path], k.mtimeNS == f.status.mtimeNS, k.byteSize == f.status.size {
+        let stampMatches = known[f.path].map { $0.mtimeNS == f.status.mtimeNS && $0.byteSize == f.status.size } ?? false
+        if stampMatches, !options.verify, let k = known[f.path] {
             records.append(SampleRecord(path: f.path, sha256: k.sha256, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
             continue
         }
@@ -200,12 +216,15 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
             continue
         }
         let sha = SHA256.hex(data)
+        hashed += 1
+        if stampMatches, let k = known[f.path], k.sha256 != sha { summary.changedContent += 1 }
         if let old = knownFailures[f.path], old.sha256 == sha {
             failures.append(old)  // unchanged since it failed: not tried again
             continue
         }
         records.append(SampleRecord(path: f.path, sha256: sha, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
     }
+    if options.verify { summary.verified = hashed }
 
     // Which (image, transform, view) rows are missing?
     var keys: [FeatureKey] = []

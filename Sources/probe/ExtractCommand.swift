@@ -6,13 +6,21 @@ import Weights
 let extractCommand = Command(
     path: ["extract"],
     summary: "Compute each image's backbone features once and keep them in the store.",
-    usage: "extract DIR [--backbone resnet18|mobilenet_v2] [--weights PATH] [--views N] [--follow-symlinks] [--store PATH]",
+    usage: "extract DIR [--backbone resnet18|mobilenet_v2] [--weights PATH] [--views N] [--follow-symlinks] [--verify] [--store PATH]",
     discussion: """
     DIR is an ImageFolder tree: class sub-folders of images, or train/ and val/ each holding
     class sub-folders. Every image is identified by the SHA-256 of its bytes: what the store has
     already is skipped (renamed, moved or duplicate files compute nothing), the rest is computed
     in batches and committed batch by batch, so an interrupted run resumes where it stopped.
     Files that cannot be decoded are reported and recorded; the run goes on (exit status 2).
+
+    CHANGED FILES. A file whose path, size and modification time match what the store recorded is
+    taken as unchanged and not read again (that is what makes a second run take milliseconds). A
+    file replaced by another of the same size with its modification time put back is therefore
+    not noticed. --verify reads and hashes every file: a file whose content differs from its
+    record is treated as changed (features of the new content computed if missing, the path
+    recorded under the new content), and the run reports how many it found. It costs one read of
+    every file.
 
     View 0 is the validation transform (Resize 256, CenterCrop 224, Normalize). --views N adds N
     augmented views (RandomResizedCrop 224 + horizontal flip, reproducible for --seed) of every
@@ -34,6 +42,7 @@ let extractCommand = Command(
       probe extract data/hymenoptera_data
       probe extract data/hymenoptera_data --backbone mobilenet_v2 --weights mobilenetv2.pt --views 4
       probe extract data/hymenoptera_data/train        # adds or keeps split 'train'
+      probe extract data/hymenoptera_data --verify     # re-hash every file, catch swapped contents
     """,
     options: [
         Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
@@ -43,6 +52,7 @@ let extractCommand = Command(
         Option("--batch", "N", "Images per backbone call and per commit (default 32)."),
         Option("--dtype", "T", "f32 (default) or f16 (half the room, ~1e-3 relative error)."),
         Option("--follow-symlinks", nil, "Follow every symbolic link, also out of DIR (cycles are detected and skipped)."),
+        Option("--verify", nil, "Hash every file, also those whose size and modification time match the record; report changed ones."),
         storeOption,
         Option("--quiet", nil, "No progress bar."),
         jsonOption,
@@ -57,6 +67,7 @@ let extractCommand = Command(
         options.batchSize = try args.int("--batch", default: 32, range: 1...1024)
         options.dtype = VectorDType(rawValue: try args.choice("--dtype", ["f32", "f16"], default: "f32"))!
         options.followSymlinks = args.flag("--follow-symlinks")
+        options.verify = args.flag("--verify")
         let store = try FeatureStore(path: storePath(args))
         let bar = ProgressBar("extract", total: 0, quiet: args.flag("--quiet") || args.flag("--json"))
         let summary = try extract(root: dir, into: store, options: options) { done, total in
