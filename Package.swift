@@ -61,7 +61,7 @@ let package = Package(
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
         .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Digest"]),
         // The streaming full-finetuning path.
-        .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones"]),
+        .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
             "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",

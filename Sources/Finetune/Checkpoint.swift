@@ -20,14 +20,18 @@ struct CheckpointHeader: Codable {
     var hasMomentum: Bool
     var batchesTracked: Int64
     var bestBatchesTracked: Int64
+    /// The data the run trains on (absent in checkpoints of version 1, which are resumed unchecked).
+    var data: DataIdentity? = nil
 }
 
 /// A checkpoint file: `PROBECKP`, a little-endian UInt64 header length, the JSON header (settings,
 /// classes, epoch to continue from, best accuracy and epoch, metrics so far, optimizer flags), then
 /// five float32 arrays, each preceded by its UInt64 count: parameters, SGD momentum buffers,
 /// BatchNorm running statistics, best parameters, best running statistics. Every random draw of a
-/// run is a function of (seed, epoch, index), so the header's epoch is the whole RNG state.
-/// Written atomically (temporary file + rename) after every epoch.
+/// run is a function of (seed, epoch, index), so the header's epoch is the whole RNG state. The
+/// header also identifies the data (`DataIdentity`): a resume on other data is refused.
+/// Written atomically (temporary file + rename) after every epoch; removed once the run's final
+/// weights are written, kept when the run stops early or fails.
 struct Checkpoint {
     var header: CheckpointHeader
     var parameters: [Float]
@@ -54,7 +58,10 @@ struct Checkpoint {
         try writeFileAtomically(data, to: path)   // temporary file, fsync, rename (NN/OutputFile.swift)
     }
 
-    static func read(path: String, expect o: FinetuneOptions, classes: [String], parameterCount: Int?, bufferCount: Int?) throws -> Checkpoint {
+    /// Reads and checks a checkpoint: the settings and classes must be those of `o` and `classes`,
+    /// and, when `data` is given and the checkpoint records its data, the data must be the same.
+    static func read(path: String, expect o: FinetuneOptions, classes: [String], data expectedData: DataIdentity? = nil,
+                     parameterCount: Int?, bufferCount: Int?) throws -> Checkpoint {
         func bad(_ r: String) -> FinetuneError { .checkpoint(path: path, reason: r) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw bad("cannot read: \(error.localizedDescription)") }
@@ -99,6 +106,9 @@ struct Checkpoint {
         if header.classes != classes { mismatches.append("classes \(header.classes)") }
         if !mismatches.isEmpty {
             throw bad("was made with different settings (\(mismatches.joined(separator: ", "))); rerun with those settings or without --resume")
+        }
+        if let expectedData, let recorded = header.data, recorded.digest != expectedData.digest {
+            throw FinetuneError.otherData(checkpoint: path, recorded: recorded, given: expectedData)
         }
         let p = try floats(parameterCount)
         let m = try floats(o.momentum != 0 ? parameterCount : nil)

@@ -31,7 +31,8 @@ public struct FinetuneOptions: Sendable, Codable, Equatable {
     /// Where the finetuned weights go (torchvision-compatible `.pth`, zip format): the weights of
     /// the epoch with the best validation accuracy (the last epoch without a validation set).
     public var outputPath: String
-    /// Checkpoint written after every epoch; default `outputPath + ".checkpoint"`.
+    /// Checkpoint written after every epoch, removed once the final weights are written; default
+    /// `outputPath + ".checkpoint"`.
     public var checkpointPath: String?
     /// Training crop size (RandomResizedCrop) and validation crop (after Resize(size * 256 / 224)).
     public var imageSize = 224
@@ -42,7 +43,8 @@ public struct FinetuneOptions: Sendable, Codable, Equatable {
     /// Decoding threads (they run ahead of the network by a few batches; batches come in order and each
     /// image's augmentation is seeded by its index, so the count does not change the result).
     public var loaderThreads = ThreadCount.decoders(workers: defaultWorkerCount)
-    /// Stop (as if killed) after this many epochs of this call; for tests of `resume`.
+    /// Stop (as if killed) after this many epochs of this call, also before the final weights are
+    /// written when the last epoch was among them; for tests of `resume`.
     public var stopAfterEpochs: Int?
 
     public init(outputPath: String) { self.outputPath = outputPath }
@@ -100,7 +102,8 @@ public struct FinetuneResult: Sendable {
 /// mode; then validation in eval mode (Resize(256), CenterCrop(224)); StepLR steps; the weights
 /// of the best validation accuracy are kept; a checkpoint is written atomically. At the end the best
 /// weights are written to `options.outputPath` as a torchvision state_dict (`fc` / `classifier.1`
-/// with as many outputs as classes).
+/// with as many outputs as classes), and then the checkpoint is removed. `resume` refuses a
+/// checkpoint made with other settings or on other data (`DataIdentity`).
 ///
 /// `log` receives the tutorial's lines ("Epoch 0/24", "----------", "train Loss: 0.6171 Acc: 0.6680",
 /// ...); `progress` is called after every batch.
@@ -119,6 +122,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     let val = layout.validation
     let classes = train.classes
     guard classes.count >= 2 else { throw FinetuneError.dataset("\(root): need at least two class folders, found \(classes.count)") }
+    let identity = DataIdentity(root: root, train: train, validation: val)
 
     let weights = try o.weightsPath.map { try loadStateDict(path: $0) }
     let net = try TrainableNetwork(architecture: o.architecture, classes: classes.count, weights: weights,
@@ -132,7 +136,8 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     var bestParameters = net.parameters, bestBuffers = net.buffers, bestTracked = net.batchesTracked
     let ckpt = o.resolvedCheckpointPath
     if o.resume, FileManager.default.fileExists(atPath: ckpt) {
-        let c = try Checkpoint.read(path: ckpt, expect: o, classes: classes, parameterCount: net.parameters.count, bufferCount: net.buffers.count)
+        let c = try Checkpoint.read(path: ckpt, expect: o, classes: classes, data: identity,
+                                    parameterCount: net.parameters.count, bufferCount: net.buffers.count)
         net.parameters = c.parameters
         net.buffers = c.buffers
         net.batchesTracked = c.header.batchesTracked
@@ -145,6 +150,13 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
         bestTracked = c.header.bestBatchesTracked
         state = c.header.state
         log("Resuming from \(ckpt) at epoch \(state.nextEpoch)")
+        if let recorded = c.header.data, recorded.root != identity.root {
+            log("(the checkpoint was made on \(recorded.root); the same files are in \(identity.root))")
+        } else if c.header.data == nil {
+            log("(the checkpoint does not record its data, it was written by an older probe: not checked)")
+        }
+    } else if o.resume {
+        log("No checkpoint at \(ckpt): starting at epoch 0")
     }
 
     let imageFloats = 3 * o.imageSize * o.imageSize
@@ -254,14 +266,15 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
         state.nextEpoch = epoch + 1
         state.elapsed = priorElapsed + seconds(since: start)
         state.skipped = skipped.sorted()
-        let header = CheckpointHeader(version: 1, options: o, classes: classes, state: state,
+        let header = CheckpointHeader(version: 2, options: o, classes: classes, state: state,
                                       hasMomentum: sgd.hasMomentum, batchesTracked: net.batchesTracked,
-                                      bestBatchesTracked: bestTracked)
+                                      bestBatchesTracked: bestTracked, data: identity)
         try Checkpoint.write(path: ckpt, header: header, parameters: net.parameters, momentum: sgd.momentumBuffer,
                              buffers: net.buffers, bestParameters: bestParameters, bestBuffers: bestBuffers)
         epoch += 1
         epochsThisCall += 1
     }
+    if let stop = o.stopAfterEpochs, epochsThisCall >= stop { stoppedEarly = true }
     let total = priorElapsed + seconds(since: start)
     state.skipped = skipped.sorted()
     var output: String? = nil
@@ -271,6 +284,11 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
         let tensors = net.stateDictTensors(parameters: bestParameters, buffers: bestBuffers, tracked: bestTracked)
         try writeTorchZip(tensors, to: o.outputPath)   // atomic (NN/OutputFile.swift)
         output = o.outputPath
+        // The weights are written whole: the checkpoint (tens of MB) has served. A run that stops
+        // early or fails (an exception above, a signal) keeps it for --resume.
+        if unlink(ckpt) != 0 && errno != ENOENT {
+            log("note: could not remove the checkpoint \(ckpt): \(String(cString: strerror(errno)))")
+        }
     }
     return FinetuneResult(classes: classes, epochs: state.history,
                           bestValidationAccuracy: val != nil ? state.bestAccuracy : nil, bestEpoch: state.bestEpoch,

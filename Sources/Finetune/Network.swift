@@ -30,6 +30,8 @@ public enum FinetuneError: Error, CustomStringConvertible {
     case dataset(String)
     case checkpoint(path: String, reason: String)
     case io(path: String, reason: String)
+    /// `resume` on data other than the checkpoint's.
+    case otherData(checkpoint: String, recorded: DataIdentity, given: DataIdentity)
 
     public var description: String {
         switch self {
@@ -41,6 +43,20 @@ public enum FinetuneError: Error, CustomStringConvertible {
         case .dataset(let s): return s
         case .checkpoint(let p, let r): return "checkpoint \(p): \(r)"
         case .io(let p, let r): return "cannot write \(p): \(r); check the directory exists and is writable"
+        case .otherData(let p, let was, let now) where was.root == now.root:
+            return """
+                checkpoint \(p) was made on the data in \(was.root) as it was then (\(was.summary)); files were \
+                added, removed, renamed or changed in size since (now \(now.summary)). Resuming would continue \
+                that run on other images: run without --resume to start a new run on the data as it is now \
+                (the checkpoint is replaced), or restore the folder and resume.
+                """
+        case .otherData(let p, let was, let now):
+            return """
+                checkpoint \(p) was made on other data: \(was.summary); the folder given holds \(now.summary). \
+                Resuming would continue that run on other images: run without --resume to start a new run on \
+                \(now.root) (the checkpoint is replaced, or pick another --out), or resume with \(was.root) to \
+                finish the first run.
+                """
         }
     }
 }

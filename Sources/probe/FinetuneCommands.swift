@@ -16,8 +16,14 @@ let finetuneCommand = Command(
     torchvision state_dict (.pth, zip format; default DIRNAME-BACKBONE-finetuned.pth) that
     torchvision.models.resnet18(num_classes=N).load_state_dict(torch.load(f)) accepts (likewise
     mobilenet_v2), and that `probe extract --weights` uses as a backbone. Training curves are
-    written beside it (OUT-loss.png, OUT-accuracy.png). A checkpoint (OUT.checkpoint) is written
-    after every epoch; --resume continues an interrupted run to the same result.
+    written beside it (OUT-loss.png, OUT-accuracy.png).
+
+    CHECKPOINT. OUT.checkpoint (tens of MB: weights, momentum, best weights) is written atomically
+    after every epoch and removed once OUT is written whole; a run that fails or is interrupted
+    keeps it, and --resume continues that run to the same result. The checkpoint records its
+    settings and its data (DIR, and the relative path and size of every image): --resume refuses
+    other settings, or another DIR or a DIR whose files were added, removed, renamed or resized
+    since, and names both; the same files moved or copied elsewhere resume.
 
     Without --weights, torchvision's ImageNet file from cache/weights/ is used (downloaded and
     checked when missing).
@@ -39,7 +45,7 @@ let finetuneCommand = Command(
         Option("--seed", "N", "Seed (default 0)."),
         Option("--dropout", "P", "MobileNetV2 classifier dropout in training (default 0.2)."),
         Option("--out", "FILE", "Where to write the finetuned weights."),
-        Option("--resume", nil, "Continue from OUT.checkpoint when it exists."),
+        Option("--resume", nil, "Continue from OUT.checkpoint when it exists (same settings and data)."),
         Option("--quiet", nil, "No progress line."),
         threadsOption,
     ],

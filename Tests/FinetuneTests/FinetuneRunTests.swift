@@ -48,7 +48,8 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
 
 @Suite(.serialized) struct FinetuneRunTests {
     /// A run killed after its first epoch and resumed ends with the same weights, metrics and
-    /// checkpoint as an uninterrupted run.
+    /// checkpoint as an uninterrupted run (the checkpoints compared where both runs are killed
+    /// after their last epoch, before the final write; a finished run removes its checkpoint).
     @Test(arguments: [FinetuneArchitecture.resnet18, .mobilenetV2])
     func resumeReproducesUninterruptedRun(_ arch: FinetuneArchitecture) throws {
         let data = try makeTinyDataset()
@@ -62,6 +63,13 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
         #expect(lines.last!.hasPrefix("Best val Acc: "))
         #expect(full.epochs.allSatisfy { $0.trainImages == 12 })
         #expect(full.epochs[1].learningRate < full.epochs[0].learningRate)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/full.pth.checkpoint"))
+
+        // The uninterrupted run's state after its last epoch: killed before the final write.
+        var u = tinyOptions(arch, out: dir + "/uninterrupted.pth")
+        u.stopAfterEpochs = 2
+        let killedAtEnd = try finetune(dataset: data, options: u, log: { _ in })
+        #expect(killedAtEnd.outputPath == nil && !FileManager.default.fileExists(atPath: dir + "/uninterrupted.pth"))
 
         var o = tinyOptions(arch, out: dir + "/resumed.pth")
         o.stopAfterEpochs = 1
@@ -69,10 +77,20 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
         #expect(first.outputPath == nil && first.epochs.count == 1)
         #expect(!FileManager.default.fileExists(atPath: dir + "/resumed.pth"))
         o.resume = true
-        o.stopAfterEpochs = nil
         var resumedLines: [String] = []
-        let resumed = try finetune(dataset: data, options: o, log: { resumedLines.append($0) })
-        #expect(resumedLines.first?.hasPrefix("Resuming from ") == true)
+        _ = try finetune(dataset: data, options: o, log: { resumedLines.append($0) })   // epoch 1, then killed
+        #expect(resumedLines.first == "Resuming from \(dir)/resumed.pth.checkpoint at epoch 1")
+        // the checkpoints agree (parameters, momentum, running statistics)
+        let c1 = try Checkpoint.read(path: dir + "/uninterrupted.pth.checkpoint", expect: u,
+                                     classes: ["ants", "bees"], parameterCount: nil, bufferCount: nil)
+        let c2 = try Checkpoint.read(path: dir + "/resumed.pth.checkpoint", expect: o, classes: ["ants", "bees"], parameterCount: nil, bufferCount: nil)
+        #expect(c1.parameters == c2.parameters && c1.momentum == c2.momentum && c1.buffers == c2.buffers)
+        #expect(c1.bestParameters == c2.bestParameters && c1.bestBuffers == c2.bestBuffers)
+        #expect(c1.header.state.nextEpoch == 2 && c1.header.batchesTracked == c2.header.batchesTracked)
+        #expect(c1.momentum.count == c1.parameters.count && c1.header.hasMomentum)
+
+        o.stopAfterEpochs = nil
+        let resumed = try finetune(dataset: data, options: o, log: { _ in })   // nothing left to train: writes
         #expect(resumed.epochs.count == 2)
         for (a, b) in zip(full.epochs, resumed.epochs) {
             #expect(a.trainLoss == b.trainLoss && a.trainAccuracy == b.trainAccuracy)
@@ -82,14 +100,7 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
         let x = try loadStateDict(path: dir + "/full.pth"), y = try loadStateDict(path: dir + "/resumed.pth")
         #expect(x.names == y.names)
         for t in x.tensors { #expect(t.values == y[t.name]!.values, "\(t.name) differs after resume") }
-        // the checkpoints agree too (parameters, momentum, running statistics)
-        let c1 = try Checkpoint.read(path: dir + "/full.pth.checkpoint", expect: tinyOptions(arch, out: dir + "/full.pth"),
-                                     classes: ["ants", "bees"], parameterCount: nil, bufferCount: nil)
-        let c2 = try Checkpoint.read(path: dir + "/resumed.pth.checkpoint", expect: o, classes: ["ants", "bees"], parameterCount: nil, bufferCount: nil)
-        #expect(c1.parameters == c2.parameters && c1.momentum == c2.momentum && c1.buffers == c2.buffers)
-        #expect(c1.bestParameters == c2.bestParameters && c1.bestBuffers == c2.bestBuffers)
-        #expect(c1.header.state.nextEpoch == 2 && c1.header.batchesTracked == c2.header.batchesTracked)
-        #expect(c1.momentum.count == c1.parameters.count && c1.header.hasMomentum)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/resumed.pth.checkpoint"))
     }
 
     /// The written file is a torchvision state_dict: names and order of torchvision's, `fc` /
