@@ -136,33 +136,66 @@ private func describe(_ error: Error) -> String {
     return "\(error)"
 }
 
-private final class DownloadResult: @unchecked Sendable {
-    var error: Error?
-}
-
 struct HTTPStatusError: Error, CustomStringConvertible {
     let status: Int
     var description: String { "HTTP status \(status)" }
 }
 
-/// Downloads `url` to `destination`, blocking the calling thread.
-public func blockingDownload(_ url: URL, to destination: String, timeout: TimeInterval) throws {
-    let config = URLSessionConfiguration.ephemeral
-    config.timeoutIntervalForRequest = timeout
-    let session = URLSession(configuration: config)
-    defer { session.finishTasksAndInvalidate() }
+/// Streams a data task's body into an open file. A download task would not do: Foundation creates
+/// its own `<UUID>.tmp` in the temporary directory for it, and leaves that file behind, empty,
+/// when the download fails. After an error (an HTTP status, a failed write) the rest of the body is
+/// read and dropped: cancelling from the delegate does not always end the task on Linux's Foundation.
+private final class FileSink: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let path: String
+    let handle: FileHandle
     let done = DispatchSemaphore(value: 0)
-    let result = DownloadResult()
-    let task = session.downloadTask(with: url) { location, response, error in
-        defer { done.signal() }
-        if let error { result.error = error; return }
+    private(set) var error: Error?
+
+    init(path: String, handle: FileHandle) { self.path = path; self.handle = handle }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void) {
         if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
-            result.error = HTTPStatusError(status: http.statusCode); return
+            error = HTTPStatusError(status: http.statusCode)
         }
-        guard let location else { result.error = URLError(.unknown); return }
-        do { try FileManager.default.moveItem(atPath: location.path, toPath: destination) } catch { result.error = error }
+        completionHandler(.allow)
     }
-    task.resume()
-    done.wait()
-    if let e = result.error { throw e }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard error == nil else { return }
+        do { try handle.write(contentsOf: data) } catch {
+            self.error = WeightsError.writeFailed(path: path, reason: "\(error)")
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        if self.error == nil, let error { self.error = error }
+        done.signal()
+    }
+}
+
+/// Downloads `url` into the new file `destination` (which must not exist), blocking the calling
+/// thread. The body is streamed into `destination` itself (then fsynced); on any failure the file
+/// is removed, and nothing is left anywhere else (no temporary file of Foundation's).
+public func blockingDownload(_ url: URL, to destination: String, timeout: TimeInterval) throws {
+    let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    guard fd >= 0 else { throw WeightsError.writeFailed(path: destination, reason: String(cString: strerror(errno))) }
+    let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    var failure: Error?
+    do {
+        let config = URLSessionConfiguration.ephemeral
+        config.timeoutIntervalForRequest = timeout
+        let sink = FileSink(path: destination, handle: handle)
+        let session = URLSession(configuration: config, delegate: sink, delegateQueue: nil)
+        session.dataTask(with: url).resume()
+        sink.done.wait()
+        session.finishTasksAndInvalidate()
+        failure = sink.error
+        if failure == nil { try handle.synchronize() }
+    } catch { failure = WeightsError.writeFailed(path: destination, reason: "\(error)") }
+    try? handle.close()
+    if let failure {
+        unlink(destination)
+        throw failure
+    }
 }

@@ -80,6 +80,7 @@ func locateData(_ given: String?, log: (String) -> Void) throws -> String {
     let zip = dest + "/hymenoptera_data.zip"
     do {
         if !FileManager.default.fileExists(atPath: zip) {
+            try? FileManager.default.removeItem(atPath: zip + ".part")   // of a killed run
             try blockingDownload(URL(string: DemoOptions.dataURL)!, to: zip + ".part", timeout: 60)
             try FileManager.default.moveItem(atPath: zip + ".part", toPath: zip)
         }
