@@ -37,10 +37,16 @@ func npyHeader(shape: [Int]) -> [UInt8] {
     return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + Array(dict.utf8)
 }
 
+/// Called just before each file of an export is renamed into place, with its path (for tests of
+/// the order).
+nonisolated(unsafe) var exportWillRename: ((String) -> Void)?
+
 extension FeatureStore {
     /// Writes the features of one backbone's samples (one row per sample path, sorted by path),
     /// optionally of one split / label, as `.npy` (+ `.labels.csv`) or `.csv`. For `.npy`, `out`
-    /// names the matrix file (".npy" is appended when missing); the labels go beside it.
+    /// names the matrix file (".npy" is appended when missing); the labels go beside it. Both are
+    /// written whole to temporary files first; then the matrix is renamed into place, and the
+    /// labels last, so new labels always come with the new matrix.
     /// Files are written through `AtomicFileWriter`: an existing regular file is replaced
     /// atomically, anything else (device, FIFO, directory, symlink) and the store itself (any
     /// spelling, hard links, its -wal/-shm) are refused with `OutputFileError`. `out` "-" streams
@@ -90,7 +96,12 @@ extension FeatureStore {
                     rows += 1
                 }
                 guard rows == n else { throw StoreError.io(path: npyPath, message: "row count changed during export (\(rows) != \(n))") }
-                try labels.commit(); try matrix.commit()
+                // Both files are whole in their temporaries; the matrix is renamed first and the
+                // labels last: a reader that sees the new OUT.labels.csv also sees the new OUT.npy.
+                exportWillRename?(npyPath)
+                try matrix.commit()
+                exportWillRename?(csvPath)
+                try labels.commit()
                 return ExportSummary(rows: rows, dimension: d, files: [npyPath, csvPath], bytes: matrix.written + labels.written)
             case .csv:
                 let w = try AtomicFileWriter(path: out, protecting: [path])

@@ -57,7 +57,10 @@ let exportCommand = Command(
     usage: "export --out PATH [--format npy|csv] [--split S] [--label L] [--backbone B] [--store PATH]",
     discussion: """
     With --format npy, OUT.npy holds an N x D float32 matrix (numpy.load reads it as is) and
-    OUT.labels.csv describes each row (row,path,label,split,sha256).
+    OUT.labels.csv describes each row (row,path,label,split,sha256). Both are written whole to
+    temporary files first, then OUT.npy is renamed into place and OUT.labels.csv last: whoever
+    sees the new OUT.labels.csv can rely on OUT.npy being the new matrix too (an export
+    interrupted between the two renames leaves a new OUT.npy beside the old labels).
 
     Files are written atomically (temporary file in the same directory, fsync, rename): an
     existing regular file at the path is replaced (a write-protected one is refused), and an interrupted export leaves the previous

@@ -108,3 +108,28 @@ final class Atomic<T>: @unchecked Sendable {
     func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
     func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
 }
+
+/// `--format npy` renames the matrix first and the labels last: at the moment the new labels file
+/// is about to replace the old one, the matrix on disk is already the new one (here: 6 rows where
+/// the previous export had 2), so a reader that sees new labels never pairs them with an old matrix.
+@Test(.serialized) func exportNPYRenamesTheLabelsLast() throws {
+    let dir = try TempDir()
+    let store = try FeatureStore(path: dir.file("s.sqlite"))
+    let b = try store.backbone(architecture: "m", weightsSHA256: sha("w"), dimension: 3)
+    try store.insertBatch(sampleBatch(0..<8, d: 3), backbone: b)
+    _ = try store.export(to: dir.file("out"), format: .npy, backbone: b, split: "val")   // the previous export
+    func rows(_ path: String) -> Int? {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
+        return path.hasSuffix(".npy") ? (data.count - 10 - (Int(data[8]) | Int(data[9]) << 8)) / 12 : String(decoding: data, as: UTF8.self).split(separator: "\n").count - 1
+    }
+    #expect(rows(dir.file("out.npy")) == 2 && rows(dir.file("out.labels.csv")) == 2)
+
+    var seen: [(file: String, npyRows: Int?, labelRows: Int?)] = []
+    exportWillRename = { path in seen.append((URL(fileURLWithPath: path).lastPathComponent, rows(dir.file("out.npy")), rows(dir.file("out.labels.csv")))) }
+    defer { exportWillRename = nil }
+    _ = try store.export(to: dir.file("out"), format: .npy, backbone: b, split: "train")
+    #expect(seen.map(\.file) == ["out.npy", "out.labels.csv"])
+    // before the labels' rename: the new matrix (6 rows) is in place, the labels are still the old (2)
+    #expect(seen.last?.npyRows == 6 && seen.last?.labelRows == 2)
+    #expect(rows(dir.file("out.npy")) == 6 && rows(dir.file("out.labels.csv")) == 6)
+}
