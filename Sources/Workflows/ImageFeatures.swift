@@ -46,7 +46,7 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
         }
     }
     guard !missing.isEmpty else { return out }
-    guard let kind = BackboneKind(name: backbone.architecture) else {
+    guard let kind = Architecture.find(backbone.architecture) else {
         throw WorkflowError.backboneMismatch("backbone \(backbone.architecture) cannot compute features of new images")
     }
     guard let weightsPath else {

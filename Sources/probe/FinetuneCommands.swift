@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Finetune
 import Report
 import Weights
@@ -45,12 +46,11 @@ let finetuneCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 1, max: 1, what: "DIR")[0]
-        let name = try args.choice("--backbone", ["resnet18", "mobilenet_v2", "mobilenetv2"], default: "resnet18")
-        let arch = FinetuneArchitecture(name: name)!
+        let arch = try backboneKind(args)
         let base = URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent
-        var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.rawValue)-finetuned.pth")
+        var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.name)-finetuned.pth")
         o.architecture = arch
-        o.weightsPath = try weightsPath(args, arch == .resnet18 ? .resnet18 : .mobilenetV2)
+        o.weightsPath = try weightsPath(args, arch)
         o.epochs = try args.int("--epochs", default: 25, range: 1...100_000)
         o.batchSize = try args.int("--batch", default: 4, range: 1...4096)
         o.learningRate = Float(try args.double("--lr", default: 0.001, range: 1e-12...1e3))
@@ -103,13 +103,13 @@ let benchFinetuneCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 0, max: 1, what: "").first ?? "../shared/data/hymenoptera_data"
-        let only = args.string("--backbone").flatMap { FinetuneArchitecture(name: $0) }
+        let only = try args.string("--backbone").map { _ in try backboneKind(args) }
         let batch = try args.int("--batch", default: 4, range: 1...1024)
         let steps = try args.int("--steps", default: 20, range: 1...100_000)
         print("full finetuning steps, \(ThreadCount.workersDescription)")
         print(FinetuneBenchmarkRow.header)
         let variants = args.flag("--im2col") ? [true, false] : [true]
-        for a in FinetuneArchitecture.allCases where only == nil || only == a {
+        for a in (only.map { [$0] } ?? [.resnet18, .mobilenetV2]) {
             for winograd in variants {
                 let row = try runFinetuneBenchmark(architecture: a, root: dir, weightsPath: args.string("--weights"), batch: batch,
                                                    steps: steps, profile: args.flag("--profile"), winograd: winograd)
