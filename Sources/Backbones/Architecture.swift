@@ -101,6 +101,12 @@ public struct Architecture: Sendable, Hashable, CustomStringConvertible {
         return (weights, "torchvision")
     }
 
+    /// The preprocessing of the weights with this SHA-256: that of the published file it is, else
+    /// the default weights' (finetuned or other weights of the architecture are assumed to follow it).
+    public func preprocessing(weightsSHA256 sha: String) -> Preprocessing {
+        weights.first { sha.hasPrefix($0.file.sha256Prefix) }?.preprocessing ?? preprocessing
+    }
+
     /// The published weights whose file name or SHA-256 prefix is `key` (nil: none).
     public func pretrained(_ key: String) -> PretrainedWeights? {
         weights.first { $0.file.fileName == key || $0.variant.lowercased() == key.lowercased() || $0.file.sha256Prefix == key }

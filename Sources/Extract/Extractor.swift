@@ -258,6 +258,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
             throw ExtractError.weightsChanged(options.weightsPath)
         }
         let result = try computeFeatures(work, model: model, store: store, backbone: backboneRow,
+                                         preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
                                          options: options, progress: progress)
         summary.computed = result.computedFiles
         summary.vectorsWritten = result.vectors

