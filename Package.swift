@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
-        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Digest"]),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "NN"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
