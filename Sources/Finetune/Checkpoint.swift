@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import OutputFiles
 
 /// The resumable state of a run besides the tensors.
 struct RunState: Codable, Equatable {

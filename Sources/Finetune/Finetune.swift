@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import OutputFiles
 import Vision
 import Weights
 #if canImport(Glibc)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import NN
+import OutputFiles
 @testable import Store
 
 @Test func exportNPYByteLayout() throws {
