@@ -64,9 +64,11 @@ let package = Package(
         .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Digest", "OutputFiles"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones", "OutputFiles"]),
+        // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
+        .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
-            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
+            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune", "Benchmarks",
         ]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
@@ -76,9 +78,10 @@ let package = Package(
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "NN", "OutputFiles"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "NN", "OutputFiles", "Benchmarks"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
     ],
     swiftLanguageModes: [.v6]
 )

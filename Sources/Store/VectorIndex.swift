@@ -153,8 +153,9 @@ extension VectorIndex {
         }
     }
 
-    /// The matrix products of `search(queries:k:)` without the selection (benchmark diagnostics).
-    func scoreOnly(queries: [Float], workers: Int = defaultWorkerCount) {
+    /// The matrix products of `search(queries:k:)` without the selection: a timing diagnostic
+    /// for benchmarks (the scores are thrown away).
+    public func scoreOnly(queries: [Float], workers: Int = defaultWorkerCount) {
         let d = dimension, m = queries.count / d
         let blockRows = max(1024, min(count, (4 << 20) / max(1, m)))
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: m * blockRows)

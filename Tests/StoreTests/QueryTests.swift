@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Benchmarks
 @testable import Store
 
 /// Brute force in double precision, for checking the index.

@@ -2,6 +2,7 @@ import Foundation
 import NN
 import Vision
 import Weights
+import Finetune
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

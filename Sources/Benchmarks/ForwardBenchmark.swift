@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Weights
+import Backbones
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,8 +17,13 @@ public struct SyntheticWeights: TensorSource {
         case "fc.weight": return make([1000, 512], name)
         case "fc.bias": return make([1000], name)
         case "features.1.conv.0.weight": return Tensor(shape: [1], data: [0])  // bind deep-sort key names
-        default: return nil  // everything else is made by `make` through `require`, with its shape
+        default: return nil  // everything else is made with the shape the network asks for
         }
+    }
+
+    public func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? {
+        guard let shape else { return try tensorIfPresent(name) }
+        return make(shape, name)
     }
 
     func make(_ shape: [Int], _ name: String) -> Tensor {
