@@ -25,7 +25,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "probe", targets: ["probe"]),
-        .library(name: "ProbeKit", targets: ["Digest", "OutputFiles", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune"]),
+        .library(name: "ProbeKit", targets: ["Digest", "OutputFiles", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
+                                             "Extract", "Heads", "Report", "Workflows", "Finetune"]),
     ],
     targets: [
         // System-library shims (module maps only).
@@ -52,8 +53,10 @@ let package = Package(
         .target(name: "Weights", dependencies: ["NN", "Digest", "OutputFiles"]),
         // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
         .target(name: "Backbones", dependencies: ["NN", "Weights"]),
-        // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
-        .target(name: "Store", dependencies: ["CSQLite", "Digest", "NN", "OutputFiles"], exclude: ["SCHEMA.md"]),
+        // SQLite schema and all SQL; content-addressed feature cache; export. Stores only: no NN.
+        .target(name: "Store", dependencies: ["CSQLite", "Digest", "OutputFiles"], exclude: ["SCHEMA.md"]),
+        // Exact cosine nearest neighbours over a backbone's stored vectors (matrix products).
+        .target(name: "Neighbors", dependencies: ["NN", "Store"]),
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
         .target(name: "Extract", dependencies: ["Digest", "OutputFiles", "NN", "Vision", "Weights", "Backbones", "Store"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
@@ -61,11 +64,13 @@ let package = Package(
         // Reports: line charts and HTML pages.
         .target(name: "Report", dependencies: ["Vision"]),
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
-        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Digest", "OutputFiles"]),
+        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Neighbors", "Extract", "Heads",
+                                                  "Report", "Digest", "OutputFiles"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["NN", "Vision", "Weights", "Backbones", "OutputFiles"]),
         // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
-        .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Heads", "Finetune"]),
+        .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
+                                                   "Heads", "Finetune"]),
         // The command-line front end (thin).
         .executableTarget(name: "probe", dependencies: [
             "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune", "Benchmarks",
@@ -78,7 +83,8 @@ let package = Package(
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "NN", "OutputFiles", "Benchmarks"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Benchmarks"]),
+        .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Benchmarks"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),

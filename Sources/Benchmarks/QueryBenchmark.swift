@@ -2,6 +2,7 @@ import Digest
 import Foundation
 import NN
 import Store
+import Neighbors
 
 /// Deterministic pseudo-random numbers (xorshift64*), for synthetic data (benchmark stores, and
 /// the store and neighbour tests' vectors).
