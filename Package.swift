@@ -71,10 +71,12 @@ let package = Package(
         // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
         .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
                                                    "Heads", "Finetune"]),
-        // The command-line front end (thin).
-        .executableTarget(name: "probe", dependencies: [
+        // The command-line front end: commands, argument parsing, dispatch (thin).
+        .target(name: "CLI", dependencies: [
             "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune", "Benchmarks",
         ]),
+        // The `probe` executable: main calls CLI.
+        .executableTarget(name: "probe", dependencies: ["CLI"]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "OutputFilesTests", dependencies: ["OutputFiles"]),
@@ -88,6 +90,7 @@ let package = Package(
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest"]),
     ],
     swiftLanguageModes: [.v6]
 )
