@@ -58,7 +58,7 @@ let package = Package(
         // Exact cosine nearest neighbours over a backbone's stored vectors (matrix products).
         .target(name: "Neighbors", dependencies: ["NN", "Store"]),
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
-        .target(name: "Extract", dependencies: ["Digest", "OutputFiles", "NN", "Vision", "Weights", "Backbones", "Store"]),
+        .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
         .target(name: "Heads", dependencies: ["NN"]),
         // Reports: line charts and HTML pages.
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
-        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows"]),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Digest"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Benchmarks"]),
         .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Benchmarks"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
