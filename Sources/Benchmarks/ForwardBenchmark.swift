@@ -13,12 +13,7 @@ import Darwin
 public struct SyntheticWeights: TensorSource {
     public init() {}
     public func tensorIfPresent(_ name: String) throws -> Tensor? {
-        switch name {
-        case "fc.weight": return make([1000, 512], name)
-        case "fc.bias": return make([1000], name)
-        case "features.1.conv.0.weight": return Tensor(shape: [1], data: [0])  // bind deep-sort key names
-        default: return nil  // everything else is made with the shape the network asks for
-        }
+        nil  // every tensor is made with the shape the network asks for (no classifier)
     }
 
     public func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? {
@@ -66,19 +61,16 @@ public func forwardBenchmarkHeader(iterations: Int, resnetWeights: String?, mobi
 public func runForwardBenchmark(batches: [Int], iterations: Int,
                                 resnet: TensorSource?, mobilenet: TensorSource?,
                                 options: ((String, Int) -> ForwardOptions)? = nil,
-                                only: String? = nil,  // "resnet18" or "mobilenet_v2" to time one model
+                                only: String? = nil,  // an architecture's name to time that one only
                                 log: (String) -> Void = { _ in }) throws -> String {
     var lines = ["model         batch   median ms   images/s   CPU ms/image   peak RSS MB"]
-    for which in ["resnet18", "mobilenet_v2"] where only == nil || only == which {
+    // by default the two backbones with weights in ../shared; --only names any registered one
+    for arch in Architecture.all where only == arch.name || (only == nil && [.resnet18, .mobilenetV2].contains(arch)) {
+        let which = arch.name
         for b in batches {
-            let model: Backbone
-            if which == "resnet18" {
-                let o = options?(which, b) ?? ForwardOptions()
-                model = try ResNet18(weights: resnet ?? SyntheticWeights(), options: o)
-            } else {
-                let o = options?(which, b) ?? ForwardOptions()
-                model = try MobileNetV2(weights: mobilenet ?? SyntheticWeights(), options: o)
-            }
+            let o = options?(which, b) ?? ForwardOptions()
+            let weights = arch == .resnet18 ? resnet : arch == .mobilenetV2 ? mobilenet : nil
+            let model = try FoldedNetwork(arch, weights: weights ?? SyntheticWeights(), options: o)
             var input = [Float](repeating: 0, count: b * 3 * 224 * 224)
             var s: UInt32 = 12345
             for i in 0..<input.count { s = s &* 1664525 &+ 1013904223; input[i] = Float(s >> 8) / Float(1 << 24) * 4 - 2 }

@@ -15,7 +15,7 @@ let demoCommand = Command(
     """,
     options: [
         Option("--data", "DIR", "The hymenoptera_data folder (train/ and val/)."),
-        Option("--backbone", "NAME", "resnet18 or mobilenet_v2 (default: resnet18 when its weights are available)."),
+        Option("--backbone", "NAME", "One of \(backboneNames.replacingOccurrences(of: "|", with: ", ")) (default: resnet18 when its weights are available, else mobilenet_v2)."),
         Option("--weights", "PATH", "Weights of the backbone."),
         Option("--seed", "N", "Seed of the head's initialisation and shuffling (default 0)."),
         storeOption,

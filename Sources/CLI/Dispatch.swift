@@ -15,7 +15,7 @@ func topLevelHelp(_ commands: [Command]) -> String {
     var s = """
     OVERVIEW: probe \(probeVersion): transfer learning on the CPU.
 
-    A frozen ImageNet backbone (ResNet-18: 512-d, MobileNetV2: 1280-d) turns every image into a
+    A frozen ImageNet backbone (ResNet-18 or -34: 512-d, ResNet-50: 2048-d, MobileNetV2: 1280-d) turns every image into a
     feature vector once; the vectors live in a SQLite store; linear heads train over them in
     milliseconds, as often as you like. Full finetuning streams images through the whole network.
 

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Store
 import Extract
 import Weights
@@ -6,7 +7,7 @@ import Weights
 let extractCommand = Command(
     path: ["extract"],
     summary: "Compute each image's backbone features once and keep them in the store.",
-    usage: "extract DIR [--backbone resnet18|mobilenet_v2] [--weights PATH] [--views N] [--follow-symlinks] [--store PATH]",
+    usage: "extract DIR [--backbone \(backboneNames)] [--weights PATH] [--views N] [--follow-symlinks] [--store PATH]",
     discussion: """
     DIR is an ImageFolder tree: class sub-folders of images, or train/ and val/ each holding
     class sub-folders. Every image is identified by the SHA-256 of its bytes: what the store has
@@ -36,7 +37,7 @@ let extractCommand = Command(
       probe extract data/hymenoptera_data/train        # adds or keeps split 'train'
     """,
     options: [
-        Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
+        Option("--backbone", "NAME", backboneHelp),
         Option("--weights", "PATH", "Weight file (.pth, .pt or .safetensors); default: torchvision's file from cache/weights/."),
         Option("--views", "N", "Augmented views per training image besides view 0 (default 0)."),
         Option("--seed", "N", "Seed of the augmented views (default 0)."),
@@ -68,21 +69,23 @@ let extractCommand = Command(
     }
 )
 
+/// "resnet18|resnet34|resnet50|mobilenet_v2": every registered architecture.
+let backboneNames = Architecture.all.map(\.name).joined(separator: "|")
+/// The --backbone option's help: the registered architectures, their default weight files.
+let backboneHelp = "One of " + Architecture.all.map { "\($0.name) (\($0.featureDimension)-d)" }.joined(separator: ", ")
+    + "; default resnet18. Without --weights, torchvision's ImageNet file from cache/weights/ (downloaded when missing)."
+
 /// The backbone named by --backbone (default resnet18).
-func backboneKind(_ args: Arguments) throws -> BackboneKind {
+func backboneKind(_ args: Arguments) throws -> Architecture {
     let name = args.string("--backbone") ?? "resnet18"
-    guard let kind = BackboneKind(name: name) else {
-        throw UsageError("probe \(args.command.name): unknown backbone '\(name)' (choose resnet18 or mobilenet_v2)")
+    guard let kind = Architecture.find(name) else {
+        throw UsageError("probe \(args.command.name): unknown backbone '\(name)' (choose one of \(Architecture.knownNames))")
     }
     return kind
 }
 
 /// The weight file for `kind`: --weights, else torchvision's file from cache/weights/ (downloaded
 /// and verified when missing).
-func weightsPath(_ args: Arguments, _ kind: BackboneKind) throws -> String {
-    try WeightSource(explicitPath: args.string("--weights")).resolve(knownWeights(kind))
-}
-
-func knownWeights(_ kind: BackboneKind) -> KnownWeights {
-    kind == .resnet18 ? .resnet18 : .mobilenetV2
+func weightsPath(_ args: Arguments, _ kind: Architecture) throws -> String {
+    try WeightSource(explicitPath: args.string("--weights")).resolve(kind.weights[0].file)
 }

@@ -1,5 +1,6 @@
 import Benchmarks
 import Foundation
+import Backbones
 import Finetune
 import Report
 import Weights
@@ -10,7 +11,7 @@ import NN
 let finetuneCommand = Command(
     path: ["finetune"],
     summary: "Finetune a whole ResNet-18 / MobileNetV2 on an image folder (streaming, SGD, checkpoints).",
-    usage: "finetune DIR [--weights FILE] [--backbone resnet18|mobilenet_v2] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
+    usage: "finetune DIR [--weights FILE] [--backbone \(backboneNames)] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
     discussion: """
     DIR holds train/ and val/ class folders (PyTorch's tutorial layout). Prints the tutorial's
     per-epoch lines, keeps the weights of the best validation accuracy and writes them as a
@@ -29,7 +30,7 @@ let finetuneCommand = Command(
     """,
     options: [
         Option("--weights", "FILE", "Pretrained weights (.pth/.pt/.safetensors); default: torchvision's file in cache/weights/."),
-        Option("--backbone", "NAME", "resnet18 (default) or mobilenet_v2."),
+        Option("--backbone", "NAME", backboneHelp),
         Option("--epochs", "N", "Epochs (default 25)."),
         Option("--batch", "N", "Batch size (default 4)."),
         Option("--lr", "X", "Learning rate (default 0.001)."),
@@ -38,7 +39,7 @@ let finetuneCommand = Command(
         Option("--step", "N", "StepLR step size in epochs (default 7)."),
         Option("--gamma", "X", "StepLR factor (default 0.1)."),
         Option("--seed", "N", "Seed (default 0)."),
-        Option("--dropout", "P", "MobileNetV2 classifier dropout in training (default 0.2)."),
+        Option("--dropout", "P", "Dropout before the new last layer in training (default torchvision's: 0.2 for mobilenet_v2, 0 for the ResNets)."),
         Option("--out", "FILE", "Where to write the finetuned weights."),
         Option("--resume", nil, "Continue from OUT.checkpoint when it exists."),
         Option("--quiet", nil, "No progress line."),
@@ -46,12 +47,11 @@ let finetuneCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 1, max: 1, what: "DIR")[0]
-        let name = try args.choice("--backbone", ["resnet18", "mobilenet_v2", "mobilenetv2"], default: "resnet18")
-        let arch = FinetuneArchitecture(name: name)!
+        let arch = try backboneKind(args)
         let base = URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent
-        var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.rawValue)-finetuned.pth")
+        var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.name)-finetuned.pth")
         o.architecture = arch
-        o.weightsPath = try weightsPath(args, arch == .resnet18 ? .resnet18 : .mobilenetV2)
+        o.weightsPath = try weightsPath(args, arch)
         o.epochs = try args.int("--epochs", default: 25, range: 1...100_000)
         o.batchSize = try args.int("--batch", default: 4, range: 1...4096)
         o.learningRate = Float(try args.double("--lr", default: 0.001, range: 1e-12...1e3))
@@ -60,7 +60,7 @@ let finetuneCommand = Command(
         o.stepSize = try args.int("--step", default: 7, range: 1...100_000)
         o.gamma = Float(try args.double("--gamma", default: 0.1, range: 0...10))
         o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
-        if args.string("--dropout") != nil { o.dropout = Float(try args.double("--dropout", default: 0.2, range: 0...0.99)) }
+        if args.string("--dropout") != nil { o.dropout = Float(try args.double("--dropout", default: Double(arch.defaultDropout), range: 0...0.99)) }
         o.resume = args.flag("--resume")
         let quiet = args.flag("--quiet") || isatty(2) == 0
         let r = try finetune(dataset: dir, options: o, log: { print($0); fflush(nil) }, progress: quiet ? nil : { p in
@@ -86,7 +86,7 @@ let finetuneCommand = Command(
 let benchFinetuneCommand = Command(
     path: ["bench", "finetune"],
     summary: "Time full-finetuning training steps (batch 4) of ResNet-18 and MobileNetV2.",
-    usage: "bench finetune [DIR] [--backbone resnet18|mobilenet_v2] [--batch 4] [--steps 20] [--weights FILE]",
+    usage: "bench finetune [DIR] [--backbone \(backboneNames)] [--batch 4] [--steps 20] [--weights FILE]",
     discussion: """
     Streams the training images of DIR (default ../shared/data/hymenoptera_data) through
     RandomResizedCrop + flip like `probe finetune` and times whole SGD steps on --threads workers
@@ -104,13 +104,13 @@ let benchFinetuneCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 0, max: 1, what: "").first ?? "../shared/data/hymenoptera_data"
-        let only = args.string("--backbone").flatMap { FinetuneArchitecture(name: $0) }
+        let only = try args.string("--backbone").map { _ in try backboneKind(args) }
         let batch = try args.int("--batch", default: 4, range: 1...1024)
         let steps = try args.int("--steps", default: 20, range: 1...100_000)
         print("full finetuning steps, \(ThreadCount.workersDescription)")
         print(FinetuneBenchmarkRow.header)
         let variants = args.flag("--im2col") ? [true, false] : [true]
-        for a in FinetuneArchitecture.allCases where only == nil || only == a {
+        for a in (only.map { [$0] } ?? [.resnet18, .mobilenetV2]) {
             for winograd in variants {
                 let row = try runFinetuneBenchmark(architecture: a, root: dir, weightsPath: args.string("--weights"), batch: batch,
                                                    steps: steps, profile: args.flag("--profile"), winograd: winograd)

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Store
 import Heads
 import Workflows
@@ -260,7 +261,6 @@ struct QueryJSON: Encodable {
 
 /// torchvision's official weight file in cache/weights/ for an architecture, when present.
 func defaultWeightsIfPresent(architecture: String) -> String? {
-    guard let kind = BackboneKind(name: architecture) else { return nil }
-    let path = WeightSource().cachePath(knownWeights(kind))
-    return FileManager.default.fileExists(atPath: path) ? path : nil
+    guard let kind = Architecture.find(architecture) else { return nil }
+    return kind.weights.map { WeightSource().cachePath($0.file) }.first { FileManager.default.fileExists(atPath: $0) }
 }

@@ -8,7 +8,7 @@ import Weights
 
 /// Settings of one extraction run.
 public struct ExtractOptions: Sendable {
-    public var backbone: BackboneKind
+    public var backbone: Architecture
     /// The weight file (resolved by the caller: explicit path, cache or download).
     public var weightsPath: String
     /// Augmented views (RandomResizedCrop + flip) per training image, besides view 0.
@@ -26,7 +26,7 @@ public struct ExtractOptions: Sendable {
     /// inode); by default links to directories and links leading out of the folder are skipped.
     public var followSymlinks: Bool = false
 
-    public init(backbone: BackboneKind, weightsPath: String, views: Int = 0, batchSize: Int = 32,
+    public init(backbone: Architecture, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
         self.backbone = backbone; self.weightsPath = weightsPath; self.views = views
         self.batchSize = batchSize; self.dtype = dtype; self.seed = seed
@@ -163,7 +163,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
                     progress: ExtractProgress? = nil) throws -> ExtractSummary {
     let t0 = DispatchTime.now().uptimeNanoseconds
     let files = try scan(root: root, followSymlinks: options.followSymlinks)
-    var summary = ExtractSummary(backbone: options.backbone.rawValue, weightsSHA256: "", dimension: options.backbone.dimension,
+    var summary = ExtractSummary(backbone: options.backbone.name, weightsSHA256: "", dimension: options.backbone.featureDimension,
                                  files: files.accepted.count, computed: 0, vectorsWritten: 0, cached: 0, failed: 0,
                                  failures: [], skippedByExtension: files.skipped, removedSamples: 0,
                                  seconds: 0, imagesPerSecond: 0, bytesSavedByF16: 0)
@@ -177,8 +177,8 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     // Identify the weights (cached by path, size and mtime: hashing 45 MB is not free).
     let (weightsSHA, loadedWeights) = try weightsIdentity(path: options.weightsPath, store: store)
     summary.weightsSHA256 = weightsSHA
-    let backboneRow = try store.backbone(architecture: options.backbone.rawValue, weightsSHA256: weightsSHA,
-                                         dimension: options.backbone.dimension)
+    let backboneRow = try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
+                                         dimension: options.backbone.featureDimension)
 
     // Hash what changed; reuse the recorded sha256 of unchanged files.
     let known = Dictionary(try store.samples().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
@@ -258,6 +258,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
             throw ExtractError.weightsChanged(options.weightsPath)
         }
         let result = try computeFeatures(work, model: model, store: store, backbone: backboneRow,
+                                         preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
                                          options: options, progress: progress)
         summary.computed = result.computedFiles
         summary.vectorsWritten = result.vectors

@@ -55,7 +55,7 @@ func contentKey(_ sha256: String) -> Int {
 }
 
 /// Decodes and transforms the tensors of `items` into freshly allocated memory, on `threads` threads.
-func prepare(_ items: [WorkItem], seed: UInt64, threads: Int) -> PreparedBatch {
+func prepare(_ items: [WorkItem], seed: UInt64, resize: Int, threads: Int) -> PreparedBatch {
     var slots: [Int?] = []
     var next = 0
     for it in items { slots.append(next); next += it.views.count }
@@ -81,7 +81,7 @@ func prepare(_ items: [WorkItem], seed: UInt64, threads: Int) -> PreparedBatch {
         for v in item.views {
             let out = base + slot * per
             if v == 0 {
-                Transforms.validation(image, into: out)
+                Transforms.validation(image, into: out, resize: resize)
             } else {
                 var rng = AugmentRNG(seed: seed, epoch: v, index: contentKey(item.sha256))
                 Transforms.training(image, rng: &rng, into: out)
@@ -119,7 +119,7 @@ struct ComputeResult {
 /// Runs the backbone over `work` in batches, a decoding thread one batch ahead, and commits each
 /// batch (images, samples, features, failures) in one transaction.
 func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: FeatureStore, backbone: Store.Backbone,
-                     options: ExtractOptions, progress: ExtractProgress?) throws -> ComputeResult {
+                     preprocessing: Preprocessing, options: ExtractOptions, progress: ExtractProgress?) throws -> ComputeResult {
     // Batches: consecutive items whose tensors fit in batchSize (an item with more views alone).
     var batches: [[WorkItem]] = []
     var current: [WorkItem] = []
@@ -134,11 +134,12 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
 
     // Decoding threads, each preparing every D-th batch into its own channel one batch ahead; the
     // backbone takes the batches in order from channel b % D. They run at a lower priority and yield
-    // to the backbone's workers (which wait for each other at every layer): they fill those idle
-    // moments, and run at full speed when the backbone waits for them.
+    // to the backbone's workers: they fill idle moments, and run at full speed when the backbone
+    // waits for them.
     let decoders = min(max(1, batches.count), ThreadCount.decoders(workers: options.workers))
     let channels = (0..<decoders).map { _ in BatchChannel(capacity: 1) }
     let seed = options.seed
+    let resize = preprocessing.resize
     let allBatches = batches
     for d in 0..<decoders {
         let channel = channels[d]
@@ -146,7 +147,7 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
             lowerThreadPriority()
             for b in stride(from: d, to: allBatches.count, by: decoders) {
                 if channel.isCancelled { break }
-                let prepared = prepare(allBatches[b], seed: seed, threads: 1)
+                let prepared = prepare(allBatches[b], seed: seed, resize: resize, threads: 1)
                 if !channel.put(prepared) { prepared.tensors.deallocate(); break }
             }
             channel.finish()

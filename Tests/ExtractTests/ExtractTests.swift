@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,8 +11,8 @@ import Store
 @Suite(.serialized, .enabled(if: sharedAvailable, "needs ../shared (data, weights, reference outputs)"))
 struct ExtractTests {
     /// The stored view-0 features of the 16 images of model_input.npy match PyTorch's features.
-    @Test(arguments: [BackboneKind.resnet18, .mobilenetV2])
-    func storedFeaturesMatchReference(kind: BackboneKind) throws {
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func storedFeaturesMatchReference(kind: Architecture) throws {
         let images = Array(try manifestImages().prefix(16))
         #expect(images.count == 16)
         let dir = try temporaryDirectory("parity")
@@ -23,7 +24,7 @@ struct ExtractTests {
         #expect(summary.computed == 16 && summary.failed == 0)
         let ref = try NPY.read(path: sharedDirectory + (kind == .resnet18 ? "/reference/resnet18_features.npy"
                                                                             : "/reference/mobilenet_v2_features.npy"))
-        let d = kind.dimension
+        let d = kind.featureDimension
         #expect(ref.shape == [16, d])
         let backbone = try #require(try store.backbones().first)
         var worst = 1.0

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Testing
 import Store
 import Digest

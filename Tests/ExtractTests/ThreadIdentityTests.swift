@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Testing
 import NN
 import Store
@@ -10,8 +11,8 @@ import Store
 /// no GEMM's shape depends on its neighbours).
 @Suite(.serialized, .enabled(if: sharedAvailable, "needs ../shared (data, weights)"))
 struct ExtractThreadIdentityTests {
-    @Test(arguments: [BackboneKind.resnet18, .mobilenetV2])
-    func featuresAreIdenticalForAnyWorkerCountAndBatchSize(kind: BackboneKind) throws {
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func featuresAreIdenticalForAnyWorkerCountAndBatchSize(kind: Architecture) throws {
         let images = Array(try manifestImages().prefix(36))
         let dir = try temporaryDirectory("threads")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -37,7 +38,7 @@ struct ExtractThreadIdentityTests {
             #expect(bits.count == 2 * summary.computed)
             if let reference {
                 let differing = bits.filter { reference[$0.key] != $0.value }.count
-                print("\(kind.rawValue) extract, \(workers) workers, batch \(batch): \(differing) of \(bits.count) vectors differ from 1 worker's, batch 1")
+                print("\(kind.name) extract, \(workers) workers, batch \(batch): \(differing) of \(bits.count) vectors differ from 1 worker's, batch 1")
                 #expect(differing == 0)
             } else {
                 reference = bits

@@ -34,7 +34,7 @@ func makeTinyDataset() throws -> String {
     return root
 }
 
-func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
+func tinyOptions(_ arch: Architecture, out: String) -> FinetuneOptions {
     var o = FinetuneOptions(outputPath: out)
     o.architecture = arch
     o.epochs = 2
@@ -49,8 +49,8 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
 @Suite(.serialized) struct FinetuneRunTests {
     /// A run killed after its first epoch and resumed ends with the same weights, metrics and
     /// checkpoint as an uninterrupted run.
-    @Test(arguments: [FinetuneArchitecture.resnet18, .mobilenetV2])
-    func resumeReproducesUninterruptedRun(_ arch: FinetuneArchitecture) throws {
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func resumeReproducesUninterruptedRun(_ arch: Architecture) throws {
         let data = try makeTinyDataset()
         let dir = temporaryDirectory("run")
         defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: dir) }
@@ -94,8 +94,8 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
 
     /// The written file is a torchvision state_dict: names and order of torchvision's, `fc` /
     /// `classifier.1` with one output per class, int64 num_batches_tracked; it loads as a backbone.
-    @Test(arguments: [FinetuneArchitecture.resnet18, .mobilenetV2])
-    func exportedWeightsAreTorchvisionStateDicts(_ arch: FinetuneArchitecture) throws {
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func exportedWeightsAreTorchvisionStateDicts(_ arch: Architecture) throws {
         let data = try makeTinyDataset()
         let dir = temporaryDirectory("export")
         defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: dir) }
@@ -105,7 +105,7 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
         let sd = try loadStateDict(path: dir + "/w.pth")
         #expect(sd.format == .pthZip)
         #expect(sd.tensors.count == (arch == .resnet18 ? 122 : 314))
-        let last = arch.lastLayerName
+        let last = arch.classifier
         #expect(sd[last + ".weight"]?.shape == [2, arch == .resnet18 ? 512 : 1280])
         #expect(sd[last + ".bias"]?.shape == [2])
         let tracked = sd.tensors.filter { $0.name.hasSuffix("num_batches_tracked") }
@@ -117,13 +117,13 @@ func tinyOptions(_ arch: FinetuneArchitecture, out: String) -> FinetuneOptions {
             #expect(sd.names.prefix(7) == ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked", "layer1.0.conv1.weight"])
             let i = sd.names.firstIndex(of: "layer2.0.bn2.num_batches_tracked")!
             #expect(sd.names[i + 1] == "layer2.0.downsample.0.weight")
-            let b = try ResNet18(weights: sd.asSource)
+            let b = try FoldedNetwork(.resnet18, weights: sd.asSource)
             #expect(b.classCount == 2)
         } else {
             #expect(sd.names.prefix(8) == ["features.0.0.weight", "features.0.1.weight", "features.0.1.bias", "features.0.1.running_mean",
                                            "features.0.1.running_var", "features.0.1.num_batches_tracked", "features.1.conv.0.0.weight", "features.1.conv.0.1.weight"])
-            let b = try MobileNetV2(weights: sd.asSource)
-            #expect(!b.usesDeepSortKeys)
+            let b = try FoldedNetwork(.mobilenetV2, weights: sd.asSource)
+            #expect(b.keyScheme == "torchvision")
         }
     }
 

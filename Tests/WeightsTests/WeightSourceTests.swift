@@ -103,3 +103,15 @@ func offlineErrorSaysWhatToPutWhere(_ base: String) throws {
     #expect(throws: WeightsError.self) { try verifySHA256Prefix(path: path, prefix: "f37072fd") }
     #expect(!FileManager.default.fileExists(atPath: path))
 }
+
+// torchvision's files as the registry in Backbones lists them (Weights does not know architectures).
+extension KnownWeights {
+    static let resnet18 = KnownWeights(fileName: "resnet18-f37072fd.pth")
+    static let mobilenetV2 = KnownWeights(fileName: "mobilenet_v2-b0353104.pth")
+}
+
+@Test func knownWeightsReadTheSHA256PrefixFromTheName() {
+    #expect(KnownWeights.resnet18.sha256Prefix == "f37072fd")
+    #expect(KnownWeights(fileName: "resnet50-11ad3fa6.pth").sha256Prefix == "11ad3fa6")
+    #expect(KnownWeights.mobilenetV2.url == "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth")
+}
