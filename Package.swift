@@ -25,7 +25,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "probe", targets: ["probe"]),
-        .library(name: "ProbeKit", targets: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune"]),
+        .library(name: "ProbeKit", targets: ["Digest", "OutputFiles", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
+                                             "Extract", "Heads", "Report", "Workflows", "Finetune"]),
     ],
     targets: [
         // System-library shims (module maps only).
@@ -40,6 +41,8 @@ let package = Package(
 
         // SHA-256: content addresses of images, identities of weight files.
         .target(name: "Digest"),
+        // The one atomic output-file writer (export, heads export, weight files, checkpoints).
+        .target(name: "OutputFiles"),
         // Tensors, kernels (forward and backward), optimizers, schedules.
         .target(name: "NN", dependencies: [
             .target(name: "CBLAS", condition: .when(platforms: [.linux])),
@@ -47,11 +50,13 @@ let package = Package(
         // Decoding, torchvision-exact transforms, ImageFolder, augmentation, PNG writing.
         .target(name: "Vision", dependencies: ["CTurboJPEG", "CPNG"]),
         // PyTorch .pth (zip and legacy) and safetensors readers/writers; weight downloads.
-        .target(name: "Weights", dependencies: ["NN", "Digest"]),
+        .target(name: "Weights", dependencies: ["NN", "Digest", "OutputFiles"]),
         // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
         .target(name: "Backbones", dependencies: ["NN", "Weights"]),
-        // SQLite schema and all SQL; content-addressed feature cache; nearest neighbours.
-        .target(name: "Store", dependencies: ["CSQLite", "Digest", "NN"], exclude: ["SCHEMA.md"]),
+        // SQLite schema and all SQL; content-addressed feature cache; export. Stores only: no NN.
+        .target(name: "Store", dependencies: ["CSQLite", "Digest", "OutputFiles"], exclude: ["SCHEMA.md"]),
+        // Exact cosine nearest neighbours over a backbone's stored vectors (matrix products).
+        .target(name: "Neighbors", dependencies: ["NN", "Store"]),
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
         .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
@@ -59,23 +64,33 @@ let package = Package(
         // Reports: line charts and HTML pages.
         .target(name: "Report", dependencies: ["Vision"]),
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
-        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Digest"]),
+        .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Neighbors", "Extract", "Heads",
+                                                  "Report", "Digest", "OutputFiles"]),
         // The streaming full-finetuning path.
-        .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones"]),
-        // The command-line front end (thin).
-        .executableTarget(name: "probe", dependencies: [
-            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune",
+        .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "OutputFiles"]),
+        // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
+        .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
+                                                   "Heads", "Finetune"]),
+        // The command-line front end: commands, argument parsing, dispatch (thin).
+        .target(name: "CLI", dependencies: [
+            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune", "Benchmarks",
         ]),
+        // The `probe` executable: main calls CLI.
+        .executableTarget(name: "probe", dependencies: ["CLI"]),
 
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "OutputFilesTests", dependencies: ["OutputFiles"]),
         .testTarget(name: "NNTests", dependencies: ["NN"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
-        .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN"]),
-        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN"]),
+        .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles"]),
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "Benchmarks"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "NN"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Benchmarks"]),
+        .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Benchmarks"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -129,6 +129,7 @@ struct RenamedSource: TensorSource {
     let base: TensorSource
     let rename: @Sendable (String) -> String
     func tensorIfPresent(_ name: String) throws -> Tensor? { try base.tensorIfPresent(rename(name)) }
+    func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? { try base.tensorIfPresent(rename(name), shape: shape) }
 }
 
 // MARK: - The entries

@@ -60,6 +60,14 @@ public enum BackboneError: Error, CustomStringConvertible {
 public protocol TensorSource {
     /// The tensor called `name`, or nil when there is none.
     func tensorIfPresent(_ name: String) throws -> Tensor?
+    /// The tensor called `name` when a network asks for it with the shape it needs (nil: any
+    /// shape). By default `tensorIfPresent(name)`; a source that makes tensors rather than reading
+    /// them (benchmarks' synthetic weights) makes one of `shape`.
+    func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor?
+}
+
+extension TensorSource {
+    public func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? { try tensorIfPresent(name) }
 }
 
 extension Dictionary: TensorSource where Key == String, Value == Tensor {
@@ -68,8 +76,7 @@ extension Dictionary: TensorSource where Key == String, Value == Tensor {
 
 extension TensorSource {
     func require(_ name: String, _ shape: [Int]?, model: String) throws -> Tensor {
-        if let synthetic = self as? SyntheticWeights, let shape { return synthetic.make(shape, name) }
-        guard let t = try tensorIfPresent(name) else { throw BackboneError.missingTensor(name, model: model) }
+        guard let t = try tensorIfPresent(name, shape: shape) else { throw BackboneError.missingTensor(name, model: model) }
         if let shape, t.shape != shape { throw BackboneError.badShape(name, expected: shape, got: t.shape) }
         return t
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Backbones
 import NN
+import OutputFiles
 
 /// The resumable state of a run besides the tensors.
 struct RunState: Codable, Equatable {

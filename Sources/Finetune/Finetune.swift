@@ -1,6 +1,7 @@
 import Foundation
 import Backbones
 import NN
+import OutputFiles
 import Vision
 import Weights
 #if canImport(Glibc)

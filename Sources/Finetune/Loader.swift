@@ -3,17 +3,17 @@ import Vision
 
 /// One batch of images ready for the network: NCHW float32, labels, and the samples that failed
 /// to decode (dropped from the batch).
-struct LoadedBatch: @unchecked Sendable {
-    var images: [Float]
-    var labels: [Int]
-    var indices: [Int]
-    var failures: [(path: String, reason: String)]
+public struct LoadedBatch: @unchecked Sendable {
+    public var images: [Float]
+    public var labels: [Int]
+    public var indices: [Int]
+    public var failures: [(path: String, reason: String)]
 }
 
 /// Streams batches from disk on a background thread, `depth` batches ahead of the consumer, so
 /// decoding and augmentation overlap the network's compute. The batches' contents depend only on
 /// (order, transform), never on timing.
-final class BatchLoader: @unchecked Sendable {
+public final class BatchLoader: @unchecked Sendable {
     private let condition = NSCondition()
     private var ready: [Int: LoadedBatch] = [:]
     private var nextToProduce = 0
@@ -26,7 +26,7 @@ final class BatchLoader: @unchecked Sendable {
 
     /// `order`: sample indices in visiting order; `transform(sample, slot)` decodes and writes
     /// 3*H*W floats at `slot` (throws a description on failure).
-    init(order: [Int], samples: [ImageFolder.Sample], batchSize: Int, imageFloats: Int, depth: Int = 3, threads: Int = 1,
+    public init(order: [Int], samples: [ImageFolder.Sample], batchSize: Int, imageFloats: Int, depth: Int = 3, threads: Int = 1,
          transform: @escaping @Sendable (_ index: Int, _ image: RGBImage, _ into: UnsafeMutablePointer<Float>) -> Void) {
         let bs = max(1, batchSize)
         batchCount = (order.count + bs - 1) / bs
@@ -81,7 +81,7 @@ final class BatchLoader: @unchecked Sendable {
     }
 
     /// The next batch in order, or nil after the last.
-    func next() -> LoadedBatch? {
+    public func next() -> LoadedBatch? {
         condition.lock()
         defer { condition.unlock() }
         guard nextToConsume < batchCount else { return nil }
@@ -93,7 +93,7 @@ final class BatchLoader: @unchecked Sendable {
     }
 
     /// Stops the producers (after their current batch) and waits for them.
-    func cancel() {
+    public func cancel() {
         condition.lock()
         cancelled = true
         condition.broadcast()

@@ -85,7 +85,7 @@ extension Double {
 }
 
 /// Fixed-point formatting without Foundation ("%.{digits}f", round half to even as printf does).
-func fixed(_ x: Double, _ digits: Int) -> String {
+public func fixed(_ x: Double, _ digits: Int) -> String {
     guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
     return cFormat(x, digits)
 }

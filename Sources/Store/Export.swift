@@ -1,5 +1,5 @@
 import Foundation
-import NN
+import OutputFiles
 
 /// Export formats of `FeatureStore.export`.
 public enum ExportFormat: String, Sendable, CaseIterable, Codable {

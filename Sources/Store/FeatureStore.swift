@@ -113,6 +113,12 @@ public final class FeatureStore {
         try self.init(path: path, options: options, migrations: Schema.migrations)
     }
 
+    /// Opens the store at `path` with connection options of your own (e.g. no WAL for a fixture
+    /// that need not survive a crash).
+    public convenience init(path: String, options: Database.Options) throws {
+        try self.init(path: path, options: options, migrations: Schema.migrations)
+    }
+
     init(path: String, options: Database.Options, migrations: [Schema.Migration]) throws {
         if !options.readOnly && options.create {
             let dir = URL(fileURLWithPath: path).deletingLastPathComponent()

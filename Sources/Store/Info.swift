@@ -131,10 +131,21 @@ extension FeatureStore {
                                    created: s.string(3) ?? "")
             }
             return StoreInfo(path: path, schemaVersion: try database.userVersion(), supportedSchemaVersion: Schema.currentVersion,
-                             sizeOnDisk: fileBytes(path),
+                             sizeOnDisk: FeatureStore.bytesOnDisk(path: path),
                              images: Int(try database.scalarInt("SELECT count(*) FROM images") ?? 0),
                              samples: Int(try database.scalarInt("SELECT count(*) FROM samples") ?? 0),
                              backbones: infos, groups: groups, failureCount: failureCount, failures: failures, heads: heads)
         }
+    }
+}
+
+extension FeatureStore {
+    /// Bytes on disk of a store: the file and its -wal and -shm companions.
+    public static func bytesOnDisk(path: String) -> Int64 {
+        var total: Int64 = 0
+        for p in [path, path + "-wal", path + "-shm"] {
+            if let a = try? FileManager.default.attributesOfItem(atPath: p), let s = a[.size] as? NSNumber { total += s.int64Value }
+        }
+        return total
     }
 }

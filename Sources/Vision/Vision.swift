@@ -11,5 +11,5 @@
 // - `Transforms.augment(img, rng:)` / `training(img, rng:into:)`: RandomResizedCrop(224) +
 //   RandomHorizontalFlip(0.5), drawing from `AugmentRNG` (SplitMix64 keyed by seed, epoch, image index).
 // - `ImageFolder.scan(root:)`, `DatasetLayout.detect(root:)`: torchvision's ImageFolder listing.
-// - `PNGWriter`, `renderPreviewGrid` / `writePreviewGrid` (`probe preview`), `runVisionBenchmark`
-//   (`probe bench vision`).
+// - `PNGWriter`, `renderPreviewGrid` / `writePreviewGrid` (`probe preview`).
+// (`probe bench vision` is in module Benchmarks.)

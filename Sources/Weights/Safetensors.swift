@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import OutputFiles
 
 /// safetensors: u64 little-endian header length, a JSON header
 /// {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}, then the data.

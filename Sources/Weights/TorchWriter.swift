@@ -1,4 +1,5 @@
 import NN
+import OutputFiles
 
 /// Writes a state_dict in torch's zip format, loadable by `torch.load(path)` (weights_only=True):
 /// pickle protocol 2 of an OrderedDict of `_rebuild_tensor_v2` tensors over FloatStorage / LongStorage,

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import OutputFiles
 import Store
 import Heads
 import Weights

@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import Neighbors
 
 /// One neighbour in a query's answer.
 public struct NeighbourRow: Sendable, Codable {

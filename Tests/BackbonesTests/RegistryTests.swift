@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NN
 import Weights
+import Benchmarks
 @testable import Backbones
 
 @Suite struct RegistryTests {

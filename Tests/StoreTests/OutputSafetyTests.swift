@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import NN
+import OutputFiles
 @testable import Store
 
 // Issue 12, defects 1, 2 and 8: export never replaces a non-regular file, never writes into the

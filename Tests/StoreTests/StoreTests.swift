@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Testing
+import Benchmarks
 @testable import Store
 
 /// A small labelled data set: n images of dimension d, paths "split/label/i.jpg".

@@ -103,20 +103,3 @@ struct FolderTests {
         #expect(back.width == 2 * 230 + 6)
     }
 }
-
-@Suite("Benchmark entry point")
-struct BenchSmokeTests {
-    @Test func benchmarkReportsEveryImageAndFailures() throws {
-        let root = tempDir()
-        try FileManager.default.createDirectory(atPath: root + "/cls", withIntermediateDirectories: true)
-        let img = RGBImage(width: 300, height: 200, pixels: pattern(300, 200, channels: 3, seed: 40))
-        try PNGWriter.encode(img).write(to: URL(fileURLWithPath: root + "/cls/a.png"))
-        let jpeg = try #require(JPEGWriter.encode(pixels: img.pixels, width: 300, height: 200))
-        try jpeg.write(to: URL(fileURLWithPath: root + "/cls/b.jpg"))
-        FileManager.default.createFile(atPath: root + "/cls/c.jpg", contents: Data("junk".utf8))
-        let report = runVisionBenchmark(root: root)
-        #expect(report.contains("2 images"))
-        #expect(report.contains("1 undecodable"))
-        #expect(runVisionBenchmark(root: root + "/missing").contains("bench vision:"))
-    }
-}

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NN
+import OutputFiles
 @testable import Weights
 
 // Issue 12, defect 1 for `probe heads export` and finetuning outputs: the weight writers (torch

@@ -1,4 +1,5 @@
 import Foundation
+import Vision
 
 /// Times decode + validation transform (Resize 256, CenterCrop 224, ToTensor, Normalize into a float
 /// buffer) for every accepted image under `root` (train/ and val/ when split), on the calling thread.

@@ -1,11 +1,14 @@
 import Digest
 import Foundation
 import NN
+import Store
+import Neighbors
 
-/// Deterministic pseudo-random numbers (xorshift64*), for synthetic data.
-struct SyntheticRandom {
-    var state: UInt64
-    init(seed: UInt64) {
+/// Deterministic pseudo-random numbers (xorshift64*), for synthetic data (benchmark stores, and
+/// the store and neighbour tests' vectors).
+public struct SyntheticRandom: Sendable {
+    public private(set) var state: UInt64
+    public init(seed: UInt64) {
         // splitmix64 of the seed, so that nearby seeds give unrelated streams.
         var z = seed &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -13,12 +16,12 @@ struct SyntheticRandom {
         z ^= z >> 31
         state = z == 0 ? 0x9E37_79B9_7F4A_7C15 : z
     }
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state ^= state >> 12; state ^= state << 25; state ^= state >> 27
         return state &* 2_685_821_657_736_338_717
     }
     /// Uniform in [0, 1).
-    mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+    public mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
 }
 
 /// Fills a store with `count` synthetic images of `dimension`-d float32 features (one backbone
@@ -33,7 +36,7 @@ public func buildSyntheticStore(path: String, count: Int, dimension: Int, batchS
     // once (WAL writes them twice: log, then checkpoint) and no fsync. WAL is switched on at the end.
     var options = Database.Options()
     options.wal = false
-    let store = try FeatureStore(path: path, options: options, migrations: Schema.migrations)
+    let store = try FeatureStore(path: path, options: options)
     try store.database.execute("PRAGMA synchronous = OFF")
     let weights = SHA256.hex(Array("synthetic-\(dimension)".utf8))
     let backbone = try store.backbone(architecture: "synthetic", weightsSHA256: weights, dimension: dimension)
@@ -96,7 +99,7 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
     guard let backbone = try store.findBackbone(architecture: "synthetic", weightsSHA256: weights) else {
         throw StoreError.notFound("the synthetic backbone in \(storePath); delete the file to rebuild it")
     }
-    let size = fileBytes(storePath)
+    let size = FeatureStore.bytesOnDisk(path: storePath)
     say(String(format: "  store size       %8.2f GB  (%@)", Double(size) / 1e9, storePath))
 
     var t0 = now()
@@ -118,7 +121,7 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
         if opaqueRead(probe, index.count * dimension) == 12345 { say("") }
         free(probe)
         say(String(format: "  (memory: writing %@ of fresh (malloc) memory takes %.2f s, rewriting it %.2f s: %.1f GB/s)",
-                   formatBytes(Int64(bytes)), tFirst, tSecond, Double(bytes) / tSecond / 1e9))
+                   String(format: "%.2f GB", Double(bytes) / 1e9), tFirst, tSecond, Double(bytes) / tSecond / 1e9))
     }
 
     // One query: a stored vector plus noise; report the median of 5 and the first.
@@ -173,12 +176,3 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
 /// Reads memory in a way the optimiser cannot see through (keeps benchmark stores alive).
 @_optimize(none)
 func opaqueRead(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float { n > 0 ? p[n / 2] : 0 }
-
-/// Bytes on disk of a store: the file and its -wal and -shm companions.
-func fileBytes(_ path: String) -> Int64 {
-    var total: Int64 = 0
-    for p in [path, path + "-wal", path + "-shm"] {
-        if let a = try? FileManager.default.attributesOfItem(atPath: p), let s = a[.size] as? NSNumber { total += s.int64Value }
-    }
-    return total
-}

@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Weights
+import Backbones
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -12,7 +13,12 @@ import Darwin
 public struct SyntheticWeights: TensorSource {
     public init() {}
     public func tensorIfPresent(_ name: String) throws -> Tensor? {
-        nil  // every tensor is made by `make` through `require`, with its shape (no classifier)
+        nil  // every tensor is made with the shape the network asks for (no classifier)
+    }
+
+    public func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? {
+        guard let shape else { return try tensorIfPresent(name) }
+        return make(shape, name)
     }
 
     func make(_ shape: [Int], _ name: String) -> Tensor {

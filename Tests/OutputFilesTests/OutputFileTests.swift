@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NN
+@testable import OutputFiles
 
 private func scratch() throws -> String {
     let d = FileManager.default.temporaryDirectory.appendingPathComponent("probe-outputfile-\(UUID().uuidString)").path

@@ -1,4 +1,6 @@
+import Foundation
 import NN
+import Heads
 
 /// The heads benchmark (`probe bench heads`): the tutorial's SGD head over cached features for
 /// several seeds (best validation accuracy, time of 25 epochs: median of `repeats` runs after a

@@ -6,8 +6,8 @@ import Darwin
 #endif
 
 // The one way probe writes an output file (export, heads export, weight files, checkpoints).
-// It lives in NN because NN is the lowest module that every writer (Store, Weights, Finetune,
-// Workflows, and NN's own .npy writer) already depends on: no new dependency edge.
+// Its own module, with no dependencies, so that every writer (Store, Weights, Finetune, Workflows)
+// can use it without depending on the kernels (NN): the store stores, and computes nothing.
 //
 // Rules:
 // - Only a regular file is ever replaced. A device, FIFO, socket, directory or symbolic link at the

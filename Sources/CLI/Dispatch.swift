@@ -1,6 +1,6 @@
 import NN
 
-let probeVersion = "0.1.0"
+public let probeVersion = "0.1.0"
 
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
@@ -41,14 +41,28 @@ func topLevelHelp(_ commands: [Command]) -> String {
     return s
 }
 
-/// Finds the command named by the longest matching prefix of `words`, parses and runs it.
-func runProbe(_ words: [String]) -> Int32 {
+/// Where the front end writes help, version and usage errors (a command's own results go to
+/// standard output / standard error directly).
+public struct Console: Sendable {
+    public var out: @Sendable (String) -> Void
+    public var err: @Sendable (String) -> Void
+    public init(out: @escaping @Sendable (String) -> Void, err: @escaping @Sendable (String) -> Void) {
+        self.out = out; self.err = err
+    }
+    /// Standard output and standard error (an error message gets its line feed).
+    public static let standard = Console(out: { print($0, terminator: "") }, err: { printError($0) })
+}
+
+/// The whole front end: finds the command named by the longest matching prefix of `words`
+/// (the arguments after the program name), parses and runs it. Returns the exit status: 0 done,
+/// 64 usage error (unknown command or option, missing or bad value), 1 the command failed.
+public func runProbe(_ words: [String], console: Console = .standard) -> Int32 {
     let commands = allCommands
     if words.isEmpty || words == ["--help"] || words == ["-h"] || words == ["help"] {
-        print(topLevelHelp(commands), terminator: "")
+        console.out(topLevelHelp(commands))
         return 0
     }
-    if words == ["--version"] { print(probeVersion); return 0 }
+    if words == ["--version"] { console.out(probeVersion + "\n"); return 0 }
     var rest = words
     if rest.first == "help" { rest.removeFirst(); rest.append("--help") }
     let match = commands
@@ -58,15 +72,15 @@ func runProbe(_ words: [String]) -> Int32 {
         let groups = commands.filter { $0.path.first == rest.first }
         if !groups.isEmpty {
             let names = groups.map { "'probe \($0.name)'" }.joined(separator: ", ")
-            printError("probe: '\(rest.prefix(2).joined(separator: " "))' is not a command; did you mean \(names)?")
+            console.err("probe: '\(rest.prefix(2).joined(separator: " "))' is not a command; did you mean \(names)?")
         } else {
-            printError("probe: unknown command '\(rest[0])' (see 'probe --help')")
+            console.err("probe: unknown command '\(rest[0])' (see 'probe --help')")
         }
         return 64
     }
     let args = Array(rest.dropFirst(command.path.count))
     if args.contains("--help") || args.contains("-h") {
-        print(command.helpText(), terminator: "")
+        console.out(command.helpText())
         return 0
     }
     do {
@@ -74,10 +88,10 @@ func runProbe(_ words: [String]) -> Int32 {
         try applyThreads(parsed)
         return try command.run(parsed)
     } catch let e as UsageError {
-        printError(e.description)
+        console.err(e.description)
         return 64
     } catch {
-        printError("probe \(command.name): \(error)")
+        console.err("probe \(command.name): \(error)")
         return 1
     }
 }

@@ -7,6 +7,7 @@ import Extract
 import Heads
 import Workflows
 import NN
+import Benchmarks
 
 let benchVisionCommand = Command(
     path: ["bench", "vision"],

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import Benchmarks
+import Neighbors
 @testable import Store
 
 /// Brute force in double precision, for checking the index.
@@ -68,7 +70,9 @@ func bruteForceTopK(_ vectors: [Float], dimension d: Int, query: [Float], k: Int
     #expect(valA.count == (0..<n).filter { $0 % 4 == 0 && $0 % 3 == 0 }.count)
     // k larger than the index, and a wrong query dimension.
     #expect(try valA.search(Array(queries[0..<d]), k: 100_000).count == valA.count)
-    #expect(throws: StoreError.self) { try index.search([1, 2, 3], k: 3) }
+    #expect(throws: NeighborsError.dimensionMismatch(expected: d, got: 3, context: "query vectors (a multiple of the dimension)")) {
+        try index.search([1, 2, 3], k: 3)
+    }
 }
 
 let benchEnabled = ProcessInfo.processInfo.environment["PROBE_BENCH_QUERY"] != nil

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import NN
-@testable import Backbones
+import Backbones
+import Benchmarks
 
 @Test func forwardBenchmarkRunsOnSyntheticWeights() throws {
     // a smoke run of `probe bench forward`'s library side (timings are printed, never asserted)

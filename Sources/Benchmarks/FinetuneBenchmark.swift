@@ -3,6 +3,7 @@ import Backbones
 import NN
 import Vision
 import Weights
+import Finetune
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import NN
+import Benchmarks
+import Neighbors
 @testable import Store
 
 /// The index (rows, order, values) and the neighbours (rows, order, scores, ties) are the same for
