@@ -7,6 +7,7 @@
             tutorial's augmentation by a DataLoader; median ms of --steps steps after 3 warm-up steps
             (tools/bench_finetune_torch.py DIR --only ARCH --batch 4)
 Each measurement runs in its own process, so each peak RSS (getrusage maxrss) is that one model's alone.
+CPU ms are printed beside wall times: on a shared machine the wall time inflates, CPU time much less.
 Compare with `probe bench forward --only ARCH --batches 32` and `probe bench finetune --backbone ARCH`.
 
 usage: python3 tools/bench_resnets_torch.py [DIR] [--threads 2] [--iterations 5] [--steps 20]
@@ -36,18 +37,20 @@ def main():
     ap.add_argument("--skip-finetune", action="store_true")
     a = ap.parse_args()
     t = ["--threads", str(a.threads)]
-    print("arch        forward b32: median ms  images/s  peak RSS MB | finetune b4: median ms  fwd ms  bwd ms  peak RSS MB")
+    # CPU ms (per image, per step) as well: on a shared machine wall time inflates, CPU time much less
+    print("arch      forward b32: median ms  images/s  CPU ms/image  peak RSS MB | finetune b4: median ms  fwd ms  bwd ms  "
+          "CPU ms  peak RSS MB")
     version = None
     for arch in a.arch.split(","):
         version, f = run([os.path.join(HERE, "bench_forward_torch.py"), "--only", arch, "--batches", "32",
                           "--iterations", str(a.iterations)] + t)
         # model batch median_ms images/s cpu_ms/image rss
-        row = "%-10s  %22s  %8s  %11s" % (arch, f[2], f[3], f[5])
+        row = "%-9s %22s  %8s  %12s  %11s" % (arch, f[2], f[3], f[4], f[5])
         if not a.skip_finetune:
             _, s = run([os.path.join(HERE, "bench_finetune_torch.py"), a.dir, "--only", arch, "--batch", "4",
                         "--steps", str(a.steps)] + t)
             # model batch steps median mean fwd bwd wait rss cpu
-            row += " | %21s  %6s  %6s  %11s" % (s[3], s[5], s[6], s[8])
+            row += " | %21s  %6s  %6s  %6s  %11s" % (s[3], s[5], s[6], s[9], s[8])
         print(row, flush=True)
     print(version)
 
