@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch's side of `probe bench finetune`: median time of a full-finetuning SGD step (train mode,
-cross-entropy, backward, SGD lr 0.001 momentum 0.9) of torchvision's resnet18 / mobilenet_v2 with a
+cross-entropy, backward, SGD lr 0.001 momentum 0.9) of torchvision's resnet18 / mobilenet_v2 (or --only
+resnet34 / resnet50) with a
 new 2-way last layer, batch 4, images streamed from DIR/train through the tutorial's augmentation
 (RandomResizedCrop(224), RandomHorizontalFlip, ToTensor, Normalize) by a DataLoader, 2 threads.
 A step is timed from asking the loader for a batch to the end of optimizer.step(), like ours.
 Prints the process's peak RSS too. Weights do not change the cost; random ones are used.
 
 usage: python3 tools/bench_finetune_torch.py [DIR] [--steps 20] [--batch 4] [--threads 2]
-       [--loader-workers 1] [--only resnet18|mobilenet_v2]
+       [--loader-workers 1] [--only resnet18|resnet34|resnet50|mobilenet_v2]
 """
 import argparse, resource, statistics, time
 
@@ -31,7 +32,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loader-workers", type=int, default=1)
-    ap.add_argument("--only", choices=["resnet18", "mobilenet_v2"])
+    ap.add_argument("--only", choices=["resnet18", "resnet34", "resnet50", "mobilenet_v2"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -41,12 +42,10 @@ def main():
     ds = datasets.ImageFolder(a.dir + "/train", tf)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, loader workers {a.loader_workers}")
     print("model         batch  steps   median ms   mean ms   fwd ms    bwd ms  wait ms   peak RSS MB   CPU ms")
-    for name in ["resnet18", "mobilenet_v2"]:
-        if a.only and a.only != name:
-            continue
-        if name == "resnet18":
-            m = torchvision.models.resnet18()
-            m.fc = torch.nn.Linear(512, len(ds.classes))
+    for name in [a.only] if a.only else ["resnet18", "mobilenet_v2"]:
+        if name.startswith("resnet"):
+            m = getattr(torchvision.models, name)()
+            m.fc = torch.nn.Linear(m.fc.in_features, len(ds.classes))
         else:
             m = torchvision.models.mobilenet_v2()
             m.classifier[1] = torch.nn.Linear(1280, len(ds.classes))

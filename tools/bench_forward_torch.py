@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch's side of `probe bench forward`: eval-mode forward images/s of torchvision's
-resnet18 and mobilenet_v2 at the same batch sizes, 2 threads, median of several runs, and the
-process's peak RSS (getrusage maxrss). Weights do not change the cost; random ones are used.
+resnet18 and mobilenet_v2 (or --only one of them, resnet34 or resnet50) at the same batch sizes,
+2 threads, median of several runs, and the process's peak RSS (getrusage maxrss). Weights do not
+change the cost; random ones are used.
 
 usage: python3 tools/bench_forward_torch.py [--batches 1,8,32] [--iterations 5] [--threads 2]
+       [--only resnet18|resnet34|resnet50|mobilenet_v2]
 """
 import argparse, resource, statistics, time
 
@@ -21,15 +23,13 @@ def main():
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", choices=["resnet18", "mobilenet_v2"])
+    ap.add_argument("--only", choices=["resnet18", "resnet34", "resnet50", "mobilenet_v2"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("model         batch   median ms   images/s   CPU ms/image   peak RSS MB")
-    for name in ["resnet18", "mobilenet_v2"]:
-        if a.only and a.only != name:
-            continue
+    for name in [a.only] if a.only else ["resnet18", "mobilenet_v2"]:
         model = getattr(torchvision.models, name)().eval()
         for b in [int(x) for x in a.batches.split(",")]:
             x = torch.randn(b, 3, 224, 224)
