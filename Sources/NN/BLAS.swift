@@ -38,3 +38,45 @@ public func blasThreads() -> Int {
     return 1
     #endif
 }
+
+// MARK: - Parallel GEMM
+
+/// C = op(A) op(B) + beta * C (row-major) cut along the larger of m and n into blocks whose size
+/// depends on the shape only (`blockLength`); the workers share the blocks, each running a
+/// single-threaded sgemm per block. Bit-identical for any worker count.
+public func parallelSgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, workers: Int
+) {
+    guard m > 0, n > 0 else { return }
+    if k == 0 {
+        for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+        return
+    }
+    if m < 2 * 16 && n < 2 * 64 {
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    let box = UncheckedSendable((a, b, c))
+    if n >= m {
+        // column blocks, multiples of 16 floats, at least 64 wide
+        let cb = blockLength(n, minimum: 64)
+        parallelPieces((n + cb - 1) / cb, workers: max(1, workers)) { _, piece in
+            let (a, b, c) = box.value
+            let j0 = piece * cb, j1 = min(n, j0 + cb)
+            let bj = transB ? b + j0 * ldb : b + j0
+            sgemm(transA: transA, transB: transB, m: m, n: j1 - j0, k: k, a: a, lda: lda, b: bj, ldb: ldb,
+                  beta: beta, c: c + j0, ldc: ldc)
+        }
+    } else {
+        let rb = blockLength(m, multiple: 4, minimum: 16)
+        parallelPieces((m + rb - 1) / rb, workers: max(1, workers)) { _, piece in
+            let (a, b, c) = box.value
+            let i0 = piece * rb, i1 = min(m, i0 + rb)
+            let ai = transA ? a + i0 : a + i0 * lda
+            sgemm(transA: transA, transB: transB, m: i1 - i0, n: n, k: k, a: ai, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c + i0 * ldc, ldc: ldc)
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //   (16 GEMMs: M[xi] (OC x tiles) = U[xi] (OC x IC) * V[xi] (IC x tiles)), Y = A^T M A (2x2).
 // Training uses all three passes: the forward, the input gradient (the same forward with U read
 // flipped and transposed) and the weight gradient (dU = sum over tiles of (A dY A^T) V^T, then
-// G^T dU G). Activations are CNHW (see Layers.swift). Tiles are processed in cache-sized chunks, the
+// G^T dU G). Activations are CNHW (see Layout.swift). Tiles are processed in cache-sized chunks, the
 // bias/residual/activation epilogue fused into the output transform. Round-off stays at float32
 // level (the transforms only add, subtract and halve). Winograd4.swift has F(4x4, 3x3) for inference.
 
