@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones"]),
     ],
     swiftLanguageModes: [.v6]
 )

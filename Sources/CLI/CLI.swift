@@ -16,8 +16,45 @@ struct Option: Sendable {
     let name: String          // "--store"
     let value: String?        // "PATH"
     let help: String
+    /// The accepted values of a choice option (see `ChoiceOption`), else empty.
+    var choices: [String] = []
     init(_ name: String, _ value: String? = nil, _ help: String) {
         self.name = name; self.value = value; self.help = help
+    }
+}
+
+/// An option whose value is one of a fixed set of names, declared once: its help lists the names
+/// (and the default), `Arguments.value` returns the typed value, and a name not among them is a
+/// usage error that lists them.
+struct ChoiceOption<Value: Sendable>: Sendable {
+    private(set) var option: Option
+    /// The accepted names, as the help and the error list them.
+    let names: [String]
+    let defaultValue: Value
+    /// The value of a name (may accept more spellings than `names`), nil for an unknown one.
+    let parse: @Sendable (String) -> Value?
+
+    /// "--format npy|csv", for a command's usage line.
+    var usage: String { option.name + " " + names.joined(separator: "|") }
+
+    init(_ name: String, _ value: String, help: String, names: [String], default d: Value,
+         parse: @escaping @Sendable (String) -> Value?) {
+        option = Option(name, value, help)
+        option.choices = names
+        self.names = names; defaultValue = d; self.parse = parse
+    }
+}
+
+extension ChoiceOption where Value: CaseIterable & RawRepresentable, Value.RawValue == String {
+    /// A choice among the cases of an enum, by raw value. The help is "a (default), b or c." followed by `note`.
+    init(_ name: String, _ value: String, default d: Value, note: String = "") {
+        let names = Value.allCases.map(\.rawValue)
+        let listed = names.map { $0 == d.rawValue ? $0 + " (default)" : $0 }
+        var help = listed.joined(separator: ", ")
+        if listed.count > 1, let last = listed.last { help = listed.dropLast().joined(separator: ", ") + " or " + last }
+        help += "."
+        self.init(name, value, help: note.isEmpty ? help : help + " " + note, names: names, default: d,
+                  parse: { Value(rawValue: $0) })
     }
 }
 
@@ -106,12 +143,20 @@ struct Arguments {
         return v
     }
 
-    func choice(_ name: String, _ allowed: [String], default d: String) throws -> String {
-        guard let s = string(name) else { return d }
-        guard allowed.contains(s) else {
-            throw UsageError("probe \(command.name): \(name) must be one of \(allowed.joined(separator: ", ")), not '\(s)'")
+    /// The value of a choice option: the default when not given; a name that is not among the
+    /// choices is a usage error that lists them.
+    func value<Value>(_ o: ChoiceOption<Value>) throws -> Value {
+        try given(o) ?? o.defaultValue
+    }
+
+    /// The value of a choice option when it is given, else nil (for a default that depends on more).
+    func given<Value>(_ o: ChoiceOption<Value>) throws -> Value? {
+        assert(command.options.contains { $0.name == o.option.name }, "probe \(command.name) does not declare \(o.option.name)")
+        guard let s = string(o.option.name) else { return nil }
+        guard let v = o.parse(s) else {
+            throw UsageError("probe \(command.name): \(o.option.name) must be one of \(o.names.joined(separator: ", ")), not '\(s)'")
         }
-        return s
+        return v
     }
 
     /// The positionals, checked against the number the command takes.

@@ -1,6 +1,9 @@
 import Foundation
 import Extract
 import Workflows
+import Backbones
+
+let demoBackboneOption = architectureOption(help: "One of \(Architecture.knownNames) (default: resnet18 when its weights are available, else mobilenet_v2).")
 
 let demoCommand = Command(
     path: ["demo"],
@@ -15,7 +18,7 @@ let demoCommand = Command(
     """,
     options: [
         Option("--data", "DIR", "The hymenoptera_data folder (train/ and val/)."),
-        Option("--backbone", "NAME", "One of \(backboneNames.replacingOccurrences(of: "|", with: ", ")) (default: resnet18 when its weights are available, else mobilenet_v2)."),
+        demoBackboneOption.option,
         Option("--weights", "PATH", "Weights of the backbone."),
         Option("--seed", "N", "Seed of the head's initialisation and shuffling (default 0)."),
         storeOption,
@@ -27,7 +30,7 @@ let demoCommand = Command(
         _ = try args.positionals(min: 0, max: 0, what: "")
         var o = DemoOptions()
         o.dataPath = args.string("--data")
-        if args.string("--backbone") != nil { o.backbone = try backboneKind(args) }
+        if let backbone = try args.given(demoBackboneOption) { o.backbone = backbone }
         o.weightsPath = args.string("--weights")
         o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         o.storePath = storePath(args)

@@ -7,7 +7,7 @@ import Weights
 let extractCommand = Command(
     path: ["extract"],
     summary: "Compute each image's backbone features once and keep them in the store.",
-    usage: "extract DIR [--backbone \(backboneNames)] [--weights PATH] [--views N] [--follow-symlinks] [--verify] [--store PATH]",
+    usage: "extract DIR [\(backboneOption.usage)] [--weights PATH] [--views N] [--follow-symlinks] [--verify] [--store PATH]",
     discussion: """
     DIR is an ImageFolder tree: class sub-folders of images, or train/ and val/ each holding
     class sub-folders. Every image is identified by the SHA-256 of its bytes: what the store has
@@ -46,12 +46,12 @@ let extractCommand = Command(
       probe extract data/hymenoptera_data --verify     # re-hash every file, catch swapped contents
     """,
     options: [
-        Option("--backbone", "NAME", backboneHelp),
+        backboneOption.option,
         Option("--weights", "PATH", "Weight file (.pth, .pt or .safetensors); default: torchvision's file from cache/weights/."),
         Option("--views", "N", "Augmented views per training image besides view 0 (default 0)."),
         Option("--seed", "N", "Seed of the augmented views (default 0)."),
         Option("--batch", "N", "Images per backbone call and per commit (default 32)."),
-        Option("--dtype", "T", "f32 (default) or f16 (half the room, ~1e-3 relative error)."),
+        dtypeOption.option,
         Option("--follow-symlinks", nil, "Follow every symbolic link, also out of DIR (cycles are detected and skipped)."),
         Option("--verify", nil, "Hash every file, also those whose size and modification time match the record; report changed ones."),
         storeOption,
@@ -61,12 +61,13 @@ let extractCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 1, max: 1, what: "image folder DIR")[0]
-        let kind = try backboneKind(args)
+        let kind = try args.value(backboneOption)
+        let dtype = try args.value(dtypeOption)
         var options = ExtractOptions(backbone: kind, weightsPath: try weightsPath(args, kind))
         options.views = try args.int("--views", default: 0, range: 0...1000)
         options.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         options.batchSize = try args.int("--batch", default: 32, range: 1...1024)
-        options.dtype = VectorDType(rawValue: try args.choice("--dtype", ["f32", "f16"], default: "f32"))!
+        options.dtype = dtype
         options.followSymlinks = args.flag("--follow-symlinks")
         options.verify = args.flag("--verify")
         let store = try FeatureStore(path: storePath(args))
@@ -80,20 +81,17 @@ let extractCommand = Command(
     }
 )
 
-/// "resnet18|resnet34|resnet50|mobilenet_v2": every registered architecture.
-let backboneNames = Architecture.all.map(\.name).joined(separator: "|")
-/// The --backbone option's help: the registered architectures, their default weight files.
-let backboneHelp = "One of " + Architecture.all.map { "\($0.name) (\($0.featureDimension)-d)" }.joined(separator: ", ")
-    + "; default resnet18. Without --weights, torchvision's ImageNet file from cache/weights/ (downloaded when missing)."
+let dtypeOption = ChoiceOption("--dtype", "T", default: VectorDType.f32, note: "f16 takes half the room (~1e-3 relative error).")
 
-/// The backbone named by --backbone (default resnet18).
-func backboneKind(_ args: Arguments) throws -> Architecture {
-    let name = args.string("--backbone") ?? "resnet18"
-    guard let kind = Architecture.find(name) else {
-        throw UsageError("probe \(args.command.name): unknown backbone '\(name)' (choose one of \(Architecture.knownNames))")
-    }
-    return kind
+/// A choice among the registered architectures (`Architecture.all`; their aliases are accepted too).
+func architectureOption(_ name: String = "--backbone", help: String) -> ChoiceOption<Architecture> {
+    ChoiceOption(name, "NAME", help: help, names: Architecture.all.map(\.name), default: .resnet18,
+                 parse: { Architecture.find($0) })
 }
+
+/// --backbone of extract and finetune: an architecture of the registry, default resnet18.
+let backboneOption = architectureOption(help: "One of " + Architecture.all.map { "\($0.name) (\($0.featureDimension)-d)" }.joined(separator: ", ")
+    + "; default resnet18. Without --weights, torchvision's ImageNet file from cache/weights/ (downloaded when missing).")
 
 /// The weight file for `kind`: --weights, else torchvision's file from cache/weights/ (downloaded
 /// and verified when missing).

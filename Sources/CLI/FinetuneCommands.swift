@@ -11,7 +11,7 @@ import NN
 let finetuneCommand = Command(
     path: ["finetune"],
     summary: "Finetune a whole ResNet-18 / MobileNetV2 on an image folder (streaming, SGD, checkpoints).",
-    usage: "finetune DIR [--weights FILE] [--backbone \(backboneNames)] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
+    usage: "finetune DIR [--weights FILE] [\(backboneOption.usage)] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9] [--weight-decay 0] [--step 7] [--gamma 0.1] [--seed N] [--out FILE] [--resume]",
     discussion: """
     DIR holds train/ and val/ class folders (PyTorch's tutorial layout). Prints the tutorial's
     per-epoch lines, keeps the weights of the best validation accuracy and writes them as a
@@ -36,7 +36,7 @@ let finetuneCommand = Command(
     """,
     options: [
         Option("--weights", "FILE", "Pretrained weights (.pth/.pt/.safetensors); default: torchvision's file in cache/weights/."),
-        Option("--backbone", "NAME", backboneHelp),
+        backboneOption.option,
         Option("--epochs", "N", "Epochs (default 25)."),
         Option("--batch", "N", "Batch size (default 4)."),
         Option("--lr", "X", "Learning rate (default 0.001)."),
@@ -53,7 +53,7 @@ let finetuneCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 1, max: 1, what: "DIR")[0]
-        let arch = try backboneKind(args)
+        let arch = try args.value(backboneOption)
         let base = URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent
         var o = FinetuneOptions(outputPath: args.string("--out") ?? "\(base)-\(arch.name)-finetuned.pth")
         o.architecture = arch
@@ -89,10 +89,12 @@ let finetuneCommand = Command(
     }
 )
 
+let benchFinetuneBackboneOption = architectureOption(help: "Only this model: one of \(Architecture.knownNames) (default: resnet18 and mobilenet_v2).")
+
 let benchFinetuneCommand = Command(
     path: ["bench", "finetune"],
     summary: "Time full-finetuning training steps (batch 4) of ResNet-18 and MobileNetV2.",
-    usage: "bench finetune [DIR] [--backbone \(backboneNames)] [--batch 4] [--steps 20] [--weights FILE]",
+    usage: "bench finetune [DIR] [\(benchFinetuneBackboneOption.usage)] [--batch 4] [--steps 20] [--weights FILE]",
     discussion: """
     Streams the training images of DIR (default ../shared/data/hymenoptera_data) through
     RandomResizedCrop + flip like `probe finetune` and times whole SGD steps on --threads workers
@@ -100,7 +102,7 @@ let benchFinetuneCommand = Command(
     (same batch, augmentation and thread count). Asserts nothing.
     """,
     options: [
-        Option("--backbone", "NAME", "Only this model (default: both)."),
+        benchFinetuneBackboneOption.option,
         Option("--batch", "N", "Batch size (default 4)."),
         Option("--steps", "N", "Timed steps (default 20)."),
         Option("--weights", "FILE", "Weights (default: random initialisation, same cost)."),
@@ -110,7 +112,7 @@ let benchFinetuneCommand = Command(
     ],
     run: { args in
         let dir = try args.positionals(min: 0, max: 1, what: "").first ?? "../shared/data/hymenoptera_data"
-        let only = try args.string("--backbone").map { _ in try backboneKind(args) }
+        let only = try args.given(benchFinetuneBackboneOption)
         let batch = try args.int("--batch", default: 4, range: 1...1024)
         let steps = try args.int("--steps", default: 20, range: 1...100_000)
         print("full finetuning steps, \(ThreadCount.workersDescription)")

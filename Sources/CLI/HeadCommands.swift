@@ -9,7 +9,7 @@ import Weights
 let trainCommand = Command(
     path: ["train"],
     summary: "Train a linear head over cached features (milliseconds) and save it in the store.",
-    usage: "train [--name NAME] [--solver sgd|lbfgs] [--epochs 25] [--lr 0.001] [--seed N] [--backbone B] [--store PATH]",
+    usage: "train [--name NAME] [\(solverOption.usage)] [--epochs 25] [--lr 0.001] [--seed N] [--backbone B] [--store PATH]",
     discussion: """
     Trains on the 'train' split (every sample when the store has no splits) and evaluates on 'val'
     every epoch. The defaults are PyTorch's transfer-learning tutorial's: SGD lr 0.001, momentum
@@ -26,7 +26,7 @@ let trainCommand = Command(
     """,
     options: [
         Option("--name", "NAME", "Name of the head in the store (default: head); an existing head of that name is replaced."),
-        Option("--solver", "S", "sgd (default) or lbfgs."),
+        solverOption.option,
         Option("--epochs", "N", "SGD epochs (default 25)."),
         Option("--lr", "X", "SGD learning rate (default 0.001)."),
         Option("--momentum", "X", "SGD momentum (default 0.9)."),
@@ -44,7 +44,7 @@ let trainCommand = Command(
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
         var o = TrainHeadOptions(name: args.string("--name") ?? "head")
-        o.solver = Solver(rawValue: try args.choice("--solver", ["sgd", "lbfgs"], default: "sgd"))!
+        o.solver = try args.value(solverOption)
         o.sgd.epochs = try args.int("--epochs", default: 25, range: 1...100_000)
         o.sgd.learningRate = try args.double("--lr", default: 0.001, range: 0...100)
         o.sgd.momentum = try args.double("--momentum", default: 0.9, range: 0...1)
@@ -73,6 +73,8 @@ let trainCommand = Command(
     }
 )
 
+let solverOption = ChoiceOption("--solver", "S", default: Solver.sgd)
+
 struct TrainJSON: Encodable {
     var name: String, backbone: String, classes: [String], best_val_acc: Double?, seconds: Double
     var train_images: Int, views: Int, val_images: Int
@@ -82,7 +84,7 @@ let headsCommand = Command(
     path: ["heads"],
     summary: "List the heads saved in the store.",
     usage: "heads [--store PATH] [--json]",
-    discussion: "Export one for PyTorch with 'probe heads export NAME --format pth|safetensors'.",
+    discussion: "Export one for PyTorch with 'probe heads export NAME \(headFormatOption.usage)'.",
     options: [storeOption, jsonOption],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
@@ -105,7 +107,7 @@ let headsCommand = Command(
 let headsExportCommand = Command(
     path: ["heads", "export"],
     summary: "Write a head as a file PyTorch loads into nn.Linear(d, classes).",
-    usage: "heads export NAME --format pth|safetensors [--out PATH] [--store PATH]",
+    usage: "heads export NAME \(headFormatOption.usage) [--out PATH] [--store PATH]",
     discussion: """
     In PyTorch: head = nn.Linear(d, classes); head.load_state_dict(torch.load("NAME.pth"))
     (safetensors: safetensors.torch.load_file; class names are in the file's metadata).
@@ -117,13 +119,13 @@ let headsExportCommand = Command(
     '/', '..' and unusual character replaced by '_', so it always lands in the current directory.
     """,
     options: [
-        Option("--format", "F", "pth (default) or safetensors."),
+        headFormatOption.option,
         Option("--out", "PATH", "Output file, or - for standard output (default: NAME.pth or NAME.safetensors in the current directory)."),
         storeOption,
     ],
     run: { args in
         let name = try args.positionals(min: 1, max: 1, what: "head NAME")[0]
-        let format = HeadExportFormat(rawValue: try args.choice("--format", ["pth", "safetensors"], default: "pth"))!
+        let format = try args.value(headFormatOption)
         let store = try openStore(args, readOnly: true)
         let loaded = try loadHead(store: store, name: name)
         let out = args.string("--out") ?? defaultHeadExportPath(name: name, format: format)
@@ -132,6 +134,8 @@ let headsExportCommand = Command(
         return 0
     }
 )
+
+let headFormatOption = ChoiceOption("--format", "F", default: HeadExportFormat.pth)
 
 let predictCommand = Command(
     path: ["predict"],

@@ -51,10 +51,12 @@ let storeInfoCommand = Command(
     }
 )
 
+let exportFormatOption = ChoiceOption("--format", "F", default: ExportFormat.npy)
+
 let exportCommand = Command(
     path: ["export"],
     summary: "Write cached features with labels and paths as .npy (+ labels CSV) or CSV.",
-    usage: "export --out PATH [--format npy|csv] [--split S] [--label L] [--backbone B] [--store PATH]",
+    usage: "export --out PATH [\(exportFormatOption.usage)] [--split S] [--label L] [--backbone B] [--store PATH]",
     discussion: """
     With --format npy, OUT.npy holds an N x D float32 matrix (numpy.load reads it as is) and
     OUT.labels.csv describes each row (row,path,label,split,sha256). Both are written whole to
@@ -73,7 +75,7 @@ let exportCommand = Command(
     """,
     options: [
         Option("--out", "PATH", "Output file (required); - is standard output (--format csv)."),
-        Option("--format", "F", "npy (default) or csv."),
+        exportFormatOption.option,
         Option("--split", "S", "Only this split (train, val, ...)."),
         Option("--label", "L", "Only this label (class)."),
         storeBackboneOption,
@@ -83,7 +85,7 @@ let exportCommand = Command(
         _ = try args.positionals(min: 0, max: 0, what: "")
         guard let out = args.string("--out") else { throw UsageError("probe export: --out PATH is required") }
         if out == "-" && args.flag("--json") { throw UsageError("probe export: --json and --out - both use standard output; choose one") }
-        let format = ExportFormat(rawValue: try args.choice("--format", ["npy", "csv"], default: "npy"))!
+        let format = try args.value(exportFormatOption)
         let store = try openStore(args, readOnly: true)
         let backbone = try selectBackbone(store, args)
         let summary = try store.export(to: out, format: format, backbone: backbone,

@@ -135,6 +135,8 @@ struct WorkItem: Sendable {
     let byteSize: Int
     let views: [Int]
     let samples: [SampleRecord]
+    /// The file's bytes when the caller has read them already (decoded from here, not from `path`).
+    var data: Data? = nil
 }
 
 /// A batch decoded and transformed, ready for the backbone.
@@ -146,6 +148,8 @@ struct PreparedBatch: @unchecked Sendable {
     let sizes: [(width: Int, height: Int)?]
     let tensors: UnsafeMutablePointer<Float>
     let count: Int
+    /// Side of the square tensors (the preprocessing's crop): 3 x crop x crop floats per slot.
+    let crop: Int
 }
 
 public enum ExtractError: Error, CustomStringConvertible {

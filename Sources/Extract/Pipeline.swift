@@ -54,12 +54,16 @@ func contentKey(_ sha256: String) -> Int {
     Int(bitPattern: UInt(UInt64(sha256.prefix(16), radix: 16) ?? 0))
 }
 
-/// Decodes and transforms the tensors of `items` into freshly allocated memory, on `threads` threads.
-func prepare(_ items: [WorkItem], seed: UInt64, resize: Int, threads: Int) -> PreparedBatch {
+/// Decodes and transforms the tensors of `items` into freshly allocated memory, on `threads` threads:
+/// view 0 through the validation transform of `preprocessing` (resize, center crop, normalize),
+/// view v > 0 through RandomResizedCrop(crop) + flip drawn from AugmentRNG(seed, epoch: v, content key).
+/// An item's bytes are decoded from `data` when it has them, else read from `path`.
+func prepare(_ items: [WorkItem], seed: UInt64, preprocessing: Preprocessing, threads: Int) -> PreparedBatch {
     var slots: [Int?] = []
     var next = 0
     for it in items { slots.append(next); next += it.views.count }
-    let per = 3 * 224 * 224
+    let resize = preprocessing.resize, crop = preprocessing.crop
+    let per = 3 * crop * crop
     let tensors = UnsafeMutablePointer<Float>.allocate(capacity: max(1, next * per))
     final class Results: @unchecked Sendable {
         var errors: [VisionError?]
@@ -72,7 +76,13 @@ func prepare(_ items: [WorkItem], seed: UInt64, resize: Int, threads: Int) -> Pr
     let decodeOne: @Sendable (Int) -> Void = { i in
         let item = items[i]
         let image: RGBImage
-        do throws(VisionError) { image = try ImageDecoder.decode(path: item.path) } catch {
+        do throws(VisionError) {
+            if let data = item.data {
+                image = try ImageDecoder.decode(data: data, name: item.path)
+            } else {
+                image = try ImageDecoder.decode(path: item.path)
+            }
+        } catch {
             results.errors[i] = error
             return
         }
@@ -81,10 +91,10 @@ func prepare(_ items: [WorkItem], seed: UInt64, resize: Int, threads: Int) -> Pr
         for v in item.views {
             let out = base + slot * per
             if v == 0 {
-                Transforms.validation(image, into: out, resize: resize)
+                Transforms.validation(image, into: out, resize: resize, crop: crop)
             } else {
                 var rng = AugmentRNG(seed: seed, epoch: v, index: contentKey(item.sha256))
-                Transforms.training(image, rng: &rng, into: out)
+                Transforms.training(image, rng: &rng, into: out, crop: RandomResizedCrop(size: crop))
             }
             slot += 1
         }
@@ -95,9 +105,68 @@ func prepare(_ items: [WorkItem], seed: UInt64, resize: Int, threads: Int) -> Pr
         for i in items.indices { decodeOne(i) }
     }
     for i in items.indices where results.errors[i] != nil { slots[i] = nil }
-    return PreparedBatch(items: items, slots: slots, errors: results.errors, sizes: results.sizes, tensors: tensors, count: next)
+    return PreparedBatch(items: items, slots: slots, errors: results.errors, sizes: results.sizes, tensors: tensors,
+                         count: next, crop: crop)
 }
 
+/// The backbone's vectors of a prepared batch, `count * featureDimension` floats in slot order.
+func forward(_ b: PreparedBatch, model: any Backbones.Backbone) -> [Float] {
+    b.count > 0 ? model.features(batch: b.tensors, count: b.count, height: b.crop, width: b.crop) : []
+}
+
+/// The store's records of a batch that went through the backbone (`vectors` from `forward`): for each
+/// item that decoded, its image and one feature per view; for each that did not, a failure per
+/// path that holds its bytes (each reported under its own path), and its samples left out.
+func records(of b: PreparedBatch, vectors: [Float], dimension d: Int) -> Batch {
+    var batch = Batch()
+    for (i, item) in b.items.enumerated() {
+        guard let slot = b.slots[i], let size = b.sizes[i] else {
+            for s in item.samples {
+                let reason = b.errors[i].map { $0.at(path: s.path).description } ?? "unknown decoding error"
+                batch.failures.append(FailureRecord(path: s.path, sha256: item.sha256, reason: reason))
+            }
+            continue
+        }
+        batch.images.append(ImageRecord(sha256: item.sha256, width: size.width, height: size.height, byteSize: item.byteSize))
+        batch.samples += item.samples
+        for (j, v) in item.views.enumerated() {
+            let row = slot + j
+            batch.features.append(FeatureRecord(sha256: item.sha256,
+                                                transform: v == 0 ? validationTransform : augmentedTransform,
+                                                view: v, vector: Array(vectors[(row * d)..<((row + 1) * d)])))
+        }
+    }
+    return batch
+}
+
+/// An image given by its bytes (already read, e.g. to hash them).
+public struct ImageBytes: Sendable {
+    /// How errors name it (its path).
+    public var name: String
+    public var sha256: String
+    public var data: Data
+    public init(name: String, sha256: String, data: Data) { self.name = name; self.sha256 = sha256; self.data = data }
+}
+
+/// View 0 of images given by their bytes, computed by extraction's own code (`prepare`, `forward`,
+/// `records`): decoded, resized and center-cropped as `preprocessing` says (the registry's
+/// `Architecture.preprocessing(weightsSHA256:)`), normalized, through `model`. Returns one image
+/// record and one feature record (transform `validationTransform`, view 0) per image, in the order
+/// given, with no sample rows: ready for `FeatureStore.insertBatch`. Each image goes through the
+/// backbone alone, so its vector is the one `extract` stores for the same bytes. Throws the
+/// decoding error of the first image that cannot be decoded, under its name.
+public func computeValidationFeatures(_ images: [ImageBytes], model: any Backbones.Backbone,
+                                      preprocessing: Preprocessing) throws -> Batch {
+    let items = images.map {
+        WorkItem(sha256: $0.sha256, path: $0.name, byteSize: $0.data.count, views: [0], samples: [], data: $0.data)
+    }
+    let prepared = prepare(items, seed: 0, preprocessing: preprocessing, threads: 1)
+    defer { prepared.tensors.deallocate() }
+    if let i = items.indices.first(where: { prepared.errors[$0] != nil }), let error = prepared.errors[i] {
+        throw error.at(path: items[i].path)
+    }
+    return records(of: prepared, vectors: forward(prepared, model: model), dimension: model.featureDimension)
+}
 
 /// Lowers the calling thread's scheduling priority (nice 10 on Linux; background QoS elsewhere).
 func lowerThreadPriority() {
@@ -139,7 +208,6 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
     let decoders = min(max(1, batches.count), ThreadCount.decoders(workers: options.workers))
     let channels = (0..<decoders).map { _ in BatchChannel(capacity: 1) }
     let seed = options.seed
-    let resize = preprocessing.resize
     let allBatches = batches
     for d in 0..<decoders {
         let channel = channels[d]
@@ -147,7 +215,7 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
             lowerThreadPriority()
             for b in stride(from: d, to: allBatches.count, by: decoders) {
                 if channel.isCancelled { break }
-                let prepared = prepare(allBatches[b], seed: seed, resize: resize, threads: 1)
+                let prepared = prepare(allBatches[b], seed: seed, preprocessing: preprocessing, threads: 1)
                 if !channel.put(prepared) { prepared.tensors.deallocate(); break }
             }
             channel.finish()
@@ -170,28 +238,7 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
     while let b = channels[index % decoders].take() {
         index += 1
         defer { b.tensors.deallocate() }
-        let vectors = b.count > 0 ? model.features(batch: b.tensors, count: b.count) : []
-        let d = model.featureDimension
-        var batch = Batch()
-        for (i, item) in b.items.enumerated() {
-            guard let slot = b.slots[i], let size = b.sizes[i] else {
-                // Every path with these bytes fails alike, each reported under its own path.
-                for s in item.samples {
-                    let reason = b.errors[i].map { $0.at(path: s.path).description } ?? "unknown decoding error"
-                    batch.failures.append(FailureRecord(path: s.path, sha256: item.sha256, reason: reason))
-                }
-                continue
-            }
-            batch.images.append(ImageRecord(sha256: item.sha256, width: size.width, height: size.height, byteSize: item.byteSize))
-            batch.samples += item.samples
-            for (j, v) in item.views.enumerated() {
-                let row = slot + j
-                let vec = Array(vectors[(row * d)..<((row + 1) * d)])
-                batch.features.append(FeatureRecord(sha256: item.sha256,
-                                                    transform: v == 0 ? validationTransform : augmentedTransform,
-                                                    view: v, vector: vec))
-            }
-        }
+        let batch = records(of: b, vectors: forward(b, model: model), dimension: model.featureDimension)
         let r = try store.insertBatch(batch, backbone: backbone, dtype: options.dtype)
         result.vectors += r.features
         result.savedBytes += r.bytesSavedByF16

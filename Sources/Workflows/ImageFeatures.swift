@@ -1,6 +1,5 @@
 import Foundation
 import Digest
-import Vision
 import Store
 import Extract
 import Backbones
@@ -56,22 +55,10 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
     guard sha == backbone.weightsSHA256 else {
         throw WorkflowError.backboneMismatch("\(weightsPath) (sha256 \(sha.prefix(12))…) is not the weights of this head's backbone (\(backbone.weightsSHA256.prefix(12))…)")
     }
-    // All new images through the backbone in one call, prepared as extraction prepares them.
-    let resize = kind.preprocessing(weightsSHA256: sha).resize
-    let per = 3 * 224 * 224
-    var tensors = [Float](repeating: 0, count: missing.count * per)
-    var batch = Batch()
-    for (j, (i, data)) in missing.enumerated() {
-        let image = try ImageDecoder.decode(data: data, name: out[i].path)
-        tensors.withUnsafeMutableBufferPointer { Transforms.validation(image, into: $0.baseAddress! + j * per, resize: resize) }
-        batch.images.append(ImageRecord(sha256: out[i].sha256, width: image.width, height: image.height, byteSize: data.count))
-    }
-    let vectors = model.features(tensors)
-    let d = model.featureDimension
-    for (j, (i, _)) in missing.enumerated() {
-        out[i].vector = Array(vectors[(j * d)..<((j + 1) * d)])
-        batch.features.append(FeatureRecord(sha256: out[i].sha256, transform: validationTransform, view: 0, vector: out[i].vector))
-    }
+    // Extraction's own pipeline, with the preprocessing the registry gives these weights.
+    let batch = try computeValidationFeatures(missing.map { ImageBytes(name: out[$0.index].path, sha256: out[$0.index].sha256, data: $0.data) },
+                                              model: model, preprocessing: kind.preprocessing(weightsSHA256: sha))
+    for (j, (i, _)) in missing.enumerated() { out[i].vector = batch.features[j].vector }
     // A read-only store still answers; the new features are just not cached.
     if store.isReadOnly {
         for (i, _) in missing { out[i].stored = false }

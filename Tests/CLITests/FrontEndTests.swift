@@ -3,6 +3,7 @@ import Testing
 import Digest
 import NN
 import Store
+import Backbones
 @testable import CLI
 
 /// The front end: help, dispatch, argument parsing, usage errors (status 64, one line naming the
@@ -112,6 +113,55 @@ struct FrontEndTests {
         #expect(r.status == 64 && r.err.hasPrefix("probe train: no store at \(missing)"))
         let fmt = probe("export", "--out", "x", "--format", "parquet", "--store", missing)
         #expect(fmt.status == 64 && fmt.err == "probe export: --format must be one of npy, csv, not 'parquet'")
+    }
+
+    /// Choice options are declared once (`ChoiceOption`): the help lists the values, parsing gives
+    /// the typed value, a value not among them is a usage error (64) listing them, before any work.
+    @Test func choiceOptionsListTheirValues() throws {
+        // What each command needs besides the option to get as far as parsing it.
+        let needs: [String: [String]] = ["extract": ["DIR"], "heads export": ["NAME"], "export": ["--out", "x"], "finetune": ["DIR"]]
+        var seen: [String] = []
+        for c in allCommands {
+            let help = probe(c.path + ["--help"]).out
+            for o in c.options where !o.choices.isEmpty {
+                seen.append("\(c.name) \(o.name)")
+                let line = help.split(separator: "\n").first { $0.hasPrefix("  \(o.name) \(o.value ?? "")") }.map(String.init) ?? ""
+                for v in o.choices { #expect(line.contains(v), "\(c.name) --help: \(o.name) does not list \(v)") }
+                var words = c.path + (needs[c.name] ?? []) + [o.name, "bogus"]
+                if c.options.contains(where: { $0.name == "--store" }) { words += ["--store", missing] }
+                let r = probe(words)
+                #expect(r.status == 64, "\(words)")
+                #expect(r.err == "probe \(c.name): \(o.name) must be one of \(o.choices.joined(separator: ", ")), not 'bogus'", "\(words)")
+            }
+        }
+        #expect(seen.sorted() == ["bench finetune --backbone", "bench forward --only", "demo --backbone", "export --format",
+                                  "extract --backbone", "extract --dtype", "finetune --backbone", "heads export --format", "train --solver"])
+        // The values come from the types: the registry's architectures, the enums' cases.
+        let backbones = Architecture.all.map(\.name)
+        #expect(backboneOption.names == backbones && backbones.contains("resnet50"))
+        #expect(dtypeOption.names == VectorDType.allCases.map(\.rawValue))
+        #expect(solverOption.names == ["sgd", "lbfgs"] && exportFormatOption.names == ["npy", "csv"]
+                && headFormatOption.names == ["pth", "safetensors"])
+        var r = probe("extract", "DIR", "--backbone", "vgg16")
+        #expect(r.status == 64 && r.err == "probe extract: --backbone must be one of resnet18, resnet34, resnet50, mobilenet_v2, not 'vgg16'")
+        r = probe("extract", "DIR", "--dtype=f64")
+        #expect(r.status == 64 && r.err == "probe extract: --dtype must be one of f32, f16, not 'f64'")
+        r = probe("heads", "export", "NAME", "--format", "onnx")
+        #expect(r.status == 64 && r.err == "probe heads export: --format must be one of pth, safetensors, not 'onnx'")
+        r = probe("bench", "forward", "--only", "vgg16")
+        #expect(r.status == 64 && r.err == "probe bench forward: --only must be one of resnet18, resnet34, resnet50, mobilenet_v2, not 'vgg16'")
+        // Help and usage generated from the declaration.
+        let train = probe("train", "--help").out
+        #expect(train.contains("USAGE: probe train [--name NAME] [--solver sgd|lbfgs]"))
+        #expect(train.contains("  --solver S ") && train.contains("sgd (default) or lbfgs.\n"))
+        #expect(probe("extract", "--help").out.contains("[--backbone resnet18|resnet34|resnet50|mobilenet_v2]"))
+        #expect(probe("export", "--help").out.contains("npy (default) or csv.\n"))
+        // Typed values: the default when absent, the last one given, the registry's aliases.
+        let none = try Arguments(command: extractCommand, words: ["DIR"])
+        #expect(try none.value(backboneOption) == .resnet18 && none.value(dtypeOption) == .f32)
+        #expect(try none.given(backboneOption) == nil)
+        let some = try Arguments(command: extractCommand, words: ["DIR", "--dtype", "f32", "--dtype=f16", "--backbone", "MobileNet-V2"])
+        #expect(try some.value(dtypeOption) == .f16 && some.value(backboneOption) == .mobilenetV2)
     }
 
     @Test func missingStoreIsAUsageError() {
