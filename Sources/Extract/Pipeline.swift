@@ -54,27 +54,21 @@ func contentKey(_ sha256: String) -> Int {
     Int(bitPattern: UInt(UInt64(sha256.prefix(16), radix: 16) ?? 0))
 }
 
-/// Decodes and transforms the tensors of `items` into freshly allocated memory, on `threads` threads:
+/// Decodes and transforms the tensors of `items` into freshly allocated memory, on the calling thread
+/// (extraction runs several of these in decoding threads, one batch each):
 /// view 0 through the validation transform of `preprocessing` (resize, center crop, normalize),
 /// view v > 0 through RandomResizedCrop(crop) + flip drawn from AugmentRNG(seed, epoch: v, content key).
 /// An item's bytes are decoded from `data` when it has them, else read from `path`.
-func prepare(_ items: [WorkItem], seed: UInt64, preprocessing: Preprocessing, threads: Int) -> PreparedBatch {
+func prepare(_ items: [WorkItem], seed: UInt64, preprocessing: Preprocessing) -> PreparedBatch {
     var slots: [Int?] = []
     var next = 0
     for it in items { slots.append(next); next += it.views.count }
     let resize = preprocessing.resize, crop = preprocessing.crop
     let per = 3 * crop * crop
     let tensors = UnsafeMutablePointer<Float>.allocate(capacity: max(1, next * per))
-    final class Results: @unchecked Sendable {
-        var errors: [VisionError?]
-        var sizes: [(width: Int, height: Int)?]
-        init(_ n: Int) { errors = Array(repeating: nil, count: n); sizes = Array(repeating: nil, count: n) }
-    }
-    let results = Results(items.count)
-    nonisolated(unsafe) let base = tensors
-    let slotsCopy = slots
-    let decodeOne: @Sendable (Int) -> Void = { i in
-        let item = items[i]
+    var errors = [VisionError?](repeating: nil, count: items.count)
+    var sizes = [(width: Int, height: Int)?](repeating: nil, count: items.count)
+    for (i, item) in items.enumerated() {
         let image: RGBImage
         do throws(VisionError) {
             if let data = item.data {
@@ -83,13 +77,14 @@ func prepare(_ items: [WorkItem], seed: UInt64, preprocessing: Preprocessing, th
                 image = try ImageDecoder.decode(path: item.path)
             }
         } catch {
-            results.errors[i] = error
-            return
+            errors[i] = error
+            slots[i] = nil
+            continue
         }
-        results.sizes[i] = (image.width, image.height)
-        var slot = slotsCopy[i]!
+        sizes[i] = (image.width, image.height)
+        var slot = slots[i]!
         for v in item.views {
-            let out = base + slot * per
+            let out = tensors + slot * per
             if v == 0 {
                 Transforms.validation(image, into: out, resize: resize, crop: crop)
             } else {
@@ -99,13 +94,7 @@ func prepare(_ items: [WorkItem], seed: UInt64, preprocessing: Preprocessing, th
             slot += 1
         }
     }
-    if threads > 1 {
-        DispatchQueue.concurrentPerform(iterations: items.count) { decodeOne($0) }
-    } else {
-        for i in items.indices { decodeOne(i) }
-    }
-    for i in items.indices where results.errors[i] != nil { slots[i] = nil }
-    return PreparedBatch(items: items, slots: slots, errors: results.errors, sizes: results.sizes, tensors: tensors,
+    return PreparedBatch(items: items, slots: slots, errors: errors, sizes: sizes, tensors: tensors,
                          count: next, crop: crop)
 }
 
@@ -160,7 +149,7 @@ public func computeValidationFeatures(_ images: [ImageBytes], model: any Backbon
     let items = images.map {
         WorkItem(sha256: $0.sha256, path: $0.name, byteSize: $0.data.count, views: [0], samples: [], data: $0.data)
     }
-    let prepared = prepare(items, seed: 0, preprocessing: preprocessing, threads: 1)
+    let prepared = prepare(items, seed: 0, preprocessing: preprocessing)
     defer { prepared.tensors.deallocate() }
     if let i = items.indices.first(where: { prepared.errors[$0] != nil }), let error = prepared.errors[i] {
         throw error.at(path: items[i].path)
@@ -215,7 +204,7 @@ func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: F
             lowerThreadPriority()
             for b in stride(from: d, to: allBatches.count, by: decoders) {
                 if channel.isCancelled { break }
-                let prepared = prepare(allBatches[b], seed: seed, preprocessing: preprocessing, threads: 1)
+                let prepared = prepare(allBatches[b], seed: seed, preprocessing: preprocessing)
                 if !channel.put(prepared) { prepared.tensors.deallocate(); break }
             }
             channel.finish()

@@ -165,7 +165,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
     let crop = RandomResizedCrop(size: o.imageSize)
     let seed = o.seed
     // the validation resize of the architecture's default weights (256 for 224 crops), scaled to imageSize
-    let valResize = o.imageSize * o.architecture.preprocessing.resize / 224
+    let valResize = o.imageSize * o.architecture.preprocessing.resize / o.architecture.preprocessing.crop
     let valCrop = o.imageSize
     let start = DispatchTime.now().uptimeNanoseconds
     let priorElapsed = state.elapsed
