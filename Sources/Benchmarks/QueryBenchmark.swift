@@ -28,7 +28,7 @@ public struct SyntheticRandom: Sendable {
 /// "synthetic", view 0), in batches of `batchSize` through `insertBatch`. Returns the backbone.
 @discardableResult
 public func buildSyntheticStore(path: String, count: Int, dimension: Int, batchSize: Int = 10_000,
-                                progress: ((Int) -> Void)? = nil) throws -> Backbone {
+                                progress: ((Int) -> Void)? = nil) throws -> StoredBackbone {
     var tGen = 0.0, tInsert = 0.0
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     defer { if ProcessInfo.processInfo.environment["PROBE_BENCH_VERBOSE"] != nil { print("generate \(tGen) s, insertBatch \(tInsert) s") } }

@@ -118,7 +118,7 @@ struct ComputeResult {
 
 /// Runs the backbone over `work` in batches, a decoding thread one batch ahead, and commits each
 /// batch (images, samples, features, failures) in one transaction.
-func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: FeatureStore, backbone: Store.Backbone,
+func computeFeatures(_ work: [WorkItem], model: any Backbone, store: FeatureStore, backbone: StoredBackbone,
                      preprocessing: Preprocessing, options: ExtractOptions, progress: ExtractProgress?) throws -> ComputeResult {
     // Batches: consecutive items whose tensors fit in batchSize (an item with more views alone).
     var batches: [[WorkItem]] = []

@@ -55,7 +55,7 @@ public struct FinetuneOptions: Sendable, Codable, Equatable {
 }
 
 /// Metrics of one epoch (the tutorial's lines), and timings.
-public struct EpochMetrics: Sendable, Codable, Equatable {
+public struct FinetuneEpochMetrics: Sendable, Codable, Equatable {
     public var epoch: Int
     public var learningRate: Float
     public var trainLoss: Double
@@ -84,7 +84,7 @@ public struct FinetuneProgress: Sendable {
 /// What a run produced.
 public struct FinetuneResult: Sendable {
     public var classes: [String]
-    public var epochs: [EpochMetrics]
+    public var epochs: [FinetuneEpochMetrics]
     public var bestValidationAccuracy: Double?
     public var bestEpoch: Int?
     /// The written `.pth` (nil when the run stopped early through `stopAfterEpochs`).
@@ -217,7 +217,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
                                        seconds: seconds(since: t0)))
         }
         let trainSeconds = seconds(since: t0)
-        var m = EpochMetrics(epoch: epoch, learningRate: lr, trainLoss: seen > 0 ? lossSum / Double(seen) : 0,
+        var m = FinetuneEpochMetrics(epoch: epoch, learningRate: lr, trainLoss: seen > 0 ? lossSum / Double(seen) : 0,
                              trainAccuracy: seen > 0 ? Double(correct) / Double(seen) : 0,
                              validationLoss: nil, validationAccuracy: nil, trainSeconds: trainSeconds, validationSeconds: 0,
                              trainImages: seen)
@@ -298,7 +298,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
                           outputPath: output, seconds: total, skipped: state.skipped, log: text)
 }
 
-func epochLines(_ m: EpochMetrics, epochs: Int) -> [String] {
+func epochLines(_ m: FinetuneEpochMetrics, epochs: Int) -> [String] {
     var l = ["Epoch \(m.epoch)/\(epochs - 1)", "----------", "train Loss: \(fixed(m.trainLoss, 4)) Acc: \(fixed(m.trainAccuracy, 4))"]
     if let vl = m.validationLoss, let va = m.validationAccuracy { l.append("val Loss: \(fixed(vl, 4)) Acc: \(fixed(va, 4))") }
     l.append("")

@@ -50,7 +50,7 @@ public struct SGDOptions: Sendable, Equatable {
 }
 
 /// Metrics of one epoch, as the tutorial's train_model computes them.
-public struct EpochMetrics: Sendable, Equatable {
+public struct SGDEpochMetrics: Sendable, Equatable {
     public var epoch: Int
     /// Learning rate used during this epoch.
     public var learningRate: Double
@@ -78,7 +78,7 @@ public struct SGDResult: Sendable {
     public var bestEpoch: Int?
     /// Best validation accuracy (0 when no epoch beat 0; nil without validation).
     public var bestValidationAccuracy: Double?
-    public var epochs: [EpochMetrics]
+    public var epochs: [SGDEpochMetrics]
     public var options: SGDOptions
     /// Wall time of the whole training, seconds.
     public var seconds: Double
@@ -134,7 +134,7 @@ public struct SGDTrainer: Sendable {
         var best = initial
         var bestAcc: Double = 0
         var bestEpoch: Int?
-        var metrics: [EpochMetrics] = []
+        var metrics: [SGDEpochMetrics] = []
         metrics.reserveCapacity(min(options.epochs, 10_000))
         var shuffleRNG = SplitMix64(seed: options.seed, stream: RandomStream.shuffle)
         var viewRNG = SplitMix64(seed: options.seed, stream: RandomStream.views)
@@ -166,7 +166,7 @@ public struct SGDTrainer: Sendable {
                         correct += r.correct
                         s = e
                     }
-                    var m = EpochMetrics(epoch: epoch, learningRate: lr, trainLoss: lossSum / Double(n),
+                    var m = SGDEpochMetrics(epoch: epoch, learningRate: lr, trainLoss: lossSum / Double(n),
                                          trainAccuracy: Double(correct) / Double(n),
                                          validationLoss: nil, validationAccuracy: nil, seconds: 0)
                     // StepLR.step() after the training phase, as in the tutorial.

@@ -255,7 +255,7 @@ extension FeatureStore {
     /// The vectors of one backbone (optionally only images with a sample in `filter.split` / with
     /// `filter.label`) as a search index: `loadVectors`, then rows scaled to unit length. The rows
     /// and their order do not depend on `workers`.
-    public func loadIndex(backbone: Backbone, filter: VectorFilter = VectorFilter(), workers: Int = defaultWorkerCount) throws -> VectorIndex {
+    public func loadIndex(backbone: StoredBackbone, filter: VectorFilter = VectorFilter(), workers: Int = defaultWorkerCount) throws -> VectorIndex {
         VectorIndex(matrix: try loadVectors(backbone: backbone, filter: filter, workers: workers), workers: workers)
     }
 }

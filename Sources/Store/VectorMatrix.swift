@@ -103,12 +103,12 @@ extension FeatureStore {
     /// order. Without a filter, `workers` threads (at most 16) scan consecutive rowid ranges of the
     /// table, each on its own read-only connection but the first; rows committed by a writer
     /// during loading are left out. The rows and their order do not depend on the number of workers.
-    public func loadVectors(backbone: Backbone, filter: VectorFilter = VectorFilter(), workers: Int) throws -> VectorMatrix {
+    public func loadVectors(backbone: StoredBackbone, filter: VectorFilter = VectorFilter(), workers: Int) throws -> VectorMatrix {
         try loadVectors(backbone: backbone, filter: filter, parallelThreshold: 20_000, workers: workers)
     }
 
     /// `parallelThreshold`: fewer rows than this load on one connection whatever `workers` says.
-    func loadVectors(backbone: Backbone, filter: VectorFilter, parallelThreshold: Int, workers: Int) throws -> VectorMatrix {
+    func loadVectors(backbone: StoredBackbone, filter: VectorFilter, parallelThreshold: Int, workers: Int) throws -> VectorMatrix {
         if filter.split != nil || filter.label != nil { return try loadVectorsFiltered(backbone: backbone, filter: filter) }
         let d = backbone.dimension
         let args: [SQLValue] = [.integer(backbone.id), .text(filter.transform), .int(filter.view)]
@@ -214,7 +214,7 @@ extension FeatureStore {
         return VectorMatrix(dimension: d, count: rows, imageIDs: ids, data: data, mapped: mapped)
     }
 
-    func loadVectorsFiltered(backbone: Backbone, filter: VectorFilter) throws -> VectorMatrix {
+    func loadVectorsFiltered(backbone: StoredBackbone, filter: VectorFilter) throws -> VectorMatrix {
         let d = backbone.dimension
         let sql = """
             SELECT f.image_id, f.dtype, f.vector FROM features f

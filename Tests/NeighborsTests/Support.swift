@@ -20,7 +20,7 @@ func sha(_ s: String) -> String { SHA256.hex(Array(s.utf8)) }
 extension FeatureStore {
     /// `loadIndex` with the loader's parallel threshold forced (1: in parts whatever the row count;
     /// .max: one connection).
-    func loadIndex(backbone: Backbone, filter: VectorFilter, parallelThreshold: Int,
+    func loadIndex(backbone: StoredBackbone, filter: VectorFilter, parallelThreshold: Int,
                    workers: Int = defaultWorkerCount) throws -> VectorIndex {
         VectorIndex(matrix: try loadVectors(backbone: backbone, filter: filter, parallelThreshold: parallelThreshold, workers: workers),
                     workers: workers)

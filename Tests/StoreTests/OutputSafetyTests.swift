@@ -7,7 +7,7 @@ import OutputFiles
 // store it reads, and replaces a regular file atomically.
 
 /// A store of `n` samples of dimension `d` in `dir`, and its backbone.
-private func exportStore(_ dir: TempDir, n: Int = 40, d: Int = 8) throws -> (FeatureStore, Backbone) {
+private func exportStore(_ dir: TempDir, n: Int = 40, d: Int = 8) throws -> (FeatureStore, StoredBackbone) {
     let store = try FeatureStore(path: dir.file("S.sqlite"))
     let b = try store.backbone(architecture: "m", weightsSHA256: sha("w"), dimension: d)
     var k = 0

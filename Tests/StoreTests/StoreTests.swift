@@ -254,7 +254,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     late.features.append(FeatureRecord(sha256: sha("image 999"), transform: "val", view: 0, vector: [Float](repeating: 1, count: 16)))
     #expect(throws: StoreError.self) { try store.insertBatch(late, backbone: b) }
     // A backbone that is not this store's.
-    let foreign = Backbone(id: 99, architecture: "m", weightsSHA256: sha("w"), dimension: 16)
+    let foreign = StoredBackbone(id: 99, architecture: "m", weightsSHA256: sha("w"), dimension: 16)
     #expect(throws: StoreError.self) { try store.insertBatch(sampleBatch(5..<10, d: 16), backbone: foreign) }
     // A caller's transaction that throws after a batch rolls the batch back too.
     struct Stop: Error {}
