@@ -2,6 +2,7 @@ import Foundation
 import NN
 import Synchronization
 import Weights
+import Parallelism
 
 // Backbones: the registry of architectures (Architecture.swift), their descriptions
 // (NetworkBody.swift) and the frozen feature extractor built from them (FoldedNetwork.swift: eval

@@ -7,6 +7,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Parallelism
 
 /// Stand-in weights of the right shapes (deterministic pseudo-random values), for timing when
 /// no weight file is given: the forward pass costs the same whatever the values.

@@ -6,6 +6,7 @@ import Glibc
 import Vision
 import Store
 import Backbones
+import Parallelism
 
 /// A bounded hand-over of prepared batches from the decoding thread to the backbone's.
 final class BatchChannel: @unchecked Sendable {

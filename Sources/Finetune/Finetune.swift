@@ -2,6 +2,7 @@ import Foundation
 import Backbones
 import NN
 import OutputFiles
+import Reproducible
 import Vision
 import Weights
 #if canImport(Glibc)
@@ -9,6 +10,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Parallelism
 
 /// Settings of a full finetuning run. Defaults are those of PyTorch's transfer-learning tutorial
 /// (`probe finetune DIR [--backbone ...] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9]
@@ -321,15 +323,4 @@ public func shuffledOrder(count: Int, seed: UInt64, epoch: Int) -> [Int] {
 
 func seconds(since t0: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
 
-/// printf("%.*f") through the C library, so rounding is exactly Python's.
-func cFormat(_ x: Double, _ digits: Int) -> String {
-    var buf = [CChar](repeating: 0, count: 64)
-    let n = buf.withUnsafeMutableBufferPointer { p in
-        withVaList([Int32(digits), x]) { vsnprintf(p.baseAddress!, 64, "%.*f", $0) }
-    }
-    guard n > 0 else { return String(x) }
-    return String(decoding: buf.prefix(Int(min(n, 63))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-func fixed(_ x: Double, _ digits: Int) -> String { cFormat(x, digits) }
 

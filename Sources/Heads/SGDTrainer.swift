@@ -1,4 +1,5 @@
 import NN
+import Reproducible
 
 /// Options of `SGDTrainer`; the defaults are PyTorch's transfer-learning tutorial's.
 public struct SGDOptions: Sendable, Equatable {
@@ -307,38 +308,15 @@ final class SGDWorkspace {
         return r
     }
 
-    /// torch.optim.SGD's update (single-tensor path) over (w, gradW, bufW) and (bias, gradB, bufB).
+    /// torch.optim.SGD's update (NN's `SGDOptimizer.update`) over (w, gradW, bufW) and (bias, gradB, bufB).
     @inline(__always)
     func apply(lr: Float, momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool) {
         let first = !hasMomentum
-        let p = classes * dimension
-        update(w, gradW, bufW, p, lr, momentum, dampening, weightDecay, nesterov, first)
-        update(bias, gradB, bufB, classes, lr, momentum, dampening, weightDecay, nesterov, first)
+        SGDOptimizer.update(params: w, grads: gradW, momentumBuffer: bufW, count: classes * dimension, lr: lr, momentum: momentum,
+                            dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, first: first)
+        SGDOptimizer.update(params: bias, grads: gradB, momentumBuffer: bufB, count: classes, lr: lr, momentum: momentum,
+                            dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, first: first)
         hasMomentum = true
-    }
-
-    @inline(__always)
-    private func update(_ param: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>,
-                        _ buf: UnsafeMutablePointer<Float>, _ n: Int, _ lr: Float, _ momentum: Float,
-                        _ dampening: Float, _ wd: Float, _ nesterov: Bool, _ first: Bool) {
-        if wd != 0 { for i in 0..<n { grad[i] += wd * param[i] } }
-        if momentum == 0 {
-            for i in 0..<n { param[i] -= lr * grad[i] }
-            return
-        }
-        if first {
-            for i in 0..<n { buf[i] = grad[i] }
-        } else if dampening == 0 {
-            for i in 0..<n { buf[i] = momentum * buf[i] + grad[i] }
-        } else {
-            let oneMinus = 1 - dampening
-            for i in 0..<n { buf[i] = momentum * buf[i] + oneMinus * grad[i] }
-        }
-        if nesterov {
-            for i in 0..<n { param[i] -= lr * (grad[i] + momentum * buf[i]) }
-        } else {
-            for i in 0..<n { param[i] -= lr * buf[i] }
-        }
     }
 
     /// Mean cross-entropy and accuracy of the current weights over a rows x dimension matrix.

@@ -3,6 +3,7 @@ import Accelerate
 #else
 import CBLAS
 #endif
+import Parallelism
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
 /// op(A) is m x k, op(B) is k x n, C is m x n; lda/ldb/ldc are row strides.
@@ -37,4 +38,14 @@ public func blasThreads() -> Int {
     #else
     return 1
     #endif
+}
+
+extension ThreadCount {
+    /// Sets the worker count (a command's `--threads`), and BLAS's own thread count to match for the
+    /// GEMMs it runs alone. Call before any parallel work: the worker pool keeps its first size and
+    /// runs larger jobs on GCD instead.
+    public static func set(_ n: Int) {
+        setWorkers(n)
+        setBLASThreads(n)
+    }
 }

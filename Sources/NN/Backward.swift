@@ -1,4 +1,5 @@
 import Foundation
+import Parallelism
 
 // Training kernels, llm.c style: the backward pass of every layer of ResNet-18 and MobileNetV2
 // (and the training-mode forwards that must record something for it), one plain function each.

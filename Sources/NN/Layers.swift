@@ -13,6 +13,8 @@
 // only need to know each plane's channel. `conv2dForward` reads either layout (see `PlaneLayout`),
 // so the network input stays NCHW as PyTorch gives it.
 
+import Parallelism
+
 /// Where plane (image n, channel c) of an activation starts: n * imageStride + c * channelStride.
 public struct PlaneLayout: Sendable, Equatable {
     public var imageStride: Int

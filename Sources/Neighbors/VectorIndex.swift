@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Store
+import Parallelism
 
 /// One neighbour of a query: the row of the index, its image, and the cosine similarity.
 public struct Neighbor: Sendable, Equatable, Codable {
@@ -180,21 +181,6 @@ private func matVec(_ a: UnsafePointer<Float>, rows: Int, _ d: Int, _ x: UnsafeP
     parallelSlices(rows, workers: rows >= 4096 ? max(1, workers) : 1) { _, slice in
         for r in slice { y[r] = dot(a + r * d, x, d) }
     }
-}
-
-@inline(__always)
-func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 32 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-        acc1 += ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
-        i += 32
-    }
-    var s = (acc0 + acc1).sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
 }
 
 /// Copies a row scaled to unit L2 norm (a zero row stays zero).

@@ -1,4 +1,5 @@
 import Foundation
+import Parallelism
 
 /// Which vectors to load (`FeatureStore.loadVectors`).
 public struct VectorFilter: Sendable, Equatable {
@@ -77,14 +78,11 @@ private func loadRow(_ s: Statement, _ d: Int, into dst: UnsafeMutablePointer<Fl
     return s.withBlob(2) { b -> Bool in VectorCodec.decode(b, dtype: f16 ? .f16 : .f32, count: d, into: dst) }
 }
 
-private struct UncheckedBox<T>: @unchecked Sendable { let value: T }
-
-/// Runs body(0..<iterations) on Dispatch's worker threads (the parts of a load, each on its own
+/// Runs body(0..<iterations) at once, one worker each (the parts of a load, each on its own
 /// connection); the caller keeps the iterations disjoint.
 private func concurrentParts(_ iterations: Int, _ body: (Int) -> Void) {
-    withoutActuallyEscaping(body) { b in
-        let box = UncheckedBox(value: b)
-        DispatchQueue.concurrentPerform(iterations: iterations) { box.value($0) }
+    parallelSlices(iterations, workers: iterations) { _, parts in
+        for part in parts { body(part) }
     }
 }
 

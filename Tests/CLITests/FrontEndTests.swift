@@ -4,6 +4,8 @@ import Digest
 import NN
 import Store
 @testable import CLI
+import Parallelism
+import TestSupport
 
 /// The front end: help, dispatch, argument parsing, usage errors (status 64, one line naming the
 /// command), failures (status 1), --threads. Runs `runProbe` in this process.

@@ -3,17 +3,8 @@ import Foundation
 import NN
 import Neighbors
 @testable import Store
+import Parallelism
 
-/// A temporary directory removed when released.
-final class TempDir {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("probe-neighbors-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { url.appendingPathComponent(name).path }
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
 
 func sha(_ s: String) -> String { SHA256.hex(Array(s.utf8)) }
 

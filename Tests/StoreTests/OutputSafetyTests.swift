@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import OutputFiles
 @testable import Store
+import TestSupport
 
 // Issue 12, defects 1, 2 and 8: export never replaces a non-regular file, never writes into the
 // store it reads, and replaces a regular file atomically.
