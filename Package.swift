@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "Reproducible", "TestSupport"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles", "Reproducible", "TestSupport"]),
-        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "Benchmarks", "TestSupport"]),
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "TestSupport"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest", "Parallelism",
                                                      "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Reproducible", "TestSupport"]),
