@@ -25,7 +25,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "probe", targets: ["probe"]),
-        .library(name: "ProbeKit", targets: ["Digest", "OutputFiles", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
+        .library(name: "ProbeKit", targets: ["Digest", "OutputFiles", "Reproducible", "Parallelism", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
                                              "Extract", "Heads", "Report", "Workflows", "Finetune"]),
     ],
     targets: [
@@ -43,54 +43,74 @@ let package = Package(
         .target(name: "Digest"),
         // The one atomic output-file writer (export, heads export, weight files, checkpoints).
         .target(name: "OutputFiles"),
+        // Bit-exact, platform-independent scalar numerics shared by storage and compute: IEEE half
+        // precision <-> float32 (the store's f16 vectors, float16 weight tensors; Swift's Float16 is
+        // unavailable on macOS x86_64), the SplitMix64 generator (heads, augmentation, seeded weights),
+        // printf-exact decimal formatting (the tutorial's logs). A leaf: Store, Vision and Weights use
+        // it without depending on NN.
+        .target(name: "Reproducible"),
+        // The worker count (affinity, cgroup quota, PROBE_THREADS, --threads) and the parallel-for
+        // (`parallelSlices` on a spinning worker pool, `UncheckedSendable`). A leaf, so that the store
+        // loads vectors in parallel without depending on NN.
+        .target(name: "Parallelism"),
         // Tensors, kernels (forward and backward), optimizers, schedules.
         .target(name: "NN", dependencies: [
+            "Parallelism",
             .target(name: "CBLAS", condition: .when(platforms: [.linux])),
         ]),
         // Decoding, torchvision-exact transforms, ImageFolder, augmentation, PNG writing.
-        .target(name: "Vision", dependencies: ["CTurboJPEG", "CPNG"]),
+        .target(name: "Vision", dependencies: ["CTurboJPEG", "CPNG", "Reproducible"]),
         // PyTorch .pth (zip and legacy) and safetensors readers/writers; weight downloads.
-        .target(name: "Weights", dependencies: ["NN", "Digest", "OutputFiles"]),
+        .target(name: "Weights", dependencies: ["NN", "Digest", "OutputFiles", "Reproducible"]),
         // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
-        .target(name: "Backbones", dependencies: ["NN", "Weights"]),
+        .target(name: "Backbones", dependencies: ["NN", "Weights", "Parallelism"]),
         // SQLite schema and all SQL; content-addressed feature cache; export. Stores only: no NN.
-        .target(name: "Store", dependencies: ["CSQLite", "Digest", "OutputFiles"], exclude: ["SCHEMA.md"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Digest", "OutputFiles", "Reproducible", "Parallelism"], exclude: ["SCHEMA.md"]),
         // Exact cosine nearest neighbours over a backbone's stored vectors (matrix products).
-        .target(name: "Neighbors", dependencies: ["NN", "Store"]),
+        .target(name: "Neighbors", dependencies: ["NN", "Store", "Parallelism"]),
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
-        .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store"]),
+        .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Parallelism"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
-        .target(name: "Heads", dependencies: ["NN"]),
+        .target(name: "Heads", dependencies: ["NN", "Reproducible"]),
         // Reports: line charts and HTML pages.
         .target(name: "Report", dependencies: ["Vision"]),
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
         .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Neighbors", "Extract", "Heads",
                                                   "Report", "Digest", "OutputFiles"]),
         // The streaming full-finetuning path.
-        .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "OutputFiles"]),
+        .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "OutputFiles", "Reproducible",
+                                                 "Parallelism"]),
         // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
         .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
-                                                   "Heads", "Finetune"]),
+                                                   "Heads", "Finetune", "Reproducible", "Parallelism"]),
         // The command-line front end: commands, argument parsing, dispatch (thin).
         .target(name: "CLI", dependencies: [
             "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune", "Benchmarks",
+            "Parallelism",
         ]),
         // The `probe` executable: main calls CLI.
         .executableTarget(name: "probe", dependencies: ["CLI"]),
 
+        // What the test targets share (../shared, temporary directories); tests only, not in ProbeKit.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "OutputFilesTests", dependencies: ["OutputFiles"]),
-        .testTarget(name: "NNTests", dependencies: ["NN"]),
-        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
-        .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles"]),
-        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "Benchmarks"]),
-        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Benchmarks"]),
-        .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Benchmarks"]),
+        .testTarget(name: "ReproducibleTests", dependencies: ["Reproducible"]),
+        .testTarget(name: "ParallelismTests", dependencies: ["Parallelism"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
+        .testTarget(name: "VisionTests", dependencies: ["Vision", "Reproducible", "TestSupport"]),
+        .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles", "Reproducible", "TestSupport"]),
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "TestSupport"]),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest", "Parallelism",
+                                                     "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Reproducible", "TestSupport"]),
+        .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Parallelism", "Reproducible",
+                                                       "TestSupport"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
-        .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones"]),
+        .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones", "TestSupport"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones", "Parallelism", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

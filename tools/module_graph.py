@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def targets():
-    """[(kind, name, [dependencies])] in Package.swift's order."""
+    """[(kind, name, [dependencies], path or None)] in Package.swift's order."""
     text = open(os.path.join(ROOT, "Package.swift")).read()
     text = re.sub(r"//[^\n]*", "", text)
     # The package's `targets: [` (a product's `targets: ["..."]` lists names, not declarations).
@@ -46,7 +46,8 @@ def targets():
                 depth += {"[": 1, "]": -1}.get(item[j], 0)
                 j += 1
             deps = re.findall(r"\"(\w+)\"", item[d.end():j - 1])
-        found.append((m.group(1), m.group(2), deps))
+        path = re.search(r"\bpath:\s*\"([^\"]+)\"", item)
+        found.append((m.group(1), m.group(2), deps, path.group(1) if path else None))
     return found
 
 
@@ -65,8 +66,8 @@ def ordered(graph):
     return out
 
 
-def imports(kind, name):
-    folder = os.path.join(ROOT, "Tests" if kind == "testTarget" else "Sources", name)
+def imports(kind, name, path=None):
+    folder = os.path.join(ROOT, path) if path else os.path.join(ROOT, "Tests" if kind == "testTarget" else "Sources", name)
     found = set()
     for dirpath, _, files in os.walk(folder):
         for f in files:
@@ -80,17 +81,22 @@ def imports(kind, name):
 
 def main():
     all_targets = targets()
-    modules = {n: deps for k, n, deps in all_targets if k != "testTarget"}
+    modules = {n: deps for k, n, deps, _ in all_targets if k != "testTarget"}
     width = max(len(n) for n in modules)
     graph = "".join(f"{n:<{width}} -> {', '.join(modules[n]) if modules[n] else '(none)'}\n" for n in ordered(modules))
     print(graph, end="")
     if "--check" in sys.argv:
-        names = {n for _, n, _ in all_targets}
+        names = {n for _, n, _, _ in all_targets}
+        # Targets kept under Tests/ (shared test support) serve test targets only.
+        test_only = {n for k, n, _, path in all_targets if k == "target" and path and path.startswith("Tests/")}
         problems = []
-        for kind, n, deps in all_targets:
+        for kind, n, deps, path in all_targets:
             if kind == "systemLibrary":
                 continue
-            used = imports(kind, n) & names
+            if kind != "testTarget":
+                for d in sorted(set(deps) & test_only):
+                    problems.append(f"{n} is not a test target but depends on {d}, which serves tests only")
+            used = imports(kind, n, path) & names
             for u in sorted(used - set(deps)):
                 problems.append(f"{n} imports {u} but does not declare it")
             for d in deps:

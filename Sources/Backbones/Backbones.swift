@@ -2,6 +2,7 @@ import Foundation
 import NN
 import Synchronization
 import Weights
+import Parallelism
 
 // Backbones: the registry of architectures (Architecture.swift), their descriptions
 // (NetworkBody.swift) and the frozen feature extractor built from them (FoldedNetwork.swift: eval
@@ -62,7 +63,7 @@ public protocol TensorSource {
     func tensorIfPresent(_ name: String) throws -> Tensor?
     /// The tensor called `name` when a network asks for it with the shape it needs (nil: any
     /// shape). By default `tensorIfPresent(name)`; a source that makes tensors rather than reading
-    /// them (benchmarks' synthetic weights) makes one of `shape`.
+    /// them (`SeededWeights`) makes one of `shape`.
     func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor?
 }
 

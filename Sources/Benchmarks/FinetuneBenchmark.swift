@@ -9,6 +9,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Parallelism
 
 /// Timing of training steps (one row of `probe bench finetune`).
 public struct FinetuneBenchmarkRow: Sendable {

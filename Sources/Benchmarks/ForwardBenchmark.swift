@@ -7,36 +7,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// Stand-in weights of the right shapes (deterministic pseudo-random values), for timing when
-/// no weight file is given: the forward pass costs the same whatever the values.
-public struct SyntheticWeights: TensorSource {
-    public init() {}
-    public func tensorIfPresent(_ name: String) throws -> Tensor? {
-        nil  // every tensor is made with the shape the network asks for (no classifier)
-    }
-
-    public func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? {
-        guard let shape else { return try tensorIfPresent(name) }
-        return make(shape, name)
-    }
-
-    func make(_ shape: [Int], _ name: String) -> Tensor {
-        let n = shape.reduce(1, *)
-        var state: UInt64 = 0x9E3779B97F4A7C15
-        for byte in name.utf8 { state = (state ^ UInt64(byte)) &* 0x100000001B3 }
-        let fanIn = shape.dropFirst().reduce(1, *)
-        let around1 = shape.count == 1 && (name.hasSuffix(".weight") || name.hasSuffix("running_var"))
-        let scale: Float = shape.count > 1 ? (6 / Float(fanIn)).squareRoot() : 0.2
-        var d = [Float](repeating: 0, count: n)
-        for i in 0..<n {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            let u = Float(state >> 40) / Float(1 << 24) - 0.5  // [-0.5, 0.5)
-            d[i] = around1 ? 1 + 0.2 * u : u * scale
-        }
-        return Tensor(shape: shape, data: d)
-    }
-}
+import Parallelism
 
 /// `probe bench forward`: loads the weight files when given (synthetic weights otherwise; the
 /// cost is the same) and returns the benchmark table (see the other overload).
@@ -70,7 +41,7 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
         for b in batches {
             let o = options?(which, b) ?? ForwardOptions()
             let weights = arch == .resnet18 ? resnet : arch == .mobilenetV2 ? mobilenet : nil
-            let model = try FoldedNetwork(arch, weights: weights ?? SyntheticWeights(), options: o)
+            let model = try FoldedNetwork(arch, weights: weights ?? SeededWeights(), options: o)
             var input = [Float](repeating: 0, count: b * 3 * 224 * 224)
             var s: UInt32 = 12345
             for i in 0..<input.count { s = s &* 1664525 &+ 1013904223; input[i] = Float(s >> 8) / Float(1 << 24) * 4 - 2 }

@@ -1,6 +1,8 @@
 import Foundation
 import NN
 import Heads
+import Reproducible
+import Parallelism
 
 /// The heads benchmark (`probe bench heads`): the tutorial's SGD head over cached features for
 /// several seeds (best validation accuracy, time of 25 epochs: median of `repeats` runs after a

@@ -3,32 +3,14 @@ import Foundation
 import NN
 import Store
 import Neighbors
-
-/// Deterministic pseudo-random numbers (xorshift64*), for synthetic data (benchmark stores, and
-/// the store and neighbour tests' vectors).
-public struct SyntheticRandom: Sendable {
-    public private(set) var state: UInt64
-    public init(seed: UInt64) {
-        // splitmix64 of the seed, so that nearby seeds give unrelated streams.
-        var z = seed &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        state = z == 0 ? 0x9E37_79B9_7F4A_7C15 : z
-    }
-    public mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
-        return state &* 2_685_821_657_736_338_717
-    }
-    /// Uniform in [0, 1).
-    public mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
-}
+import Reproducible
+import Parallelism
 
 /// Fills a store with `count` synthetic images of `dimension`-d float32 features (one backbone
 /// "synthetic", view 0), in batches of `batchSize` through `insertBatch`. Returns the backbone.
 @discardableResult
 public func buildSyntheticStore(path: String, count: Int, dimension: Int, batchSize: Int = 10_000,
-                                progress: ((Int) -> Void)? = nil) throws -> Backbone {
+                                progress: ((Int) -> Void)? = nil) throws -> StoredBackbone {
     var tGen = 0.0, tInsert = 0.0
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     defer { if ProcessInfo.processInfo.environment["PROBE_BENCH_VERBOSE"] != nil { print("generate \(tGen) s, insertBatch \(tInsert) s") } }
@@ -40,7 +22,7 @@ public func buildSyntheticStore(path: String, count: Int, dimension: Int, batchS
     try store.database.execute("PRAGMA synchronous = OFF")
     let weights = SHA256.hex(Array("synthetic-\(dimension)".utf8))
     let backbone = try store.backbone(architecture: "synthetic", weightsSHA256: weights, dimension: dimension)
-    var rng = SyntheticRandom(seed: 42)
+    var rng = SplitMix64(seed: 42)
     var done = 0
     while done < count {
         let n = min(batchSize, count - done)
@@ -125,7 +107,7 @@ public func runQueryBenchmark(count: Int = 1_000_000, dimension: Int = 512, quer
     }
 
     // One query: a stored vector plus noise; report the median of 5 and the first.
-    var rng = SyntheticRandom(seed: 7)
+    var rng = SplitMix64(seed: 7)
     var single: [Double] = [], singleCPU: [Double] = []
     var selfHits = 0
     for trial in 0..<5 {

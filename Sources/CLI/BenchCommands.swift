@@ -8,6 +8,7 @@ import Heads
 import Workflows
 import NN
 import Benchmarks
+import Parallelism
 
 let benchVisionCommand = Command(
     path: ["bench", "vision"],

@@ -1,4 +1,5 @@
 import NN
+import Parallelism
 
 public let probeVersion = "0.1.0"
 

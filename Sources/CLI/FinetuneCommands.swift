@@ -6,6 +6,7 @@ import Report
 import Weights
 import Extract
 import NN
+import Parallelism
 
 
 let finetuneCommand = Command(

@@ -32,7 +32,7 @@ let storeBackboneOption = Option("--backbone", "B", "Which backbone's features, 
     + "a prefix of the weights' sha256 (17c68b6d), both (mobilenet_v2:17c68b6d), or the weights file's path.")
 
 /// The backbone of the store chosen by --backbone (see `FeatureStore.selectBackbone`).
-func selectBackbone(_ store: FeatureStore, _ args: Arguments) throws -> Backbone {
+func selectBackbone(_ store: FeatureStore, _ args: Arguments) throws -> StoredBackbone {
     try store.selectBackbone(args.string("--backbone"))
 }
 

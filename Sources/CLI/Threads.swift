@@ -1,4 +1,5 @@
 import NN
+import Parallelism
 
 /// `--threads N`, declared once: the worker count of a compute command. Commands that list it get
 /// it applied by `runProbe` (`applyThreads`) before they run.

@@ -2,6 +2,7 @@ import Foundation
 import NN
 import Weights
 import Backbones
+import Parallelism
 
 /// Builds the frozen backbone `architecture` from the weight file at `path` (torchvision's key
 /// names, or another scheme the registry lists). Returns it with the sha256 of the file.

@@ -5,6 +5,7 @@ import Vision
 import Store
 import Backbones
 import Weights
+import Parallelism
 
 /// Settings of one extraction run.
 public struct ExtractOptions: Sendable {

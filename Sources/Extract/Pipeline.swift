@@ -6,6 +6,7 @@ import Glibc
 import Vision
 import Store
 import Backbones
+import Parallelism
 
 /// A bounded hand-over of prepared batches from the decoding thread to the backbone's.
 final class BatchChannel: @unchecked Sendable {
@@ -176,7 +177,7 @@ struct ComputeResult {
 
 /// Runs the backbone over `work` in batches, a decoding thread one batch ahead, and commits each
 /// batch (images, samples, features, failures) in one transaction.
-func computeFeatures(_ work: [WorkItem], model: any Backbones.Backbone, store: FeatureStore, backbone: Store.Backbone,
+func computeFeatures(_ work: [WorkItem], model: any Backbone, store: FeatureStore, backbone: StoredBackbone,
                      preprocessing: Preprocessing, options: ExtractOptions, progress: ExtractProgress?) throws -> ComputeResult {
     // Batches: consecutive items whose tensors fit in batchSize (an item with more views alone).
     var batches: [[WorkItem]] = []

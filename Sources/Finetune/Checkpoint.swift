@@ -8,7 +8,7 @@ struct RunState: Codable, Equatable {
     var nextEpoch: Int
     var bestAccuracy: Double
     var bestEpoch: Int?
-    var history: [EpochMetrics]
+    var history: [FinetuneEpochMetrics]
     /// Seconds spent in earlier calls (resumed runs report the total).
     var elapsed: Double
     var skipped: [String]

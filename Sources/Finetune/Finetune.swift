@@ -2,6 +2,7 @@ import Foundation
 import Backbones
 import NN
 import OutputFiles
+import Reproducible
 import Vision
 import Weights
 #if canImport(Glibc)
@@ -9,6 +10,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Parallelism
 
 /// Settings of a full finetuning run. Defaults are those of PyTorch's transfer-learning tutorial
 /// (`probe finetune DIR [--backbone ...] [--epochs 25] [--batch 4] [--lr 0.001] [--momentum 0.9]
@@ -55,7 +57,7 @@ public struct FinetuneOptions: Sendable, Codable, Equatable {
 }
 
 /// Metrics of one epoch (the tutorial's lines), and timings.
-public struct EpochMetrics: Sendable, Codable, Equatable {
+public struct FinetuneEpochMetrics: Sendable, Codable, Equatable {
     public var epoch: Int
     public var learningRate: Float
     public var trainLoss: Double
@@ -84,7 +86,7 @@ public struct FinetuneProgress: Sendable {
 /// What a run produced.
 public struct FinetuneResult: Sendable {
     public var classes: [String]
-    public var epochs: [EpochMetrics]
+    public var epochs: [FinetuneEpochMetrics]
     public var bestValidationAccuracy: Double?
     public var bestEpoch: Int?
     /// The written `.pth` (nil when the run stopped early through `stopAfterEpochs`).
@@ -217,7 +219,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
                                        seconds: seconds(since: t0)))
         }
         let trainSeconds = seconds(since: t0)
-        var m = EpochMetrics(epoch: epoch, learningRate: lr, trainLoss: seen > 0 ? lossSum / Double(seen) : 0,
+        var m = FinetuneEpochMetrics(epoch: epoch, learningRate: lr, trainLoss: seen > 0 ? lossSum / Double(seen) : 0,
                              trainAccuracy: seen > 0 ? Double(correct) / Double(seen) : 0,
                              validationLoss: nil, validationAccuracy: nil, trainSeconds: trainSeconds, validationSeconds: 0,
                              trainImages: seen)
@@ -298,7 +300,7 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
                           outputPath: output, seconds: total, skipped: state.skipped, log: text)
 }
 
-func epochLines(_ m: EpochMetrics, epochs: Int) -> [String] {
+func epochLines(_ m: FinetuneEpochMetrics, epochs: Int) -> [String] {
     var l = ["Epoch \(m.epoch)/\(epochs - 1)", "----------", "train Loss: \(fixed(m.trainLoss, 4)) Acc: \(fixed(m.trainAccuracy, 4))"]
     if let vl = m.validationLoss, let va = m.validationAccuracy { l.append("val Loss: \(fixed(vl, 4)) Acc: \(fixed(va, 4))") }
     l.append("")
@@ -321,15 +323,4 @@ public func shuffledOrder(count: Int, seed: UInt64, epoch: Int) -> [Int] {
 
 func seconds(since t0: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
 
-/// printf("%.*f") through the C library, so rounding is exactly Python's.
-func cFormat(_ x: Double, _ digits: Int) -> String {
-    var buf = [CChar](repeating: 0, count: 64)
-    let n = buf.withUnsafeMutableBufferPointer { p in
-        withVaList([Int32(digits), x]) { vsnprintf(p.baseAddress!, 64, "%.*f", $0) }
-    }
-    guard n > 0 else { return String(x) }
-    return String(decoding: buf.prefix(Int(min(n, 63))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-func fixed(_ x: Double, _ digits: Int) -> String { cFormat(x, digits) }
 

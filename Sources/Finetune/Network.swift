@@ -3,6 +3,7 @@ import NN
 import Backbones
 import Vision
 import Weights
+import Parallelism
 
 /// Errors building or training a network.
 public enum FinetuneError: Error, CustomStringConvertible {

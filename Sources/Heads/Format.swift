@@ -3,19 +3,10 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Reproducible
 
 @inline(__always)
 func Foundation_log(_ x: Double) -> Double { log(x) }
-
-/// printf("%.*f") through the C library, so rounding is exactly Python's/printf's.
-func cFormat(_ x: Double, _ digits: Int) -> String {
-    var buf = [CChar](repeating: 0, count: 64)
-    let n = buf.withUnsafeMutableBufferPointer { p in
-        withVaList([Int32(digits), x]) { vsnprintf(p.baseAddress!, 64, "%.*f", $0) }
-    }
-    guard n > 0 else { return String(x) }
-    return String(decoding: buf.prefix(Int(min(n, 63))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
 
 /// The tutorial's per-epoch log (train_model's prints) for an SGD run:
 ///

@@ -1,3 +1,5 @@
+import Reproducible
+
 /// Options of `LBFGSTrainer`.
 public struct LBFGSOptions: Sendable, Equatable {
     /// Inverse regularisation strength, scikit-learn's `C`: the objective is

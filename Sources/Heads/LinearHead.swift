@@ -1,4 +1,5 @@
 import NN
+import Reproducible
 
 /// One class with its softmax probability.
 public struct Prediction: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import Reproducible
+
 /// Accuracy, per-class precision and recall, and the confusion matrix of a head on a split.
 public struct ClassificationMetrics: Sendable, Equatable {
     /// Rows evaluated.
@@ -84,8 +86,3 @@ extension Double {
     var logOrFloor: Double { Foundation_log(Swift.max(self, 1e-45)) }
 }
 
-/// Fixed-point formatting without Foundation ("%.{digits}f", round half to even as printf does).
-public func fixed(_ x: Double, _ digits: Int) -> String {
-    guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
-    return cFormat(x, digits)
-}

@@ -1,4 +1,5 @@
 import NN
+import Reproducible
 
 /// Options of `SGDTrainer`; the defaults are PyTorch's transfer-learning tutorial's.
 public struct SGDOptions: Sendable, Equatable {
@@ -50,7 +51,7 @@ public struct SGDOptions: Sendable, Equatable {
 }
 
 /// Metrics of one epoch, as the tutorial's train_model computes them.
-public struct EpochMetrics: Sendable, Equatable {
+public struct SGDEpochMetrics: Sendable, Equatable {
     public var epoch: Int
     /// Learning rate used during this epoch.
     public var learningRate: Double
@@ -78,7 +79,7 @@ public struct SGDResult: Sendable {
     public var bestEpoch: Int?
     /// Best validation accuracy (0 when no epoch beat 0; nil without validation).
     public var bestValidationAccuracy: Double?
-    public var epochs: [EpochMetrics]
+    public var epochs: [SGDEpochMetrics]
     public var options: SGDOptions
     /// Wall time of the whole training, seconds.
     public var seconds: Double
@@ -134,7 +135,7 @@ public struct SGDTrainer: Sendable {
         var best = initial
         var bestAcc: Double = 0
         var bestEpoch: Int?
-        var metrics: [EpochMetrics] = []
+        var metrics: [SGDEpochMetrics] = []
         metrics.reserveCapacity(min(options.epochs, 10_000))
         var shuffleRNG = SplitMix64(seed: options.seed, stream: RandomStream.shuffle)
         var viewRNG = SplitMix64(seed: options.seed, stream: RandomStream.views)
@@ -166,7 +167,7 @@ public struct SGDTrainer: Sendable {
                         correct += r.correct
                         s = e
                     }
-                    var m = EpochMetrics(epoch: epoch, learningRate: lr, trainLoss: lossSum / Double(n),
+                    var m = SGDEpochMetrics(epoch: epoch, learningRate: lr, trainLoss: lossSum / Double(n),
                                          trainAccuracy: Double(correct) / Double(n),
                                          validationLoss: nil, validationAccuracy: nil, seconds: 0)
                     // StepLR.step() after the training phase, as in the tutorial.
@@ -307,38 +308,15 @@ final class SGDWorkspace {
         return r
     }
 
-    /// torch.optim.SGD's update (single-tensor path) over (w, gradW, bufW) and (bias, gradB, bufB).
+    /// torch.optim.SGD's update (NN's `SGDOptimizer.update`) over (w, gradW, bufW) and (bias, gradB, bufB).
     @inline(__always)
     func apply(lr: Float, momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool) {
         let first = !hasMomentum
-        let p = classes * dimension
-        update(w, gradW, bufW, p, lr, momentum, dampening, weightDecay, nesterov, first)
-        update(bias, gradB, bufB, classes, lr, momentum, dampening, weightDecay, nesterov, first)
+        SGDOptimizer.update(params: w, grads: gradW, momentumBuffer: bufW, count: classes * dimension, lr: lr, momentum: momentum,
+                            dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, first: first)
+        SGDOptimizer.update(params: bias, grads: gradB, momentumBuffer: bufB, count: classes, lr: lr, momentum: momentum,
+                            dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, first: first)
         hasMomentum = true
-    }
-
-    @inline(__always)
-    private func update(_ param: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>,
-                        _ buf: UnsafeMutablePointer<Float>, _ n: Int, _ lr: Float, _ momentum: Float,
-                        _ dampening: Float, _ wd: Float, _ nesterov: Bool, _ first: Bool) {
-        if wd != 0 { for i in 0..<n { grad[i] += wd * param[i] } }
-        if momentum == 0 {
-            for i in 0..<n { param[i] -= lr * grad[i] }
-            return
-        }
-        if first {
-            for i in 0..<n { buf[i] = grad[i] }
-        } else if dampening == 0 {
-            for i in 0..<n { buf[i] = momentum * buf[i] + grad[i] }
-        } else {
-            let oneMinus = 1 - dampening
-            for i in 0..<n { buf[i] = momentum * buf[i] + oneMinus * grad[i] }
-        }
-        if nesterov {
-            for i in 0..<n { param[i] -= lr * (grad[i] + momentum * buf[i]) }
-        } else {
-            for i in 0..<n { param[i] -= lr * buf[i] }
-        }
     }
 
     /// Mean cross-entropy and accuracy of the current weights over a rows x dimension matrix.

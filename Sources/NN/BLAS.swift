@@ -3,6 +3,7 @@ import Accelerate
 #else
 import CBLAS
 #endif
+import Parallelism
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
 /// op(A) is m x k, op(B) is k x n, C is m x n; lda/ldb/ldc are row strides.
@@ -78,5 +79,15 @@ public func parallelSgemm(
             sgemm(transA: transA, transB: transB, m: i1 - i0, n: n, k: k, a: ai, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c + i0 * ldc, ldc: ldc)
         }
+    }
+}
+
+extension ThreadCount {
+    /// Sets the worker count (a command's `--threads`), and BLAS's own thread count to match for the
+    /// GEMMs it runs alone. Call before any parallel work: the worker pool keeps its first size and
+    /// runs larger jobs on GCD instead.
+    public static func set(_ n: Int) {
+        setWorkers(n)
+        setBLASThreads(n)
     }
 }

@@ -2,6 +2,8 @@
 // and activation over CNHW) and training mode (batch statistics, forward and backward, fused with
 // the residual addition and activation).
 
+import Parallelism
+
 // MARK: - Eval mode
 
 /// Folds eval-mode BatchNorm into the preceding convolution: returns (weight', bias') with

@@ -2,6 +2,8 @@
 // its adjoint col2im, the forward pass with its fused bias/residual/activation epilogue, and the
 // backward passes (weight and input gradients) of ungrouped convolutions. Layouts: Layout.swift.
 
+import Parallelism
+
 /// Convolution hyper-parameters (square or rectangular kernels, symmetric padding).
 public struct ConvGeometry: Sendable, Equatable {
     public var inChannels: Int

@@ -1,6 +1,8 @@
 // Depthwise 3x3 convolution (groups == channels, padding 1, stride 1 or 2), CNHW: forward with
 // fused bias and activation, and backward (weight and input gradients).
 
+import Parallelism
+
 /// Scratch floats per worker for `depthwiseConv3x3Forward`: one zero-padded input plane.
 public func depthwiseScratchCount(height h: Int, width w: Int) -> Int {
     (h + 2) * (w + 24)

@@ -1,4 +1,5 @@
 import Foundation
+import Parallelism
 
 /// `torch.optim.SGD` over one flat parameter buffer (PyTorch's semantics, `foreach` or not):
 ///
@@ -32,6 +33,26 @@ public struct SGDOptimizer: Sendable {
     /// `workers` that split the (memory-bound) pass do not change the result.
     public mutating func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, count: Int, lr: Float,
                               workers: Int = defaultWorkerCount) {
+        let (momentum, dampening, weightDecay, nesterov, first) = (momentum, dampening, weightDecay, nesterov, !hasMomentum)
+        if momentum == 0 {
+            Self.update(params: params, grads: grads, momentumBuffer: nil, count: count, lr: lr, momentum: 0, dampening: dampening,
+                        weightDecay: weightDecay, nesterov: nesterov, first: first, workers: workers)
+            return
+        }
+        momentumBuffer.withUnsafeMutableBufferPointer { bp in
+            Self.update(params: params, grads: grads, momentumBuffer: bp.baseAddress!, count: count, lr: lr, momentum: momentum,
+                        dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, first: first, workers: workers)
+        }
+        hasMomentum = true
+    }
+
+    /// The update itself over raw buffers, for callers that keep their own parameters, gradients and
+    /// momentum buffers (a head's weight and bias): `momentumBuffer` (count floats) may be nil when
+    /// `momentum` is 0; `first` is PyTorch's "buf is None" (the buffer is set to the gradient). The
+    /// gradients are read, never written.
+    public static func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
+                              momentumBuffer: UnsafeMutablePointer<Float>?, count: Int, lr: Float, momentum: Float,
+                              dampening: Float, weightDecay: Float, nesterov: Bool, first: Bool, workers: Int = 1) {
         let wd = weightDecay, mom = momentum, damp = 1 - dampening, nest = nesterov
         let wk = count >= 1 << 16 ? workers : 1
         if mom == 0 {
@@ -39,28 +60,25 @@ public struct SGDOptimizer: Sendable {
             parallelSlices(count, workers: wk) { _, r in
                 let (params, grads) = box.value
                 for i in r {
-                    let d = grads[i] + wd * params[i]
+                    var d = grads[i]
+                    if wd != 0 { d += wd * params[i] }
                     params[i] -= lr * d
                 }
             }
             return
         }
-        let first = !hasMomentum
-        momentumBuffer.withUnsafeMutableBufferPointer { bp in
-            let box = UncheckedSendable((params, grads, bp.baseAddress!))
-            parallelSlices(count, workers: wk) { _, r in
-                let (params, grads, buf) = box.value
-                for i in r {
-                    var d = grads[i]
-                    if wd != 0 { d += wd * params[i] }
-                    let b = first ? d : mom * buf[i] + damp * d
-                    buf[i] = b
-                    let u = nest ? d + mom * b : b
-                    params[i] -= lr * u
-                }
+        let box = UncheckedSendable((params, grads, momentumBuffer!))
+        parallelSlices(count, workers: wk) { _, r in
+            let (params, grads, buf) = box.value
+            for i in r {
+                var d = grads[i]
+                if wd != 0 { d += wd * params[i] }
+                let b = first ? d : mom * buf[i] + damp * d
+                buf[i] = b
+                let u = nest ? d + mom * b : b
+                params[i] -= lr * u
             }
         }
-        hasMomentum = true
     }
 }
 

@@ -1,6 +1,8 @@
 // Pooling: max pooling (forward for inference; forward recording the argmax, and backward, for
 // training) and global average pooling, forward and backward.
 
+import Parallelism
+
 // MARK: - Max pooling
 
 /// Max pooling (kernel k, stride s, padding p; padding never wins, like PyTorch) over `planes`

@@ -8,6 +8,8 @@
 // bias/residual/activation epilogue fused into the output transform. Round-off stays at float32
 // level (the transforms only add, subtract and halve). Winograd4.swift has F(4x4, 3x3) for inference.
 
+import Parallelism
+
 /// Transformed weights [16][OC][IC] from PyTorch's [OC][IC][3][3].
 public func winogradTransformWeights(_ g: UnsafePointer<Float>, outChannels oc: Int, inChannels ic: Int) -> [Float] {
     var u = [Float](repeating: 0, count: 16 * oc * ic)

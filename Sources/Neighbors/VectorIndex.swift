@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Store
+import Parallelism
 
 /// One neighbour of a query: the row of the index, its image, and the cosine similarity.
 public struct Neighbor: Sendable, Equatable, Codable {
@@ -182,21 +183,6 @@ private func matVec(_ a: UnsafePointer<Float>, rows: Int, _ d: Int, _ x: UnsafeP
     }
 }
 
-@inline(__always)
-func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 32 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-        acc1 += ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
-        i += 32
-    }
-    var s = (acc0 + acc1).sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
-}
-
 /// Copies a row scaled to unit L2 norm (a zero row stays zero).
 @inline(__always)
 func normaliseRow(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, _ d: Int) {
@@ -255,7 +241,7 @@ extension FeatureStore {
     /// The vectors of one backbone (optionally only images with a sample in `filter.split` / with
     /// `filter.label`) as a search index: `loadVectors`, then rows scaled to unit length. The rows
     /// and their order do not depend on `workers`.
-    public func loadIndex(backbone: Backbone, filter: VectorFilter = VectorFilter(), workers: Int = defaultWorkerCount) throws -> VectorIndex {
+    public func loadIndex(backbone: StoredBackbone, filter: VectorFilter = VectorFilter(), workers: Int = defaultWorkerCount) throws -> VectorIndex {
         VectorIndex(matrix: try loadVectors(backbone: backbone, filter: filter, workers: workers), workers: workers)
     }
 }

@@ -12,9 +12,9 @@ public enum BackboneSelectionError: Error, CustomStringConvertible, Equatable {
     /// The store has no backbone yet (nothing extracted).
     case empty(store: String)
     /// Nothing matches the selector.
-    case noMatch(selector: String, store: String, available: [Backbone])
+    case noMatch(selector: String, store: String, available: [StoredBackbone])
     /// Several backbones match (`selector` nil: none was given and the store holds several).
-    case ambiguous(selector: String?, store: String, matching: [Backbone], available: [Backbone])
+    case ambiguous(selector: String?, store: String, matching: [StoredBackbone], available: [StoredBackbone])
     /// A weights file given as selector could not be read.
     case weightsUnreadable(path: String, reason: String)
 
@@ -38,7 +38,7 @@ public enum BackboneSelectionError: Error, CustomStringConvertible, Equatable {
         }
     }
 
-    static func list(_ bs: [Backbone], among all: [Backbone]? = nil) -> String {
+    static func list(_ bs: [StoredBackbone], among all: [StoredBackbone]? = nil) -> String {
         let n = FeatureStore.shortHashLength(all ?? bs)
         return bs.map { "\($0.architecture):\($0.weightsSHA256.prefix(n)) (\($0.dimension)-d)" }.joined(separator: ", ")
     }
@@ -46,7 +46,7 @@ public enum BackboneSelectionError: Error, CustomStringConvertible, Equatable {
 
 extension FeatureStore {
     /// The length of hash prefixes that tell `backbones` apart: at least 8 hex digits.
-    public static func shortHashLength(_ backbones: [Backbone]) -> Int {
+    public static func shortHashLength(_ backbones: [StoredBackbone]) -> Int {
         var n = 8
         while n < 64 {
             let prefixes = Set(backbones.map { $0.weightsSHA256.prefix(n) })
@@ -60,14 +60,14 @@ extension FeatureStore {
     /// architecture (`resnet18`), a prefix of the weights' sha256 (`17c68b6d`), both
     /// (`mobilenet_v2:17c68b6d`), or the path of a weights file (hashed, and matched by its sha256).
     /// Throws `BackboneSelectionError` when nothing or several match.
-    public func selectBackbone(_ selector: String?) throws -> Backbone {
+    public func selectBackbone(_ selector: String?) throws -> StoredBackbone {
         let all = try backbones()
         if all.isEmpty { throw BackboneSelectionError.empty(store: path) }
         guard let selector, !selector.isEmpty else {
             if all.count == 1 { return all[0] }
             throw BackboneSelectionError.ambiguous(selector: nil, store: path, matching: all, available: all)
         }
-        let matching: [Backbone]
+        let matching: [StoredBackbone]
         if all.contains(where: { $0.architecture == selector }) {
             matching = all.filter { $0.architecture == selector }
         } else if Self.isRegularFile(selector) {

@@ -51,7 +51,7 @@ extension FeatureStore {
     /// atomically, anything else (device, FIFO, directory, symlink) and the store itself (any
     /// spelling, hard links, its -wal/-shm) are refused with `OutputFileError`. `out` "-" streams
     /// the CSV format to standard output.
-    public func export(to out: String, format: ExportFormat, backbone: Backbone, split: String? = nil, label: String? = nil,
+    public func export(to out: String, format: ExportFormat, backbone: StoredBackbone, split: String? = nil, label: String? = nil,
                        transform: String = "val", view: Int = 0) throws -> ExportSummary {
         let d = backbone.dimension
         let from = """

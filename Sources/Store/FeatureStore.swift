@@ -1,8 +1,9 @@
 import CSQLite
 import Foundation
 
-/// A backbone: an architecture with one set of weights. Features of different weights never mix.
-public struct Backbone: Sendable, Codable, Equatable, Hashable {
+/// A backbone as the store records it (the `backbones` table): an architecture with one set of
+/// weights. Features of different weights never mix. (The network itself is Backbones' `Backbone`.)
+public struct StoredBackbone: Sendable, Codable, Equatable, Hashable {
     public let id: Int64
     public let architecture: String
     public let weightsSHA256: String
@@ -214,7 +215,7 @@ public final class FeatureStore {
     // MARK: Backbones
 
     /// The backbone with this architecture and weights, registered when new.
-    public func backbone(architecture: String, weightsSHA256: String, dimension: Int) throws -> Backbone {
+    public func backbone(architecture: String, weightsSHA256: String, dimension: Int) throws -> StoredBackbone {
         guard !architecture.isEmpty else { throw StoreError.invalidArgument("empty backbone architecture name") }
         try Self.checkSHA256(weightsSHA256, "weights sha256")
         guard dimension > 0 else { throw StoreError.invalidArgument("backbone dimension \(dimension) must be positive") }
@@ -235,22 +236,22 @@ public final class FeatureStore {
         }
     }
 
-    public func findBackbone(architecture: String, weightsSHA256: String) throws -> Backbone? {
+    public func findBackbone(architecture: String, weightsSHA256: String) throws -> StoredBackbone? {
         try database.queryFirst("SELECT id, architecture, weights_sha256, dimension FROM backbones WHERE architecture = ? AND weights_sha256 = ?",
                                 [.text(architecture), .text(weightsSHA256)], row: Self.backboneRow)
     }
 
-    public func backbone(id: Int64) throws -> Backbone? {
+    public func backbone(id: Int64) throws -> StoredBackbone? {
         try database.queryFirst("SELECT id, architecture, weights_sha256, dimension FROM backbones WHERE id = ?",
                                 [.integer(id)], row: Self.backboneRow)
     }
 
-    public func backbones() throws -> [Backbone] {
+    public func backbones() throws -> [StoredBackbone] {
         try database.query("SELECT id, architecture, weights_sha256, dimension FROM backbones ORDER BY id", row: Self.backboneRow)
     }
 
-    static func backboneRow(_ s: Statement) -> Backbone {
-        Backbone(id: s.int64(0), architecture: s.string(1) ?? "", weightsSHA256: s.string(2) ?? "", dimension: s.int(3))
+    static func backboneRow(_ s: Statement) -> StoredBackbone {
+        StoredBackbone(id: s.int64(0), architecture: s.string(1) ?? "", weightsSHA256: s.string(2) ?? "", dimension: s.int(3))
     }
 
     // MARK: Writing
@@ -260,7 +261,7 @@ public final class FeatureStore {
     /// and failures (a failing path loses its sample row). Everything is validated first; on any
     /// error nothing of the batch is stored.
     @discardableResult
-    public func insertBatch(_ batch: Batch, backbone: Backbone, dtype: VectorDType = .f32) throws -> BatchResult {
+    public func insertBatch(_ batch: Batch, backbone: StoredBackbone, dtype: VectorDType = .f32) throws -> BatchResult {
         try requireWritable("store features")
         // Validate everything before touching the store.
         for im in batch.images {
@@ -438,7 +439,7 @@ public final class FeatureStore {
 
     /// Of `keys`, those that have no feature row for `backbone`, in the order given. Answers
     /// in one read transaction with one prepared lookup per key (about a microsecond each).
-    public func missingFeatures(backbone: Backbone, keys: [FeatureKey]) throws -> [FeatureKey] {
+    public func missingFeatures(backbone: StoredBackbone, keys: [FeatureKey]) throws -> [FeatureKey] {
         let db = database
         return try db.read {
         let s = try db.cachedStatement("""
@@ -531,7 +532,7 @@ public final class FeatureStore {
     }
 
     /// One stored vector, decoded to float32.
-    public func vector(sha256: String, backbone: Backbone, transform: String = "val", view: Int = 0) throws -> [Float]? {
+    public func vector(sha256: String, backbone: StoredBackbone, transform: String = "val", view: Int = 0) throws -> [Float]? {
         try database.queryFirst("""
             SELECT f.dtype, f.vector FROM features f JOIN images i ON i.id = f.image_id
             WHERE i.sha256 = ? AND f.backbone_id = ? AND f.transform = ? AND f.view = ?
@@ -553,14 +554,14 @@ public final class FeatureStore {
     }
 
     /// Transforms and views stored for a backbone, with row counts.
-    public func views(backbone: Backbone) throws -> [(transform: String, view: Int, count: Int)] {
+    public func views(backbone: StoredBackbone) throws -> [(transform: String, view: Int, count: Int)] {
         try database.query("""
             SELECT transform, view, count(*) FROM features WHERE backbone_id = ? GROUP BY transform, view ORDER BY view, transform
             """, [.integer(backbone.id)]) { ($0.string(0) ?? "", $0.int(1), $0.int(2)) }
     }
 
     /// Features of samples (one row per sample path, sorted by path), for training and export.
-    public func labeledFeatures(backbone: Backbone, split: String? = nil, label: String? = nil,
+    public func labeledFeatures(backbone: StoredBackbone, split: String? = nil, label: String? = nil,
                                 transform: String = "val", view: Int = 0) throws -> SampleFeatures {
         let d = backbone.dimension
         var out = SampleFeatures(dimension: d)

@@ -31,7 +31,7 @@ public struct HeadRecord: Sendable, Equatable {
 /// A head in a listing (no weights).
 public struct HeadSummary: Sendable, Codable, Equatable {
     public var name: String
-    public var backbone: Backbone
+    public var backbone: StoredBackbone
     public var classes: [String]
     public var settingsJSON: String
     public var metricsJSON: String
@@ -98,7 +98,7 @@ extension FeatureStore {
             FROM heads h JOIN backbones b ON b.id = h.backbone_id ORDER BY h.name
             """) { s in
             HeadSummary(name: s.string(0) ?? "",
-                        backbone: Backbone(id: s.int64(1), architecture: s.string(2) ?? "", weightsSHA256: s.string(3) ?? "", dimension: s.int(4)),
+                        backbone: StoredBackbone(id: s.int64(1), architecture: s.string(2) ?? "", weightsSHA256: s.string(3) ?? "", dimension: s.int(4)),
                         classes: (try? JSONDecoder().decode([String].self, from: Data((s.string(5) ?? "").utf8))) ?? [],
                         settingsJSON: s.string(6) ?? "{}", metricsJSON: s.string(7) ?? "[]", parameterCount: s.int(8), created: s.string(9) ?? "")
         }

@@ -9,7 +9,7 @@ public struct StoreInfo: Sendable, Codable, Equatable {
         public var count: Int
     }
     public struct BackboneInfo: Sendable, Codable, Equatable {
-        public var backbone: Backbone
+        public var backbone: StoredBackbone
         public var views: [ViewCount]
         /// Vector rows of this backbone, and their bytes.
         public var rows: Int

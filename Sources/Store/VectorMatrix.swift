@@ -1,4 +1,5 @@
 import Foundation
+import Parallelism
 
 /// Which vectors to load (`FeatureStore.loadVectors`).
 public struct VectorFilter: Sendable, Equatable {
@@ -77,14 +78,11 @@ private func loadRow(_ s: Statement, _ d: Int, into dst: UnsafeMutablePointer<Fl
     return s.withBlob(2) { b -> Bool in VectorCodec.decode(b, dtype: f16 ? .f16 : .f32, count: d, into: dst) }
 }
 
-private struct UncheckedBox<T>: @unchecked Sendable { let value: T }
-
-/// Runs body(0..<iterations) on Dispatch's worker threads (the parts of a load, each on its own
+/// Runs body(0..<iterations) at once, one worker each (the parts of a load, each on its own
 /// connection); the caller keeps the iterations disjoint.
 private func concurrentParts(_ iterations: Int, _ body: (Int) -> Void) {
-    withoutActuallyEscaping(body) { b in
-        let box = UncheckedBox(value: b)
-        DispatchQueue.concurrentPerform(iterations: iterations) { box.value($0) }
+    parallelSlices(iterations, workers: iterations) { _, parts in
+        for part in parts { body(part) }
     }
 }
 
@@ -103,12 +101,12 @@ extension FeatureStore {
     /// order. Without a filter, `workers` threads (at most 16) scan consecutive rowid ranges of the
     /// table, each on its own read-only connection but the first; rows committed by a writer
     /// during loading are left out. The rows and their order do not depend on the number of workers.
-    public func loadVectors(backbone: Backbone, filter: VectorFilter = VectorFilter(), workers: Int) throws -> VectorMatrix {
+    public func loadVectors(backbone: StoredBackbone, filter: VectorFilter = VectorFilter(), workers: Int) throws -> VectorMatrix {
         try loadVectors(backbone: backbone, filter: filter, parallelThreshold: 20_000, workers: workers)
     }
 
     /// `parallelThreshold`: fewer rows than this load on one connection whatever `workers` says.
-    func loadVectors(backbone: Backbone, filter: VectorFilter, parallelThreshold: Int, workers: Int) throws -> VectorMatrix {
+    func loadVectors(backbone: StoredBackbone, filter: VectorFilter, parallelThreshold: Int, workers: Int) throws -> VectorMatrix {
         if filter.split != nil || filter.label != nil { return try loadVectorsFiltered(backbone: backbone, filter: filter) }
         let d = backbone.dimension
         let args: [SQLValue] = [.integer(backbone.id), .text(filter.transform), .int(filter.view)]
@@ -214,7 +212,7 @@ extension FeatureStore {
         return VectorMatrix(dimension: d, count: rows, imageIDs: ids, data: data, mapped: mapped)
     }
 
-    func loadVectorsFiltered(backbone: Backbone, filter: VectorFilter) throws -> VectorMatrix {
+    func loadVectorsFiltered(backbone: StoredBackbone, filter: VectorFilter) throws -> VectorMatrix {
         let d = backbone.dimension
         let sql = """
             SELECT f.image_id, f.dtype, f.vector FROM features f

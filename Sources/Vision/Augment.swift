@@ -1,4 +1,5 @@
 import Foundation
+import Reproducible
 
 /// A source of the random draws torchvision's augmentations make, so that the sampling logic can be
 /// driven by `AugmentRNG` in training and by recorded torch draws in tests.
@@ -22,30 +23,18 @@ public protocol AugmentDraws {
 /// - `randint(lo, hi)`: `lo + next() % (hi - lo)` (torch's `random_from_to`; bias < 2^-40 for image sizes).
 /// - `bernoulli(p)`: `uniform(0, 1) < p` (torchvision's `torch.rand(1) < p`).
 public struct AugmentRNG: AugmentDraws, Sendable {
-    public private(set) var state: UInt64
-
-    static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
-
-    @inline(__always)
-    static func mix64(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var generator: SplitMix64
+    public var state: UInt64 { generator.state }
 
     @inline(__always)
-    static func mix(_ x: UInt64) -> UInt64 { mix64(x &+ golden) }
+    static func mix(_ x: UInt64) -> UInt64 { SplitMix64.mix64(x &+ SplitMix64.golden) }
 
     /// The stream for image `index` in epoch `epoch` of a run seeded with `seed`.
     public init(seed: UInt64, epoch: Int = 0, index: Int = 0) {
-        state = Self.mix(Self.mix(Self.mix(seed) ^ UInt64(bitPattern: Int64(epoch))) ^ UInt64(bitPattern: Int64(index)))
+        generator = SplitMix64(seed: Self.mix(Self.mix(Self.mix(seed) ^ UInt64(bitPattern: Int64(epoch))) ^ UInt64(bitPattern: Int64(index))))
     }
 
-    public mutating func next() -> UInt64 {
-        state = state &+ Self.golden
-        return Self.mix64(state)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
         let x = Double(next() >> 40) * 0x1p-24

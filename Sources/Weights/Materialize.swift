@@ -1,44 +1,10 @@
 /// Turning (storage bytes, dtype, offset, shape, stride) into contiguous float32 (and int64) arrays.
 
-@inline(__always) func halfToFloat(_ h: UInt16) -> Float {
-    let sign = UInt32(h & 0x8000) << 16
-    let exp = Int(h >> 10) & 0x1F
-    let mant = UInt32(h & 0x3FF)
-    if exp == 0 {
-        if mant == 0 { return Float(bitPattern: sign) }
-        // subnormal: mant * 2^-24
-        let v = Float(mant) * Float(bitPattern: 0x3380_0000)
-        return sign != 0 ? -v : v
-    }
-    if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (mant << 13)) }
-    return Float(bitPattern: sign | UInt32(exp + 112) << 23 | (mant << 13))
-}
-
-@inline(__always) func floatToHalf(_ f: Float) -> UInt16 {
-    let b = f.bitPattern
-    let sign = UInt16((b >> 16) & 0x8000)
-    let exp = Int((b >> 23) & 0xFF) - 127 + 15
-    var mant = b & 0x7F_FFFF
-    if (b >> 23) & 0xFF == 0xFF { return sign | 0x7C00 | (mant != 0 ? 0x200 : 0) }
-    if exp >= 31 { return sign | 0x7C00 }
-    if exp <= 0 {
-        if exp < -10 { return sign }
-        mant |= 0x80_0000
-        let shift = UInt32(14 - exp)
-        var h = mant >> shift
-        let rem = mant & ((1 << shift) - 1), halfway = UInt32(1) << (shift - 1)
-        if rem > halfway || (rem == halfway && h & 1 == 1) { h += 1 }
-        return sign | UInt16(h)
-    }
-    var h = UInt32(exp) << 10 | (mant >> 13)
-    let rem = mant & 0x1FFF
-    if rem > 0x1000 || (rem == 0x1000 && h & 1 == 1) { h += 1 }
-    return sign | UInt16(h)
-}
+import Reproducible
 
 protocol ElementDecoder { static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float }
 enum F32Dec: ElementDecoder { @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { Float(bitPattern: p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian) } }
-enum F16Dec: ElementDecoder { @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { halfToFloat(p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) } }
+enum F16Dec: ElementDecoder { @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { float(fromHalfBits: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) } }
 enum BF16Dec: ElementDecoder { @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self).littleEndian) << 16) } }
 enum F64Dec: ElementDecoder { @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { Float(Double(bitPattern: p.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian)) } }
 enum I64Dec: ElementDecoder { @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { Float(Int64(littleEndian: p.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))) } }

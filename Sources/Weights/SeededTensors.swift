@@ -33,6 +33,8 @@
 //   branches add their variance to the identity path, so it grows additively, neither exploding nor
 //   vanishing (`python3 tools/seeded_weights.py --check`).
 
+import Reproducible
+
 /// FNV-1a 64 of the UTF-8 bytes of `name`.
 func fnv1a64(_ name: String) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -43,32 +45,14 @@ func fnv1a64(_ name: String) -> UInt64 {
     return h
 }
 
-/// The stream of one seeded tensor (SplitMix64 from `seed ^ fnv1a64(name)`).
-struct SeededStream {
-    var state: UInt64
-
-    init(name: String, seed: UInt64) { state = seed ^ fnv1a64(name) }
-
-    @inline(__always)
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// u in [0, 1): the top 24 bits over 2^24 (exact).
-    @inline(__always)
-    mutating func nextUniform() -> Float {
-        Float(next() >> 40) / 16_777_216
-    }
-}
+/// The stream of one seeded tensor (SplitMix64 from `seed ^ fnv1a64(name)`; u in [0, 1) is
+/// `nextFloat`, the top 24 bits over 2^24, exact).
+func seededStream(name: String, seed: UInt64) -> SplitMix64 { SplitMix64(seed: seed ^ fnv1a64(name)) }
 
 /// `count` successive u in [0, 1) of the stream of `name`.
 public func seededUniforms(name: String, count: Int, seed: UInt64) -> [Float] {
-    var s = SeededStream(name: name, seed: seed)
-    return (0..<count).map { _ in s.nextUniform() }
+    var s = seededStream(name: name, seed: seed)
+    return (0..<count).map { _ in s.nextFloat() }
 }
 
 /// The parity input: 4u - 2 of the stream `name` (default "input"), row-major, `shape` e.g. [2, 3, 128, 128].
@@ -84,7 +68,7 @@ func isBatchCounter(_ name: String) -> Bool { name.hasSuffix(".num_batches_track
 public func seededTensorValues(name: String, shape: [Int], seed: UInt64) -> [Float] {
     if isBatchCounter(name) { return [0] }
     let count = shape.reduce(1, *)
-    var s = SeededStream(name: name, seed: seed)
+    var s = seededStream(name: name, seed: seed)
     let transform: (Float) -> Float
     if name.hasSuffix(".running_var") || (shape.count == 1 && name.hasSuffix(".weight")) {
         transform = { 0.5 + $0 }
@@ -103,7 +87,7 @@ public func seededTensorValues(name: String, shape: [Int], seed: UInt64) -> [Flo
     }
     var out = [Float](repeating: 0, count: count)
     out.withUnsafeMutableBufferPointer { p in
-        for i in 0..<count { p[i] = transform(s.nextUniform()) }
+        for i in 0..<count { p[i] = transform(s.nextFloat()) }
     }
     return out
 }

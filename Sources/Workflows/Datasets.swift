@@ -44,7 +44,7 @@ public enum WorkflowError: Error, CustomStringConvertible {
 /// Loads the features of `trainSplit` (all samples when the store has no splits) and, when
 /// present, of `validationSplit`. With `useViews`, the augmented views (1...N) of every training
 /// image that has all of them replace view 0 in training.
-public func loadHeadDatasets(store: FeatureStore, backbone: Backbone, trainSplit: String = "train",
+public func loadHeadDatasets(store: FeatureStore, backbone: StoredBackbone, trainSplit: String = "train",
                              validationSplit: String = "val", useViews: Bool = true) throws -> HeadDatasets {
     let all = try store.labeledFeatures(backbone: backbone)
     guard all.count > 0 else {

@@ -34,7 +34,7 @@ public struct TrainedHead: Sendable {
     /// The tutorial's per-epoch lines (SGD) or a summary of the optimisation (L-BFGS).
     public var log: String
     public var bestValidationAccuracy: Double?
-    public var epochs: [EpochMetrics]
+    public var epochs: [SGDEpochMetrics]
     public var trainingSeconds: Double
     public var datasets: HeadDatasets
 }
@@ -46,7 +46,7 @@ struct EpochJSON: Codable {
 }
 
 /// Trains a head over the cached features of `backbone` and saves it in the store under its name.
-public func trainHead(store: FeatureStore, backbone: Backbone, options: TrainHeadOptions) throws -> TrainedHead {
+public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: TrainHeadOptions) throws -> TrainedHead {
     guard !options.name.isEmpty else { throw WorkflowError.noTrainingData("a head needs a name (--name NAME)") }
     // Said before training, not after: the head could not be saved.
     try store.requireWritable("save the head '\(options.name)' (nothing was trained)")
@@ -57,7 +57,7 @@ public func trainHead(store: FeatureStore, backbone: Backbone, options: TrainHea
     let head: LinearHead
     var log: String
     var best: Double?
-    var epochs: [EpochMetrics] = []
+    var epochs: [SGDEpochMetrics] = []
     var seconds: Double
     switch options.solver {
     case .sgd:
@@ -102,7 +102,7 @@ public func trainHead(store: FeatureStore, backbone: Backbone, options: TrainHea
 public struct LoadedHead: Sendable {
     public var record: HeadRecord
     public var head: LinearHead
-    public var backbone: Backbone
+    public var backbone: StoredBackbone
 }
 
 /// Loads the head called `name` from the store.

@@ -26,7 +26,7 @@ public func notCachedNote(_ paths: [String], store: FeatureStore) -> String? {
 /// Features of image files for `backbone`: from the store when the image (by content) is known,
 /// otherwise computed with the weights at `weightsPath` (which must be the backbone's, by sha256)
 /// and stored (image and features; no sample row, so training data is untouched).
-public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: Store.Backbone,
+public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: StoredBackbone,
                              weightsPath: String?) throws -> [ImageFeatures] {
     var out: [ImageFeatures] = []
     var missing: [(index: Int, data: Data)] = []

@@ -15,7 +15,7 @@ public struct NeighbourRow: Sendable, Codable {
 /// Cosine nearest neighbours among the cached embeddings of `backbone` (view 0), optionally only
 /// of one split / label. Many queries go through one matrix product. A query image itself
 /// (same content) is left out of its own answer.
-public func nearestNeighbours(store: FeatureStore, backbone: Backbone, queries: [ImageFeatures], k: Int,
+public func nearestNeighbours(store: FeatureStore, backbone: StoredBackbone, queries: [ImageFeatures], k: Int,
                               split: String? = nil, label: String? = nil) throws -> [[NeighbourRow]] {
     let index = try store.loadIndex(backbone: backbone, filter: VectorFilter(split: split, label: label))
     guard index.count > 0 else { return queries.map { _ in [] } }
@@ -44,7 +44,7 @@ public func nearestNeighbours(store: FeatureStore, backbone: Backbone, queries: 
 }
 
 /// The stored features of a sample path (as recorded, or as given relative to the current directory).
-public func featuresOfSample(path p: String, store: FeatureStore, backbone: Backbone) throws -> ImageFeatures {
+public func featuresOfSample(path p: String, store: FeatureStore, backbone: StoredBackbone) throws -> ImageFeatures {
     let abs = URL(fileURLWithPath: p).standardizedFileURL.path
     guard let s = try store.sample(path: abs) ?? store.sample(path: p) else {
         throw WorkflowError.noFeatures("no sample with path \(p) in the store (give the image file itself instead)")
@@ -56,7 +56,7 @@ public func featuresOfSample(path p: String, store: FeatureStore, backbone: Back
 }
 
 /// The stored features of an image given by id, or by a sha256 prefix of at least 4 hex digits.
-public func featuresOfImage(id text: String, store: FeatureStore, backbone: Backbone) throws -> ImageFeatures {
+public func featuresOfImage(id text: String, store: FeatureStore, backbone: StoredBackbone) throws -> ImageFeatures {
     var id: Int64? = nil
     if let n = Int64(text), try store.image(id: n) != nil { id = n }
     if id == nil, text.count >= 4 { id = try store.imageID(sha256OrPrefix: text) }

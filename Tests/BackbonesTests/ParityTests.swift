@@ -3,13 +3,8 @@ import Testing
 import NN
 import Weights
 @testable import Backbones
+import TestSupport
 
-/// ../shared next to the package root (or $PROBE_SHARED).
-let sharedDirectory: String = {
-    if let env = ProcessInfo.processInfo.environment["PROBE_SHARED"] { return env }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
 let sharedAvailable = FileManager.default.fileExists(atPath: sharedDirectory + "/reference/model_input.npy")
 
 /// Relative L2 error and the smallest row cosine between (rows x cols) arrays.

@@ -2,7 +2,6 @@ import Foundation
 import Testing
 import NN
 import Weights
-import Benchmarks
 @testable import Backbones
 
 @Suite struct RegistryTests {
@@ -40,7 +39,7 @@ import Benchmarks
     /// torchvision's tensor names (counts from torchvision's state_dicts, classifier excluded).
     @Test(arguments: [(Architecture.resnet18, 100), (.resnet34, 180), (.resnet50, 265), (.mobilenetV2, 260)])
     func descriptionsBindTorchvisionNames(arch: Architecture, tensors: Int) throws {
-        let net = try FoldedNetwork(arch, weights: SyntheticWeights(), options: ForwardOptions(workers: 1))
+        let net = try FoldedNetwork(arch, weights: SeededWeights(), options: ForwardOptions(workers: 1))
         #expect(net.featureDimension == arch.featureDimension)
         let convolutions = net.ops.filter { if case .conv = $0 { return true }; return false }.count
         #expect(convolutions * 5 == tensors)  // a convolution's weight and its BatchNorm's 4 tensors

@@ -4,18 +4,6 @@ import NN
 import Weights
 import Backbones
 
-/// Seeded weights (Sources/Weights/SeededTensors.swift, = tools/seeded_weights.py) made on demand
-/// with the shape the network asks for, plus a 10-way classifier.
-struct SeededSource: TensorSource {
-    let seed: UInt64
-    let classifier: [String: [Int]]
-    func tensorIfPresent(_ name: String) throws -> Tensor? { try tensorIfPresent(name, shape: classifier[name]) }
-    func tensorIfPresent(_ name: String, shape: [Int]?) throws -> Tensor? {
-        guard let shape = shape ?? classifier[name] else { return nil }
-        return Tensor(shape: shape, data: seededTensorValues(name: name, shape: shape, seed: seed))
-    }
-}
-
 /// ResNet-34 and ResNet-50 (BasicBlock and Bottleneck stages, the registry's descriptions, folded
 /// for inference) against torchvision's on the same seeded weights and input: features and logits
 /// within PyTorch's own float32 noise (SeededResNetReference.swift, tools/seeded_parity.py).
@@ -25,7 +13,7 @@ struct SeededSource: TensorSource {
         let ref = try #require(seededResNetReferences[arch.name])
         #expect(ref.featureDimension == arch.featureDimension)
         let d = arch.featureDimension, k = seededResNetClasses
-        let source = SeededSource(seed: seededResNetSeed, classifier: ["fc.weight": [k, d], "fc.bias": [k]])
+        let source = SeededWeights(seed: seededResNetSeed, classifier: ["fc.weight": [k, d], "fc.bias": [k]])
         let net = try FoldedNetwork(arch, weights: source)
         let shape = seededResNetInputShape
         let input = seededInputValues(shape: shape, seed: seededResNetSeed)

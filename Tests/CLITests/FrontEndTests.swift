@@ -5,6 +5,8 @@ import NN
 import Store
 import Backbones
 @testable import CLI
+import Parallelism
+import TestSupport
 
 /// The front end: help, dispatch, argument parsing, usage errors (status 64, one line naming the
 /// command), failures (status 1), --threads. Runs `runProbe` in this process.

@@ -24,13 +24,3 @@ func probe(_ words: [String]) -> Run {
     return Run(status: status, out: out.value, err: err.value)
 }
 
-/// A temporary directory removed when released.
-final class TempDir {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("probe-cli-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { url.appendingPathComponent(name).path }
-    deinit { try? FileManager.default.removeItem(at: url) }
-}

@@ -7,6 +7,7 @@ import Testing
 import NN
 import Store
 @testable import Extract
+import TestSupport
 
 @Suite(.serialized, .enabled(if: sharedAvailable, "needs ../shared (data, weights, reference outputs)"))
 struct ExtractTests {
@@ -15,7 +16,7 @@ struct ExtractTests {
     func storedFeaturesMatchReference(kind: Architecture) throws {
         let images = Array(try manifestImages().prefix(16))
         #expect(images.count == 16)
-        let dir = try temporaryDirectory("parity")
+        let dir = temporaryDirectory("parity")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeFolder(dir + "/data", files: images)
         let store = try FeatureStore(path: dir + "/store.sqlite")
@@ -42,7 +43,7 @@ struct ExtractTests {
     /// cannot be decoded is recorded and the run goes on.
     @Test func secondRunComputesNothingAndFailuresAreRecorded() throws {
         let images = Array(try manifestImages().prefix(6))
-        let dir = try temporaryDirectory("rerun")
+        let dir = temporaryDirectory("rerun")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeFolder(dir + "/data", files: images)
         try Data("not an image".utf8).write(to: URL(fileURLWithPath: dir + "/data/ants/broken.jpg"))
@@ -70,7 +71,7 @@ struct ExtractTests {
 
     /// Augmented views are stored for training images only, and are reproducible for a seed.
     @Test func augmentedViewsAreSeeded() throws {
-        let dir = try temporaryDirectory("views")
+        let dir = temporaryDirectory("views")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
         for split in ["train", "val"] {
@@ -119,7 +120,7 @@ struct KillResumeTests {
     }
 
     @Test func killedExtractionResumesToTheSameStore() throws {
-        let dir = try temporaryDirectory("kill")
+        let dir = temporaryDirectory("kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
         var n = 0

@@ -3,11 +3,12 @@ import Testing
 import Store
 import Workflows
 import Extract
+import TestSupport
 
 @Suite struct PredictPathTests {
     /// `predict DIR` used to say "no such file".
     @Test func predictOnADirectorySaysItIsADirectory() throws {
-        let dir = try temporaryDirectory("predictdir")
+        let dir = temporaryDirectory("predictdir")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try FeatureStore(path: dir + "/store.sqlite")
         let backbone = try store.backbone(architecture: "mobilenet_v2", weightsSHA256: String(repeating: "0", count: 64), dimension: 1280)

@@ -3,6 +3,7 @@ import Testing
 import Store
 import Workflows
 import Extract
+import TestSupport
 
 /// `chattr +i`: tests run as root, which ignores permission bits but not this flag.
 @discardableResult
@@ -18,8 +19,8 @@ private func chattrImmutable(_ path: String, _ on: Bool) -> Bool {
 }
 
 private let chattrAvailable: Bool = {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chattr"),
-          let dir = try? temporaryDirectory("chattr") else { return false }
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chattr") else { return false }
+    let dir = temporaryDirectory("chattr")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let f = dir + "/f"
     FileManager.default.createFile(atPath: f, contents: Data())
@@ -33,7 +34,7 @@ private let chattrAvailable: Bool = {
 @Suite(.serialized, .enabled(if: sharedAvailable && chattrAvailable, "needs ../shared (data, weights) and chattr +i"))
 struct ReadOnlyWorkflowTests {
     @Test func readOnlyStoreAnswersWithoutCachingAndTrainRefusesFirst() throws {
-        let dir = try temporaryDirectory("readonly")
+        let dir = temporaryDirectory("readonly")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeSplitTree(dir, splits: ["train", "val"], n: 2)
         let path = dir + "/store.sqlite"

@@ -3,6 +3,7 @@ import Backbones
 import Testing
 import Store
 import Digest
+import TestSupport
 
 // Issue 12, defects 7 and 11, through the `probe` executable (PROBE_EXECUTABLE overrides the one
 // beside the tests, e.g. to run these tests against an older build).
@@ -14,7 +15,7 @@ func runProbeCLI(_ args: [String]) throws -> (status: Int32, out: String, err: S
     let p = Process()
     p.executableURL = URL(fileURLWithPath: selectionProbe!)
     p.arguments = args
-    let dir = try temporaryDirectory("cli-out")
+    let dir = temporaryDirectory("cli-out")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     FileManager.default.createFile(atPath: dir + "/out", contents: nil)
     FileManager.default.createFile(atPath: dir + "/err", contents: nil)
@@ -44,7 +45,7 @@ func storeWithBackbones(_ path: String, _ backbones: [(String, String, Float)]) 
 struct BackboneSelectionTests {
     /// Two weight files of one architecture (the README's extract, finetune, extract sequence).
     func twoMobileNets() throws -> (dir: String, store: String, a: String, b: String, shaA: String, shaB: String) {
-        let dir = try temporaryDirectory("select")
+        let dir = temporaryDirectory("select")
         let a = dir + "/mobilenetv2.pt", b = dir + "/finetuned.pth"
         try Data("weights A".utf8).write(to: URL(fileURLWithPath: a))
         try Data("weights B, finetuned".utf8).write(to: URL(fileURLWithPath: b))
@@ -85,7 +86,7 @@ struct BackboneSelectionTests {
     /// Nothing given, or a prefix shared by two: the error names the matching backbones with
     /// their short hashes and says how to pick one.
     @Test func ambiguityListsTheCandidates() throws {
-        let dir = try temporaryDirectory("select-ambiguous")
+        let dir = temporaryDirectory("select-ambiguous")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let x = "abcd1111" + String(repeating: "0", count: 56), y = "abcd2222" + String(repeating: "0", count: 56)
         let z = "ef001111" + String(repeating: "0", count: 56)
@@ -106,7 +107,7 @@ struct FailureMessageTests {
     /// Two different empty files (same bytes) and two copies of one undecodable file: each failure
     /// is recorded and reported under its own path only.
     @Test(.enabled(if: sharedAvailable, "needs ../shared")) func eachFailureUnderItsOwnPath() throws {
-        let dir = try temporaryDirectory("failure-paths")
+        let dir = temporaryDirectory("failure-paths")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
         for cls in ["ants", "bees"] { try fm.createDirectory(atPath: "\(dir)/data/\(cls)", withIntermediateDirectories: true) }
@@ -133,7 +134,7 @@ struct FailureMessageTests {
 
     /// A write-protected output file is refused as such; a missing directory is named as missing.
     @Test func readOnlyOutputVersusMissingDirectory() throws {
-        let dir = try temporaryDirectory("hints")
+        let dir = temporaryDirectory("hints")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try storeWithBackbones(dir + "/s.sqlite", [("resnet18", String(repeating: "a", count: 64), 0.5)])
         let ro = dir + "/old.csv"
@@ -153,7 +154,7 @@ struct FailureMessageTests {
     /// hint does not send the user to `probe store info` (which fails the same way), and says
     /// what to do instead.
     @Test func malformedStoreHintIsNotACommandThatFailsAlike() throws {
-        let dir = try temporaryDirectory("malformed")
+        let dir = temporaryDirectory("malformed")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var bytes = [UInt8](repeating: 0, count: 65536)
         for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 7) }

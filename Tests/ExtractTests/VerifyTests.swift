@@ -6,6 +6,7 @@ import Testing
 import Digest
 import Store
 @testable import Extract
+import TestSupport
 
 /// `bytes` followed by zeros up to `size` (JPEG decoders stop at the EOI marker, so the padding is
 /// never read; it only makes two different images the same size).
@@ -29,7 +30,7 @@ struct VerifyTests {
     /// file: it finds the one changed file, computes the new content's features and records the
     /// path under the new content; the vector stored for the path is then the new image's own.
     @Test func verifyFindsASwappedFileWithTheSameSizeAndMtime() throws {
-        let dir = try temporaryDirectory("verify")
+        let dir = temporaryDirectory("verify")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
         let ants = try fm.contentsOfDirectory(atPath: dataRoot + "/train/ants").filter { $0.hasSuffix(".jpg") }.sorted()

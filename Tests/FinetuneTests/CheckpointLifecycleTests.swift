@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Weights
 @testable import Finetune
+import TestSupport
 
 /// What happens to the checkpoint: removed once the final weights are written, kept when the run
 /// stops early or fails; and a resume refuses a checkpoint made on other data.

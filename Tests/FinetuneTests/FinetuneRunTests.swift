@@ -5,6 +5,7 @@ import Vision
 import Weights
 import Backbones
 @testable import Finetune
+import TestSupport
 
 /// A tiny two-class data set (train 6 + val 3 images per class) of PNGs made here: class 0 reddish
 /// with a bright square on the left, class 1 bluish with it on the right; plus one undecodable file.

@@ -3,6 +3,7 @@ import Testing
 import NN
 import Weights
 @testable import Finetune
+import TestSupport
 
 /// One training-mode step of MobileNetV2 (real weights) against PyTorch: loss, logits and the L2 norm
 /// of every parameter's gradient (MobileNetV2GradientReference.swift, written by

@@ -5,6 +5,7 @@ import Vision
 import Weights
 import Backbones
 @testable import Finetune
+import TestSupport
 
 @Suite(.enabled(if: sharedAvailable, "needs ../shared/reference and ../shared/weights (set PROBE_SHARED)"))
 struct NetworkEvalTests {

@@ -1,11 +1,6 @@
 import Foundation
+import TestSupport
 
-/// ../shared next to the package root (or $PROBE_SHARED).
-let sharedDirectory: String = {
-    if let env = ProcessInfo.processInfo.environment["PROBE_SHARED"], !env.isEmpty { return env }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
 let referenceDirectory = sharedDirectory + "/reference"
 let sharedAvailable = FileManager.default.fileExists(atPath: referenceDirectory + "/finetune_two_steps/steps.json")
 
@@ -19,8 +14,3 @@ func relativeError(_ a: [Float], _ b: [Float]) -> Double {
     return (num / max(den, 1e-300)).squareRoot()
 }
 
-func temporaryDirectory(_ tag: String) -> String {
-    let p = NSTemporaryDirectory() + "probe-finetune-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}

@@ -4,6 +4,7 @@ import Testing
 import NN
 import Weights
 @testable import Finetune
+import TestSupport
 
 /// One finetuning step (training-mode forward, backward, SGD with momentum) gives bit-identical
 /// logits, gradients, running statistics and updated weights with 1, 2, 3 and 7 workers: the kernels

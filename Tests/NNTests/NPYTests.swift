@@ -1,13 +1,9 @@
 import Foundation
 import Testing
 @testable import NN
+import TestSupport
 
-let nnSharedDirectory: String = {
-    if let env = ProcessInfo.processInfo.environment["PROBE_SHARED"] { return env }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
-let nnSharedAvailable = FileManager.default.fileExists(atPath: nnSharedDirectory + "/reference/model_input.npy")
+let nnSharedAvailable = FileManager.default.fileExists(atPath: sharedDirectory + "/reference/model_input.npy")
 
 @Test func npyRoundTrip() throws {
     let path = NSTemporaryDirectory() + "/probe-npy-\(getpid()).npy"
@@ -51,11 +47,11 @@ let nnSharedAvailable = FileManager.default.fileExists(atPath: nnSharedDirectory
 
 @Test(.enabled(if: nnSharedAvailable, "needs ../shared/reference (set PROBE_SHARED)"))
 func npyReadsTheReferenceArrays() throws {
-    let x = try NPY.read(path: nnSharedDirectory + "/reference/model_input.npy")
+    let x = try NPY.read(path: sharedDirectory + "/reference/model_input.npy")
     #expect(x.shape == [16, 3, 224, 224])
     // normalized pixels lie within [(0 - 0.485) / 0.229, (1 - 0.406) / 0.225]
     #expect(x.data.min()! >= -2.2 && x.data.max()! <= 2.7)
-    let u = try NPY.readUInt8(path: nnSharedDirectory + "/reference/val_uint8.npy")
+    let u = try NPY.readUInt8(path: sharedDirectory + "/reference/val_uint8.npy")
     #expect(u.shape == [32, 224, 224, 3])
     // ToTensor + Normalize of the first pixel's red channel reproduces model_input
     let r = (Float(u.bytes[0]) / 255 - 0.485) / 0.229

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-import Benchmarks
+import Reproducible
 import Neighbors
 @testable import Store
+import TestSupport
 
 /// Brute force in double precision, for checking the index.
 func bruteForceTopK(_ vectors: [Float], dimension d: Int, query: [Float], k: Int) -> [(row: Int, score: Double)] {
@@ -26,7 +27,7 @@ func bruteForceTopK(_ vectors: [Float], dimension d: Int, query: [Float], k: Int
     let store = try FeatureStore(path: dir.file("q.sqlite"))
     let d = 37  // not a multiple of the SIMD width
     let b = try store.backbone(architecture: "test", weightsSHA256: sha("w"), dimension: d)
-    var rng = SyntheticRandom(seed: 3)
+    var rng = SplitMix64(seed: 3)
     var batch = Batch()
     var vectors: [Float] = []
     let n = 3000
@@ -73,16 +74,4 @@ func bruteForceTopK(_ vectors: [Float], dimension d: Int, query: [Float], k: Int
     #expect(throws: NeighborsError.dimensionMismatch(expected: d, got: 3, context: "query vectors (a multiple of the dimension)")) {
         try index.search([1, 2, 3], k: 3)
     }
-}
-
-let benchEnabled = ProcessInfo.processInfo.environment["PROBE_BENCH_QUERY"] != nil
-
-/// Not a test: the 1M-vector benchmark, run by hand in release mode:
-/// PROBE_BENCH_QUERY=1000000 swift test -c release --filter queryBenchmark
-@Test(.enabled(if: benchEnabled, "benchmark: set PROBE_BENCH_QUERY=<count> (and PROBE_BENCH_STORE=<path> to keep the store)"))
-func queryBenchmark() throws {
-    let env = ProcessInfo.processInfo.environment
-    let count = Int(env["PROBE_BENCH_QUERY"] ?? "") ?? 1_000_000
-    let report = try runQueryBenchmark(count: count, dimension: 512, path: env["PROBE_BENCH_STORE"]) { print($0) }
-    print(report)
 }

@@ -3,24 +3,15 @@ import Foundation
 import NN
 import Neighbors
 @testable import Store
+import Parallelism
 
-/// A temporary directory removed when released.
-final class TempDir {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("probe-neighbors-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { url.appendingPathComponent(name).path }
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
 
 func sha(_ s: String) -> String { SHA256.hex(Array(s.utf8)) }
 
 extension FeatureStore {
     /// `loadIndex` with the loader's parallel threshold forced (1: in parts whatever the row count;
     /// .max: one connection).
-    func loadIndex(backbone: Backbone, filter: VectorFilter, parallelThreshold: Int,
+    func loadIndex(backbone: StoredBackbone, filter: VectorFilter, parallelThreshold: Int,
                    workers: Int = defaultWorkerCount) throws -> VectorIndex {
         VectorIndex(matrix: try loadVectors(backbone: backbone, filter: filter, parallelThreshold: parallelThreshold, workers: workers),
                     workers: workers)

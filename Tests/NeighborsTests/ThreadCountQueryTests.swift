@@ -1,9 +1,11 @@
 import Foundation
 import Testing
 import NN
-import Benchmarks
+import Reproducible
 import Neighbors
 @testable import Store
+import Parallelism
+import TestSupport
 
 /// The index (rows, order, values) and the neighbours (rows, order, scores, ties) are the same for
 /// any worker count: loading in 1 to 7 parts, the one-query dot products, the batched matrix
@@ -14,7 +16,7 @@ import Neighbors
     let d = 40
     let b = try store.backbone(architecture: "test", weightsSHA256: sha("w"), dimension: d)
     let other = try store.backbone(architecture: "other", weightsSHA256: sha("o"), dimension: 3)
-    var rng = SyntheticRandom(seed: 11)
+    var rng = SplitMix64(seed: 11)
     let distinct = (0..<300).map { _ in (0..<d).map { _ in rng.nextFloat() * 2 - 1 } }
     let n = 5000
     var twinsOf: [Int: [Int]] = [:]  // distinct vector -> its rows, ascending

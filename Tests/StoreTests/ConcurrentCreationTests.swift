@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Store
+import TestSupport
 
 private let createChildPath = ProcessInfo.processInfo.environment["PROBE_STORE_CREATE_CHILD"]
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Store
+import TestSupport
 
 private let crashChildPath = ProcessInfo.processInfo.environment["PROBE_STORE_CRASH_CHILD"]
 private let crashBatch = 50, crashDim = 256

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import OutputFiles
 @testable import Store
+import TestSupport
 
 @Test func exportNPYByteLayout() throws {
     let dir = try TempDir()

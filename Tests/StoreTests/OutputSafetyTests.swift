@@ -2,12 +2,13 @@ import Foundation
 import Testing
 import OutputFiles
 @testable import Store
+import TestSupport
 
 // Issue 12, defects 1, 2 and 8: export never replaces a non-regular file, never writes into the
 // store it reads, and replaces a regular file atomically.
 
 /// A store of `n` samples of dimension `d` in `dir`, and its backbone.
-private func exportStore(_ dir: TempDir, n: Int = 40, d: Int = 8) throws -> (FeatureStore, Backbone) {
+private func exportStore(_ dir: TempDir, n: Int = 40, d: Int = 8) throws -> (FeatureStore, StoredBackbone) {
     let store = try FeatureStore(path: dir.file("S.sqlite"))
     let b = try store.backbone(architecture: "m", weightsSHA256: sha("w"), dimension: d)
     var k = 0

@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import Testing
 @testable import Store
+import TestSupport
 
 /// Sets or clears the immutable attribute (`chattr +i`): tests run as root, which ignores
 /// permission bits but not this flag, so it makes a file or directory truly unwritable.

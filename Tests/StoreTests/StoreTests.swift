@@ -1,14 +1,15 @@
 import CSQLite
 import Foundation
 import Testing
-import Benchmarks
+import Reproducible
 @testable import Store
+import TestSupport
 
 /// A small labelled data set: n images of dimension d, paths "split/label/i.jpg".
 func sampleBatch(_ range: Range<Int>, d: Int, views: Int = 0, seed: UInt64 = 1) -> Batch {
     var batch = Batch()
     for i in range {
-        var rng = SyntheticRandom(seed: UInt64(i) &+ seed &* 1000)
+        var rng = SplitMix64(seed: UInt64(i) &+ seed &* 1000)
         let h = sha("image \(i)")
         let split = i % 4 == 0 ? "val" : "train"
         let label = i % 2 == 0 ? "ants" : "bees"
@@ -182,32 +183,8 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     #expect(try store.knownImages([sha("image 3"), sha("image 99")]) == [sha("image 3")])
 }
 
-@Test func halfPrecisionConversionAndStorage() throws {
-    // Half → float → half is the identity for every non-NaN half.
-    for bits in 0...0xFFFF {
-        let h = UInt16(bits)
-        let f = float(fromHalfBits: h)
-        if f.isNaN { #expect(halfBits(from: f) & 0x7C00 == 0x7C00 && halfBits(from: f) & 0x3FF != 0); continue }
-        #expect(halfBits(from: f) == h)
-        #if !(os(macOS) && arch(x86_64))
-        #expect(f == Float(Float16(bitPattern: h)))
-        #endif
-    }
-    #if !(os(macOS) && arch(x86_64))
-    // Float → half rounds exactly like Float16 (round to nearest even), including halfway cases.
-    var rng = SyntheticRandom(seed: 11)
-    for i in 0..<200_000 {
-        var f = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
-        if i % 3 == 0 { f = Float(bitPattern: (f.bitPattern & 0xFFFF_E000) | 0x1000) }  // exact ties
-        if f.isNaN { continue }
-        #expect(halfBits(from: f) == Float16(f).bitPattern, "\(f)")
-    }
-    #endif
-    #expect(halfBits(from: 65504) == 0x7BFF)
-    #expect(halfBits(from: 65520) == 0x7C00)  // rounds to infinity
-    #expect(halfBits(from: 5.9604645e-8) == 0x0001)  // smallest subnormal
-    #expect(halfBits(from: 2.9802322e-8) == 0x0000)  // exactly half of it: ties to even
-
+@Test func halfPrecisionStorage() throws {
+    // (The conversion itself: ReproducibleTests.)
     let dir = try TempDir()
     let store = try FeatureStore(path: dir.file("s.sqlite"))
     let b = try store.backbone(architecture: "m", weightsSHA256: sha("w"), dimension: 1280)
@@ -254,7 +231,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     late.features.append(FeatureRecord(sha256: sha("image 999"), transform: "val", view: 0, vector: [Float](repeating: 1, count: 16)))
     #expect(throws: StoreError.self) { try store.insertBatch(late, backbone: b) }
     // A backbone that is not this store's.
-    let foreign = Backbone(id: 99, architecture: "m", weightsSHA256: sha("w"), dimension: 16)
+    let foreign = StoredBackbone(id: 99, architecture: "m", weightsSHA256: sha("w"), dimension: 16)
     #expect(throws: StoreError.self) { try store.insertBatch(sampleBatch(5..<10, d: 16), backbone: foreign) }
     // A caller's transaction that throws after a batch rolls the batch back too.
     struct Stop: Error {}

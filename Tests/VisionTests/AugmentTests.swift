@@ -1,4 +1,5 @@
 import Foundation
+import Reproducible
 import Testing
 @testable import Vision
 
@@ -91,7 +92,7 @@ struct AugmentTests {
         // SplitMix64 from state 0 (Vigna's reference splitmix64.c): first outputs.
         var z: UInt64 = 0
         var outs: [UInt64] = []
-        for _ in 0..<3 { z = z &+ AugmentRNG.golden; outs.append(AugmentRNG.mix64(z)) }
+        for _ in 0..<3 { z = z &+ SplitMix64.golden; outs.append(SplitMix64.mix64(z)) }
         #expect(outs == [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F])
     }
 

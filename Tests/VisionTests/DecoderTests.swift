@@ -1,17 +1,12 @@
 import Foundation
 import Testing
 @testable import Vision
+import TestSupport
 
 /// A pseudo-random but fixed test pattern.
 func pattern(_ w: Int, _ h: Int, channels: Int, seed: Int = 1) -> [UInt8] {
     var s = UInt32(truncatingIfNeeded: seed &* 2654435761 &+ 12345)
     return (0..<(w * h * channels)).map { _ in s = s &* 1664525 &+ 1013904223; return UInt8(s >> 24) }
-}
-
-func tempDir() -> String {
-    let d = NSTemporaryDirectory() + "probe-vision-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
 }
 
 func expectError(_ body: () throws -> Void, _ check: (VisionError) -> Bool, _ comment: Comment) {
@@ -42,7 +37,7 @@ struct DecoderTests {
         expectError({ _ = try ImageDecoder.decode(data: Data(), name: "empty.jpg") }, {
             if case .empty(let p) = $0 { return p == "empty.jpg" }; return false
         }, "zero bytes")
-        let dir = tempDir()
+        let dir = temporaryDirectory("vision")
         FileManager.default.createFile(atPath: dir + "/zero.png", contents: Data())
         expectError({ _ = try ImageDecoder.decode(path: dir + "/zero.png") }, {
             if case .empty = $0 { return $0.description.contains("zero.png") }; return false
@@ -53,7 +48,7 @@ struct DecoderTests {
         expectError({ _ = try ImageDecoder.decode(path: "/nonexistent/x.jpg") }, {
             if case .unreadable(_, let reason) = $0 { return reason.contains("No such file") }; return false
         }, "missing file")
-        let dir = tempDir()
+        let dir = temporaryDirectory("vision")
         expectError({ _ = try ImageDecoder.decode(path: dir) }, {
             if case .unreadable(let p, _) = $0 { return p == dir }; return false
         }, "a directory")
@@ -81,7 +76,7 @@ struct DecoderTests {
             ("BMP", Array("BM".utf8) + [UInt8](repeating: 0, count: 20)),
             ("TIFF", [0x49, 0x49, 0x2A, 0x00, 8, 0, 0, 0]),
         ]
-        let dir = tempDir()
+        let dir = temporaryDirectory("vision")
         for (fmt, bytes) in samples {
             let path = dir + "/looks-like.jpg"
             FileManager.default.createFile(atPath: path, contents: Data(bytes))
@@ -100,7 +95,7 @@ struct DecoderTests {
         let hdr = try ImageDecoder.header(data: png)
         #expect(hdr == ImageHeader(format: .png, width: w, height: h))
         // PNG bytes behind a .jpg name: the format comes from the bytes.
-        let dir = tempDir()
+        let dir = temporaryDirectory("vision")
         try png.write(to: URL(fileURLWithPath: dir + "/actually-png.jpg"))
         #expect(try ImageDecoder.decode(path: dir + "/actually-png.jpg") == img)
     }
@@ -110,7 +105,7 @@ struct DecoderTests {
         let img = RGBImage(width: 40, height: 30, pixels: pattern(40, 30, channels: 3, seed: 5))
         let jpeg = try #require(JPEGWriter.encode(pixels: img.pixels, width: 40, height: 30))
         let good = try ImageDecoder.decode(data: jpeg)
-        let dir = tempDir()
+        let dir = temporaryDirectory("vision")
         try jpeg.write(to: URL(fileURLWithPath: dir + "/good.jpg"))
         let broken: [Data] = [
             Data([0xFF, 0xD8, 0xFF]) + Data(pattern(100, 1, channels: 1, seed: 9)),  // bad header

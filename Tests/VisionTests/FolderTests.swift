@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Vision
+import TestSupport
 
 @Suite("ImageFolder and preview")
 struct FolderTests {
@@ -24,7 +25,7 @@ struct FolderTests {
     }
 
     @Test func sortingExtensionsAndFailures() throws {
-        let root = tempDir()
+        let root = temporaryDirectory("vision")
         let fm = FileManager.default
         for d in ["b_class", "A_class", "a_class/nested", "empty_is_not_a_class_file.txt"] where !d.hasSuffix(".txt") {
             try fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
@@ -54,7 +55,7 @@ struct FolderTests {
         expectError({ _ = try ImageFolder.scan(root: "/nonexistent/root") }, {
             if case .badDatasetRoot = $0 { return true }; return false
         }, "missing root")
-        let root = tempDir()
+        let root = temporaryDirectory("vision")
         expectError({ _ = try ImageFolder.scan(root: root) }, {
             if case .badDatasetRoot = $0 { return $0.description.contains("no class") }; return false
         }, "no class folders")
@@ -76,7 +77,7 @@ struct FolderTests {
     }
 
     @Test func previewGridFromATempTree() throws {
-        let root = tempDir()
+        let root = temporaryDirectory("vision")
         let fm = FileManager.default
         for (cls, color) in [("ants", UInt8(200)), ("bees", UInt8(40))] {
             try fm.createDirectory(atPath: root + "/train/" + cls, withIntermediateDirectories: true)

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 @testable import Vision
+import TestSupport
 
 @Suite("PIL/torchvision parity", .enabled(if: sharedAvailable, "needs ../shared/reference and ../shared/data (set PROBE_SHARED)"))
 struct ParityTests {
     @Test("Resize(256)+CenterCrop(224) uint8 matches val_uint8.npy")
     func valUint8() throws {
-        let ref = try NPY(path: sharedDir + "/reference/val_uint8.npy")
+        let ref = try NPY(path: sharedDirectory + "/reference/val_uint8.npy")
         #expect(ref.shape == [32, 224, 224, 3])
         let refBytes = ref.uint8
         let images = try manifestImages()
@@ -33,7 +34,7 @@ struct ParityTests {
 
     @Test("fused validation transform matches model_input.npy")
     func modelInput() throws {
-        let ref = try NPY(path: sharedDir + "/reference/model_input.npy")
+        let ref = try NPY(path: sharedDirectory + "/reference/model_input.npy")
         #expect(ref.shape == [16, 3, 224, 224])
         let refF = ref.float32
         let images = try manifestImages()

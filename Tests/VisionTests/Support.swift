@@ -1,13 +1,8 @@
 import Foundation
+import TestSupport
 
-/// ../shared located from this file (package root/../shared), or $PROBE_SHARED.
-let sharedDir: String = {
-    if let env = ProcessInfo.processInfo.environment["PROBE_SHARED"], !env.isEmpty { return env }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent("../shared").standardizedFileURL.path
-}()
-let sharedAvailable = FileManager.default.fileExists(atPath: sharedDir + "/reference/val_uint8.npy")
-let datasetRoot = sharedDir + "/data/hymenoptera_data"
+let sharedAvailable = FileManager.default.fileExists(atPath: sharedDirectory + "/reference/val_uint8.npy")
+let datasetRoot = sharedDirectory + "/data/hymenoptera_data"
 
 /// Minimal .npy (v1/v2, little-endian, C order) reader for the tests.
 struct NPY {
@@ -42,8 +37,3 @@ struct NPY {
 
 enum NPYError: Error { case bad(String) }
 
-func manifestImages() throws -> [String] {
-    let d = try Data(contentsOf: URL(fileURLWithPath: sharedDir + "/reference/manifest.json"))
-    let obj = try JSONSerialization.jsonObject(with: d) as? [String: Any]
-    return (obj?["images"] as? [String]) ?? []
-}

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Vision
+import TestSupport
 
 final class WalkResultBox<T>: @unchecked Sendable { var value: Result<T, any Error>? }
 
@@ -18,7 +19,7 @@ func withinSeconds<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable (
 
 /// `base/<name>/{ants/a.png, ants/a2.png, bees/b.png}`: returns (base, root).
 func symlinkTree(_ name: String = "data") throws -> (base: String, root: String) {
-    let base = tempDir()
+    let base = temporaryDirectory("vision")
     let root = base + "/" + name
     let fm = FileManager.default
     for d in ["ants", "bees"] { try fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true) }
@@ -115,7 +116,7 @@ struct SymlinkTests {
     /// In a train/val tree, `train/ants/up -> ../..` (the data set root) used to pull the val
     /// pictures into train.
     @Test func loopInASplitTreeKeepsValOutOfTrain() throws {
-        let base = tempDir()
+        let base = temporaryDirectory("vision")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let fm = FileManager.default
         let png = try PNGWriter.encode(RGBImage(width: 4, height: 3, pixels: pattern(4, 3, channels: 3)))

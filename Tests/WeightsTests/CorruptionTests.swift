@@ -1,6 +1,8 @@
 import Testing
+import Reproducible
 import Foundation
 @testable import Weights
+import TestSupport
 
 /// Parses `bytes` (no hashing, to keep loops fast); true when it threw a WeightsError.
 func parseThrows(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -33,7 +35,7 @@ func fixturePickle() throws -> [UInt8] {
 }
 
 @Test func zeroByteAndTinyFiles() throws {
-    let dir = tempDir("zero")
+    let dir = temporaryDirectory("zero")
     let path = dir + "/empty.pth"
     #expect(FileManager.default.createFile(atPath: path, contents: Data()))
     #expect(throws: WeightsError.unknownFormat(path: path, firstBytes: "(empty file)")) { try loadStateDict(path: path) }
@@ -88,7 +90,7 @@ func truncatedRealFilesAtManyOffsets() throws {
 }
 
 @Test func flippedBytesNeverCrash() throws {
-    var rng = SeededRNG(seed: 42)
+    var rng = SplitMix64(seed: 42)
     var errors = 0, total = 0
     for original in [[UInt8](Fixtures.zip), [UInt8](Fixtures.legacy), [UInt8](Fixtures.safetensors)] {
         for _ in 0..<1500 {
@@ -106,7 +108,7 @@ func truncatedRealFilesAtManyOffsets() throws {
 }
 
 @Test func randomBytesAreRefused() {
-    var rng = SeededRNG(seed: 7)
+    var rng = SplitMix64(seed: 7)
     let prefixes: [[UInt8]] = [[], [0x50, 0x4B, 0x03, 0x04], [0x80, 0x02], [0x80, 0x02, 0x8A, 0x0A], [0x40, 0, 0, 0, 0, 0, 0, 0, 0x7B]]
     for i in 0..<2000 {
         let n = Int.random(in: 0...600, using: &rng)
@@ -184,18 +186,5 @@ func pickleCalling(_ module: String, _ name: String, arg: String) -> [UInt8] {
         do { _ = try z.withUnsafeBytes { try loadStateDict(bytes: $0) } } catch {
             #expect("\(error)".contains("nested"), "\(name): \(error)")
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so failures reproduce.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

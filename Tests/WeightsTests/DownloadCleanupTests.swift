@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Weights
+import TestSupport
 
 /// A failed download leaves nothing behind: not in the destination's directory, and not in the
 /// process's temporary directory (Foundation's download tasks used to leave an empty
@@ -9,7 +10,7 @@ import Testing
     /// Runs `body` with TMPDIR pointing at a fresh private directory and returns what is left in it.
     func leftInTemporaryDirectory(_ body: () throws -> Void) rethrows -> [String] {
         let fm = FileManager.default
-        let tmp = tempDir("tmpdir")
+        let tmp = temporaryDirectory("tmpdir")
         defer { try? fm.removeItem(atPath: tmp) }
         let saved = getenv("TMPDIR").map { String(cString: $0) }
         setenv("TMPDIR", tmp, 1)
@@ -21,7 +22,7 @@ import Testing
 
     /// Port 9 on the loopback refuses the connection at once: the download fails fast, offline or not.
     @Test func failedDownloadLeavesNoTemporaryFile() throws {
-        let dir = tempDir("dl-fail")
+        let dir = temporaryDirectory("dl-fail")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for attempt in 0..<3 {
             let left = leftInTemporaryDirectory {
@@ -36,7 +37,7 @@ import Testing
 
     /// The same through WeightSource (what `probe demo`, extract and finetune use).
     @Test func failedWeightFetchLeavesNoTemporaryFile() throws {
-        let dir = tempDir("dl-source")
+        let dir = temporaryDirectory("dl-source")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = WeightSource(cacheDirectory: dir + "/weights", baseURL: "http://127.0.0.1:9/models/", timeout: 10)
         let left = leftInTemporaryDirectory {
@@ -80,7 +81,7 @@ import Testing
     /// are errors that leave no file (and the existing one untouched); nothing goes to TMPDIR.
     @Test(.enabled(if: python3, "needs python3 for a local HTTP server"))
     func downloadFromALocalServer() throws {
-        let served = tempDir("served"), dir = tempDir("dl-ok")
+        let served = temporaryDirectory("served"), dir = temporaryDirectory("dl-ok")
         defer { try? FileManager.default.removeItem(atPath: served); try? FileManager.default.removeItem(atPath: dir) }
         var bytes = [UInt8](repeating: 0, count: 3_000_001)
         var x: UInt32 = 12345

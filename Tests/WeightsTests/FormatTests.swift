@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import NN
 @testable import Weights
+import TestSupport
 
 func withBytes<T>(_ d: Data, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
     try d.withUnsafeBytes { try body($0) }
@@ -30,20 +31,10 @@ func checkFixture(_ sd: StateDict) {
     checkFixture(sd)
 }
 
-@Test func halfConversionMatchesAllBitPatterns() {
-    // Every finite float16 converts exactly, and converts back to itself.
-    for h in 0...UInt16.max {
-        let f = halfToFloat(h)
-        if h & 0x7C00 == 0x7C00 { #expect(h & 0x3FF == 0 ? f.isInfinite : f.isNaN); continue }
-        if floatToHalf(f) != h { Issue.record("half \(h) -> \(f) -> \(floatToHalf(f))"); return }
-    }
-    #expect(halfToFloat(0x3C00) == 1 && halfToFloat(0xC000) == -2 && halfToFloat(0x0001) == Float(5.9604645e-8))
-}
-
 // MARK: round trips
 
 @Test func safetensorsRoundTrip() throws {
-    let dir = tempDir("st")
+    let dir = temporaryDirectory("st")
     let path = dir + "/m.safetensors"
     let a = Tensor(shape: [2, 3], data: [1, -2.5, 3, .pi, -0, 1e-30])
     let b = Tensor(shape: [], data: [42])
@@ -68,7 +59,7 @@ func checkFixture(_ sd: StateDict) {
 }
 
 @Test func torchZipRoundTripIsBitIdentical() throws {
-    let dir = tempDir("tz")
+    let dir = temporaryDirectory("tz")
     let path = dir + "/out.pth"
     var rng = SystemRandomNumberGenerator()
     let w = Tensor(shape: [8, 3, 3, 3], data: (0..<216).map { _ in Float.random(in: -1...1, using: &rng) })
@@ -98,7 +89,7 @@ func checkFixture(_ sd: StateDict) {
 @Test(.enabled(if: sharedAvailable, "needs ../shared"))
 func rewriteRealFileIsBitIdentical() throws {
     let sd = try loadStateDict(path: mobilenetPath)
-    let path = tempDir("rw") + "/mnv2.pth"
+    let path = temporaryDirectory("rw") + "/mnv2.pth"
     try writeTorchZip(sd.tensors, to: path)
     let back = try loadStateDict(path: path)
     #expect(back.names == sd.names)
@@ -151,7 +142,7 @@ func rewriteRealFileIsBitIdentical() throws {
 @Test(.enabled(if: sharedAvailable, "needs ../shared"),
       .enabled(if: ProcessInfo.processInfo.environment["PROBE_EXPORT_DIR"] != nil, "set PROBE_EXPORT_DIR to export files for tools/check_torch_load.py"))
 func exportForTorchCheck() throws {
-    let dir = ProcessInfo.processInfo.environment["PROBE_EXPORT_DIR"] ?? tempDir("export")
+    let dir = ProcessInfo.processInfo.environment["PROBE_EXPORT_DIR"] ?? temporaryDirectory("export")
     let sd = try loadStateDict(path: resnetPath)
     let floats = sd.tensors.filter { $0.dtype == .float32 }.map { ($0.name, $0.tensor) }
     let ints = sd.tensors.compactMap { t in t.int64Values.map { (t.name, $0, t.shape) } }

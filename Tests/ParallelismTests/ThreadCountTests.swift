@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NN
+@testable import Parallelism
 
 @Test func cpuMaxQuota() {
     #expect(ThreadCount.quota(fromCPUMax: "max 100000") == nil)

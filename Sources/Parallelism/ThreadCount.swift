@@ -28,13 +28,12 @@ public enum ThreadCount {
         return n == 1 ? "1 thread" : "\(n) threads"
     }
 
-    /// Sets the worker count (a command's `--threads`), and BLAS's own thread count to match for the
-    /// GEMMs it runs alone. Call before any parallel work: the worker pool keeps its first size and
-    /// runs larger jobs on GCD instead.
-    public static func set(_ n: Int) {
+    /// Sets the worker count (a command's `--threads`) alone; NN's `ThreadCount.set` also sets BLAS's
+    /// own thread count to match. Call before any parallel work: the worker pool keeps its first size
+    /// and runs larger jobs on GCD instead.
+    public static func setWorkers(_ n: Int) {
         precondition(n >= 1, "thread count must be at least 1")
         configured.store(n, ordering: .relaxed)
-        setBLASThreads(n)
     }
 
     /// Image decoding threads beside `workers` compute workers (extraction, finetuning's loader): one
