@@ -94,7 +94,7 @@ let benchFinetuneBackboneOption = architectureOption(help: "Only this model: one
 
 let benchFinetuneCommand = Command(
     path: ["bench", "finetune"],
-    summary: "Time full-finetuning training steps (batch 4) of ResNet-18 and MobileNetV2.",
+    summary: "Time full-finetuning training steps (batch 4) of any backbone (default: ResNet-18 and MobileNetV2).",
     usage: "bench finetune [DIR] [\(benchFinetuneBackboneOption.usage)] [--batch 4] [--steps 20] [--weights FILE]",
     discussion: """
     Streams the training images of DIR (default ../shared/data/hymenoptera_data) through
