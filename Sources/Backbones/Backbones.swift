@@ -85,7 +85,8 @@ extension TensorSource {
 
 /// Tuning and threading of the forward pass.
 public struct ForwardOptions: Sendable {
-    /// Worker threads (they share each kernel's pieces; the features do not depend on their number).
+    /// Worker threads: they take whole images, or share one image's kernels when there are fewer
+    /// images than workers (see `Driver`); the features do not depend on their number.
     public var workers: Int = defaultWorkerCount
     /// Scratch per worker, in floats (at least `Grain.chunkFloats`, which sets the column chunk of
     /// each convolution: chunks do not depend on the worker count).
