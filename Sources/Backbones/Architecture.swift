@@ -107,7 +107,7 @@ public struct Architecture: Sendable, Hashable, CustomStringConvertible {
         weights.first { sha.hasPrefix($0.file.sha256Prefix) }?.preprocessing ?? preprocessing
     }
 
-    /// The published weights whose file name or SHA-256 prefix is `key` (nil: none).
+    /// The published weights whose file name, variant ("IMAGENET1K_V2", any case) or SHA-256 prefix is `key` (nil: none).
     public func pretrained(_ key: String) -> PretrainedWeights? {
         weights.first { $0.file.fileName == key || $0.variant.lowercased() == key.lowercased() || $0.file.sha256Prefix == key }
     }
