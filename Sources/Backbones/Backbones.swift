@@ -182,10 +182,14 @@ final class Workspace {
     let scratchCount: Int
     var blasThreads = -1
 
+    /// The spatial size of each of the network's tensors for this input size.
+    let sizes: [(height: Int, width: Int)]
+
     /// One buffer of each size in `bufferFloats`.
-    init(height: Int, width: Int, bufferFloats: [Int], scratchFloats: Int) {
+    init(height: Int, width: Int, sizes: [(height: Int, width: Int)], bufferFloats: [Int], scratchFloats: Int) {
         self.height = height
         self.width = width
+        self.sizes = sizes
         buffers = bufferFloats.map { n in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
             p.initialize(repeating: 0, count: max(1, n))

@@ -149,14 +149,14 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
                 winogradRow = max(winogradRow, winograd4ScratchCount(inChannels: g.inChannels, outChannels: g.outChannels, tiles: (hw[x].1 + 3) / 4 + 1))
             }
         }
-        return Workspace(height: height, width: width, bufferFloats: slotFloats,
+        return Workspace(height: height, width: width, sizes: hw, bufferFloats: slotFloats,
                          scratchFloats: scratchFloats(maxK: maxK, maxPlane: plane, options: options, winogradRow: winogradRow))
     }
 
     /// One image.
     private func forward(ws: Workspace, options o: ForwardOptions, input: UnsafePointer<Float>, height: Int, width: Int,
                          features: UnsafeMutablePointer<Float>) {
-        let hw = sizes(height, width)
+        let hw = ws.sizes
         func at(_ t: Int) -> UnsafeMutablePointer<Float> { t == 0 ? UnsafeMutablePointer(mutating: input) : ws.buffers[slots[t]] }
         for op in ops {
             switch op {

@@ -37,6 +37,16 @@ public struct ConvGeometry: Sendable, Equatable {
 
 // MARK: - im2col, col2im
 
+/// The taps t in [lo, hi) of a run of `count` outputs that read an input row of `width` values
+/// inside it: 0 <= base + t * stride < width (`base`: the first output's input column).
+@inline(__always)
+func validTaps(base: Int, count: Int, stride s: Int, width w: Int) -> (lo: Int, hi: Int) {
+    let lo = base < 0 ? min(count, (-base + s - 1) / s) : 0
+    let last = w - 1 - base
+    let hi = last < 0 ? 0 : min(count, last / s + 1)
+    return (lo, max(hi, lo))
+}
+
 /// Writes columns [j0, j1) of the im2col matrix of channels [c0, c0 + cCount) into `col`
 /// (row r = (c - c0) * KH*KW + ky*KW + kx, column j - j0, row stride `ldcol`).
 /// Column j indexes output pixels image-major: j = n * OH*OW + oy * OW + ox. Out-of-image taps are 0.
@@ -65,14 +75,8 @@ public func im2col(
                         dst.update(repeating: 0, count: cnt)
                     } else {
                         let src = input + n * layout.imageStride + (c0 + ci) * layout.channelStride + iy * w
-                        // valid t: 0 <= (ox+t)*s - pad + kx < w
                         let base = ox * s - pad + kx
-                        var tlo = 0
-                        if base < 0 { tlo = min(cnt, (-base + s - 1) / s) }
-                        var thi = cnt
-                        let lastOK = (w - 1 - base)  // t*s <= lastOK
-                        if lastOK < 0 { thi = 0 } else { thi = min(cnt, lastOK / s + 1) }
-                        if thi < tlo { thi = tlo }
+                        let (tlo, thi) = validTaps(base: base, count: cnt, stride: s, width: w)
                         if tlo > 0 { dst.update(repeating: 0, count: tlo) }
                         if s == 1 {
                             (dst + tlo).update(from: src + base + tlo, count: thi - tlo)
@@ -124,11 +128,7 @@ public func col2im(
                         let dst = gradInput + n * layout.imageStride + (c0 + ci) * layout.channelStride + iy * w
                         let src = srcRow + j
                         let base = ox * s - pad + kx
-                        var tlo = 0
-                        if base < 0 { tlo = min(cnt, (-base + s - 1) / s) }
-                        let lastOK = w - 1 - base
-                        var thi = lastOK < 0 ? 0 : min(cnt, lastOK / s + 1)
-                        if thi < tlo { thi = tlo }
+                        let (tlo, thi) = validTaps(base: base, count: cnt, stride: s, width: w)
                         if s == 1 {
                             let d = dst + base
                             for t in tlo..<thi { d[t] += src[t] }

@@ -5,33 +5,9 @@ import Workflows
 import Extract
 import TestSupport
 
-/// `chattr +i`: tests run as root, which ignores permission bits but not this flag.
-@discardableResult
-private func chattrImmutable(_ path: String, _ on: Bool) -> Bool {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-    p.arguments = [on ? "+i" : "-i", path]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return false }
-    p.waitUntilExit()
-    return p.terminationStatus == 0
-}
-
-private let chattrAvailable: Bool = {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chattr") else { return false }
-    let dir = temporaryDirectory("chattr")
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let f = dir + "/f"
-    FileManager.default.createFile(atPath: f, contents: Data())
-    guard chattrImmutable(f, true) else { return false }
-    defer { chattrImmutable(f, false) }
-    return !FileManager.default.isWritableFile(atPath: f)
-}()
-
 /// Defect 6: on a read-only store, predict/query of a new image failed on the INSERT, and train
 /// failed only after training.
-@Suite(.serialized, .enabled(if: sharedAvailable && chattrAvailable, "needs ../shared (data, weights) and chattr +i"))
+@Suite(.serialized, .enabled(if: sharedAvailable && chattrWorks, "needs ../shared (data, weights) and chattr +i"))
 struct ReadOnlyWorkflowTests {
     @Test func readOnlyStoreAnswersWithoutCachingAndTrainRefusesFirst() throws {
         let dir = temporaryDirectory("readonly")

@@ -4,31 +4,6 @@ import Testing
 @testable import Store
 import TestSupport
 
-/// Sets or clears the immutable attribute (`chattr +i`): tests run as root, which ignores
-/// permission bits but not this flag, so it makes a file or directory truly unwritable.
-@discardableResult
-func chattrImmutable(_ path: String, _ on: Bool) -> Bool {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-    p.arguments = [on ? "+i" : "-i", path]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return false }
-    p.waitUntilExit()
-    return p.terminationStatus == 0
-}
-
-/// Whether `chattr +i` works here (the tool exists and the temporary directory's file system supports it).
-let chattrWorks: Bool = {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chattr"),
-          let dir = try? TempDir() else { return false }
-    let probe = dir.file("probe")
-    FileManager.default.createFile(atPath: probe, contents: Data())
-    guard chattrImmutable(probe, true) else { return false }
-    defer { chattrImmutable(probe, false) }
-    return !FileManager.default.isWritableFile(atPath: probe)
-}()
-
 @Suite(.serialized) struct ReadOnlyStoreTests {
     /// Defect 5: a rollback-journal database was switched to WAL (its header changed) before being refused.
     @Test func foreignRollbackJournalDatabaseIsRefusedUntouched() throws {
