@@ -76,7 +76,7 @@ let package = Package(
         .target(name: "Report", dependencies: ["Vision"]),
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
         .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Neighbors", "Extract", "Heads",
-                                                  "Report", "Digest", "OutputFiles"]),
+                                                  "Report", "Digest", "OutputFiles", "Finetune"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "OutputFiles", "Reproducible",
                                                  "Parallelism"]),
@@ -110,7 +110,8 @@ let package = Package(
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones", "TestSupport"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones", "Parallelism", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones", "Parallelism", "Finetune", "Vision",
+                                                 "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,7 +7,7 @@ public let probeVersion = "0.1.0"
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
-    finetuneCommand, demoCommand,
+    finetuneCommand, demoCommand, reportCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
     benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand,
 ]

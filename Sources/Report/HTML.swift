@@ -1,3 +1,5 @@
+import Foundation
+
 /// Escapes text for HTML.
 public func htmlEscape(_ s: String) -> String {
     var out = ""
@@ -20,10 +22,29 @@ public struct HTMLReport {
 
     public init(title: String) { self.title = title }
 
+    /// The `generator` meta tag of every page probe writes: a page without it is not replaced.
+    public static let generator = "probe"
+
+    /// Whether the file at `path` is a page probe wrote (its `generator` meta tag), so that writing a
+    /// report never replaces someone else's index.html.
+    public static func isProbePage(_ path: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: path) else { return false }
+        return String(decoding: data.prefix(4096), as: UTF8.self).contains("<meta name=\"generator\" content=\"\(generator)\">")
+    }
+
     public mutating func heading(_ text: String) { body += "<h2>\(htmlEscape(text))</h2>\n" }
     public mutating func paragraph(_ text: String) { body += "<p>\(htmlEscape(text))</p>\n" }
     public mutating func image(_ src: String, alt: String) {
         body += "<p><img src=\"\(htmlEscape(src))\" alt=\"\(htmlEscape(alt))\"></p>\n"
+    }
+    /// Thumbnails in a grid, each with a caption; `flagged` captions are drawn in red.
+    public mutating func gallery(_ items: [(src: String, caption: String, flagged: Bool)]) {
+        body += "<div class=\"gallery\">\n"
+        for it in items {
+            body += "<figure><img src=\"\(htmlEscape(it.src))\" alt=\"\(htmlEscape(it.caption))\">"
+                + "<figcaption\(it.flagged ? " class=\"bad\"" : "")>\(htmlEscape(it.caption))</figcaption></figure>\n"
+        }
+        body += "</div>\n"
     }
     public mutating func preformatted(_ text: String) { body += "<pre>\(htmlEscape(text))</pre>\n" }
     public mutating func table(header: [String], rows: [[String]]) {
@@ -35,10 +56,13 @@ public struct HTMLReport {
     public func render() -> String {
         """
         <!doctype html>
-        <html><head><meta charset="utf-8"><title>\(htmlEscape(title))</title>
+        <html><head><meta charset="utf-8"><meta name="generator" content="\(HTMLReport.generator)"><title>\(htmlEscape(title))</title>
         <style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
         table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
-        pre{background:#f6f6f6;padding:1em;overflow-x:auto}img{max-width:100%}</style></head>
+        pre{background:#f6f6f6;padding:1em;overflow-x:auto}img{max-width:100%}
+        .gallery{display:flex;flex-wrap:wrap;gap:10px}.gallery figure{margin:0;width:170px}
+        .gallery img{width:160px;height:160px;object-fit:cover;display:block}
+        figcaption{font-size:12px;line-height:1.3}.bad{color:#b00}</style></head>
         <body><h1>\(htmlEscape(title))</h1>
         \(body)</body></html>
 

@@ -87,6 +87,7 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
     let metrics = epochs.map { EpochJSON(epoch: $0.epoch, lr: $0.learningRate, train_loss: $0.trainLoss, train_acc: $0.trainAccuracy,
                                          val_loss: $0.validationLoss, val_acc: $0.validationAccuracy, seconds: $0.seconds) }
     if let best { settings["best_val_acc"] = String(best) }
+    settings["seconds"] = String(seconds)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     let record = HeadRecord(name: options.name, backboneID: backbone.id, classes: data.classNames,
@@ -96,6 +97,19 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
     try store.saveHead(record)
     return TrainedHead(record: record, head: head, classNames: data.classNames, log: log, bestValidationAccuracy: best,
                        epochs: epochs, trainingSeconds: seconds, datasets: data)
+}
+
+extension HeadRecord {
+    /// How long training took (its settings' "seconds"; heads saved before it was recorded: the sum
+    /// of their epochs' seconds; nil when neither is there).
+    public var trainingSeconds: Double? {
+        if let data = settingsJSON.data(using: .utf8),
+           let settings = try? JSONDecoder().decode([String: String].self, from: data),
+           let s = settings["seconds"].flatMap(Double.init) { return s }
+        if let data = metricsJSON.data(using: .utf8), let epochs = try? JSONDecoder().decode([EpochJSON].self, from: data),
+           !epochs.isEmpty { return epochs.reduce(0) { $0 + $1.seconds } }
+        return nil
+    }
 }
 
 /// A stored head, ready to use, with its backbone.

@@ -24,7 +24,7 @@ struct FrontEndTests {
                 #expect(r.out.contains("\n  \(c.name) ") && r.out.contains(c.summary), "\(c.name) missing from probe --help")
             }
         }
-        #expect(allCommands.count == 19)
+        #expect(allCommands.count == 20)
         #expect(Set(allCommands.map(\.name)).count == allCommands.count)
     }
 
