@@ -2,6 +2,7 @@ import Foundation
 import Audit
 import Reproducible
 import Parallelism
+import NN
 
 /// Synthetic feature-like vectors: `count` rows of `dimension` non-negative values (like pooled
 /// ReLU features) around `clusters` centres, so that distinct rows have cosine similarities spread
@@ -30,14 +31,15 @@ public func runAuditBenchmark(count: Int, dimension d: Int, threshold: Float = 0
     let planted = min(100, count / 2)
     let raw = syntheticAuditVectors(count: count, dimension: d, planted: planted)
     let unit = normalizedRows(raw, count: count, dimension: d)
-    var times: [Double] = []
+    var times: [Double] = [], cpu: [Double] = []
     var last: SimilarityJoinResult? = nil
     for _ in 0..<max(1, rounds) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = DispatchTime.now().uptimeNanoseconds, c0 = processCPUSeconds()
         last = unit.withUnsafeBufferPointer {
             SimilarityJoin.run($0.baseAddress!, count: count, dimension: d, k: 10, threshold: threshold, workers: workers)
         }
         times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        cpu.append(processCPUSeconds() - c0)
     }
     let sorted = times.sorted(), median = sorted[sorted.count / 2]
     let r = last!
@@ -51,6 +53,10 @@ public func runAuditBenchmark(count: Int, dimension d: Int, threshold: Float = 0
     var s = "audit similarity join: \(count) x \(d) vectors, k 10, threshold \(threshold), \(workers) worker(s), \(rounds) round(s)\n"
     s += "  times: " + times.map { String(format: "%.2f s", $0) }.joined(separator: ", ") + String(format: "; median %.2f s", median)
     s += String(format: " (%.0f GFLOP/s in the products)\n", flops / median / 1e9)
+    let cpuMedian = cpu.sorted()[cpu.count / 2]
+    s += "  CPU time: " + cpu.map { String(format: "%.1f s", $0) }.joined(separator: ", ")
+    s += String(format: "; median %.1f s = %.2f cores busy on average (a shared machine gives fewer than %d)\n",
+                cpuMedian, cpuMedian / median, workers)
     s += "  pairs >= threshold: \(r.pairs.count)\(r.truncated ? " (truncated)" : ""); planted near copies found: \(plantedFound) of \(planted)\n"
     if !nearest.isEmpty {
         s += String(format: "  nearest-neighbour similarity of distinct rows: min %.3f, median %.3f, max %.3f\n",
