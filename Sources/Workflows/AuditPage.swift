@@ -145,7 +145,7 @@ struct AuditPageContent {
                 + "). Ranked by \(l.ranking.rawValue), lowest first; \(l.candidates) candidates, the first \(labelIssues.count) shown.")
             html.raw("<div class=\"cards\">" + labelIssues.map { i in
                 card(i.sample, ["#\(i.rank) labelled \(i.sample.label) (\(i.sample.split ?? "-"))",
-                                String(format: "p(%@) %.3f < %.3f", i.sample.label, i.givenProbability, i.threshold),
+                                String(format: "p(%@) %.3g < %.3f", i.sample.label, i.givenProbability, i.threshold),
                                 String(format: "suggested: %@ %.3f", i.suggested, i.suggestedProbability)])
             }.joined() + "</div>")
         } else {
