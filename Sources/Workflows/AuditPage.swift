@@ -156,6 +156,7 @@ struct AuditPageContent {
         html.paragraph("Pairs of distinct images with cosine similarity of their view-0 features >= \(result.options.nearDuplicateThreshold); "
             + "pairs across splits (train/val leakage) first, framed red. \(result.nearDuplicates.count) pairs, \(result.leaks) across splits"
             + (result.nearDuplicatesTruncated ? " (truncated to the most similar)" : "") + ".")
+        if nearDuplicates.isEmpty { html.paragraph("None found.") }
         for p in nearDuplicates {
             html.raw("<div class=\"pair\(p.crossSplit ? " bad" : "")\">"
                 + card(p.first, ["\(p.first.split ?? "-")/\(p.first.label)"]) + card(p.second, ["\(p.second.split ?? "-")/\(p.second.label)"])
@@ -164,6 +165,7 @@ struct AuditPageContent {
 
         html.heading("Exact duplicates")
         html.paragraph("The same bytes (sha256) under several paths; groups with conflicting labels or splits first, framed red.")
+        if exactDuplicates.isEmpty { html.paragraph("None found.") }
         for g in exactDuplicates {
             let bad = g.conflictingLabels || g.conflictingSplits
             html.raw("<div class=\"pair\(bad ? " bad" : "")\">" + card(g.samples[0], [String(g.sha256.prefix(12))])
