@@ -136,6 +136,9 @@ def main():
             if a not in planted or b not in planted:
                 print(f"  also: {p['similarity']:.4f} {p['relation']}  {os.path.relpath(a, data)} ~ {os.path.relpath(b, data)}")
         print(f"audit time: {result['seconds']['total']:.2f} s; HTML page: {html}/index.html")
+        sys.stdout.flush()
+        subprocess.run([os.path.join(HERE, "check_html.sh"), os.path.join(html, "index.html"),
+                        os.path.join(os.path.dirname(os.path.abspath(html)), "audit-screenshot.png")])
 
         if args.no_original:
             return 0 if len(found_flips) >= 8 and len(found_leaks) == 5 else 1
