@@ -145,8 +145,8 @@ private final class JoinPart {
             let ri = r0 + i
             let start = diagonal ? i + 1 : 0
             var barI = bar[ri]
-            var j = start
-            while j < colCount {
+            /// One score: offered to both rows' heaps and kept as a pair when it reaches their bars / the threshold.
+            @inline(__always) func visit(_ j: Int) {
                 let s = row[j]
                 let cj = c0 + j
                 if s >= barI || s >= threshold || s >= bar[cj] {
@@ -155,8 +155,20 @@ private final class JoinPart {
                     if s >= bar[cj] { offer(cj, ri, s) }
                     if s >= threshold { addPair(SimilarPair(first: ri, second: cj, similarity: s), maxPairs: maxPairs) }
                 }
-                j += 1
             }
+            var j = start
+            // 16 scores at a time: most reach neither bar nor the threshold. Bars only rise, so a
+            // chunk passed over with the bars of its start holds nothing for the bars of now either.
+            while j + 16 <= colCount {
+                let s = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
+                let columnBars = UnsafeRawPointer(bar + c0 + j).loadUnaligned(as: SIMD16<Float>.self)
+                let low = SIMD16<Float>(repeating: min(barI, threshold))
+                if any((s .>= columnBars) .| (s .>= low)) {
+                    for t in j..<(j + 16) { visit(t) }
+                }
+                j += 16
+            }
+            while j < colCount { visit(j); j += 1 }
         }
     }
 
