@@ -78,6 +78,15 @@ func makeAuditStore(_ dir: TempDir) throws -> (FeatureStore, StoredBackbone, [St
     try writeAuditPage(r, to: out)
     #expect(try String(contentsOfFile: out + "/notes.txt", encoding: .utf8) == "keep me")
 
+    // A later page that shows fewer images removes the thumbnails it no longer uses (only its own).
+    var fewer = r
+    fewer.outliers = []; fewer.exactDuplicates = []
+    try writeAuditPage(fewer, to: out)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: out + "/audit-thumbnails").count == 2)   // the leak pair
+    #expect(try String(contentsOfFile: out + "/notes.txt", encoding: .utf8) == "keep me")
+    try writeAuditPage(r, to: out)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: out + "/audit-thumbnails").count == 3)
+
     // A folder whose index.html someone else wrote: refused, and nothing in it changes.
     let foreign = dir.file("foreign")
     try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
