@@ -70,7 +70,7 @@ extension AuditResult {
                         l.candidates, l.samples, l.folds, l.C, l.seed, l.outOfFoldAccuracy)
             s += "  a candidate's given-label probability is below its class's average self-confidence (\(t)); ranked by \(l.ranking.rawValue), lowest first\n"
             for i in labelIssues.prefix(top) {
-                s += String(format: "  %3d  p(%@) %.4f -> %@ %.4f  %@\n", i.rank, i.sample.label, i.givenProbability, i.suggested,
+                s += String(format: "  %3d  p(%@) %.3g -> %@ %.3f  %@\n", i.rank, i.sample.label, i.givenProbability, i.suggested,
                             i.suggestedProbability, i.sample.path)
             }
         } else if options.labelErrors {
