@@ -6,10 +6,10 @@ public let probeVersion = "0.1.0"
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, exportCommand,
-    trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
+    trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand, auditCommand,
     finetuneCommand, demoCommand, reportCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
-    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand, benchAuditCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {

@@ -47,6 +47,8 @@ public struct HTMLReport {
         body += "</div>\n"
     }
     public mutating func preformatted(_ text: String) { body += "<pre>\(htmlEscape(text))</pre>\n" }
+    /// Markup added as it is (the caller escapes any text in it with `htmlEscape`).
+    public mutating func raw(_ html: String) { body += html + "\n" }
     public mutating func table(header: [String], rows: [[String]]) {
         body += "<table><tr>" + header.map { "<th>\(htmlEscape($0))</th>" }.joined() + "</tr>\n"
         for r in rows { body += "<tr>" + r.map { "<td>\(htmlEscape($0))</td>" }.joined() + "</tr>\n" }
