@@ -1,4 +1,5 @@
 import Foundation
+import Audit
 import Workflows
 
 let reportCommand = Command(
@@ -14,10 +15,12 @@ let reportCommand = Command(
         the misclassified images ringed;
       - the head over cached features beside a finetuned network (validation accuracy, wall
         time) when --finetuned names weights written by `probe finetune` (it reads their
-        OUT-summary.json).
+        OUT-summary.json);
+      - the data audit (`probe audit`): duplicates, train/val leakage, outliers and likely label
+        errors, with the first findings' images here and every finding in DIR/audit/index.html.
     Without --head it uses the head named 'tutorial', or else trains the tutorial's head for the
-    report without saving it. The store is opened read-only. An index.html that probe did not
-    write is never replaced.
+    report without saving it. The store is opened read-only. Only files probe wrote into DIR
+    (listed in DIR/.probe-report) are ever replaced: a folder of other files is safe.
 
     EXAMPLES:
       probe report
@@ -29,6 +32,7 @@ let reportCommand = Command(
         storeBackboneOption,
         Option("--finetuned", "FILE", "Weights written by `probe finetune`: shown beside the head (reads FILE's -summary.json)."),
         Option("--out", "DIR", "Where the report goes (default cache/report)."),
+        Option("--no-audit", nil, "Leave out the data audit."),
         Option("--seed", "N", "Seed of the head trained for the report when no head is named (default 0)."),
         storeOption,
         Option("--json", nil, "Print what the report found as JSON."),
@@ -43,6 +47,7 @@ let reportCommand = Command(
         o.finetunedWeights = args.string("--finetuned")
         if let out = args.string("--out") { o.directory = out }
         o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
+        o.audit = !args.flag("--no-audit")
         if let f = o.finetunedWeights, !FileManager.default.fileExists(atPath: f) {
             throw UsageError("probe report: --finetuned \(f): no such file (give the .pth that `probe finetune` wrote)")
         }
@@ -50,12 +55,17 @@ let reportCommand = Command(
         if args.flag("--json") {
             try printJSON(ReportJSON(report: r.path, head: r.headName, val_acc: r.validationAccuracy,
                                      misclassified: r.misclassified,
-                                     finetuned_val_acc: r.finetuned?.bestValidationAccuracy, finetuned_seconds: r.finetuned?.seconds))
+                                     finetuned_val_acc: r.finetuned?.bestValidationAccuracy, finetuned_seconds: r.finetuned?.seconds,
+                                     audit: r.audit))
         } else {
             print("head '\(r.headName)': validation accuracy \(r.validationAccuracy.map { String(format: "%.4f", $0) } ?? "n/a"), "
                   + "\(r.misclassified.count) misclassified")
             if let f = r.finetuned {
                 print("finetuned \(f.architecture): best validation accuracy \(f.bestValidationAccuracy.map { String(format: "%.4f", $0) } ?? "n/a") in \(String(format: "%.1f", f.seconds)) s")
+            }
+            if let a = r.audit {
+                print("audit: \(a.labelIssues.count) likely label errors, \(a.nearDuplicates.count) near-duplicate pairs (\(a.leaks) across splits), "
+                      + "\(a.exactDuplicates.count) exact-duplicate groups, \(a.outliers.count) outliers listed")
             }
             print("report: \(r.path)")
         }
@@ -67,4 +77,5 @@ struct ReportJSON: Encodable {
     var report: String, head: String, val_acc: Double?
     var misclassified: [Misclassification]
     var finetuned_val_acc: Double?, finetuned_seconds: Double?
+    var audit: AuditResult?
 }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Escapes text for HTML.
 public func htmlEscape(_ s: String) -> String {
     var out = ""
@@ -22,15 +20,8 @@ public struct HTMLReport {
 
     public init(title: String) { self.title = title }
 
-    /// The `generator` meta tag of every page probe writes: a page without it is not replaced.
+    /// The `generator` meta tag of every page probe writes.
     public static let generator = "probe"
-
-    /// Whether the file at `path` is a page probe wrote (its `generator` meta tag), so that writing a
-    /// report never replaces someone else's index.html.
-    public static func isProbePage(_ path: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: path) else { return false }
-        return String(decoding: data.prefix(4096), as: UTF8.self).contains("<meta name=\"generator\" content=\"\(generator)\">")
-    }
 
     public mutating func heading(_ text: String) { body += "<h2>\(htmlEscape(text))</h2>\n" }
     public mutating func paragraph(_ text: String) { body += "<p>\(htmlEscape(text))</p>\n" }
@@ -49,6 +40,10 @@ public struct HTMLReport {
     public mutating func preformatted(_ text: String) { body += "<pre>\(htmlEscape(text))</pre>\n" }
     /// Markup added as it is (the caller escapes any text in it with `htmlEscape`).
     public mutating func raw(_ html: String) { body += html + "\n" }
+    /// A paragraph holding one link.
+    public mutating func link(_ href: String, _ text: String) {
+        body += "<p><a href=\"\(htmlEscape(href))\">\(htmlEscape(text))</a></p>\n"
+    }
     public mutating func table(header: [String], rows: [[String]]) {
         body += "<table><tr>" + header.map { "<th>\(htmlEscape($0))</th>" }.joined() + "</tr>\n"
         for r in rows { body += "<tr>" + r.map { "<td>\(htmlEscape($0))</td>" }.joined() + "</tr>\n" }

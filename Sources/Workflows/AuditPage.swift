@@ -4,28 +4,11 @@ import Vision
 import Report
 import OutputFiles
 
-/// Why the audit page was not written.
-public enum AuditPageError: Error, CustomStringConvertible, Equatable {
-    /// A file the page would write exists and was not written by an earlier `probe audit --html`.
-    case notOurs(path: String)
-    case notDirectory(path: String)
-
-    public var description: String {
-        switch self {
-        case .notOurs(let p):
-            return "\(p) exists and was not written by `probe audit --html`; probe does not overwrite it. "
-                + "Choose another --html DIR (a new or empty folder), or move that file away."
-        case .notDirectory(let p):
-            return "\(p) exists and is not a directory; give --html a folder (it is created when missing)."
-        }
-    }
-}
-
 /// Writes the audit's findings as `DIR/index.html` with a thumbnail of every image shown, in
 /// `DIR/audit-thumbnails/` (PNG, at most `thumbnailSize` pixels a side, named by content).
 ///
 /// Ownership: `DIR/.probe-audit` lists the files an audit page wrote there. A file the page would
-/// write that exists and is not listed is never replaced (`AuditPageError.notOurs`, before anything is
+/// write that exists and is not listed is never replaced (`OwnedFolderError.notOurs`, before anything is
 /// written), so an existing folder of other files is safe. Files of an earlier page that the new one
 /// no longer uses are removed (only listed ones). Every file is written atomically (OutputFiles), the
 /// list first with the union of old and new names (a kill leaves no unlisted file of ours), the page
@@ -33,21 +16,8 @@ public enum AuditPageError: Error, CustomStringConvertible, Equatable {
 /// Returns the path of index.html.
 @discardableResult
 public func writeAuditPage(_ result: AuditResult, to dir: String, perSection: Int = 40, thumbnailSize: Int = 160) throws -> String {
-    let fm = FileManager.default
-    var isDir: ObjCBool = false
-    if fm.fileExists(atPath: dir, isDirectory: &isDir) {
-        guard isDir.boolValue else { throw AuditPageError.notDirectory(path: dir) }
-    } else {
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-    let manifestPath = dir + "/.probe-audit"
+    var folder = try OwnedFolder(dir, manifest: ".probe-audit", header: "# files written by probe audit --html (the rest of this folder is never touched)")
     let thumbDir = "audit-thumbnails"
-    var owned = Set<String>()
-    if fm.fileExists(atPath: manifestPath) {
-        let text = (try? String(contentsOfFile: manifestPath, encoding: .utf8)) ?? ""
-        guard text.hasPrefix(manifestHeader) else { throw AuditPageError.notOurs(path: manifestPath) }
-        owned = Set(text.split(separator: "\n").dropFirst().map(String.init))
-    }
 
     // The samples shown, each thumbnail once (by content).
     let page = AuditPageContent(result: result, perSection: perSection)
@@ -55,15 +25,9 @@ public func writeAuditPage(_ result: AuditResult, to dir: String, perSection: In
     for s in page.shownSamples where thumbs[s.sha256] == nil {
         thumbs[s.sha256] = thumbDir + "/" + String(s.sha256.prefix(16)) + ".png"
     }
-    let planned = Set(thumbs.values).union(["index.html", thumbDir])
-    // Refuse before writing anything.
-    for name in planned.sorted() {
-        var st = stat()
-        if lstat(dir + "/" + name, &st) == 0 && !owned.contains(name) { throw AuditPageError.notOurs(path: dir + "/" + name) }
-    }
-    try writeManifest(owned.union(planned), to: manifestPath)
-    if !fm.fileExists(atPath: dir + "/" + thumbDir) {
-        try fm.createDirectory(atPath: dir + "/" + thumbDir, withIntermediateDirectories: false)
+    try folder.claim(Set(thumbs.values).union(["index.html", thumbDir]))   // refuses before writing anything
+    if !FileManager.default.fileExists(atPath: dir + "/" + thumbDir) {
+        try FileManager.default.createDirectory(atPath: dir + "/" + thumbDir, withIntermediateDirectories: false)
     }
     var written = Set<String>()
     for s in page.shownSamples {
@@ -78,18 +42,8 @@ public func writeAuditPage(_ result: AuditResult, to dir: String, perSection: In
     let html = page.render(thumbnails: thumbs.filter { written.contains($0.value) })
     try writeFileAtomically(Array(html.utf8), to: dir + "/index.html")
     // Files of an earlier page no longer used (only ones we listed).
-    let keep = written.union(["index.html", thumbDir])
-    for old in owned.subtracting(keep) where old != thumbDir && old.hasPrefix(thumbDir + "/") {
-        try? fm.removeItem(atPath: dir + "/" + old)
-    }
-    try writeManifest(keep, to: manifestPath)
+    try folder.removeUnused(under: thumbDir + "/", keep: written)
     return dir + "/index.html"
-}
-
-private let manifestHeader = "# files written by probe audit --html (the rest of this folder is never touched)"
-
-private func writeManifest(_ names: Set<String>, to path: String) throws {
-    try writeFileAtomically(Array(([manifestHeader] + names.sorted()).joined(separator: "\n").utf8) + [10], to: path)
 }
 
 /// The findings a page shows (the first `perSection` of each kind).

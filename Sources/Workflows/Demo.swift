@@ -4,6 +4,7 @@ import Digest
 import Vision
 import Weights
 import Store
+import Audit
 import Extract
 import Finetune
 import Heads
@@ -82,8 +83,9 @@ public func runDemo(_ options: DemoOptions, log: @escaping @Sendable (String) ->
         let r = try finetune(dataset: data, options: f, log: log)
         if let out = r.outputPath { finetuned = try FinetuneSummary.read(forWeights: out) }
     }
+    let audit = try auditStore(store, backbone: backbone)
     let report = try writeReport(options: options, data: data, kind: kind, weights: weights, summary: summary,
-                                 trained: trained, evaluation: evaluation, loaded: loaded, finetuned: finetuned)
+                                 trained: trained, evaluation: evaluation, loaded: loaded, finetuned: finetuned, audit: audit)
     return DemoResult(dataPath: data, backbone: kind, weightsPath: weights, extraction: summary, trained: trained,
                       evaluation: evaluation, finetuned: finetuned, reportPath: report)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Audit
 import Finetune
 import Heads
 import Report
@@ -17,6 +18,8 @@ public struct ReportOptions: Sendable {
     /// Weights written by `probe finetune`: the run (its OUT-summary.json) is shown beside the head.
     public var finetunedWeights: String?
     public var seed: UInt64 = 0
+    /// Run the data audit (`probe audit`) and show its findings.
+    public var audit = true
     public init() {}
 }
 
@@ -27,11 +30,12 @@ public struct ReportResult: Sendable {
     public var validationAccuracy: Double?
     public var misclassified: [Misclassification]
     public var finetuned: FinetuneSummary?
+    public var audit: AuditResult?
 }
 
 /// A report over the store's cached features: the head's validation errors with their images,
-/// its evaluation, a 2-D map of the embeddings and, given a finetuning run, the head and the
-/// finetuned network side by side.
+/// its evaluation, a 2-D map of the embeddings, the head and a finetuned network side by side
+/// (given a finetuning run), and the data audit.
 public func writeProbeReport(_ o: ReportOptions) throws -> ReportResult {
     let store = try FeatureStore(path: o.storePath, readOnly: true)
     var loaded: LoadedHead? = nil
@@ -75,6 +79,8 @@ public func writeProbeReport(_ o: ReportOptions) throws -> ReportResult {
     let wrongRows = Set(errors.compactMap { e in data.validationPaths.firstIndex(of: e.path) })
     try page.addMap(train: data.train, validation: validation, wrong: wrongRows, classNames: data.classNames)
     page.addComparison(head: (headName, evaluation.accuracy, headSeconds, nil), architecture: backbone.architecture, finetuned: finetuned, finetunedPath: o.finetunedWeights)
+    let audit = o.audit ? try auditStore(store, backbone: backbone) : nil
+    if let audit { try page.addAudit(audit) }
     return ReportResult(path: try page.finish(), headName: headName, validationAccuracy: evaluation.accuracy,
-                        misclassified: errors, finetuned: finetuned)
+                        misclassified: errors, finetuned: finetuned, audit: audit)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Audit
 import Finetune
 import Heads
 import OutputFiles
@@ -9,31 +10,26 @@ import Vision
 // The sections that `probe report` and `probe demo` share: the validation errors with their
 // images, a 2-D map of the embeddings, and the cached-feature head beside a finetuned network.
 
-/// A report being written into a directory: the page and the image files beside it.
+/// A report being written into a directory: the page and the image files beside it. Only files
+/// probe wrote there are replaced (`OwnedFolder`, manifest `.probe-report`).
 struct ReportPage {
-    let directory: String
+    var folder: OwnedFolder
     var html: HTMLReport
+    var directory: String { folder.directory }
 
-    /// Creates `directory` when needed; refuses a directory whose index.html probe did not write.
     init(directory: String, title: String) throws {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), !isDir.boolValue {
-            throw WorkflowError.noFeatures("\(directory) exists and is not a directory; give the report another --out")
-        }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let index = directory + "/index.html"
-        if FileManager.default.fileExists(atPath: index) && !HTMLReport.isProbePage(index) {
-            throw WorkflowError.noFeatures("\(index) exists and was not written by probe; it is not replaced: give the report another --out")
-        }
-        self.directory = directory
-        self.html = HTMLReport(title: title)
+        folder = try OwnedFolder(directory, manifest: ".probe-report", header: "# files written by probe report / probe demo (the rest of this folder is never touched)")
+        try folder.claim(["index.html"])
+        html = HTMLReport(title: title)
     }
 
     /// Writes an image beside the page (atomically) and returns its relative path.
-    func writeImage(_ img: RGBImage, name: String) throws -> String {
-        let path = directory + "/" + name
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try writeFileAtomically(try PNGWriter.encode(img), to: path)
+    mutating func writeImage(_ img: RGBImage, name: String) throws -> String {
+        let sub = (name as NSString).deletingLastPathComponent
+        if !sub.isEmpty { try folder.claim([sub]) }
+        try folder.claim([name])
+        if !sub.isEmpty { try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true) }
+        try writeFileAtomically(try PNGWriter.encode(img), to: directory + "/" + name)
         return name
     }
 
@@ -82,11 +78,13 @@ extension ReportPage {
     mutating func addErrors(_ errors: [Misclassification], validationCount: Int, limit: Int = 60) throws {
         html.heading("Validation errors: \(errors.count) of \(validationCount) images")
         guard !errors.isEmpty else {
+            try folder.removeUnused(under: "errors/", keep: [])
             html.paragraph("The head classifies every validation image correctly.")
             return
         }
         html.paragraph("Each image the head gets wrong, most confident mistakes first: true label, prediction, and the probability the head gives its prediction.")
         var items: [(src: String, caption: String, flagged: Bool)] = []
+        defer { try? folder.removeUnused(under: "errors/", keep: Set(items.map(\.src))) }   // thumbnails of an earlier run
         for (i, e) in errors.prefix(limit).enumerated() {
             let caption = "true \(e.label), predicted \(e.predicted) (\(String(format: "%.2f", e.confidence))) \((e.path as NSString).lastPathComponent)"
             if let t = thumbnail(e.path) {
@@ -150,5 +148,49 @@ extension ReportPage {
                 html.paragraph("To compare with finetuning every layer: `probe finetune DIR`, then `probe report --finetuned DIR-\(architecture)-finetuned.pth` (or `probe demo --finetune`).")
             }
         }
+    }
+
+    /// The data audit (`probe audit`): its full page in `audit/`, its counts and first findings here.
+    mutating func addAudit(_ result: AuditResult, top: Int = 8) throws {
+        try folder.claim(["audit"])
+        _ = try writeAuditPage(result, to: directory + "/audit", perSection: 40)
+        html.heading("Data audit")
+        let c = result.counts
+        html.paragraph("\(c.samples) samples, \(c.images) distinct images: exact and near duplicates (cosine >= \(result.options.nearDuplicateThreshold)), "
+                       + "train/val leakage, outliers, and likely label errors from \(result.labelSummary?.folds ?? result.options.folds)-fold "
+                       + "out-of-fold probabilities (confident learning).")
+        html.table(header: ["finding", "count"], rows: [
+            ["likely label errors", String(result.labelIssues.count)],
+            ["near-duplicate pairs", String(result.nearDuplicates.count)],
+            ["  across splits (train/val leakage)", String(result.leaks)],
+            ["exact-duplicate groups", String(result.exactDuplicates.count)],
+            ["  with conflicting labels or splits", String(result.exactDuplicates.filter { $0.conflictingLabels || $0.conflictingSplits }.count)],
+            ["outliers listed", String(result.outliers.count)],
+        ])
+        func thumb(_ s: AuditSample) -> String? {
+            let name = "audit/audit-thumbnails/" + String(s.sha256.prefix(16)) + ".png"
+            return FileManager.default.fileExists(atPath: directory + "/" + name) ? name : nil
+        }
+        let issues = result.labelIssues.prefix(top).compactMap { i in
+            thumb(i.sample).map { ($0, String(format: "#%d labelled %@, p %.3g; suggested %@", i.rank, i.sample.label, i.givenProbability, i.suggested), true) }
+        }
+        if !issues.isEmpty {
+            html.paragraph("The \(issues.count) most likely label errors:")
+            html.gallery(issues)
+        }
+        let leaks = result.nearDuplicates.filter(\.crossSplit).prefix(top)
+        for p in leaks {
+            let items = [p.first, p.second].compactMap { s in thumb(s).map { ($0, "\(s.split ?? "-")/\(s.label) \((s.path as NSString).lastPathComponent)", true) } }
+            html.paragraph(String(format: "Leak: cosine %.4f between a %@ and a %@ image", p.similarity, p.first.split ?? "-", p.second.split ?? "-"))
+            html.gallery(items)
+        }
+        let outliers = result.outliers.prefix(top).compactMap { o in
+            thumb(o.sample).map { ($0, String(format: "#%d %@/%@, mean distance %.3f", o.rank, o.sample.split ?? "-", o.sample.label, o.meanDistance), false) }
+        }
+        if !outliers.isEmpty {
+            html.paragraph("The \(outliers.count) strongest outliers:")
+            html.gallery(outliers)
+        }
+        html.link("audit/index.html", "The whole audit: every finding with its images")
     }
 }

@@ -91,7 +91,7 @@ func makeAuditStore(_ dir: TempDir) throws -> (FeatureStore, StoredBackbone, [St
     let foreign = dir.file("foreign")
     try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
     try "<p>mine</p>".write(toFile: foreign + "/index.html", atomically: true, encoding: .utf8)
-    #expect(throws: AuditPageError.notOurs(path: foreign + "/index.html")) { try writeAuditPage(r, to: foreign) }
+    #expect(throws: OwnedFolderError.notOurs(path: foreign + "/index.html")) { try writeAuditPage(r, to: foreign) }
     #expect(try String(contentsOfFile: foreign + "/index.html", encoding: .utf8) == "<p>mine</p>")
     #expect(try FileManager.default.contentsOfDirectory(atPath: foreign) == ["index.html"])
 
@@ -104,12 +104,12 @@ func makeAuditStore(_ dir: TempDir) throws -> (FeatureStore, StoredBackbone, [St
     try manifest.replacingOccurrences(of: "audit-thumbnails/\(name)\n", with: "")
         .write(toFile: out + "/.probe-audit", atomically: true, encoding: .utf8)
     let before = try Data(contentsOf: URL(fileURLWithPath: out + "/index.html"))
-    #expect(throws: AuditPageError.notOurs(path: out + "/audit-thumbnails/" + name)) { try writeAuditPage(r, to: out) }
+    #expect(throws: OwnedFolderError.notOurs(path: out + "/audit-thumbnails/" + name)) { try writeAuditPage(r, to: out) }
     #expect(try String(contentsOfFile: out + "/audit-thumbnails/" + name, encoding: .utf8) == "not a png")
     #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/index.html")) == before)
 
     // A file where the folder should be.
     let file = dir.file("a-file")
     try "x".write(toFile: file, atomically: true, encoding: .utf8)
-    #expect(throws: AuditPageError.notDirectory(path: file)) { try writeAuditPage(r, to: file) }
+    #expect(throws: OwnedFolderError.notDirectory(path: file)) { try writeAuditPage(r, to: file) }
 }
