@@ -71,7 +71,7 @@ let package = Package(
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
         .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Parallelism"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
-        .target(name: "Heads", dependencies: ["NN", "Reproducible"]),
+        .target(name: "Heads", dependencies: ["NN", "Reproducible", "Parallelism"]),
         // Data audit over cached features: duplicates, leakage, outliers, label errors (pure computation).
         .target(name: "Audit", dependencies: ["NN", "Heads", "Reproducible", "Parallelism"]),
         // Reports: line charts and HTML pages.
@@ -84,7 +84,7 @@ let package = Package(
                                                  "Parallelism"]),
         // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
         .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
-                                                   "Heads", "Audit", "Finetune", "Reproducible", "Parallelism"]),
+                                                   "Heads", "Audit", "Finetune", "Reproducible", "Parallelism", "Workflows"]),
         // The command-line front end: commands, argument parsing, dispatch (thin).
         .target(name: "CLI", dependencies: [
             "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Audit", "Report", "Workflows", "Finetune", "Benchmarks",

@@ -9,7 +9,7 @@ let allCommands: [Command] = [
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand, auditCommand,
     finetuneCommand, demoCommand, reportCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
-    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand, benchAuditCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchEvalCommand, benchFinetuneCommand, benchAuditCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {
