@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Reproducible", "TestSupport"]),
         .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Parallelism", "Reproducible",
                                                        "TestSupport"]),
-        .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Reproducible"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Heads", "Reproducible", "Workflows", "Store", "Digest", "Vision", "TestSupport"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones", "TestSupport"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),

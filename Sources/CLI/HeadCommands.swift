@@ -43,6 +43,8 @@ let trainCommand = Command(
         Option("--seed", "N", "Seed of initialisation, shuffling and view draws (default 0)."),
         Option("--C", "X", "L-BFGS inverse regularisation strength (default 1.0)."),
         Option("--no-standardize", nil, "L-BFGS on raw features."),
+        Option("--tolerance", "X", "L-BFGS: stop when max |gradient| of the mean-scaled objective is at most X (default 1e-10)."),
+        Option("--max-iterations", "N", "L-BFGS iterations at most (default 1000)."),
         Option("--no-views", nil, "Ignore augmented views; train on view 0."),
         classWeightOption.option,
         Option("--calibrate", nil, "Fit the softmax temperature on 'val' (temperature scaling) and save it with the head."),
@@ -63,6 +65,8 @@ let trainCommand = Command(
         o.sgd.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         o.lbfgs.C = try args.double("--C", default: 1.0, range: 1e-12...1e12)
         o.lbfgs.standardize = !args.flag("--no-standardize")
+        o.lbfgs.gradientTolerance = try args.double("--tolerance", default: o.lbfgs.gradientTolerance, range: 0...1)
+        o.lbfgs.maxIterations = try args.int("--max-iterations", default: o.lbfgs.maxIterations, range: 1...10_000_000)
         o.useViews = !args.flag("--no-views")
         o.classWeight = try args.value(classWeightOption)
         o.calibrate = args.flag("--calibrate")
@@ -75,7 +79,7 @@ let trainCommand = Command(
                                     train_images: r.datasets.train.count, views: r.datasets.train.views,
                                     val_images: r.datasets.validation?.count ?? 0, val_acc: r.validationMetrics?.accuracy,
                                     val_balanced_acc: r.validationMetrics?.balancedAccuracy, class_weight: o.classWeight.rawValue,
-                                    calibration: r.calibration))
+                                    calibration: r.calibration, objective: r.objective))
         } else {
             print(r.log, terminator: "")
             print("saved head '\(o.name)' (\(backbone.architecture), classes: \(r.classNames.joined(separator: ", ")); "
@@ -94,6 +98,8 @@ struct TrainJSON: Encodable {
     var train_images: Int, views: Int, val_images: Int
     var val_acc: Double?, val_balanced_acc: Double?, class_weight: String
     var calibration: CalibrationResult?
+    /// L-BFGS: sum CE + 1/(2C) ||W||^2 at the optimum (scikit-learn's objective divided by C).
+    var objective: Double?
 }
 
 let headsCommand = Command(
@@ -264,7 +270,7 @@ let evalCommand = Command(
         o.linear.solver.standardize = !args.flag("--no-standardize")
         o.linear.solver.classWeight = try args.value(classWeightOption)
         let backbone = try selectBackbone(store, args)
-        let quiet = args.flag("--json") || args.flag("--quiet")
+        let quiet = args.flag("--json") || !stderrIsTerminal
         let report = try runEvalProtocols(store: store, backbone: backbone, options: o, log: { if !quiet { printError($0) } })
         if args.flag("--json") { try printJSON(report) } else { print(report.render(), terminator: "") }
         return 0

@@ -45,6 +45,8 @@ public struct TrainedHead: Sendable {
     public var validationMetrics: ClassificationMetrics?
     /// Temperature scaling on the validation split (with `calibrate`).
     public var calibration: CalibrationResult?
+    /// L-BFGS: the optimum's sum CE + 1/(2C) ||W||^2 (W of the standardised features when standardised).
+    public var objective: Double?
 }
 
 /// Per-epoch metrics as stored in the head's metrics JSON.
@@ -67,6 +69,7 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
     var best: Double?
     var epochs: [SGDEpochMetrics] = []
     var seconds: Double
+    var objective: Double?
     switch options.solver {
     case .sgd:
         var o = options.sgd
@@ -86,6 +89,7 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
         settings.merge(["C": "\(o.C)", "standardize": "\(o.standardize)", "max_iterations": "\(o.maxIterations)"]) { $1 }
         let r = try LBFGSTrainer(options: o).train(data.train, validation: data.validation)
         head = r.head
+        objective = r.sumObjective
         best = r.validationMetrics?.accuracy
         seconds = r.seconds
         log = "L-BFGS: \(r.iterations) iterations, \(r.evaluations) evaluations, \(r.stopReason); "
@@ -123,7 +127,7 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
     try store.saveHead(record)
     return TrainedHead(record: record, head: head, classNames: data.classNames, log: log, bestValidationAccuracy: best,
                        epochs: epochs, trainingSeconds: seconds, datasets: data, validationMetrics: valMetrics,
-                       calibration: calibration)
+                       calibration: calibration, objective: objective)
 }
 
 extension HeadRecord {

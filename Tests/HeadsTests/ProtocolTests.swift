@@ -114,10 +114,10 @@ func referenceObjective(_ head: LinearHead, _ data: LabeledFeatures, C: Double, 
     #expect(balancedClassWeights(labels: [0, 2, 2, 2], classes: 3) == [2.0, 0, 4.0 / 6.0])
     // Labels [0 x 30, 1 x 10]: balanced weights 2/3 and 2. sum 2/3 CE_0 + 2 CE_1 + ||W||^2/(2C) is 2/3
     // of the unweighted objective on the data with class 1 written three times, at C' = 2C/3: same minimiser.
-    let base = try convexProblem(n: 40, d: 3, classes: 2)
-    var rows: [Int] = [], extra: [Int] = []
-    for i in 0..<40 where base.labels[i] == 0 && rows.filter({ base.labels[$0] == 0 }).count < 30 { rows.append(i) }
-    for i in 0..<40 where base.labels[i] == 1 && extra.count < 10 { extra.append(i) }
+    let base = try convexProblem(n: 80, d: 3, classes: 2)
+    let rows = Array((0..<80).filter { base.labels[$0] == 0 }.prefix(30))
+    let extra = Array((0..<80).filter { base.labels[$0] == 1 }.prefix(10))
+    #expect(rows.count == 30 && extra.count == 10)
     let imbalanced = try subset(base, rows: rows + extra)
     let tripled = try subset(base, rows: rows + extra + extra + extra)
     var o = LBFGSOptions()
@@ -211,4 +211,22 @@ func gaussianPair(n0: Int, n1: Int, seed: UInt64) throws -> LabeledFeatures {
     #expect(holdoutSplit(count: 600, fraction: 0.1, seed: 5).heldOut != holdoutSplit(count: 600, fraction: 0.1, seed: 6).heldOut)
     #expect(LinearProbeOptions.dinov2Candidates.count == 45)
     #expect(LinearProbeOptions.dinov2Candidates.first == 1e-6 && LinearProbeOptions.dinov2Candidates.last == 1e5)
+}
+
+@Test func crossValidatedProbabilitiesComeFromHeadsThatNeverSawTheImage() throws {
+    let data = try gaussianPair(n0: 60, n1: 40, seed: 8)
+    let t = LBFGSTrainer()
+    let p = try t.crossValidatedProbabilities(data, folds: 4, seed: 2)
+    #expect(p.count == 200)
+    let folds = stratifiedFolds(labels: data.labels, classes: 2, folds: 4, seed: 2)
+    for f in 0..<4 { #expect(folds.filter { $0 == f }.count == 25) }   // 15 + 10 of each class per fold
+    // Image 0's probabilities are those of a head fitted without its fold.
+    let rows = (0..<100).filter { folds[$0] != folds[0] }
+    let head = try t.train(try subset(data, rows: rows)).head
+    let q = try head.probabilities(Array(data.values[0..<2]), rows: 1)
+    #expect(abs(p[0] - q[0]) < 1e-6 && abs(p[1] - q[1]) < 1e-6)
+    // ... and differ from those of a head fitted on everything.
+    let all = try t.train(data).head.probabilities(Array(data.values[0..<2]), rows: 1)
+    #expect(abs(all[0] - p[0]) > 1e-5)
+    #expect(p == (try t.crossValidatedProbabilities(data, folds: 4, seed: 2)))
 }
