@@ -50,6 +50,10 @@ public func runEvalBenchmark(train: Int = 100_000, val: Int = 10_000, dimension:
         out += "  linear sweep: \(l.sweep.count) fits, \(its.reduce(0, +)) L-BFGS iterations (max \(its.max() ?? 0)), "
         out += "\(l.sweep.map(\.evaluations).reduce(0, +)) evaluations, "
         out += "\(l.sweep.filter { !$0.converged }.count) not converged; refit \(l.refit_iterations) iterations\n"
+        out += "  evaluations per C (1e-6 ... 1e5): \(l.sweep.map { String($0.evaluations) }.joined(separator: " "))\n"
+        out += "  held-out accuracy per C (%): \(l.sweep.map { fixed(100 * $0.holdoutAccuracy, 2) }.joined(separator: " "))\n"
+        out += "  linear: sweep \(fixed(l.sweep_seconds, 2)) s, refit \(fixed(l.refit_seconds, 2)) s, "
+        out += "the rest (copies, float64 and float32 matrices, standardisation) \(fixed(l.seconds - l.sweep_seconds - l.refit_seconds, 2)) s\n"
     }
     out += "  all protocols: \(fixed(total, 2)) s\n"
     out += report.render()

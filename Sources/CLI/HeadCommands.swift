@@ -119,6 +119,8 @@ let headsCommand = Command(
             var line = "\(h.name)  \(h.backbone.architecture) (\(h.backbone.weightsSHA256.prefix(12)))  classes: \(h.classes.joined(separator: ","))"
             line += "  solver: \(settings["solver"] ?? "?")"
             if let acc = settings["best_val_acc"].flatMap(Double.init) { line += String(format: "  best val acc: %.4f", acc) }
+            if let w = settings["class_weight"], w != "none" { line += "  class weight: \(w)" }
+            if let t = h.temperature { line += String(format: "  temperature: %.4f", t) }
             line += "  \(h.created)"
             print(line)
         }

@@ -20,6 +20,9 @@ public struct LinearProbeOptions: Sendable, Equatable {
     /// The sweep's fits in float32 arithmetic (twice as fast; their only use is the held-out
     /// accuracy that chooses C); the refit at the chosen C is always float64.
     public var float32Sweep = true
+    /// Start each fit of the sweep from the linear extrapolation of the two previous solutions
+    /// (in log C) instead of the previous one alone.
+    public var extrapolateWarmStarts = true
     /// Stopping rules of the sweep's fits (the refit uses `solver`'s): max |gradient| of the
     /// mean-scaled objective, and the relative objective change per iteration. Float32 sums are
     /// exact to ~1e-7 relative, so asking for less than ~1e-9 change would only spin the line search.
@@ -120,7 +123,14 @@ public func linearProbe(train: LabeledFeatures, validation: LabeledFeatures? = n
         o.C = c
         o.gradientTolerance = max(o.gradientTolerance, options.sweepGradientTolerance)
         o.relativeTolerance = max(o.relativeTolerance, options.sweepRelativeTolerance)
-        let f = try LBFGSTrainer(options: o).fit(problem, rows: fitRows.count, start: previous)
+        // Warm start: the previous solution, moved on along the path (linear extrapolation in
+        // log C from the two previous candidates: the grid is evenly spaced in log C).
+        var start = previous
+        if options.extrapolateWarmStarts, solutions.count >= 2, let p = previous {
+            let q = solutions[solutions.count - 2]
+            start = zip(p, q).map { 2 * $0 - $1 }
+        }
+        let f = try LBFGSTrainer(options: o).fit(problem, rows: fitRows.count, start: start)
         let acc = try evaluate(f.head, on: held).accuracy
         sweep.append(LinearProbeCandidate(C: c, holdoutAccuracy: acc, iterations: f.iterations, evaluations: f.evaluations, converged: f.converged,
                                           seconds: f.seconds))

@@ -49,6 +49,9 @@ public struct EvalProtocolReport: Sendable, Codable {
         public var objective: Double
         public var sweep: [LinearProbeCandidate]
         public var seconds: Double
+        /// Of which: the 45 fits of the sweep, and the refit.
+        public var sweep_seconds: Double
+        public var refit_seconds: Double
     }
     public struct KNN: Sendable, Codable {
         public var k: Int
@@ -148,7 +151,7 @@ public func runEvalProtocols(train: LabeledFeatures, validation: LabeledFeatures
         report.linear = .init(C: r.C, accuracy: v.accuracy, balanced_accuracy: v.balancedAccuracy, holdout_images: r.holdoutCount,
                               standardized: linearOptions.solver.standardize, class_weight: linearOptions.solver.classWeight.rawValue,
                               refit_iterations: r.fit.iterations, refit_converged: r.fit.converged, objective: r.fit.sumObjective,
-                              sweep: r.sweep, seconds: seconds(since: t))
+                              sweep: r.sweep, seconds: seconds(since: t), sweep_seconds: r.sweepSeconds, refit_seconds: r.refitSeconds)
         report.seconds[EvalProtocol.linear.rawValue] = seconds(since: t)
     }
     if want.contains(.knn) {
