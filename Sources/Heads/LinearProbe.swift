@@ -124,9 +124,11 @@ public func linearProbe(train: LabeledFeatures, validation: LabeledFeatures? = n
         o.gradientTolerance = max(o.gradientTolerance, options.sweepGradientTolerance)
         o.relativeTolerance = max(o.relativeTolerance, options.sweepRelativeTolerance)
         // Warm start: the previous solution, moved on along the path (linear extrapolation in
-        // log C from the two previous candidates: the grid is evenly spaced in log C).
+        // log C from the two previous candidates: the grid is evenly spaced in log C) while the
+        // path moves; where the previous fit had nothing to do (flat path, large C), the previous
+        // solution itself.
         var start = previous
-        if options.extrapolateWarmStarts, solutions.count >= 2, let p = previous {
+        if options.extrapolateWarmStarts, solutions.count >= 2, let p = previous, (sweep.last?.evaluations ?? 0) > 2 {
             let q = solutions[solutions.count - 2]
             start = zip(p, q).map { 2 * $0 - $1 }
         }
