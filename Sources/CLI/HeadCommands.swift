@@ -240,24 +240,7 @@ let evalCommand = Command(
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
-        let store = try openStore(args, readOnly: !args.flag("--calibrate"))
-        if let name = args.string("--head") {
-            if args.string("--protocols") != nil {
-                throw UsageError("probe eval: --head evaluates one head; --protocols runs the protocols without one (give one of them)")
-            }
-            let e = try evaluateHead(try loadHead(store: store, name: name), store: store, split: args.string("--split") ?? "val",
-                                     calibrate: args.flag("--calibrate"))
-            if args.flag("--json") {
-                try printJSON(EvalJSON(split: e.split, classes: e.classNames, count: e.metrics.count, accuracy: e.metrics.accuracy,
-                                       balanced_accuracy: e.metrics.balancedAccuracy,
-                                       precision: e.metrics.precision, recall: e.metrics.recall, confusion: e.metrics.confusion,
-                                       temperature: e.temperature, calibration: e.calibration))
-            } else { print(e.render(), terminator: e.render().hasSuffix("\n") ? "" : "\n") }
-            return 0
-        }
-        if args.flag("--calibrate") || args.string("--split") != nil {
-            throw UsageError("probe eval: --calibrate and --split go with --head NAME")
-        }
+        // Every option is parsed (usage errors, 64) before the store is opened.
         var o = EvalProtocolOptions()
         if let list = args.string("--protocols") {
             o.protocols = try list.split(separator: ",").map { name -> EvalProtocol in
@@ -271,6 +254,25 @@ let evalCommand = Command(
         o.fewShotC = try args.double("--fewshot-c", default: 1.0, range: 1e-12...1e12)
         o.linear.solver.standardize = !args.flag("--no-standardize")
         o.linear.solver.classWeight = try args.value(classWeightOption)
+        if let name = args.string("--head") {
+            if args.string("--protocols") != nil {
+                throw UsageError("probe eval: --head evaluates one head; --protocols runs the protocols without one (give one of them)")
+            }
+            let store = try openStore(args, readOnly: !args.flag("--calibrate"))
+            let e = try evaluateHead(try loadHead(store: store, name: name), store: store, split: args.string("--split") ?? "val",
+                                     calibrate: args.flag("--calibrate"))
+            if args.flag("--json") {
+                try printJSON(EvalJSON(split: e.split, classes: e.classNames, count: e.metrics.count, accuracy: e.metrics.accuracy,
+                                       balanced_accuracy: e.metrics.balancedAccuracy,
+                                       precision: e.metrics.precision, recall: e.metrics.recall, confusion: e.metrics.confusion,
+                                       temperature: e.temperature, calibration: e.calibration))
+            } else { print(e.render(), terminator: e.render().hasSuffix("\n") ? "" : "\n") }
+            return 0
+        }
+        if args.flag("--calibrate") || args.string("--split") != nil {
+            throw UsageError("probe eval: --calibrate and --split go with --head NAME")
+        }
+        let store = try openStore(args, readOnly: true)
         let backbone = try selectBackbone(store, args)
         let quiet = args.flag("--json") || !stderrIsTerminal
         let report = try runEvalProtocols(store: store, backbone: backbone, options: o, log: { if !quiet { printError($0) } })

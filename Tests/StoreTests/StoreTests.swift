@@ -43,7 +43,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     // Reopening is a no-op; a read-only connection works too.
     _ = try FeatureStore(path: path)
     let ro = try FeatureStore(path: path, readOnly: true)
-    #expect(try ro.schemaVersion() == 1)
+    #expect(try ro.schemaVersion() == Schema.currentVersion)
     #expect(throws: StoreError.self) { try FeatureStore(path: dir.file("absent.sqlite"), readOnly: true) }
 }
 
@@ -59,7 +59,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
         _ = try FeatureStore(path: path)
         Issue.record("a store of version 7 was opened")
     } catch let e as StoreError {
-        #expect(e == .newerSchema(path: path, found: 7, supported: 1))
+        #expect(e == .newerSchema(path: path, found: 7, supported: Schema.currentVersion))
         #expect(e.description.contains("version 7"))
         #expect(e.description.contains("upgrade probe"))
     }
@@ -333,7 +333,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     let b = try store.backbone(architecture: "resnet18", weightsSHA256: sha("w"), dimension: 4)
     try store.insertBatch(sampleBatch(0..<12, d: 4, views: 2), backbone: b)
     let info = try store.info()
-    #expect(info.schemaVersion == 1 && info.images == 12 && info.samples == 12)
+    #expect(info.schemaVersion == Schema.currentVersion && info.images == 12 && info.samples == 12)
     #expect(info.groups == [
         .init(split: "train", label: "ants", count: 3), .init(split: "train", label: "bees", count: 6),
         .init(split: "val", label: "ants", count: 3),
@@ -342,7 +342,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     #expect(info.backbones[0].views.map(\.view) == [0, 1, 2])
     #expect(info.sizeOnDisk > 0)
     let text = info.render()
-    #expect(text.contains("schema version 1"))
+    #expect(text.contains("schema version \(Schema.currentVersion)"))
     #expect(text.contains("rrc-flip views 1-2 (f32): 24 vectors"))
     #expect(text.contains("val view 0 (f32): 12 vectors"))
     let json = try JSONEncoder().encode(info)
