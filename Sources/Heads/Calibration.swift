@@ -101,6 +101,11 @@ public struct CalibrationResult: Sendable, Equatable, Codable {
     public var eceAfter: Double
     public var bins: Int
     public var count: Int
+
+    enum CodingKeys: String, CodingKey {
+        case temperature, bins, count
+        case nllBefore = "nll_before", nllAfter = "nll_after", eceBefore = "ece_before", eceAfter = "ece_after"
+    }
 }
 
 /// Fits the temperature of `head` on `split` (first views) and measures NLL and ECE before and after.

@@ -55,6 +55,11 @@ public struct LinearProbeCandidate: Sendable, Equatable, Codable {
     public var evaluations: Int
     public var converged: Bool
     public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case C, iterations, evaluations, converged, seconds
+        case holdoutAccuracy = "holdout_accuracy"
+    }
 }
 
 /// What `linearProbe` returns.

@@ -96,7 +96,7 @@ public struct EvalProtocolReport: Sendable, Codable {
             let best = l.sweep.map(\.holdoutAccuracy).max() ?? 0
             let good = l.sweep.filter { $0.holdoutAccuracy == best }.map(\.C)
             if let lo = good.first, let hi = good.last {
-                out += "  held-out accuracy \(pct(best))% for C in [\(shortNumber(lo)), \(shortNumber(hi))]"
+                out += "  best held-out accuracy \(pct(best))%" + (lo == hi ? " at C \(shortNumber(lo))" : ", first at C \(shortNumber(lo)), last at C \(shortNumber(hi))")
                 out += "; refit: \(l.refit_iterations) iterations\(l.refit_converged ? "" : " (not converged)")\n"
             }
         }

@@ -209,6 +209,13 @@ func gaussianPair(n0: Int, n1: Int, seed: UInt64) throws -> LabeledFeatures {
     let again = try linearProbe(train: train, validation: val, options: o)
     #expect(again.sweep.map(\.holdoutAccuracy) == r.sweep.map(\.holdoutAccuracy))
     #expect(holdoutSplit(count: 600, fraction: 0.1, seed: 5).heldOut != holdoutSplit(count: 600, fraction: 0.1, seed: 6).heldOut)
+    // Any worker count, the same bits (the float32 sweep and the float64 refit cut rows into fixed blocks).
+    var o1 = o, o3 = o
+    o1.solver.workers = 1
+    o3.solver.workers = 3
+    let big = try gaussianPair(n0: 400, n1: 300, seed: 6)   // several 128-row blocks
+    let w1 = try linearProbe(train: big, options: o1), w3 = try linearProbe(train: big, options: o3)
+    #expect(w1.fit.head == w3.fit.head && w1.sweep.map(\.holdoutAccuracy) == w3.sweep.map(\.holdoutAccuracy))
     #expect(LinearProbeOptions.dinov2Candidates.count == 45)
     #expect(LinearProbeOptions.dinov2Candidates.first == 1e-6 && LinearProbeOptions.dinov2Candidates.last == 1e5)
 }
