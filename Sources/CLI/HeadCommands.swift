@@ -208,7 +208,7 @@ let evalCommand = Command(
     Without --head: the standard protocols over the store's cached train/val features (view 0):
       linear       DINOv2's linear probe: multinomial logistic regression with an L2 penalty
                    (scikit-learn's objective; features standardised), C over 45 values log-spaced
-                   from 1e-6 to 1e5, chosen on a seeded 10% of train held out, refit on all of train;
+                   from 1e-6 to 1e5, chosen on a seeded, stratified 10% of train held out, refit on all of train;
                    top-1 and balanced accuracy on val.
       knn          cosine k-NN on L2-normalised features, k in 10, 20, 100, 200 (capped at the train
                    size), votes weighted by exp(similarity / 0.07) (DINOv2's knn.py).

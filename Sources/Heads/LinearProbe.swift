@@ -77,19 +77,33 @@ public struct LinearProbeResult: Sendable {
     public var refitSeconds: Double
 }
 
-/// Indices 0..<count split into (fit, held out): `round(fraction * count)` images (at least 1, at
-/// most count - 1) drawn by a seeded shuffle (`SplitMix64(seed:stream: 5)`), each part in
-/// increasing order.
-public func holdoutSplit(count: Int, fraction: Double, seed: UInt64) -> (fit: [Int], heldOut: [Int]) {
-    let h = min(max(1, Int((fraction * Double(count)).rounded())), max(count - 1, 0))
+/// Indices of `labels` split into (fit, held out), stratified: of each class's n_k images,
+/// round(fraction * n_k) are held out, but at most n_k - 1 (every class keeps an image to fit; a
+/// class absent from the fit would have an unbounded bias), drawn by a seeded shuffle of each class
+/// (`SplitMix64(seed:stream: 5)`, classes in order); each part in increasing order. When rounding
+/// holds out nothing at all, one image of the largest class is held out.
+public func holdoutSplit(labels: [Int], classes: Int, fraction: Double, seed: UInt64) -> (fit: [Int], heldOut: [Int]) {
     var rng = SplitMix64(seed: seed, stream: RandomStream.holdout)
-    var perm = Array(0..<count)
-    for i in stride(from: count - 1, to: 0, by: -1) { perm.swapAt(i, rng.next(below: i + 1)) }
-    return (Array(perm[h...]).sorted(), Array(perm[..<h]).sorted())
+    var members = [[Int]](repeating: [], count: classes)
+    for (i, l) in labels.enumerated() where l >= 0 && l < classes { members[l].append(i) }
+    var held: [Int] = [], fit: [Int] = []
+    for k in 0..<classes {
+        var m = members[k]
+        if m.count > 1 { for i in stride(from: m.count - 1, to: 0, by: -1) { m.swapAt(i, rng.next(below: i + 1)) } }
+        let h = min(Int((fraction * Double(m.count)).rounded()), max(m.count - 1, 0))
+        held += m[..<h]
+        fit += m[h...]
+    }
+    if held.isEmpty, let k = (0..<classes).max(by: { members[$0].count < members[$1].count }), members[k].count > 1 {
+        let moved = fit.first { labels[$0] == k }!
+        fit.removeAll { $0 == moved }
+        held.append(moved)
+    }
+    return (fit.sorted(), held.sorted())
 }
 
 /// DINOv2's linear probe: multinomial logistic regression with an L2 penalty (scikit-learn's
-/// objective, `LBFGSTrainer`) for every candidate C on train minus a seeded 10% held out, in
+/// objective, `LBFGSTrainer`) for every candidate C on train minus a seeded, stratified 10% held out, in
 /// increasing order, each fit warm-started from the previous C's solution; the C of the best
 /// held-out accuracy (the first on ties) is refitted on all of train (warm-started from its sweep
 /// solution) and evaluated on `validation`. Uses the first view of every image. Standardisation
@@ -103,7 +117,9 @@ public func linearProbe(train: LabeledFeatures, validation: LabeledFeatures? = n
         guard v.dimension == train.dimension else { throw .dimensionMismatch(expected: train.dimension, got: v.dimension) }
     }
     let clock = ContinuousClock()
-    let (fitRows, heldOut) = holdoutSplit(count: train.count, fraction: options.holdoutFraction, seed: options.seed)
+    let (fitRows, heldOut) = holdoutSplit(labels: train.labels, classes: train.classes, fraction: options.holdoutFraction,
+                                          seed: options.seed)
+    guard !heldOut.isEmpty else { throw .empty("the held-out part of train (the linear probe needs a class with at least 2 images)") }
     let d = train.dimension
     let x = train.firstViews
     // Rows ordered fit-first, so that the sweep's fits are a prefix of the refit's matrix.

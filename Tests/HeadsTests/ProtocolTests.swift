@@ -208,7 +208,13 @@ func gaussianPair(n0: Int, n1: Int, seed: UInt64) throws -> LabeledFeatures {
     // Same seed, same choice; the held-out draw depends on the seed.
     let again = try linearProbe(train: train, validation: val, options: o)
     #expect(again.sweep.map(\.holdoutAccuracy) == r.sweep.map(\.holdoutAccuracy))
-    #expect(holdoutSplit(count: 600, fraction: 0.1, seed: 5).heldOut != holdoutSplit(count: 600, fraction: 0.1, seed: 6).heldOut)
+    let labels = train.labels
+    #expect(holdoutSplit(labels: labels, classes: 2, fraction: 0.1, seed: 5).heldOut
+            != holdoutSplit(labels: labels, classes: 2, fraction: 0.1, seed: 6).heldOut)
+    // Stratified: 10% of each class; a class of one image stays in the fit.
+    let split = holdoutSplit(labels: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2], classes: 3, fraction: 0.1, seed: 1)
+    #expect(split.heldOut.count == 2 && split.heldOut.contains { $0 < 10 } && split.heldOut.contains { $0 >= 10 && $0 < 20 })
+    #expect(split.fit.contains(20) && split.fit.count == 19)
     // Any worker count, the same bits (the float32 sweep and the float64 refit cut rows into fixed blocks).
     var o1 = o, o3 = o
     o1.solver.workers = 1
