@@ -16,7 +16,7 @@ public struct LinearProbeOptions: Sendable, Equatable {
     /// Seed of the held-out draw.
     public var seed: UInt64 = 0
     /// Solver settings (C is set per candidate; standardisation, class weights and tolerances apply to every fit).
-    public var solver = LBFGSOptions()
+    public var solver = LBFGSOptions.precise
     /// The sweep's fits in float32 arithmetic (twice as fast; their only use is the held-out
     /// accuracy that chooses C); the refit at the chosen C is always float64.
     public var float32Sweep = true

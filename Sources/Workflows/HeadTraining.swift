@@ -18,7 +18,8 @@ public struct TrainHeadOptions: Sendable {
     public var name: String
     public var solver: Solver = .sgd
     public var sgd = SGDOptions.tutorial()
-    public var lbfgs = LBFGSOptions()
+    /// Tolerance 1e-10 (`LBFGSOptions.precise`): scikit-learn's optimum to 1e-6.
+    public var lbfgs = LBFGSOptions.precise
     /// Use augmented views from the store when every training image has them.
     public var useViews = true
     public var trainSplit = "train"
