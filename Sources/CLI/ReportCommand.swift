@@ -16,6 +16,8 @@ let reportCommand = Command(
       - the head over cached features beside a finetuned network (validation accuracy, wall
         time) when --finetuned names weights written by `probe finetune` (it reads their
         OUT-summary.json);
+      - the evaluation protocols (`probe eval`): linear probe with a C sweep, k-NN, few-shot,
+        calibration, as one table;
       - the data audit (`probe audit`): duplicates, train/val leakage, outliers and likely label
         errors, with the first findings' images here and every finding in DIR/audit/index.html.
     Without --head it uses the head named 'tutorial', or else trains the tutorial's head for the
@@ -33,6 +35,7 @@ let reportCommand = Command(
         Option("--finetuned", "FILE", "Weights written by `probe finetune`: shown beside the head (reads FILE's -summary.json)."),
         Option("--out", "DIR", "Where the report goes (default cache/report)."),
         Option("--no-audit", nil, "Leave out the data audit."),
+        Option("--no-protocols", nil, "Leave out the evaluation protocols."),
         Option("--seed", "N", "Seed of the head trained for the report when no head is named (default 0)."),
         storeOption,
         Option("--json", nil, "Print what the report found as JSON."),
@@ -48,6 +51,7 @@ let reportCommand = Command(
         if let out = args.string("--out") { o.directory = out }
         o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         o.audit = !args.flag("--no-audit")
+        o.protocols = !args.flag("--no-protocols")
         if let f = o.finetunedWeights, !FileManager.default.fileExists(atPath: f) {
             throw UsageError("probe report: --finetuned \(f): no such file (give the .pth that `probe finetune` wrote)")
         }
@@ -56,7 +60,7 @@ let reportCommand = Command(
             try printJSON(ReportJSON(report: r.path, head: r.headName, val_acc: r.validationAccuracy,
                                      misclassified: r.misclassified,
                                      finetuned_val_acc: r.finetuned?.bestValidationAccuracy, finetuned_seconds: r.finetuned?.seconds,
-                                     audit: r.audit))
+                                     audit: r.audit, protocols: r.protocols))
         } else {
             print("head '\(r.headName)': validation accuracy \(r.validationAccuracy.map { String(format: "%.4f", $0) } ?? "n/a"), "
                   + "\(r.misclassified.count) misclassified")
@@ -78,4 +82,5 @@ struct ReportJSON: Encodable {
     var misclassified: [Misclassification]
     var finetuned_val_acc: Double?, finetuned_seconds: Double?
     var audit: AuditResult?
+    var protocols: EvalProtocolReport?
 }

@@ -83,9 +83,15 @@ public func runDemo(_ options: DemoOptions, log: @escaping @Sendable (String) ->
         let r = try finetune(dataset: data, options: f, log: log)
         if let out = r.outputPath { finetuned = try FinetuneSummary.read(forWeights: out) }
     }
+    var protocols: EvalProtocolReport? = nil
+    if let val = trained.datasets.validation {
+        let plain = try loadHeadDatasets(store: store, backbone: backbone, useViews: false)
+        protocols = try runEvalProtocols(train: plain.train, validation: plain.validation ?? val, classNames: plain.classNames)
+    }
     let audit = try auditStore(store, backbone: backbone)
     let report = try writeReport(options: options, data: data, kind: kind, weights: weights, summary: summary,
-                                 trained: trained, evaluation: evaluation, loaded: loaded, finetuned: finetuned, audit: audit)
+                                 trained: trained, evaluation: evaluation, loaded: loaded, finetuned: finetuned,
+                                 protocols: protocols, audit: audit)
     return DemoResult(dataPath: data, backbone: kind, weightsPath: weights, extraction: summary, trained: trained,
                       evaluation: evaluation, finetuned: finetuned, reportPath: report)
 }

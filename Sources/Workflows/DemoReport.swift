@@ -13,7 +13,7 @@ import Report
 /// network beside the head.
 func writeReport(options: DemoOptions, data: String, kind: Architecture, weights: String, summary: ExtractSummary,
                  trained: TrainedHead, evaluation: HeadEvaluation, loaded: LoadedHead,
-                 finetuned: FinetuneSummary?, audit: AuditResult?) throws -> String {
+                 finetuned: FinetuneSummary?, protocols: EvalProtocolReport?, audit: AuditResult?) throws -> String {
     var page = try ReportPage(directory: options.reportDirectory, title: "probe: ants vs bees, the transfer-learning tutorial")
     page.html.paragraph("Data: \(data). Backbone: \(kind.name) (frozen, weights \(weights), sha256 \(summary.weightsSHA256.prefix(16))…), "
                         + "\(kind.featureDimension)-d features cached in \(options.storePath).")
@@ -45,6 +45,7 @@ func writeReport(options: DemoOptions, data: String, kind: Architecture, weights
     }
     page.addComparison(head: (options.headName, trained.bestValidationAccuracy, trained.trainingSeconds, summary.seconds),
                        architecture: kind.name, finetuned: finetuned, finetunedPath: nil)
+    if let protocols { page.addProtocols(protocols) }
     if let audit { try page.addAudit(audit) }
     page.html.heading("Training log")
     page.html.preformatted(trained.log)

@@ -20,6 +20,8 @@ public struct ReportOptions: Sendable {
     public var seed: UInt64 = 0
     /// Run the data audit (`probe audit`) and show its findings.
     public var audit = true
+    /// Run the evaluation protocols (`probe eval`: linear probe, k-NN, few-shot, calibration).
+    public var protocols = true
     public init() {}
 }
 
@@ -31,11 +33,12 @@ public struct ReportResult: Sendable {
     public var misclassified: [Misclassification]
     public var finetuned: FinetuneSummary?
     public var audit: AuditResult?
+    public var protocols: EvalProtocolReport?
 }
 
 /// A report over the store's cached features: the head's validation errors with their images,
 /// its evaluation, a 2-D map of the embeddings, the head and a finetuned network side by side
-/// (given a finetuning run), and the data audit.
+/// (given a finetuning run), the evaluation protocols and the data audit.
 public func writeProbeReport(_ o: ReportOptions) throws -> ReportResult {
     let store = try FeatureStore(path: o.storePath, readOnly: true)
     var loaded: LoadedHead? = nil
@@ -79,8 +82,10 @@ public func writeProbeReport(_ o: ReportOptions) throws -> ReportResult {
     let wrongRows = Set(errors.compactMap { e in data.validationPaths.firstIndex(of: e.path) })
     try page.addMap(train: data.train, validation: validation, wrong: wrongRows, classNames: data.classNames)
     page.addComparison(head: (headName, evaluation.accuracy, headSeconds, nil), architecture: backbone.architecture, finetuned: finetuned, finetunedPath: o.finetunedWeights)
+    let protocols = o.protocols ? try runEvalProtocols(train: data.train, validation: validation, classNames: data.classNames) : nil
+    if let protocols { page.addProtocols(protocols) }
     let audit = o.audit ? try auditStore(store, backbone: backbone) : nil
     if let audit { try page.addAudit(audit) }
     return ReportResult(path: try page.finish(), headName: headName, validationAccuracy: evaluation.accuracy,
-                        misclassified: errors, finetuned: finetuned, audit: audit)
+                        misclassified: errors, finetuned: finetuned, audit: audit, protocols: protocols)
 }

@@ -193,4 +193,31 @@ extension ReportPage {
         }
         html.link("audit/index.html", "The whole audit: every finding with its images")
     }
+
+    /// The standard evaluation protocols (`probe eval`) as one table.
+    mutating func addProtocols(_ r: EvalProtocolReport) {
+        html.heading("Evaluation protocols")
+        func pct(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }
+        func secs(_ p: EvalProtocol) -> String { r.seconds[p.rawValue].map { String(format: "%.2f s", $0) } ?? "" }
+        var rows: [[String]] = []
+        if let l = r.linear {
+            rows.append(["linear probe (L-BFGS, C \(shortNumber(l.C)) chosen of \(l.sweep.count) on \(l.holdout_images) held-out train images)",
+                         pct(l.accuracy), pct(l.balanced_accuracy), secs(.linear)])
+        }
+        for (i, k) in (r.knn ?? []).enumerated() {
+            rows.append(["k-NN, k \(k.k) (cosine, votes exp(s / \(shortNumber(r.knn_temperature ?? 0.07))))", pct(k.accuracy), pct(k.balanced_accuracy),
+                         i == 0 ? secs(.knn) : ""])
+        }
+        for (i, f) in (r.fewshot ?? []).enumerated() {
+            rows.append(["\(f.shots)-shot, linear (C \(shortNumber(r.fewshot_C ?? 1))), \(r.fewshot_draws ?? 0) draws",
+                         pct(f.linear_accuracy_mean) + " ± " + pct(f.linear_accuracy_std), "", i == 0 ? secs(.fewshot) : ""])
+            rows.append(["\(f.shots)-shot, k-NN (k \(f.knn_k))", pct(f.knn_accuracy_mean) + " ± " + pct(f.knn_accuracy_std), "", ""])
+        }
+        html.paragraph("On the validation split (\(r.val_images) images), from the cached features of \(r.train_images) training images.")
+        html.table(header: ["protocol", "val top-1", "balanced accuracy", "time"], rows: rows)
+        if let c = r.calibration {
+            html.paragraph(String(format: "Calibration (temperature scaling of the linear probe, fitted on val): T %.3f; expected calibration error (%d bins) %.4f -> %.4f; NLL %.4f -> %.4f.",
+                                  c.temperature, c.bins, c.eceBefore, c.eceAfter, c.nllBefore, c.nllAfter))
+        }
+    }
 }

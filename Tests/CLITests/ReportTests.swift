@@ -67,6 +67,10 @@ import Vision
             if s.hasPrefix("errors/") { #expect(img.width == 160 && img.height == 160, "\(s)") }
             if s == "map.png" { #expect(img.width == 640) }
         }
+        // The protocols: the linear probe errs on the same 2 planted images.
+        #expect(html.contains("<h2>Evaluation protocols</h2>"))
+        let linearRow = html.components(separatedBy: "<tr>").first { $0.contains("linear probe (L-BFGS") } ?? ""
+        #expect(linearRow.contains("<td>87.50%</td>"), "\(linearRow)")
         // The audit: its own page beside, linked.
         #expect(html.contains("<h2>Data audit</h2>") && html.contains("<a href=\"audit/index.html\">"))
         #expect(FileManager.default.fileExists(atPath: out + "/audit/index.html"))

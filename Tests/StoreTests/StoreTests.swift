@@ -397,3 +397,30 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     #expect(throws: StoreError.self) { try store.setHeadTemperature(name: "h", temperature: -1) }
     #expect(try store.setHeadTemperature(name: "none", temperature: 2) == false)
 }
+
+/// Read-only commands (report, export, query) on a store an earlier probe wrote: a writable file is
+/// migrated once and then read; a file that cannot be written is refused with what to do.
+@Test func aVersion1StoreOpensReadOnlyAfterItsMigration() throws {
+    let dir = try TempDir()
+    let path = dir.file("v1.sqlite")
+    do {
+        let old = try FeatureStore(path: path, options: Database.Options(), migrations: [Schema.migrations[0]])
+        _ = try old.backbone(architecture: "a", weightsSHA256: sha("w"), dimension: 2)
+    }
+    // Not writable (immutable): refused, and the file is still version 1.
+    if chattrWorks {
+        #expect(chattrImmutable(path, true))
+        do {
+            _ = try FeatureStore(path: path, readOnly: true)
+            Issue.record("an unwritable version 1 store opened")
+        } catch {
+            #expect("\(error)".contains("schema version 1, older than this probe's 2, and is not writable"))
+        }
+        #expect(chattrImmutable(path, false))
+    }
+    let store = try FeatureStore(path: path, readOnly: true)
+    #expect(store.isReadOnly)
+    #expect(try store.schemaVersion() == Schema.migrations.last!.version)
+    #expect(try store.backbones().map(\.architecture) == ["a"])
+    #expect(try store.database.scalarInt("SELECT count(*) FROM pragma_table_info('heads') WHERE name = 'temperature'") == 1)
+}
