@@ -5,7 +5,7 @@ public let probeVersion = "0.1.0"
 
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
-    extractCommand, storeInfoCommand, storeMergeCommand, exportCommand,
+    extractCommand, storeInfoCommand, storeMergeCommand, storeCompareCommand, exportCommand,
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
     finetuneCommand, demoCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,

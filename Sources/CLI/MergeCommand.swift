@@ -42,3 +42,25 @@ let storeMergeCommand = Command(
         return 0
     }
 )
+
+let storeCompareCommand = Command(
+    path: ["store", "compare"],
+    summary: "Compare two stores: rows per table, every vector's bytes, canonical digest.",
+    usage: "store compare A B [--json]",
+    discussion: """
+    Checks a merged store against a single-machine run (or any two stores): the number of rows of
+    every table, every vector byte for byte (matched by image SHA-256, backbone, transform and
+    view), and the canonical digest (every table with ids replaced by content keys: see
+    Sources/Store/SCHEMA.md). Exit status 0 when all three agree, 1 otherwise.
+
+    EXAMPLE:
+      probe store compare merged.sqlite single.sqlite
+    """,
+    options: [jsonOption],
+    run: { args in
+        let words = try args.positionals(min: 2, max: 2, what: "two stores A and B")
+        let c = try FeatureStore.compare(words[0], words[1])
+        if args.flag("--json") { try printJSON(c) } else { print(c.render(), terminator: "") }
+        return c.equal ? 0 : 1
+    }
+)

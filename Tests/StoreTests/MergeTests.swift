@@ -60,6 +60,10 @@ private func fileDigest(_ path: String) throws -> String { SHA256.hex(try Data(c
         #expect(try blobs(merged) == blobs(reference))
         #expect(try merged.canonicalDigest() == reference.canonicalDigest())
         #expect(try merged.metaValue(FeatureStore.shardMetaKey) == nil)
+        let comparison = try FeatureStore.compare(out, whole)
+        #expect(comparison.equal && comparison.vectorsCompared == 80 && comparison.vectorBytesCompared == 80 * 32 * 4)
+        let partial = try FeatureStore.compare(shards[0], whole)
+        #expect(!partial.equal && partial.vectorsDiffering == 60 && partial.vectorsCompared == 20)
 
         // Idempotent: the same shards again add nothing.
         let before = try merged.canonicalDigest()
