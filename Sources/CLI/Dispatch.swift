@@ -9,7 +9,7 @@ let allCommands: [Command] = [
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
     finetuneCommand, demoCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
-    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand, benchStoreCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {
