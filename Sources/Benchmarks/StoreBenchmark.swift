@@ -4,7 +4,7 @@ import Store
 import Reproducible
 
 /// Writes synthetic images `range` (content sha256 of "synthetic image i", label class(i mod 10),
-/// split val for every fifth, path /synthetic/SPLIT/LABEL/i.jpg, one `dimension`-d view-0 vector per
+/// split val for one image in five of every class, path /synthetic/SPLIT/LABEL/i.jpg, one `dimension`-d view-0 vector per
 /// image) into the store at `path`, through `insertBatch` in transactions of `batchSize` rows. The
 /// vector of image i depends on i only (SplitMix64 seeded with i), so stores of disjoint ranges
 /// merge into the store of their union: four 250,000-image parts give the 1,000,000-image store.
@@ -29,7 +29,7 @@ public func buildSyntheticImages(path: String, range: Range<Int>, dimension: Int
         for i in done..<(done + n) {
             let sha = SHA256.hex(Array("synthetic image \(i)".utf8))
             let label = "class\(i % 10)"
-            let split = i % 5 == 0 ? "val" : "train"
+            let split = (i / 10) % 5 == 0 ? "val" : "train"  // every class in both splits
             var rng = SplitMix64(seed: UInt64(i))
             // A class-dependent mean, so that a head has something to learn.
             let v = (0..<dimension).map { j in rng.nextFloat() - 0.5 + (j % 10 == i % 10 ? 0.5 : 0) }

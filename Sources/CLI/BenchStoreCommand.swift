@@ -8,7 +8,7 @@ let benchStoreCommand = Command(
     usage: "bench store OUT [--count 1000000] [--first 0] [--dim 512] [\(dtypeOption.usage)] [--shard-mark i/n]",
     discussion: """
     Writes synthetic images --first ..< --first + --count into a new store OUT: image i has the
-    content hash of "synthetic image i", label class(i mod 10), split val for every fifth image,
+    content hash of "synthetic image i", label class(i mod 10), split val for one image in five of every class,
     path /synthetic/SPLIT/LABEL/i.jpg and one --dim vector that depends on i only, so stores of
     disjoint ranges merge into the store of their union (four of 250,000 give the 1,000,000 one).
     --shard-mark i/n marks the store as shard i of n (as `probe extract --shard` does). Then

@@ -95,6 +95,11 @@ struct MergeProfile {
     }
 }
 
+/// The page cache of OUT while merging (KiB).
+let mergeCacheKiB = 512 * 1024
+/// Rows per multi-row INSERT of a merge.
+let mergeChunk = 256
+
 extension FeatureStore {
     /// The `meta` key under which a shard's store records its shard ("i/n"); merging does not copy it.
     public static let shardMetaKey = "shard"
@@ -179,16 +184,32 @@ extension FeatureStore {
         }
 
         let target = try FeatureStore(path: out)
+        // Bulk writing: a page cache that holds the growing indexes (sha256, path: random inserts),
+        // and, while nobody else has OUT open, a rollback journal instead of the WAL (appended pages
+        // are then written once, not to the WAL and again by the checkpoint; every shard's
+        // transaction stays atomic). OUT is back in WAL mode at the end.
+        let db = target.database
+        try db.execute("PRAGMA cache_size = -\(mergeCacheKiB)")
+        try db.execute("PRAGMA temp_store = MEMORY")
+        let journaled = (try? db.scalarText("PRAGMA journal_mode = DELETE"))?.lowercased() == "delete"
+        defer {
+            if journaled { _ = try? db.scalarText("PRAGMA journal_mode = WAL") }
+            try? db.execute("PRAGMA cache_size = -\(Database.Options().cacheKiB)")
+        }
         var summary = MergeSummary(out: out, created: !outExists)
         summary.warnings = shardWarnings(profiles.map(\.shard))
         for (i, p) in shards.enumerated() {
-            let source = try FeatureStore(path: p, readOnly: true)
+            // Read with read(2) rather than a memory map: fewer page faults, and the shard's pages do
+            // not count in this process's resident memory.
+            var o = Database.Options()
+            o.readOnly = true
+            o.mmapSize = 0
+            let source = try FeatureStore(path: p, options: o)
             var r = try target.mergeOne(source, dtypes: dtypeOwner.mapValues(\.dtype))
             r.shard = profiles[i].shard
             summary.shards.append(r)
             progress?(i + 1, shards.count)
         }
-        let db = target.database
         try db.read {
             summary.images = Int(try db.scalarInt("SELECT count(*) FROM images") ?? 0)
             summary.samples = Int(try db.scalarInt("SELECT count(*) FROM samples") ?? 0)
@@ -219,7 +240,10 @@ extension FeatureStore {
     }
 
     /// Copies one store's rows into this one, in one transaction, streaming each table with
-    /// prepared statements (memory: one id map of the shard's images).
+    /// prepared statements (memory: one id map of the shard's images). Rows are written by
+    /// multi-row INSERTs of `mergeChunk` rows: SQLite keeps a statement journal for every
+    /// statement on these tables (triggers, foreign keys), which copies each page the statement
+    /// touches; per row, that was most of the merge's time.
     func mergeOne(_ source: FeatureStore, dtypes: [String: String]) throws -> MergeShardResult {
         let t0 = DispatchTime.now().uptimeNanoseconds
         var r = MergeShardResult(path: source.path)
@@ -236,8 +260,19 @@ extension FeatureStore {
                 // Images: by sha256; a size learned by decoding fills a NULL one.
                 var imageIDs: [Int64: Int64] = [:]
                 let findImage = try db.prepare("SELECT id, width IS NULL AND height IS NULL FROM images WHERE sha256 = ?1")
-                let insertImage = try db.prepare("INSERT INTO images(sha256, width, height, byte_size) VALUES (?1, ?2, ?3, ?4)")
                 let fillSize = try db.prepare("UPDATE images SET width = ?2, height = ?3 WHERE id = ?1")
+                let insertImages = ChunkedInsert(db, "INSERT INTO images(sha256, width, height, byte_size) VALUES ", columns: 4)
+                var pendingImages: [(shardID: Int64, sha: String)] = []
+                func flushImages() throws {
+                    r.images += try insertImages.flush()
+                    for p in pendingImages {
+                        findImage.reset()
+                        try findImage.bind(p.sha, at: 1)
+                        guard try findImage.step() else { throw StoreError.notFound("image \(p.sha) after inserting it") }
+                        imageIDs[p.shardID] = findImage.int64(0)
+                    }
+                    pendingImages.removeAll(keepingCapacity: true)
+                }
                 let images = try src.prepare("SELECT id, sha256, width, height, byte_size FROM images ORDER BY id")
                 while try images.step() {
                     let sha = images.string(1) ?? ""
@@ -248,31 +283,25 @@ extension FeatureStore {
                         imageIDs[images.int64(0)] = id
                         if findImage.int(1) == 1 && !images.isNull(2) {
                             fillSize.reset()
-                            try fillSize.bind(id, at: 1)
-                            try fillSize.bind(images.int64(2), at: 2)
-                            try fillSize.bind(images.int64(3), at: 3)
+                            try fillSize.bind([.integer(id), .integer(images.int64(2)), images.isNull(3) ? .null : .integer(images.int64(3))])
                             _ = try fillSize.step()
                         }
                         continue
                     }
-                    insertImage.reset()
-                    try insertImage.bind(sha, at: 1)
-                    if !images.isNull(2) { try insertImage.bind(images.int64(2), at: 2) } else { try insertImage.bindNull(at: 2) }
-                    if !images.isNull(3) { try insertImage.bind(images.int64(3), at: 3) } else { try insertImage.bindNull(at: 3) }
-                    try insertImage.bind(images.int64(4), at: 4)
-                    _ = try insertImage.step()
-                    imageIDs[images.int64(0)] = db.lastInsertRowID
-                    r.images += 1
+                    pendingImages.append((images.int64(0), sha))
+                    try insertImages.add([.text(sha), images.isNull(2) ? .null : .integer(images.int64(2)),
+                                          images.isNull(3) ? .null : .integer(images.int64(3)), .integer(images.int64(4))])
+                    if insertImages.isFull { try flushImages() }
                 }
+                try flushImages()
                 func mapped(_ id: Int64) throws -> Int64 {
                     guard let m = imageIDs[id] else { throw StoreError.notFound("image id \(id) of \(source.path)") }
                     return m
                 }
                 // Samples: by path (a split once set is kept, as extraction keeps it).
                 let hadFailures = try db.scalarInt("SELECT EXISTS (SELECT 1 FROM failures)") == 1
-                let upsertSample = try db.prepare("""
-                    INSERT INTO samples(path, image_id, label, split, mtime_ns) VALUES (?1, ?2, ?3, ?4, ?5)
-                    ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, label = excluded.label,
+                let upsertSamples = ChunkedInsert(db, "INSERT INTO samples(path, image_id, label, split, mtime_ns) VALUES ", columns: 5, suffix: """
+                     ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, label = excluded.label,
                         split = coalesce(excluded.split, split), mtime_ns = excluded.mtime_ns
                     WHERE image_id IS NOT excluded.image_id OR label IS NOT excluded.label
                         OR split IS NOT coalesce(excluded.split, split) OR mtime_ns IS NOT excluded.mtime_ns
@@ -281,28 +310,42 @@ extension FeatureStore {
                 let samples = try src.prepare("SELECT path, image_id, label, split, mtime_ns FROM samples ORDER BY rowid")
                 while try samples.step() {
                     let path = samples.string(0) ?? ""
-                    upsertSample.reset()
-                    try upsertSample.bind(path, at: 1)
-                    try upsertSample.bind(try mapped(samples.int64(1)), at: 2)
-                    try upsertSample.bind(samples.string(2) ?? "", at: 3)
-                    if let s = samples.string(3), !samples.isNull(3) { try upsertSample.bind(s, at: 4) } else { try upsertSample.bindNull(at: 4) }
-                    if !samples.isNull(4) { try upsertSample.bind(samples.int64(4), at: 5) } else { try upsertSample.bindNull(at: 5) }
-                    _ = try upsertSample.step()
-                    r.samples += Int(sqlite3_changes(db.handle))
+                    try upsertSamples.add([.text(path), .integer(try mapped(samples.int64(1))), .text(samples.string(2) ?? ""),
+                                           samples.isNull(3) ? .null : .text(samples.string(3) ?? ""),
+                                           samples.isNull(4) ? .null : .integer(samples.int64(4))])
+                    if upsertSamples.isFull { r.samples += try upsertSamples.flush() }
                     if hadFailures {
                         dropFailure.reset()
                         try dropFailure.bind(path, at: 1)
                         _ = try dropFailure.step()
                     }
                 }
+                r.samples += try upsertSamples.flush()
                 // Vectors: by (image, backbone, transform, view); one already there must have the same bytes.
-                let insertFeature = try db.prepare("""
-                    INSERT INTO features(image_id, backbone_id, transform, view, dtype, vector) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                    ON CONFLICT(image_id, backbone_id, transform, view) DO NOTHING
-                    """)
+                let insertFeatures = ChunkedInsert(db, "INSERT INTO features(image_id, backbone_id, transform, view, dtype, vector) VALUES ",
+                                                   columns: 6, suffix: " ON CONFLICT(image_id, backbone_id, transform, view) DO NOTHING")
                 let existing = try db.prepare("""
                     SELECT dtype = ?5 AND vector = ?6 FROM features WHERE image_id = ?1 AND backbone_id = ?2 AND transform = ?3 AND view = ?4
                     """)
+                var pendingFeatures: [(values: [SQLValue], sha: String, backbone: String)] = []
+                func flushFeatures() throws {
+                    let inserted = try insertFeatures.flush()
+                    r.features += inserted
+                    // Some were there already: each of the chunk must now hold exactly these bytes.
+                    if inserted < pendingFeatures.count {
+                        for p in pendingFeatures {
+                            existing.reset()
+                            try existing.bind(p.values)
+                            guard try existing.step(), existing.int(0) == 1 else {
+                                guard case .text(let transform) = p.values[2], case .integer(let view) = p.values[3] else { continue }
+                                throw MergeError.differingVector(shard: source.path, sha256: p.sha, backbone: p.backbone,
+                                                                 transform: transform, view: Int(view))
+                            }
+                        }
+                        r.featuresAlreadyPresent += pendingFeatures.count - inserted
+                    }
+                    pendingFeatures.removeAll(keepingCapacity: true)
+                }
                 let features = try src.prepare("""
                     SELECT f.image_id, f.backbone_id, f.transform, f.view, f.dtype, f.vector, i.sha256
                     FROM features f JOIN images i ON i.id = f.image_id ORDER BY f.rowid
@@ -314,28 +357,13 @@ extension FeatureStore {
                         throw MergeError.mixedPrecision(backbone: MergeProfile.label(b.key), first: "the other stores", firstDType: want,
                                                         other: source.path, otherDType: dtype)
                     }
-                    let imageID = try mapped(features.int64(0))
-                    let transform = features.string(2) ?? ""
-                    let view = features.int64(3)
-                    func bindKey(_ st: Statement) throws {
-                        st.reset()
-                        try st.bind(imageID, at: 1)
-                        try st.bind(b.id, at: 2)
-                        try st.bind(transform, at: 3)
-                        try st.bind(view, at: 4)
-                        try st.bind(dtype, at: 5)
-                        try features.withBlob(5) { try st.bind(blob: $0, at: 6) }
-                    }
-                    try bindKey(insertFeature)
-                    _ = try insertFeature.step()
-                    if sqlite3_changes(db.handle) == 1 { r.features += 1; continue }
-                    try bindKey(existing)
-                    guard try existing.step(), existing.int(0) == 1 else {
-                        throw MergeError.differingVector(shard: source.path, sha256: features.string(6) ?? "", backbone: MergeProfile.label(b.key),
-                                                         transform: transform, view: Int(view))
-                    }
-                    r.featuresAlreadyPresent += 1
+                    let values: [SQLValue] = [.integer(try mapped(features.int64(0))), .integer(b.id), .text(features.string(2) ?? ""),
+                                              .integer(features.int64(3)), .text(dtype), .blob(features.blob(5))]
+                    try insertFeatures.add(values)
+                    pendingFeatures.append((values, features.string(6) ?? "", MergeProfile.label(b.key)))
+                    if insertFeatures.isFull { try flushFeatures() }
                 }
+                try flushFeatures()
                 // Failures: by path (a failing path loses its sample, as in extraction).
                 let upsertFailure = try db.prepare("""
                     INSERT INTO failures(path, sha256, reason) VALUES (?1, ?2, ?3)
@@ -375,5 +403,42 @@ extension FeatureStore {
         }
         r.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return r
+    }
+}
+
+/// Rows written by multi-row INSERT statements: `add` collects up to `rows` rows, `flush` runs
+/// `head (?,..),(?,..)... suffix` over them (a full chunk's statement is prepared once) and returns
+/// `sqlite3_changes`.
+final class ChunkedInsert {
+    let db: Database
+    let head: String, suffix: String
+    let columns: Int, rows: Int
+    private var values: [SQLValue] = []
+    private var full: Statement?
+
+    init(_ db: Database, _ head: String, columns: Int, suffix: String = "", rows: Int = mergeChunk) {
+        self.db = db; self.head = head; self.columns = columns; self.suffix = suffix; self.rows = rows
+        values.reserveCapacity(columns * rows)
+    }
+
+    var isFull: Bool { values.count >= columns * rows }
+
+    func add(_ row: [SQLValue]) throws { values += row }
+
+    func flush() throws -> Int {
+        let n = values.count / columns
+        guard n > 0 else { return 0 }
+        let st: Statement
+        if n == rows, let full { st = full } else {
+            let one = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
+            st = try db.prepare(head + Array(repeating: one, count: n).joined(separator: ",") + suffix)
+            if n == rows { full = st }
+        }
+        st.reset()
+        try st.bind(values)
+        _ = try st.step()
+        st.reset()
+        values.removeAll(keepingCapacity: true)
+        return Int(sqlite3_changes(db.handle))
     }
 }
