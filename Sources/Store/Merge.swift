@@ -98,7 +98,7 @@ struct MergeProfile {
 /// The page cache of OUT while merging (KiB).
 let mergeCacheKiB = 512 * 1024
 /// Rows per multi-row INSERT of a merge.
-let mergeChunk = 256
+let mergeChunk = 1024
 
 extension FeatureStore {
     /// The `meta` key under which a shard's store records its shard ("i/n"); merging does not copy it.
