@@ -28,13 +28,15 @@ let benchStoreCommand = Command(
     ],
     run: { args in
         let out = try args.positionals(min: 1, max: 1, what: "the store OUT to write")[0]
-        guard !FileManager.default.fileExists(atPath: out) else { throw UsageError("probe bench store: \(out) exists; give a new path") }
         let count = try args.int("--count", default: 1_000_000, range: 1...100_000_000)
         let first = try args.int("--first", default: 0, range: 0...1_000_000_000)
+        let dimension = try args.int("--dim", default: 512, range: 1...65536)
+        let dtype = try args.value(dtypeOption)
+        guard !FileManager.default.fileExists(atPath: out) else { throw UsageError("probe bench store: \(out) exists; give a new path") }
         let bar = ProgressBar("bench store", total: count, quiet: args.flag("--quiet"))
         let t0 = Date()
-        try buildSyntheticImages(path: out, range: first..<(first + count), dimension: try args.int("--dim", default: 512, range: 1...65536),
-                                 dtype: try args.value(dtypeOption), shard: args.string("--shard-mark")) { bar.update($0, total: count) }
+        try buildSyntheticImages(path: out, range: first..<(first + count), dimension: dimension,
+                                 dtype: dtype, shard: args.string("--shard-mark")) { bar.update($0, total: count) }
         bar.finish()
         let bytes = FeatureStore.bytesOnDisk(path: out)
         print(String(format: "wrote %d synthetic images to %@ in %.1f s: %.1f MB, %.0f bytes per image", count, out,
