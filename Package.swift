@@ -26,7 +26,7 @@ let package = Package(
     products: [
         .executable(name: "probe", targets: ["probe"]),
         .library(name: "ProbeKit", targets: ["Digest", "OutputFiles", "Reproducible", "Parallelism", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
-                                             "Extract", "Heads", "Report", "Workflows", "Finetune"]),
+                                             "Extract", "Heads", "Audit", "Report", "Workflows", "Finetune"]),
     ],
     targets: [
         // System-library shims (module maps only).
@@ -71,21 +71,23 @@ let package = Package(
         // Extraction: scan an image folder, compute what the store lacks, commit per batch.
         .target(name: "Extract", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Parallelism"]),
         // Head training over cached features and metrics (pure computation; persistence is in Store).
-        .target(name: "Heads", dependencies: ["NN", "Reproducible"]),
+        .target(name: "Heads", dependencies: ["NN", "Reproducible", "Parallelism"]),
+        // Data audit over cached features: duplicates, leakage, outliers, label errors (pure computation).
+        .target(name: "Audit", dependencies: ["NN", "Heads", "Reproducible", "Parallelism"]),
         // Reports: line charts and HTML pages.
         .target(name: "Report", dependencies: ["Vision"]),
         // What a user does, composed of the modules above: train, predict, evaluate, query, demo.
         .target(name: "Workflows", dependencies: ["NN", "Vision", "Weights", "Backbones", "Store", "Neighbors", "Extract", "Heads",
-                                                  "Report", "Digest", "OutputFiles"]),
+                                                  "Audit", "Report", "Digest", "OutputFiles", "Finetune", "Parallelism"]),
         // The streaming full-finetuning path.
         .target(name: "Finetune", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "OutputFiles", "Reproducible",
                                                  "Parallelism"]),
         // Benchmarks of the modules above (`probe bench ...`): they print figures, assert nothing.
         .target(name: "Benchmarks", dependencies: ["Digest", "NN", "Vision", "Weights", "Backbones", "Store", "Neighbors",
-                                                   "Heads", "Finetune", "Reproducible", "Parallelism"]),
+                                                   "Heads", "Audit", "Finetune", "Reproducible", "Parallelism", "Workflows"]),
         // The command-line front end: commands, argument parsing, dispatch (thin).
         .target(name: "CLI", dependencies: [
-            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Report", "Workflows", "Finetune", "Benchmarks",
+            "NN", "Vision", "Weights", "Backbones", "Store", "Extract", "Heads", "Audit", "Report", "Workflows", "Finetune", "Benchmarks",
             "Parallelism",
         ]),
         // The `probe` executable: main calls CLI.
@@ -107,10 +109,12 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Reproducible", "TestSupport"]),
         .testTarget(name: "NeighborsTests", dependencies: ["Neighbors", "Store", "Digest", "NN", "Parallelism", "Reproducible",
                                                        "TestSupport"]),
-        .testTarget(name: "HeadsTests", dependencies: ["Heads"]),
+        .testTarget(name: "HeadsTests", dependencies: ["Heads", "Reproducible"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Heads", "Reproducible", "Workflows", "Store", "Digest", "Vision", "TestSupport"]),
         .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "NN", "Vision", "Weights", "Backbones", "TestSupport"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Backbones", "NN", "Vision"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones", "Parallelism", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Store", "NN", "Digest", "Backbones", "Parallelism", "Finetune", "Vision",
+                                                 "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

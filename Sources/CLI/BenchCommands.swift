@@ -121,3 +121,44 @@ let benchHeadsCommand = Command(
         return 0
     }
 )
+
+let benchEvalCommand = Command(
+    path: ["bench", "eval"],
+    summary: "Benchmark the evaluation protocols (linear sweep, k-NN, few-shot, calibration) over synthetic features.",
+    usage: "bench eval [--train 100000] [--val 10000] [--dim 512] [--classes 10] [--separation 0.08] [--protocols LIST]",
+    discussion: """
+    Makes Gaussian class clusters in memory (class means N(0, separation^2) per coordinate, unit
+    noise), runs `probe eval`'s protocols over them and prints each protocol's wall time and results.
+    Asserts nothing.
+
+    EXAMPLES:
+      probe bench eval
+      probe bench eval --train 20000 --val 2000 --protocols linear
+    """,
+    options: [
+        Option("--train", "N", "Training vectors (default 100000)."),
+        Option("--val", "N", "Validation vectors (default 10000)."),
+        Option("--dim", "D", "Dimension (default 512)."),
+        Option("--classes", "K", "Classes (default 10)."),
+        Option("--separation", "X", "Standard deviation of the class means' coordinates (default 0.08)."),
+        Option("--protocols", "LIST", "Comma-separated subset of linear, knn, fewshot, calibration (default: all)."),
+        threadsOption,
+    ],
+    run: { args in
+        _ = try args.positionals(min: 0, max: 0, what: "")
+        var o = EvalProtocolOptions()
+        if let list = args.string("--protocols") {
+            o.protocols = try list.split(separator: ",").map { name -> EvalProtocol in
+                guard let p = EvalProtocol(rawValue: String(name)) else { throw UsageError("probe bench eval: unknown protocol '\(name)'") }
+                return p
+            }
+        }
+        print(try runEvalBenchmark(train: try args.int("--train", default: 100_000, range: 10...10_000_000),
+                                   val: try args.int("--val", default: 10_000, range: 1...10_000_000),
+                                   dimension: try args.int("--dim", default: 512, range: 1...65536),
+                                   classes: try args.int("--classes", default: 10, range: 2...10_000),
+                                   separation: try args.double("--separation", default: 0.08, range: 0...100),
+                                   options: o), terminator: "")
+        return 0
+    }
+)

@@ -6,10 +6,11 @@ public let probeVersion = "0.1.0"
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
     extractCommand, storeInfoCommand, storeMergeCommand, storeCompareCommand, exportCommand,
-    trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand,
-    finetuneCommand, demoCommand,
+    trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand, auditCommand,
+    finetuneCommand, demoCommand, reportCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
-    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchFinetuneCommand, benchStoreCommand,
+    benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchEvalCommand, benchFinetuneCommand, benchAuditCommand,
+    benchStoreCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {

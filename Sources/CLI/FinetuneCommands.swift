@@ -19,7 +19,9 @@ let finetuneCommand = Command(
     torchvision state_dict (.pth, zip format; default DIRNAME-BACKBONE-finetuned.pth) that
     torchvision.models.resnet18(num_classes=N).load_state_dict(torch.load(f)) accepts (likewise
     mobilenet_v2), and that `probe extract --weights` uses as a backbone. Training curves are
-    written beside it (OUT-loss.png, OUT-accuracy.png).
+    written beside it (OUT-loss.png, OUT-accuracy.png), and OUT-summary.json (settings, every
+    epoch's metrics, best validation accuracy, wall time), which `probe report --finetuned OUT`
+    shows beside a head trained on cached features.
 
     CHECKPOINT. OUT.checkpoint (tens of MB: weights, momentum, best weights) is written atomically
     after every epoch and removed once OUT is written whole; a run that fails or is interrupted
@@ -84,7 +86,7 @@ let finetuneCommand = Command(
                 CurvePoint(trainLoss: $0.trainLoss, trainAccuracy: $0.trainAccuracy,
                            validationLoss: $0.validationLoss, validationAccuracy: $0.validationAccuracy)
             }, to: url.deletingLastPathComponent().path, prefix: prefix)
-            print("wrote \(out) and training curves \(curves.joined(separator: ", "))")
+            print("wrote \(out), its summary \(FinetuneSummary.path(forWeights: out)) and training curves \(curves.joined(separator: ", "))")
         }
         return 0
     }

@@ -9,7 +9,7 @@ import Weights
 let trainCommand = Command(
     path: ["train"],
     summary: "Train a linear head over cached features (milliseconds) and save it in the store.",
-    usage: "train [--name NAME] [\(solverOption.usage)] [--epochs 25] [--lr 0.001] [--seed N] [--backbone B] [--store PATH]",
+    usage: "train [--name NAME] [\(solverOption.usage)] [--epochs 25] [--lr 0.001] [--seed N] [\(classWeightOption.usage)] [--calibrate] [--backbone B] [--store PATH]",
     discussion: """
     Trains on the 'train' split (every sample when the store has no splits) and evaluates on 'val'
     every epoch. The defaults are PyTorch's transfer-learning tutorial's: SGD lr 0.001, momentum
@@ -19,10 +19,16 @@ let trainCommand = Command(
     regression with an L2 penalty by full-batch L-BFGS (scikit-learn's objective; features
     standardised, folded back into the saved weights).
 
+    --class-weight balanced weights every image's loss by n_images / (n_classes * images of its
+    class) (scikit-learn's definition), for both solvers. --calibrate fits the head's softmax
+    temperature on 'val' (temperature scaling) and saves it; `probe predict` then reports
+    softmax(logits / T). The output shows accuracy and balanced accuracy (mean per-class recall).
+
     EXAMPLES:
       probe train --name tutorial
       probe train --name sweep-lr --lr 0.01 --epochs 50 --seed 3
       probe train --name probe-lbfgs --solver lbfgs --C 0.5
+      probe train --name rare-classes --solver lbfgs --class-weight balanced --calibrate
     """,
     options: [
         Option("--name", "NAME", "Name of the head in the store (default: head); an existing head of that name is replaced."),
@@ -37,7 +43,11 @@ let trainCommand = Command(
         Option("--seed", "N", "Seed of initialisation, shuffling and view draws (default 0)."),
         Option("--C", "X", "L-BFGS inverse regularisation strength (default 1.0)."),
         Option("--no-standardize", nil, "L-BFGS on raw features."),
+        Option("--tolerance", "X", "L-BFGS: stop when max |gradient| of the mean-scaled objective is at most X (default 1e-10)."),
+        Option("--max-iterations", "N", "L-BFGS iterations at most (default 1000)."),
         Option("--no-views", nil, "Ignore augmented views; train on view 0."),
+        classWeightOption.option,
+        Option("--calibrate", nil, "Fit the softmax temperature on 'val' (temperature scaling) and save it with the head."),
         storeBackboneOption,
         storeOption, jsonOption, threadsOption,
     ],
@@ -55,7 +65,11 @@ let trainCommand = Command(
         o.sgd.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
         o.lbfgs.C = try args.double("--C", default: 1.0, range: 1e-12...1e12)
         o.lbfgs.standardize = !args.flag("--no-standardize")
+        o.lbfgs.gradientTolerance = try args.double("--tolerance", default: o.lbfgs.gradientTolerance, range: 0...1)
+        o.lbfgs.maxIterations = try args.int("--max-iterations", default: o.lbfgs.maxIterations, range: 1...10_000_000)
         o.useViews = !args.flag("--no-views")
+        o.classWeight = try args.value(classWeightOption)
+        o.calibrate = args.flag("--calibrate")
         let store = try openStore(args)
         let backbone = try selectBackbone(store, args)
         let r = try trainHead(store: store, backbone: backbone, options: o)
@@ -63,7 +77,9 @@ let trainCommand = Command(
             try printJSON(TrainJSON(name: o.name, backbone: backbone.architecture, classes: r.classNames,
                                     best_val_acc: r.bestValidationAccuracy, seconds: r.trainingSeconds,
                                     train_images: r.datasets.train.count, views: r.datasets.train.views,
-                                    val_images: r.datasets.validation?.count ?? 0))
+                                    val_images: r.datasets.validation?.count ?? 0, val_acc: r.validationMetrics?.accuracy,
+                                    val_balanced_acc: r.validationMetrics?.balancedAccuracy, class_weight: o.classWeight.rawValue,
+                                    calibration: r.calibration, objective: r.objective))
         } else {
             print(r.log, terminator: "")
             print("saved head '\(o.name)' (\(backbone.architecture), classes: \(r.classNames.joined(separator: ", ")); "
@@ -74,10 +90,16 @@ let trainCommand = Command(
 )
 
 let solverOption = ChoiceOption("--solver", "S", default: Solver.sgd)
+let classWeightOption = ChoiceOption("--class-weight", "W", default: ClassWeighting.none,
+                                     note: "balanced: n_images / (n_classes * images of the class), scikit-learn's definition.")
 
 struct TrainJSON: Encodable {
     var name: String, backbone: String, classes: [String], best_val_acc: Double?, seconds: Double
     var train_images: Int, views: Int, val_images: Int
+    var val_acc: Double?, val_balanced_acc: Double?, class_weight: String
+    var calibration: CalibrationResult?
+    /// L-BFGS: sum CE + 1/(2C) ||W||^2 at the optimum (scikit-learn's objective divided by C).
+    var objective: Double?
 }
 
 let headsCommand = Command(
@@ -97,6 +119,8 @@ let headsCommand = Command(
             var line = "\(h.name)  \(h.backbone.architecture) (\(h.backbone.weightsSHA256.prefix(12)))  classes: \(h.classes.joined(separator: ","))"
             line += "  solver: \(settings["solver"] ?? "?")"
             if let acc = settings["best_val_acc"].flatMap(Double.init) { line += String(format: "  best val acc: %.4f", acc) }
+            if let w = settings["class_weight"], w != "none" { line += "  class weight: \(w)" }
+            if let t = h.temperature { line += String(format: "  temperature: %.4f", t) }
             line += "  \(h.created)"
             print(line)
         }
@@ -174,30 +198,93 @@ let predictCommand = Command(
 
 let evalCommand = Command(
     path: ["eval"],
-    summary: "Accuracy, per-class precision and recall, and confusion matrix of a head on a split.",
-    usage: "eval --head NAME [--split val] [--store PATH] [--json]",
-    discussion: "",
+    summary: "Evaluate a head on a split, or run the evaluation protocols (linear probe, k-NN, few-shot, calibration).",
+    usage: "eval (--head NAME [--split val] [--calibrate] | [--protocols linear,knn,fewshot,calibration]) [--backbone B] [--store PATH] [--json]",
+    discussion: """
+    With --head: accuracy, balanced accuracy, per-class precision and recall and the confusion
+    matrix of a saved head on a split; --calibrate also fits its softmax temperature on that split
+    (temperature scaling) and saves it with the head (used by `probe predict`).
+
+    Without --head: the standard protocols over the store's cached train/val features (view 0):
+      linear       DINOv2's linear probe: multinomial logistic regression with an L2 penalty
+                   (scikit-learn's objective; features standardised), C over 45 values log-spaced
+                   from 1e-6 to 1e5, chosen on a seeded, stratified 10% of train held out, refit on all of train;
+                   top-1 and balanced accuracy on val.
+      knn          cosine k-NN on L2-normalised features, k in 10, 20, 100, 200 (capped at the train
+                   size), votes weighted by exp(similarity / 0.07) (DINOv2's knn.py).
+      fewshot      1, 2, 4, 8, 16 images per class, 5 seeded draws: mean and standard deviation of
+                   the val top-1 of a linear probe at a fixed C (--fewshot-c, default 1) and of k-NN
+                   (k = min(20, images drawn)).
+      calibration  temperature scaling of the linear probe's head on val; expected calibration
+                   error (15 equal-width bins) and NLL before and after.
+    Default: all four. Nothing is saved.
+
+    EXAMPLES:
+      probe eval --head tutorial
+      probe eval --head tutorial --calibrate
+      probe eval
+      probe eval --protocols linear,knn --json
+      probe eval --protocols linear --class-weight balanced --seed 3
+    """,
     options: [
-        Option("--head", "NAME", "The head to evaluate (required)."),
-        Option("--split", "S", "The split (default val)."),
+        Option("--head", "NAME", "The head to evaluate (without it, the protocols run)."),
+        Option("--split", "S", "With --head: the split (default val)."),
+        Option("--calibrate", nil, "With --head: fit the temperature on the split and save it with the head."),
+        Option("--protocols", "LIST", "Comma-separated: linear, knn, fewshot, calibration (default: all)."),
+        Option("--seed", "N", "Seed of the held-out 10% and of the few-shot draws (default 0)."),
+        Option("--fewshot-c", "X", "C of the few-shot linear probes (default 1, scikit-learn's default)."),
+        Option("--no-standardize", nil, "Linear probes on raw features (default: standardised with train's mean and std)."),
+        classWeightOption.option,
+        storeBackboneOption,
         storeOption, jsonOption, threadsOption,
     ],
     run: { args in
         _ = try args.positionals(min: 0, max: 0, what: "")
-        guard let name = args.string("--head") else { throw UsageError("probe eval: --head NAME is required (see `probe heads`)") }
+        // Every option is parsed (usage errors, 64) before the store is opened.
+        var o = EvalProtocolOptions()
+        if let list = args.string("--protocols") {
+            o.protocols = try list.split(separator: ",").map { name -> EvalProtocol in
+                guard let p = EvalProtocol(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw UsageError("probe eval: unknown protocol '\(name)' (choose among \(EvalProtocol.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return p
+            }
+        }
+        o.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
+        o.fewShotC = try args.double("--fewshot-c", default: 1.0, range: 1e-12...1e12)
+        o.linear.solver.standardize = !args.flag("--no-standardize")
+        o.linear.solver.classWeight = try args.value(classWeightOption)
+        if let name = args.string("--head") {
+            if args.string("--protocols") != nil {
+                throw UsageError("probe eval: --head evaluates one head; --protocols runs the protocols without one (give one of them)")
+            }
+            let store = try openStore(args, readOnly: !args.flag("--calibrate"))
+            let e = try evaluateHead(try loadHead(store: store, name: name), store: store, split: args.string("--split") ?? "val",
+                                     calibrate: args.flag("--calibrate"))
+            if args.flag("--json") {
+                try printJSON(EvalJSON(split: e.split, classes: e.classNames, count: e.metrics.count, accuracy: e.metrics.accuracy,
+                                       balanced_accuracy: e.metrics.balancedAccuracy,
+                                       precision: e.metrics.precision, recall: e.metrics.recall, confusion: e.metrics.confusion,
+                                       temperature: e.temperature, calibration: e.calibration))
+            } else { print(e.render(), terminator: e.render().hasSuffix("\n") ? "" : "\n") }
+            return 0
+        }
+        if args.flag("--calibrate") || args.string("--split") != nil {
+            throw UsageError("probe eval: --calibrate and --split go with --head NAME")
+        }
         let store = try openStore(args, readOnly: true)
-        let e = try evaluateHead(try loadHead(store: store, name: name), store: store, split: args.string("--split") ?? "val")
-        if args.flag("--json") {
-            try printJSON(EvalJSON(split: e.split, classes: e.classNames, count: e.metrics.count, accuracy: e.metrics.accuracy,
-                                   precision: e.metrics.precision, recall: e.metrics.recall, confusion: e.metrics.confusion))
-        } else { print(e.render(), terminator: e.render().hasSuffix("\n") ? "" : "\n") }
+        let backbone = try selectBackbone(store, args)
+        let quiet = args.flag("--json") || !stderrIsTerminal
+        let report = try runEvalProtocols(store: store, backbone: backbone, options: o, log: { if !quiet { printError($0) } })
+        if args.flag("--json") { try printJSON(report) } else { print(report.render(), terminator: "") }
         return 0
     }
 )
 
 struct EvalJSON: Encodable {
-    var split: String, classes: [String], count: Int, accuracy: Double
+    var split: String, classes: [String], count: Int, accuracy: Double, balanced_accuracy: Double
     var precision: [Double], recall: [Double], confusion: [[Int]]
+    var temperature: Double?, calibration: CalibrationResult?
 }
 
 let queryCommand = Command(

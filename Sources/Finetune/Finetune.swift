@@ -289,6 +289,10 @@ public func finetune(dataset root: String, options o: FinetuneOptions,
         let tensors = net.stateDictTensors(parameters: bestParameters, buffers: bestBuffers, tracked: bestTracked)
         try writeTorchZip(tensors, to: o.outputPath)   // atomic (NN/OutputFile.swift)
         output = o.outputPath
+        try FinetuneSummary(weights: o.outputPath, dataset: root, architecture: o.architecture.name,
+                            initialWeights: o.weightsPath, classes: classes, options: o, epochs: state.history,
+                            bestValidationAccuracy: val != nil ? state.bestAccuracy : nil, bestEpoch: state.bestEpoch,
+                            seconds: total, skipped: state.skipped).write()
         // The weights are written whole: the checkpoint (tens of MB) has served. A run that stops
         // early or fails (an exception above, a signal) keeps it for --resume.
         if unlink(ckpt) != 0 && errno != ENOENT {

@@ -15,6 +15,8 @@ public enum FinetuneError: Error, CustomStringConvertible {
     case io(path: String, reason: String)
     /// `resume` on data other than the checkpoint's.
     case otherData(checkpoint: String, recorded: DataIdentity, given: DataIdentity)
+    /// A finetuning summary (`OUT.json`) that cannot be read.
+    case invalidSummary(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,8 @@ public enum FinetuneError: Error, CustomStringConvertible {
         case .dataset(let s): return s
         case .checkpoint(let p, let r): return "checkpoint \(p): \(r)"
         case .io(let p, let r): return "cannot write \(p): \(r); check the directory exists and is writable"
+        case .invalidSummary(let p, let r):
+            return "cannot read the finetuning summary \(p) (\(r)); it is written by `probe finetune` beside its weights: run it again or remove the file"
         case .otherData(let p, let was, let now) where was.root == now.root:
             return """
                 checkpoint \(p) was made on the data in \(was.root) as it was then (\(was.summary)); files were \

@@ -1,4 +1,5 @@
 import Reproducible
+import Parallelism
 
 /// Options of `LBFGSTrainer`.
 public struct LBFGSOptions: Sendable, Equatable {
@@ -11,9 +12,12 @@ public struct LBFGSOptions: Sendable, Equatable {
     public var standardize = true
     /// Maximum L-BFGS iterations.
     public var maxIterations = 500
-    /// Converged when max |gradient| of the mean-scaled objective (see `LBFGSTrainer`) is at most this.
+    /// Converged when max |gradient| of the mean-scaled objective (see `LBFGSTrainer`) is at most
+    /// this. See `precise` for scikit-learn parity.
     public var gradientTolerance = 1e-6
-    /// Also stop when the objective changes by at most this relative amount in one iteration.
+    /// Also stop when the objective changes by at most this relative amount in one iteration
+    /// (relative to the objective itself, however small: near-separable data at large C has a
+    /// mean-scaled objective of 1e-7 and less).
     public var relativeTolerance = 1e-12
     /// Number of correction pairs kept (L-BFGS memory).
     public var history = 10
@@ -21,8 +25,23 @@ public struct LBFGSOptions: Sendable, Equatable {
     public var wolfeC1 = 1e-4
     public var wolfeC2 = 0.9
     public var maxLineSearchEvaluations = 25
+    /// `.balanced`: every row's loss is weighted by n_samples / (n_classes * count(its class)),
+    /// scikit-learn's `class_weight="balanced"` (classes counted among the rows fitted).
+    public var classWeight = ClassWeighting.none
+    /// Worker threads of the objective's blocks (results do not depend on it).
+    public var workers = defaultWorkerCount
 
     public init() {}
+
+    /// Tolerance 1e-10 and 1000 iterations (`probe train --solver lbfgs`, the linear probe's refit):
+    /// the objective then lies within 1e-6 (relative) of scikit-learn's (tol=1e-10) for C up to 100
+    /// on the ants/bees features (tools/check_linear_probe_sklearn.py), where 1e-6 left 1e-3 at C = 100.
+    public static var precise: LBFGSOptions {
+        var o = LBFGSOptions()
+        o.gradientTolerance = 1e-10
+        o.maxIterations = 1000
+        return o
+    }
 
     func validate() throws(HeadsError) {
         guard C > 0, C.isFinite else { throw .invalidOption("C must be a positive number, got \(C)") }
@@ -101,42 +120,43 @@ public struct LBFGSTrainer: Sendable {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        let d = train.dimension, c = train.classes
-        let rows = train.count * train.views
-        var x = train.values.map(Double.init)
-        var labels = [Int](repeating: 0, count: rows)
-        for i in 0..<train.count { for k in 0..<train.views { labels[i * train.views + k] = train.labels[i] } }
-
-        var mean = [Double](repeating: 0, count: d)
-        var scale = [Double](repeating: 1, count: d)
-        if options.standardize {
-            (mean, scale) = standardizeInPlace(&x, rows: rows, dimension: d)
-        }
-        let objective = LogisticObjective(x: x, labels: labels, rows: rows, dimension: d, classes: c,
-                                          lambda: 1 / (options.C * Double(rows)))
-        var theta = [Double](repeating: 0, count: c * d + c)
-        let out = minimizeLBFGS(&theta, objective: objective, options: options)
-
-        // Fold the standardisation back: W_raw = W / s, b_raw = b - W_raw . mean.
-        var w = [Float](repeating: 0, count: c * d)
-        var b = [Float](repeating: 0, count: c)
-        for j in 0..<c {
-            var shift = 0.0
-            for i in 0..<d {
-                let wr = theta[j * d + i] / scale[i]
-                w[j * d + i] = Float(wr)
-                shift += wr * mean[i]
-            }
-            b[j] = Float(theta[c * d + j] - shift)
-        }
-        let head = LinearHead(unchecked: c, d, w, b)
-        let trainMetrics = try evaluate(head, on: train)
-        let valMetrics = try validation.map { v throws(HeadsError) in try evaluate(head, on: v) }
-        return LBFGSResult(head: head, converged: out.converged, stopReason: out.reason,
-                           iterations: out.trace.count, evaluations: out.evaluations, objective: out.f,
-                           gradientNorm: out.gradientNorm, sumObjective: out.f * Double(rows), trace: out.trace,
+        let problem = LogisticProblem(train, standardize: options.standardize, workers: options.workers)
+        let fit = try self.fit(problem)
+        let trainMetrics = try evaluate(fit.head, on: train)
+        let valMetrics = try validation.map { v throws(HeadsError) in try evaluate(fit.head, on: v) }
+        return LBFGSResult(head: fit.head, converged: fit.converged, stopReason: fit.stopReason,
+                           iterations: fit.iterations, evaluations: fit.evaluations, objective: fit.objective,
+                           gradientNorm: fit.gradientNorm, sumObjective: fit.sumObjective, trace: fit.trace,
                            trainMetrics: trainMetrics, validationMetrics: valMetrics, options: options,
                            seconds: (clock.now - start).seconds)
+    }
+
+    /// Fits `options.C` over the first `rows` rows of a prepared problem (all by default), starting
+    /// from `start` (a previous fit's `solution`, e.g. of a neighbouring C: a warm start) or from zero.
+    public func fit(_ problem: LogisticProblem, rows: Int? = nil, start: [Double]? = nil) throws(HeadsError) -> LogisticFit {
+        try options.validate()
+        let n = rows ?? problem.rows
+        guard n >= 1, n <= problem.rows else { throw .invalidOption("rows must be in 1...\(problem.rows), got \(n)") }
+        let c = problem.classes, d = problem.dimension
+        let objective = problem.objective
+        objective.activeRows = n
+        objective.workers = max(1, options.workers)
+        objective.lambda = 1 / (options.C * Double(n))
+        problem.applyClassWeights(options.classWeight, rows: n)
+        var theta = [Double](repeating: 0, count: c * d + c)
+        if let start {
+            guard start.count == theta.count else {
+                throw .shapeMismatch("a warm start of \(start.count) values for \(theta.count) parameters")
+            }
+            theta = start
+        }
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let out = minimizeLBFGS(&theta, objective: objective, options: options)
+        return LogisticFit(head: problem.rawHead(theta), solution: theta, C: options.C, rows: n, converged: out.converged,
+                           stopReason: out.reason, iterations: out.trace.count, evaluations: out.evaluations,
+                           objective: out.f, gradientNorm: out.gradientNorm, sumObjective: out.f * Double(n),
+                           trace: out.trace, seconds: (clock.now - t0).seconds)
     }
 
     /// Chooses C by stratified k-fold cross-validation on the training split: images of each class
@@ -149,16 +169,7 @@ public struct LBFGSTrainer: Sendable {
         guard folds >= 2, folds <= train.count else {
             throw .invalidOption("folds must be between 2 and the number of images (\(train.count)), got \(folds)")
         }
-        var rng = SplitMix64(seed: seed, stream: RandomStream.folds)
-        var fold = [Int](repeating: 0, count: train.count)
-        var next = 0
-        for k in 0..<train.classes {
-            var members = train.labels.indices.filter { train.labels[$0] == k }
-            if members.count > 1 {
-                for i in stride(from: members.count - 1, to: 0, by: -1) { members.swapAt(i, rng.next(below: i + 1)) }
-            }
-            for m in members { fold[m] = next % folds; next += 1 }
-        }
+        let fold = stratifiedFolds(labels: train.labels, classes: train.classes, folds: folds, seed: seed)
         let rowLength = train.views * train.dimension
         func subset(_ keep: (Int) -> Bool) throws(HeadsError) -> LabeledFeatures {
             var v: [Float] = [], y: [Int] = []
@@ -190,6 +201,52 @@ public struct LBFGSTrainer: Sendable {
     }
 }
 
+/// The fold of every image for stratified k-fold cross-validation: the images of each class are
+/// shuffled with `SplitMix64(seed:stream: 4)` and dealt round-robin to the folds (continuing from
+/// one class to the next), so every fold gets its share of each class.
+public func stratifiedFolds(labels: [Int], classes: Int, folds: Int, seed: UInt64) -> [Int] {
+    var rng = SplitMix64(seed: seed, stream: RandomStream.folds)
+    var fold = [Int](repeating: 0, count: labels.count)
+    var next = 0
+    for k in 0..<classes {
+        var members = labels.indices.filter { labels[$0] == k }
+        if members.count > 1 {
+            for i in stride(from: members.count - 1, to: 0, by: -1) { members.swapAt(i, rng.next(below: i + 1)) }
+        }
+        for m in members { fold[m] = next % max(folds, 1); next += 1 }
+    }
+    return fold
+}
+
+extension LBFGSTrainer {
+    /// Out-of-fold predicted probabilities (images x classes, row-major): for each of `folds`
+    /// stratified folds (`stratifiedFolds`), a head fitted with these options on the other folds
+    /// predicts the fold's images (first views). Every image is predicted by a head that never saw
+    /// it: the input of confident learning (label-error detection) and of stacking.
+    public func crossValidatedProbabilities(_ data: LabeledFeatures, folds: Int = 5, seed: UInt64 = 0) throws(HeadsError) -> [Float] {
+        guard folds >= 2, folds <= data.count else {
+            throw .invalidOption("folds must be between 2 and the number of images (\(data.count)), got \(folds)")
+        }
+        let fold = stratifiedFolds(labels: data.labels, classes: data.classes, folds: folds, seed: seed)
+        var out = [Float](repeating: 0, count: data.count * data.classes)
+        let x = data.firstViews
+        let d = data.dimension, c = data.classes
+        for f in 0..<folds {
+            let inRows = (0..<data.count).filter { fold[$0] != f }
+            let outRows = (0..<data.count).filter { fold[$0] == f }
+            if outRows.isEmpty { continue }
+            let tr = try subset(data, rows: inRows)
+            let r = try train(tr)
+            var q = [Float]()
+            q.reserveCapacity(outRows.count * d)
+            for i in outRows { q.append(contentsOf: x[(i * d)..<((i + 1) * d)]) }
+            let p = try r.head.probabilities(q, rows: outRows.count)
+            for (k, i) in outRows.enumerated() { for j in 0..<c { out[i * c + j] = p[k * c + j] } }
+        }
+        return out
+    }
+}
+
 /// Per-column mean and population std of a rows x d matrix; standardises it in place.
 /// Columns with std < 1e-12 keep scale 1 (they are only centred).
 func standardizeInPlace(_ x: inout [Double], rows: Int, dimension d: Int) -> (mean: [Double], scale: [Double]) {
@@ -207,69 +264,6 @@ func standardizeInPlace(_ x: inout [Double], rows: Int, dimension d: Int) -> (me
         for r in 0..<rows { for i in 0..<d { xp[r * d + i] = (xp[r * d + i] - mean[i]) / scale[i] } }
     }
     return (mean, scale)
-}
-
-/// f(theta) = mean CE + lambda/2 ||W||^2 over theta = [W (classes x d), b (classes)], in float64.
-final class LogisticObjective {
-    let x: [Double]
-    let labels: [Int]
-    let rows: Int, dimension: Int, classes: Int
-    let lambda: Double
-    private var z: [Double]
-
-    init(x: [Double], labels: [Int], rows: Int, dimension: Int, classes: Int, lambda: Double) {
-        self.x = x; self.labels = labels; self.rows = rows; self.dimension = dimension
-        self.classes = classes; self.lambda = lambda
-        self.z = [Double](repeating: 0, count: rows * classes)
-    }
-
-    var parameterCount: Int { classes * dimension + classes }
-
-    /// Returns f and writes the gradient into `grad` (parameterCount values).
-    func evaluate(_ theta: UnsafePointer<Double>, gradient grad: UnsafeMutablePointer<Double>) -> Double {
-        let c = classes, d = dimension, n = rows
-        var loss = 0.0
-        x.withUnsafeBufferPointer { xb in
-            labels.withUnsafeBufferPointer { yb in
-                z.withUnsafeMutableBufferPointer { zb in
-                    let xp = xb.baseAddress!, zp = zb.baseAddress!
-                    let bias = theta + c * d
-                    let invN = 1 / Double(n)
-                    for r in 0..<n {
-                        let zr = zp + r * c
-                        let xr = xp + r * d
-                        var mx = -Double.infinity
-                        for j in 0..<c {
-                            zr[j] = dotDouble(theta + j * d, xr, d) + bias[j]
-                            mx = max(mx, zr[j])
-                        }
-                        var s = 0.0
-                        for j in 0..<c { s += _exp(zr[j] - mx) }
-                        let lse = mx + _log(s)
-                        let y = yb[r]
-                        loss += lse - zr[y]
-                        for j in 0..<c { zr[j] = (_exp(zr[j] - lse) - (j == y ? 1 : 0)) * invN }
-                    }
-                    // gradient: G^T X / N + lambda W, and column sums for the bias.
-                    for j in 0..<c {
-                        let g = grad + j * d
-                        let w = theta + j * d
-                        for i in 0..<d { g[i] = lambda * w[i] }
-                        var gb = 0.0
-                        for r in 0..<n {
-                            let a = zp[r * c + j]
-                            axpyDouble(a, xp + r * d, g, d)
-                            gb += a
-                        }
-                        grad[c * d + j] = gb
-                    }
-                }
-            }
-        }
-        var wsq = 0.0
-        for i in 0..<(c * d) { wsq += theta[i] * theta[i] }
-        return loss / Double(n) + 0.5 * lambda * wsq
-    }
 }
 
 struct LBFGSOutcome {
@@ -340,7 +334,7 @@ func minimizeLBFGS(_ theta: inout [Double], objective: LogisticObjective, option
             reason = "gradient max-norm \(gn) <= \(options.gradientTolerance)"
             break
         }
-        if abs(fPrev - f) <= options.relativeTolerance * max(abs(f), abs(fPrev), 1) {
+        if abs(fPrev - f) <= options.relativeTolerance * max(abs(f), abs(fPrev), .leastNormalMagnitude) {
             converged = true
             reason = "relative objective change <= \(options.relativeTolerance)"
             break
@@ -465,4 +459,116 @@ func strongWolfe(f f0: Double, g g0: [Double], gtd gtd0: Double, t t0: Double, d
     }
     if bt.count == 1 { return (bt[0], bf[0], bg[0]) }
     return (bt[low], bf[low], bg[low])
+}
+
+/// One fit of `LBFGSTrainer.fit`.
+public struct LogisticFit: Sendable {
+    /// The fitted head, on raw features (standardisation folded in).
+    public var head: LinearHead
+    /// The parameters in the problem's (standardised) coordinates: [W (classes x d), b]; a warm start.
+    public var solution: [Double]
+    public var C: Double
+    /// Rows fitted.
+    public var rows: Int
+    public var converged: Bool
+    public var stopReason: String
+    public var iterations: Int
+    public var evaluations: Int
+    /// Mean-scaled objective, its gradient's max-norm, and the sum form (objective * rows).
+    public var objective: Double
+    public var gradientNorm: Double
+    public var sumObjective: Double
+    public var trace: [LBFGSIteration]
+    public var seconds: Double
+}
+
+/// A training matrix prepared once for many L-BFGS fits: float64, standardised (or not), every
+/// view a row. Fits may use a prefix of its rows (`LBFGSTrainer.fit(_:rows:)`), so order the
+/// rows first when a subset is to be fitted (e.g. the sweep's held-out rows last).
+public final class LogisticProblem: @unchecked Sendable {
+    public let rows: Int, dimension: Int, classes: Int
+    /// Per-column mean and scale subtracted and divided before fitting (0 and 1 when not standardised).
+    public let mean: [Double], scale: [Double]
+    let labels: [Int]
+    let objective: LogisticObjective
+    private var weighting: (ClassWeighting, Int)?
+
+    /// - Parameter standardization: statistics to use instead of the matrix's own (e.g. of a larger
+    ///   split, for few-shot subsets); ignored unless `standardize`.
+    public init(_ train: LabeledFeatures, standardize: Bool = true,
+                standardization: (mean: [Double], scale: [Double])? = nil, workers: Int = defaultWorkerCount) {
+        let d = train.dimension
+        rows = train.count * train.views; dimension = d; classes = train.classes
+        var x = train.values.map(Double.init)
+        var y = [Int](repeating: 0, count: rows)
+        for i in 0..<train.count { for k in 0..<train.views { y[i * train.views + k] = train.labels[i] } }
+        labels = y
+        let rows = self.rows
+        if standardize, let s = standardization, s.mean.count == d, s.scale.count == d {
+            (mean, scale) = s
+            x.withUnsafeMutableBufferPointer { p in
+                for r in 0..<rows { for i in 0..<d { p[r * d + i] = (p[r * d + i] - s.mean[i]) / s.scale[i] } }
+            }
+        } else if standardize {
+            (mean, scale) = standardizeInPlace(&x, rows: rows, dimension: d)
+        } else {
+            mean = [Double](repeating: 0, count: d); scale = [Double](repeating: 1, count: d)
+        }
+        objective = LogisticObjective(x: x, labels: y, rows: rows, dimension: d, classes: classes, lambda: 1, workers: workers)
+    }
+
+    /// Per-column mean and population std of a matrix's first views (zero-variance columns: scale 1).
+    public static func standardization(of data: LabeledFeatures) -> (mean: [Double], scale: [Double]) {
+        var x = data.firstViews.map(Double.init)
+        return standardizeInPlace(&x, rows: data.count, dimension: data.dimension)
+    }
+
+    func applyClassWeights(_ w: ClassWeighting, rows n: Int) {
+        if let (cw, cn) = weighting, cw == w, cn == n { return }
+        weighting = (w, n)
+        switch w {
+        case .none: objective.setSampleWeights(nil)
+        case .balanced:
+            let cw = balancedClassWeights(labels: Array(labels[0..<n]), classes: classes)
+            var sw = [Double](repeating: 0, count: rows)
+            for r in 0..<n { sw[r] = cw[labels[r]] }
+            objective.setSampleWeights(sw)
+        }
+    }
+
+    /// The head on raw features of parameters in this problem's coordinates:
+    /// W_raw = W / scale, b_raw = b - W_raw . mean.
+    public func rawHead(_ theta: [Double]) -> LinearHead {
+        let c = classes, d = dimension
+        var w = [Float](repeating: 0, count: c * d)
+        var b = [Float](repeating: 0, count: c)
+        for j in 0..<c {
+            var shift = 0.0
+            for i in 0..<d {
+                let wr = theta[j * d + i] / scale[i]
+                w[j * d + i] = Float(wr)
+                shift += wr * mean[i]
+            }
+            b[j] = Float(theta[c * d + j] - shift)
+        }
+        return LinearHead(unchecked: c, d, w, b)
+    }
+}
+
+/// How the rows of a class are weighted in a head's loss.
+public enum ClassWeighting: String, Sendable, CaseIterable, Codable {
+    /// Every row counts once.
+    case none
+    /// scikit-learn's `class_weight="balanced"`: a row of class k weighs n_samples / (n_classes * count(k)).
+    case balanced
+}
+
+/// scikit-learn's balanced class weights: n_samples / (n_classes * count(k)), n_classes counting the
+/// classes present in `labels` (`compute_class_weight("balanced", classes=np.unique(y), y=y)`);
+/// absent classes get 0 (no row carries them).
+public func balancedClassWeights(labels: [Int], classes: Int) -> [Double] {
+    var counts = [Int](repeating: 0, count: classes)
+    for l in labels where l >= 0 && l < classes { counts[l] += 1 }
+    let present = counts.filter { $0 > 0 }.count
+    return counts.map { $0 > 0 ? Double(labels.count) / (Double(present) * Double($0)) : 0 }
 }

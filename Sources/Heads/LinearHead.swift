@@ -103,9 +103,15 @@ public struct LinearHead: Sendable, Equatable {
         }
     }
 
-    /// Softmax probabilities for `rows` vectors -> rows x classes.
-    public func probabilities(_ features: [Float], rows: Int) throws(HeadsError) -> [Float] {
+    /// Softmax probabilities for `rows` vectors -> rows x classes; with a `temperature` T (from
+    /// temperature scaling, see `calibrate`), softmax(logits / T).
+    public func probabilities(_ features: [Float], rows: Int, temperature: Double = 1) throws(HeadsError) -> [Float] {
         var z = try logits(features, rows: rows)
+        if temperature != 1 {
+            guard temperature > 0, temperature.isFinite else { throw .invalidOption("temperature must be positive, got \(temperature)") }
+            let s = Float(1 / temperature)
+            for i in z.indices { z[i] *= s }
+        }
         z.withUnsafeMutableBufferPointer { p in
             for r in 0..<rows { _ = softmaxCrossEntropyRow(p.baseAddress! + r * classes, classes, label: -1) }
         }
@@ -113,14 +119,14 @@ public struct LinearHead: Sendable, Equatable {
     }
 
     /// Top-k classes of one feature vector, most probable first (ties: lower class index first).
-    public func predict(_ features: [Float], topK: Int = 1) throws(HeadsError) -> [Prediction] {
-        try predict(batch: features, rows: 1, topK: topK)[0]
+    public func predict(_ features: [Float], topK: Int = 1, temperature: Double = 1) throws(HeadsError) -> [Prediction] {
+        try predict(batch: features, rows: 1, topK: topK, temperature: temperature)[0]
     }
 
     /// Top-k classes of each of `rows` feature vectors.
-    public func predict(batch features: [Float], rows: Int, topK: Int = 1) throws(HeadsError) -> [[Prediction]] {
+    public func predict(batch features: [Float], rows: Int, topK: Int = 1, temperature: Double = 1) throws(HeadsError) -> [[Prediction]] {
         guard topK >= 1 else { throw .invalidOption("top-k must be at least 1, got \(topK)") }
-        let p = try probabilities(features, rows: rows)
+        let p = try probabilities(features, rows: rows, temperature: temperature)
         let k = min(topK, classes)
         var out: [[Prediction]] = []
         out.reserveCapacity(rows)

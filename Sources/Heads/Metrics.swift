@@ -13,6 +13,9 @@ public struct ClassificationMetrics: Sendable, Equatable {
     public var precision: [Double]
     /// Per class: correct / rows of that class (0 when the class has no rows).
     public var recall: [Double]
+    /// Balanced accuracy: the mean recall over the classes that have rows (scikit-learn's
+    /// `balanced_accuracy_score`); equals `accuracy` when every class has as many rows.
+    public var balancedAccuracy: Double
 
     public init(predicted: [Int], labels: [Int], classes: Int, loss: Double? = nil) throws(HeadsError) {
         guard predicted.count == labels.count else {
@@ -41,6 +44,8 @@ public struct ClassificationMetrics: Sendable, Equatable {
         self.confusion = conf
         self.precision = precision
         self.recall = recall
+        let present = (0..<classes).filter { conf[$0].reduce(0, +) > 0 }
+        self.balancedAccuracy = present.isEmpty ? 0 : present.reduce(0.0) { $0 + recall[$1] } / Double(present.count)
     }
 
     /// A small text table: accuracy, per-class precision/recall and the confusion matrix.
@@ -49,7 +54,7 @@ public struct ClassificationMetrics: Sendable, Equatable {
         let names = (0..<k).map { i in classNames.flatMap { i < $0.count ? $0[i] : nil } ?? "class \(i)" }
         let width = max(9, names.map(\.count).max() ?? 0)
         func pad(_ s: String) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
-        var out = "accuracy \(fixed(accuracy, 4)) (\(count) rows)"
+        var out = "accuracy \(fixed(accuracy, 4)), balanced accuracy \(fixed(balancedAccuracy, 4)) (\(count) rows)"
         if let loss { out += ", loss \(fixed(loss, 4))" }
         out += "\n" + pad("") + " " + pad("precision") + " " + pad("recall") + "\n"
         for i in 0..<k { out += pad(names[i]) + " " + pad(fixed(precision[i], 4)) + " " + pad(fixed(recall[i], 4)) + "\n" }

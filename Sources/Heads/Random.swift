@@ -5,4 +5,6 @@ enum RandomStream {
     static let shuffle: UInt64 = 2
     static let views: UInt64 = 3
     static let folds: UInt64 = 4
+    static let holdout: UInt64 = 5
+    static let fewShot: UInt64 = 6
 }

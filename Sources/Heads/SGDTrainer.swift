@@ -25,6 +25,10 @@ public struct SGDOptions: Sendable, Equatable {
     public var shuffle = true
     /// Seed of initialisation, shuffling and view choice (see `SplitMix64`).
     public var seed: UInt64 = 0
+    /// `.balanced`: PyTorch's `CrossEntropyLoss(weight=w)` with scikit-learn's balanced weights
+    /// w_k = n_samples / (n_classes * count(k)) of the training split: a batch's loss is
+    /// sum w_{y_i} CE_i / sum w_{y_i}. The logged training loss stays the unweighted mean.
+    public var classWeight = ClassWeighting.none
 
     public init() {}
 
@@ -130,6 +134,9 @@ public struct SGDTrainer: Sendable {
         let start = clock.now
 
         let ws = SGDWorkspace(head: initial, batchSize: options.batchSize, count: train.count)
+        if options.classWeight == .balanced {
+            ws.classWeights = balancedClassWeights(labels: train.labels, classes: classes).map(Float.init)
+        }
         let valMatrix = validation?.firstViews
         var valLogits = [Float](repeating: 0, count: (validation?.count ?? 0) * classes)
         var best = initial
@@ -219,6 +226,8 @@ final class SGDWorkspace {
     let perm: UnsafeMutableBufferPointer<Int>
     let view: UnsafeMutableBufferPointer<Int>
     var hasMomentum = false
+    /// Per-class loss weights (nil: unweighted), PyTorch's CrossEntropyLoss(weight=).
+    var classWeights: [Float]?
 
     init(head: LinearHead, batchSize: Int, count: Int) {
         classes = head.classes
@@ -262,7 +271,12 @@ final class SGDWorkspace {
         let c = classes, d = dimension
         var lossSum: Double = 0
         var correct = 0
-        let invB = 1 / Float(bsz)
+        var invB = 1 / Float(bsz)
+        if let cw = classWeights {
+            var total: Float = 0
+            for s in 0..<bsz { total += cw[labels[s]] }
+            invB = total > 0 ? 1 / total : 0
+        }
         for s in 0..<bsz {
             let x = rows[s]
             let z = logits + s * c
@@ -272,8 +286,9 @@ final class SGDWorkspace {
             lossSum += Double(loss)
             if am == y { correct += 1 }
             // z now holds probabilities: turn them into dL/dlogits of the batch mean.
-            for j in 0..<c { z[j] *= invB }
-            z[y] -= invB
+            let f = classWeights.map { $0[y] * invB } ?? invB
+            for j in 0..<c { z[j] *= f }
+            z[y] -= f
         }
         for j in 0..<c {
             let g = gradW + j * d

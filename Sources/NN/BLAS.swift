@@ -91,3 +91,21 @@ extension ThreadCount {
         setBLASThreads(n)
     }
 }
+
+/// Row-major double-precision GEMM: C = alpha * op(A) * op(B) + beta * C (see `sgemm`).
+@inline(__always)
+public func dgemm(
+    transA: Bool = false, transB: Bool = false,
+    m: Int, n: Int, k: Int,
+    alpha: Double = 1,
+    a: UnsafePointer<Double>, lda: Int,
+    b: UnsafePointer<Double>, ldb: Int,
+    beta: Double = 0,
+    c: UnsafeMutablePointer<Double>, ldc: Int
+) {
+    cblas_dgemm(CblasRowMajor,
+                transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha,
+                a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}

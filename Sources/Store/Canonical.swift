@@ -50,11 +50,11 @@ extension FeatureStore {
                 "failure \($0.string(0) ?? "")\t\(opt($0, 1))\t\($0.string(2) ?? "")"
             }) { try emit(s) }
             for s in try database.query("""
-                SELECT h.name, b.architecture, b.weights_sha256, h.classes, h.settings, h.metrics, h.weights
+                SELECT h.name, b.architecture, b.weights_sha256, h.classes, h.settings, h.metrics, h.weights, h.temperature
                 FROM heads h JOIN backbones b ON b.id = h.backbone_id ORDER BY h.name
                 """, row: { st -> String in
                     let w = st.withBlob(6) { b -> String in var h = SHA256(); h.update(buffer: b); return SHA256.hexString(h.finalize()) }
-                    return "head \(st.string(0) ?? "")\t\(st.string(1) ?? "") \(st.string(2) ?? "")\t\(st.string(3) ?? "")\t\(st.string(4) ?? "")\t\(st.string(5) ?? "")\t\(w)"
+                    return "head \(st.string(0) ?? "")\t\(st.string(1) ?? "") \(st.string(2) ?? "")\t\(st.string(3) ?? "")\t\(st.string(4) ?? "")\t\(st.string(5) ?? "")\t\(w)" + (st.isNull(7) ? "" : "\ttemperature \(st.double(7))")
                 }) { try emit(s) }
         }
     }

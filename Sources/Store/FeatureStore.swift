@@ -135,13 +135,22 @@ public final class FeatureStore {
         // refused before anything (page size, journal mode, migrations) could change it.
         let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         if size > 0 {
-            let reader = try Self.openReading(path: path, options: options)
+            var reader = try Self.openReading(path: path, options: options)
             let version = try Schema.check(reader, migrations: migrations)
             let supported = migrations.last?.version ?? 0
             if options.readOnly || !Self.isWritable(path) {
                 if version < supported {
-                    throw StoreError.notAProbeStore(path: path, reason: "schema version \(version) needs migrating; "
-                                                    + (options.readOnly ? "open it once read-write" : "make it writable and run probe once"))
+                    // An older store is brought up to date once (its migrations only add), when the
+                    // file can be written, and then read as asked.
+                    guard Self.isWritable(path) else {
+                        throw StoreError.notAProbeStore(path: path, reason: "it has schema version \(version), older than this probe's \(supported), "
+                                                        + "and is not writable; make it writable once so that probe can migrate it")
+                    }
+                    var o = options
+                    o.readOnly = false
+                    o.create = false
+                    try Schema.migrate(try Database(path: path, options: o), migrations: migrations)
+                    reader = try Self.openReading(path: path, options: options)
                 }
                 database = reader
                 return

@@ -1,4 +1,4 @@
-/// The feature store's schema, version 1 (`PRAGMA user_version = 1`, `PRAGMA application_id =
+/// The feature store's schema, version 2 (`PRAGMA user_version = 2`, `PRAGMA application_id =
 /// 0x50524F42` "PROB"). Sources/Store/SCHEMA.md documents it for people with the `sqlite3` shell.
 ///
 /// ```
@@ -14,7 +14,8 @@
 ///          PRIMARY KEY(image_id, backbone_id, transform, view))
 /// failures(path TEXT PRIMARY KEY, sha256, reason)          -- files that could not be decoded
 /// heads(name TEXT PRIMARY KEY, backbone_id -> backbones,  -- trained classifiers
-///       classes JSON, settings JSON, metrics JSON, weights BLOB f32 LE, created TEXT)
+///       classes JSON, settings JSON, metrics JSON, weights BLOB f32 LE, created TEXT,
+///       temperature REAL NULL)                            --   (version 2: temperature scaling)
 /// ```
 ///
 /// Determinism: the store holds no timestamps except `heads.created`, and integer ids follow the
@@ -24,7 +25,7 @@
 /// of where a run was interrupted; `heads.created` is left out of it.
 enum Schema {
     /// The newest schema version this code writes and understands.
-    static let currentVersion = 1
+    static let currentVersion = 2
     /// "PROB": marks an SQLite file as a probe store.
     static let applicationID: Int32 = 0x5052_4F42
 
@@ -38,6 +39,7 @@ enum Schema {
     /// in its own transaction together with the `user_version` bump.
     static let migrations: [Migration] = [
         Migration(version: 1, sql: v1),
+        Migration(version: 2, sql: v2),
     ]
 
     static let v1 = """
@@ -99,6 +101,12 @@ enum Schema {
         created     TEXT NOT NULL
     );
     INSERT INTO meta(key, value) VALUES ('schema', 'probe feature store; see Sources/Store/SCHEMA.md');
+    """
+
+    /// Version 2: a head's softmax temperature (temperature scaling, fitted on a validation split);
+    /// NULL = not calibrated (probabilities use T = 1).
+    static let v2 = """
+    ALTER TABLE heads ADD COLUMN temperature REAL CHECK (temperature IS NULL OR temperature > 0);
     """
 
     /// Refuses what is not a probe store (another application id, tables without a probe version)

@@ -4,7 +4,9 @@ import Digest
 import Vision
 import Weights
 import Store
+import Audit
 import Extract
+import Finetune
 import Heads
 import Report
 
@@ -21,6 +23,11 @@ public struct DemoOptions: Sendable {
     public var weightsPath: String?
     public var seed: UInt64 = 0
     public var headName = "tutorial"
+    /// Also finetune the whole network (the tutorial's other half) and show it beside the head.
+    public var finetune = false
+    public var finetuneEpochs = 25
+    /// Where the finetuned weights go (default cache/DATA-BACKBONE-finetuned.pth).
+    public var finetuneOutput: String?
     public init() {}
 
     /// Where the data set is looked for, in order.
@@ -39,6 +46,8 @@ public struct DemoResult: Sendable {
     public var extraction: ExtractSummary
     public var trained: TrainedHead
     public var evaluation: HeadEvaluation
+    /// With `finetune`: the run's summary (also beside its weights).
+    public var finetuned: FinetuneSummary?
     public var reportPath: String
 }
 
@@ -62,10 +71,29 @@ public func runDemo(_ options: DemoOptions, log: @escaping @Sendable (String) ->
     let trained = try trainHead(store: store, backbone: backbone, options: o)
     let loaded = try loadHead(store: store, name: options.headName)
     let evaluation = try evaluateHead(loaded, store: store, split: "val")
+    var finetuned: FinetuneSummary? = nil
+    if options.finetune {
+        let base = URL(fileURLWithPath: data).standardizedFileURL.lastPathComponent
+        var f = FinetuneOptions(outputPath: options.finetuneOutput ?? "cache/\(base)-\(kind.name)-finetuned.pth")
+        f.architecture = kind
+        f.weightsPath = weights
+        f.epochs = options.finetuneEpochs
+        f.seed = options.seed
+        log("finetune: every layer of \(kind.name), \(f.epochs) epochs (the tutorial's settings) -> \(f.outputPath)")
+        let r = try finetune(dataset: data, options: f, log: log)
+        if let out = r.outputPath { finetuned = try FinetuneSummary.read(forWeights: out) }
+    }
+    var protocols: EvalProtocolReport? = nil
+    if let val = trained.datasets.validation {
+        let plain = try loadHeadDatasets(store: store, backbone: backbone, useViews: false)
+        protocols = try runEvalProtocols(train: plain.train, validation: plain.validation ?? val, classNames: plain.classNames)
+    }
+    let audit = try auditStore(store, backbone: backbone)
     let report = try writeReport(options: options, data: data, kind: kind, weights: weights, summary: summary,
-                                 trained: trained, evaluation: evaluation, loaded: loaded)
+                                 trained: trained, evaluation: evaluation, loaded: loaded, finetuned: finetuned,
+                                 protocols: protocols, audit: audit)
     return DemoResult(dataPath: data, backbone: kind, weightsPath: weights, extraction: summary, trained: trained,
-                      evaluation: evaluation, reportPath: report)
+                      evaluation: evaluation, finetuned: finetuned, reportPath: report)
 }
 
 /// The data set: the given path, a known location, or PyTorch's zip downloaded into cache/data.

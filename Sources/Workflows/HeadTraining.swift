@@ -18,11 +18,16 @@ public struct TrainHeadOptions: Sendable {
     public var name: String
     public var solver: Solver = .sgd
     public var sgd = SGDOptions.tutorial()
-    public var lbfgs = LBFGSOptions()
+    /// Tolerance 1e-10 (`LBFGSOptions.precise`): scikit-learn's optimum to 1e-6.
+    public var lbfgs = LBFGSOptions.precise
     /// Use augmented views from the store when every training image has them.
     public var useViews = true
     public var trainSplit = "train"
     public var validationSplit = "val"
+    /// Class weights of either solver's loss (`SGDOptions.classWeight`, `LBFGSOptions.classWeight`).
+    public var classWeight = ClassWeighting.none
+    /// Fit the head's softmax temperature on the validation split (temperature scaling) and save it.
+    public var calibrate = false
     public init(name: String) { self.name = name }
 }
 
@@ -37,6 +42,12 @@ public struct TrainedHead: Sendable {
     public var epochs: [SGDEpochMetrics]
     public var trainingSeconds: Double
     public var datasets: HeadDatasets
+    /// The saved head on the validation split (nil without one).
+    public var validationMetrics: ClassificationMetrics?
+    /// Temperature scaling on the validation split (with `calibrate`).
+    public var calibration: CalibrationResult?
+    /// L-BFGS: the optimum's sum CE + 1/(2C) ||W||^2 (W of the standardised features when standardised).
+    public var objective: Double?
 }
 
 /// Per-epoch metrics as stored in the head's metrics JSON.
@@ -53,15 +64,17 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
     let data = try loadHeadDatasets(store: store, backbone: backbone, trainSplit: options.trainSplit,
                                     validationSplit: options.validationSplit, useViews: options.useViews)
     var settings: [String: String] = ["solver": options.solver.rawValue, "views": String(data.train.views),
-                                      "train_images": String(data.train.count)]
+                                      "train_images": String(data.train.count), "class_weight": options.classWeight.rawValue]
     let head: LinearHead
     var log: String
     var best: Double?
     var epochs: [SGDEpochMetrics] = []
     var seconds: Double
+    var objective: Double?
     switch options.solver {
     case .sgd:
-        let o = options.sgd
+        var o = options.sgd
+        o.classWeight = options.classWeight
         settings.merge(["lr": "\(o.learningRate)", "momentum": "\(o.momentum)", "weight_decay": "\(o.weightDecay)",
                         "batch": "\(o.batchSize)", "epochs": "\(o.epochs)", "step": "\(o.stepSize)", "gamma": "\(o.gamma)",
                         "seed": "\(o.seed)", "nesterov": "\(o.nesterov)"]) { $1 }
@@ -72,30 +85,63 @@ public func trainHead(store: FeatureStore, backbone: StoredBackbone, options: Tr
         epochs = r.epochs
         seconds = r.seconds
     case .lbfgs:
-        let o = options.lbfgs
+        var o = options.lbfgs
+        o.classWeight = options.classWeight
         settings.merge(["C": "\(o.C)", "standardize": "\(o.standardize)", "max_iterations": "\(o.maxIterations)"]) { $1 }
         let r = try LBFGSTrainer(options: o).train(data.train, validation: data.validation)
         head = r.head
+        objective = r.sumObjective
         best = r.validationMetrics?.accuracy
         seconds = r.seconds
         log = "L-BFGS: \(r.iterations) iterations, \(r.evaluations) evaluations, \(r.stopReason); "
         log += String(format: "objective %.6g, gradient norm %.3g\n", r.objective, r.gradientNorm)
-        log += String(format: "train Acc: %.4f", r.trainMetrics.accuracy)
-        if let v = r.validationMetrics { log += String(format: "  val Loss: %.4f Acc: %.4f", v.loss ?? .nan, v.accuracy) }
+        log += String(format: "train Acc: %.4f Balanced: %.4f", r.trainMetrics.accuracy, r.trainMetrics.balancedAccuracy)
+        if let v = r.validationMetrics {
+            log += String(format: "  val Loss: %.4f Acc: %.4f Balanced: %.4f", v.loss ?? .nan, v.accuracy, v.balancedAccuracy)
+        }
         log += String(format: "\nTraining complete in %.3f s\n", r.seconds)
     }
     let metrics = epochs.map { EpochJSON(epoch: $0.epoch, lr: $0.learningRate, train_loss: $0.trainLoss, train_acc: $0.trainAccuracy,
                                          val_loss: $0.validationLoss, val_acc: $0.validationAccuracy, seconds: $0.seconds) }
     if let best { settings["best_val_acc"] = String(best) }
+    settings["seconds"] = String(seconds)
+    let valMetrics = try data.validation.map { try evaluate(head, on: $0) }
+    if options.solver == .sgd, let v = valMetrics {
+        log += String(format: "Saved head on val: Acc: %.4f Balanced: %.4f\n", v.accuracy, v.balancedAccuracy)
+    }
+    var calibration: CalibrationResult?
+    if options.calibrate {
+        guard let v = data.validation else {
+            throw WorkflowError.noFeatures("--calibrate fits the temperature on the '\(options.validationSplit)' split, which the store lacks")
+        }
+        let c = try calibrate(head, on: v)
+        calibration = c
+        log += String(format: "Temperature scaling on val: T = %.4f, ECE %.4f -> %.4f, NLL %.4f -> %.4f\n",
+                      c.temperature, c.eceBefore, c.eceAfter, c.nllBefore, c.nllAfter)
+    }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     let record = HeadRecord(name: options.name, backboneID: backbone.id, classes: data.classNames,
                             settingsJSON: String(decoding: try encoder.encode(settings), as: UTF8.self),
                             metricsJSON: String(decoding: try encoder.encode(metrics), as: UTF8.self),
-                            weights: head.weight + head.bias, created: HeadRecord.now())
+                            weights: head.weight + head.bias, created: HeadRecord.now(), temperature: calibration?.temperature)
     try store.saveHead(record)
     return TrainedHead(record: record, head: head, classNames: data.classNames, log: log, bestValidationAccuracy: best,
-                       epochs: epochs, trainingSeconds: seconds, datasets: data)
+                       epochs: epochs, trainingSeconds: seconds, datasets: data, validationMetrics: valMetrics,
+                       calibration: calibration, objective: objective)
+}
+
+extension HeadRecord {
+    /// How long training took (its settings' "seconds"; heads saved before it was recorded: the sum
+    /// of their epochs' seconds; nil when neither is there).
+    public var trainingSeconds: Double? {
+        if let data = settingsJSON.data(using: .utf8),
+           let settings = try? JSONDecoder().decode([String: String].self, from: data),
+           let s = settings["seconds"].flatMap(Double.init) { return s }
+        if let data = metricsJSON.data(using: .utf8), let epochs = try? JSONDecoder().decode([EpochJSON].self, from: data),
+           !epochs.isEmpty { return epochs.reduce(0) { $0 + $1.seconds } }
+        return nil
+    }
 }
 
 /// A stored head, ready to use, with its backbone.

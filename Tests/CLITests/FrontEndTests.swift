@@ -24,7 +24,7 @@ struct FrontEndTests {
                 #expect(r.out.contains("\n  \(c.name) ") && r.out.contains(c.summary), "\(c.name) missing from probe --help")
             }
         }
-        #expect(allCommands.count == 22)
+        #expect(allCommands.count == 26)
         #expect(Set(allCommands.map(\.name)).count == allCommands.count)
     }
 
@@ -69,7 +69,7 @@ struct FrontEndTests {
         r = probe("bench", "nope", "--count", "3")
         #expect(r.status == 64)
         #expect(r.err == "probe: 'bench nope' is not a command; did you mean 'probe bench forward', 'probe bench vision', "
-            + "'probe bench query', 'probe bench heads', 'probe bench finetune', 'probe bench store'?")
+            + "'probe bench query', 'probe bench heads', 'probe bench eval', 'probe bench finetune', 'probe bench audit', 'probe bench store'?")
     }
 
     @Test func unknownOptionAndMissingValue() {
@@ -137,8 +137,9 @@ struct FrontEndTests {
                 #expect(r.err == "probe \(c.name): \(o.name) must be one of \(o.choices.joined(separator: ", ")), not 'bogus'", "\(words)")
             }
         }
-        #expect(seen.sorted() == ["bench finetune --backbone", "bench forward --only", "bench store --dtype", "demo --backbone", "export --format",
-                                  "extract --backbone", "extract --dtype", "finetune --backbone", "heads export --format", "train --solver"])
+        #expect(seen.sorted() == ["audit --rank", "bench finetune --backbone", "bench forward --only", "bench store --dtype", "demo --backbone",
+                                  "eval --class-weight", "export --format", "extract --backbone", "extract --dtype", "finetune --backbone",
+                                  "heads export --format", "train --class-weight", "train --solver"])
         // The values come from the types: the registry's architectures, the enums' cases.
         let backbones = Architecture.all.map(\.name)
         #expect(backboneOption.names == backbones && backbones.contains("resnet50"))

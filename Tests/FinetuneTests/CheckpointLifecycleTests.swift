@@ -23,7 +23,7 @@ import TestSupport
         #expect(done.outputPath == dir + "/w.pth" && done.epochs.count == 2)
         #expect(try loadStateDict(path: dir + "/w.pth").tensors.count == 314)
         #expect(!fm.fileExists(atPath: o.resolvedCheckpointPath), "checkpoint left after a finished run")
-        #expect(try fm.contentsOfDirectory(atPath: dir).sorted() == ["w.pth"])
+        #expect(try fm.contentsOfDirectory(atPath: dir).sorted() == ["w-summary.json", "w.pth"], "the weights and their summary, nothing else")
 
         // Stopped (as if interrupted) after one epoch: the checkpoint stays, no weights.
         var stopped = tinyOptions(.mobilenetV2, out: dir + "/stopped.pth")

@@ -65,6 +65,12 @@ func tinyOptions(_ arch: Architecture, out: String) -> FinetuneOptions {
         #expect(full.epochs.allSatisfy { $0.trainImages == 12 })
         #expect(full.epochs[1].learningRate < full.epochs[0].learningRate)
         #expect(!FileManager.default.fileExists(atPath: dir + "/full.pth.checkpoint"))
+        // The summary beside the weights says what the run did (for `probe report --finetuned`).
+        let summary = try #require(try FinetuneSummary.read(forWeights: dir + "/full.pth"))
+        #expect(FinetuneSummary.path(forWeights: dir + "/full.pth") == dir + "/full-summary.json")
+        #expect(summary.epochs == full.epochs && summary.bestValidationAccuracy == full.bestValidationAccuracy)
+        #expect(summary.bestEpoch == full.bestEpoch && summary.seconds == full.seconds && summary.classes == ["ants", "bees"])
+        #expect(summary.architecture == arch.name && summary.dataset == data && summary.weights == dir + "/full.pth")
 
         // The uninterrupted run's state after its last epoch: killed before the final write.
         var u = tinyOptions(arch, out: dir + "/uninterrupted.pth")

@@ -52,7 +52,7 @@ import TestSupport
         let reader = try FeatureStore(path: path, readOnly: true)
         #expect(try reader.backbones().count == 1)
         #expect(try reader.heads().map(\.name) == ["h"])
-        #expect(try reader.schemaVersion() == 1)
+        #expect(try reader.schemaVersion() == Schema.currentVersion)
         // Commands that may write (train, predict, query) open it too, and say so before writing.
         let writer = try FeatureStore(path: path)
         #expect(try writer.heads().count == 1)

@@ -31,7 +31,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     let dir = try TempDir()
     let path = dir.file("sub/dir/features.sqlite")  // directories are created
     let store = try FeatureStore(path: path)
-    #expect(try store.schemaVersion() == 1)
+    #expect(try store.schemaVersion() == Schema.currentVersion)
     #expect(try store.database.scalarInt("PRAGMA application_id") == 0x5052_4F42)
     #expect(try store.database.scalarText("PRAGMA journal_mode") == "wal")
     #expect(try store.database.scalarInt("PRAGMA foreign_keys") == 1)
@@ -43,7 +43,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     // Reopening is a no-op; a read-only connection works too.
     _ = try FeatureStore(path: path)
     let ro = try FeatureStore(path: path, readOnly: true)
-    #expect(try ro.schemaVersion() == 1)
+    #expect(try ro.schemaVersion() == Schema.currentVersion)
     #expect(throws: StoreError.self) { try FeatureStore(path: dir.file("absent.sqlite"), readOnly: true) }
 }
 
@@ -59,7 +59,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
         _ = try FeatureStore(path: path)
         Issue.record("a store of version 7 was opened")
     } catch let e as StoreError {
-        #expect(e == .newerSchema(path: path, found: 7, supported: 1))
+        #expect(e == .newerSchema(path: path, found: 7, supported: Schema.currentVersion))
         #expect(e.description.contains("version 7"))
         #expect(e.description.contains("upgrade probe"))
     }
@@ -95,18 +95,19 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     #expect(sqlite3_exec(h, "PRAGMA user_version = 0; VACUUM;", nil, nil, nil) == SQLITE_OK)
     sqlite3_close(h)
     let store = try FeatureStore(path: path)
-    #expect(try store.schemaVersion() == 1)
+    #expect(try store.schemaVersion() == Schema.currentVersion)
     let b = try store.backbone(architecture: "a", weightsSHA256: sha("w"), dimension: 4)
     try store.insertBatch(sampleBatch(0..<3, d: 4), backbone: b)
 
-    // A later version's migration (test-only step v2) runs in order and keeps the data.
-    let v2 = Schema.Migration(version: 2, sql: "ALTER TABLE samples ADD COLUMN note TEXT; CREATE TABLE extra(x);")
+    // A later version's migration (a test-only step after the current version) runs in order and keeps the data.
+    let next = Schema.currentVersion + 1
+    let v2 = Schema.Migration(version: next, sql: "ALTER TABLE samples ADD COLUMN note TEXT; CREATE TABLE extra(x);")
     let migrated = try FeatureStore(path: path, options: Database.Options(), migrations: Schema.migrations + [v2])
-    #expect(try migrated.schemaVersion() == 2)
+    #expect(try migrated.schemaVersion() == next)
     #expect(try count(migrated, "samples") == 3)
     #expect(try migrated.database.scalarInt("SELECT count(*) FROM pragma_table_info('samples') WHERE name = 'note'") == 1)
-    // ... and this probe (version 1) now refuses it.
-    #expect(throws: StoreError.newerSchema(path: path, found: 2, supported: 1)) { try FeatureStore(path: path) }
+    // ... and this probe (the current version) now refuses it.
+    #expect(throws: StoreError.newerSchema(path: path, found: next, supported: Schema.currentVersion)) { try FeatureStore(path: path) }
 
     // A failing step leaves the store exactly at its previous version.
     let path2 = dir.file("fail.sqlite")
@@ -114,12 +115,12 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
         let s = try FeatureStore(path: path2)
         try s.insertBatch(sampleBatch(0..<2, d: 4), backbone: try s.backbone(architecture: "a", weightsSHA256: sha("w"), dimension: 4))
     }
-    let bad = Schema.Migration(version: 2, sql: "CREATE TABLE half_done(x); INSERT INTO no_such_table VALUES (1);")
+    let bad = Schema.Migration(version: next, sql: "CREATE TABLE half_done(x); INSERT INTO no_such_table VALUES (1);")
     #expect(throws: StoreError.self) {
         try FeatureStore(path: path2, options: Database.Options(), migrations: Schema.migrations + [bad])
     }
     let after = try FeatureStore(path: path2)
-    #expect(try after.schemaVersion() == 1)
+    #expect(try after.schemaVersion() == Schema.currentVersion)
     #expect(try after.database.scalarInt("SELECT count(*) FROM sqlite_schema WHERE name = 'half_done'") == 0)
     #expect(try count(after, "samples") == 2)
 }
@@ -332,7 +333,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     let b = try store.backbone(architecture: "resnet18", weightsSHA256: sha("w"), dimension: 4)
     try store.insertBatch(sampleBatch(0..<12, d: 4, views: 2), backbone: b)
     let info = try store.info()
-    #expect(info.schemaVersion == 1 && info.images == 12 && info.samples == 12)
+    #expect(info.schemaVersion == Schema.currentVersion && info.images == 12 && info.samples == 12)
     #expect(info.groups == [
         .init(split: "train", label: "ants", count: 3), .init(split: "train", label: "bees", count: 6),
         .init(split: "val", label: "ants", count: 3),
@@ -341,7 +342,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     #expect(info.backbones[0].views.map(\.view) == [0, 1, 2])
     #expect(info.sizeOnDisk > 0)
     let text = info.render()
-    #expect(text.contains("schema version 1"))
+    #expect(text.contains("schema version \(Schema.currentVersion)"))
     #expect(text.contains("rrc-flip views 1-2 (f32): 24 vectors"))
     #expect(text.contains("val view 0 (f32): 12 vectors"))
     let json = try JSONEncoder().encode(info)
@@ -362,4 +363,64 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     let aug = try store.labeledFeatures(backbone: b, split: "train", transform: "rrc-flip", view: 1)
     #expect(aug.paths == train.paths && aug.vectors != train.vectors)
     #expect(try store.views(backbone: b).map(\.view) == [0, 1])
+}
+
+@Test func aVersion1StoreOpensAndItsHeadsGainANullTemperature() throws {
+    let dir = try TempDir()
+    let path = dir.file("v1.sqlite")
+    do {
+        // A store as probe wrote it before version 2 (heads without a temperature column).
+        let old = try FeatureStore(path: path, options: Database.Options(), migrations: [Schema.migrations[0]])
+        #expect(try old.schemaVersion() == 1)
+        let b = try old.backbone(architecture: "a", weightsSHA256: sha("w"), dimension: 2)
+        _ = try old.database.run("""
+            INSERT INTO heads(name, backbone_id, classes, settings, metrics, weights, created)
+            VALUES ('h', ?1, '["x","y"]', '{}', '[]', zeroblob(24), '2026-01-01T00:00:00Z')
+            """, [.integer(b.id)])
+    }
+    let store = try FeatureStore(path: path)
+    #expect(try store.schemaVersion() == 2)
+    #expect(try store.database.scalarInt("SELECT count(*) FROM pragma_table_info('heads') WHERE name = 'temperature'") == 1)
+    let h = try #require(try store.loadHead(name: "h"))
+    #expect(h.temperature == nil)
+    #expect(h.weights == [Float](repeating: 0, count: 6))
+    // Uncalibrated heads dump as in version 1 (no temperature field): digests of old stores stay.
+    var lines: [String] = []
+    try store.canonicalDump { lines.append($0) }
+    let headLine = try #require(lines.first { $0.hasPrefix("head h\t") })
+    #expect(!headLine.contains("temperature"))
+    let digestBefore = try store.canonicalDigest()
+    #expect(try store.setHeadTemperature(name: "h", temperature: 1.75))
+    #expect(try store.loadHead(name: "h")?.temperature == 1.75)
+    #expect(try store.heads().first?.temperature == 1.75)
+    #expect(try store.canonicalDigest() != digestBefore)
+    #expect(throws: StoreError.self) { try store.setHeadTemperature(name: "h", temperature: -1) }
+    #expect(try store.setHeadTemperature(name: "none", temperature: 2) == false)
+}
+
+/// Read-only commands (report, export, query) on a store an earlier probe wrote: a writable file is
+/// migrated once and then read; a file that cannot be written is refused with what to do.
+@Test func aVersion1StoreOpensReadOnlyAfterItsMigration() throws {
+    let dir = try TempDir()
+    let path = dir.file("v1.sqlite")
+    do {
+        let old = try FeatureStore(path: path, options: Database.Options(), migrations: [Schema.migrations[0]])
+        _ = try old.backbone(architecture: "a", weightsSHA256: sha("w"), dimension: 2)
+    }
+    // Not writable (immutable): refused, and the file is still version 1.
+    if chattrWorks {
+        #expect(chattrImmutable(path, true))
+        do {
+            _ = try FeatureStore(path: path, readOnly: true)
+            Issue.record("an unwritable version 1 store opened")
+        } catch {
+            #expect("\(error)".contains("schema version 1, older than this probe's 2, and is not writable"))
+        }
+        #expect(chattrImmutable(path, false))
+    }
+    let store = try FeatureStore(path: path, readOnly: true)
+    #expect(store.isReadOnly)
+    #expect(try store.schemaVersion() == Schema.migrations.last!.version)
+    #expect(try store.backbones().map(\.architecture) == ["a"])
+    #expect(try store.database.scalarInt("SELECT count(*) FROM pragma_table_info('heads') WHERE name = 'temperature'") == 1)
 }
