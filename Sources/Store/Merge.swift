@@ -15,6 +15,7 @@ public enum MergeError: Error, CustomStringConvertible, Equatable {
     case mixedBackbones(first: String, firstSet: [String], other: String, otherSet: [String])
     case mixedPrecision(backbone: String, first: String, firstDType: String, other: String, otherDType: String)
     case differingVector(shard: String, sha256: String, backbone: String, transform: String, view: Int)
+    case shardNeedsMigration(shard: String, version: Int)
 
     public var description: String {
         switch self {
@@ -32,6 +33,9 @@ public enum MergeError: Error, CustomStringConvertible, Equatable {
         case .mixedPrecision(let backbone, let first, let fd, let other, let od):
             return "refusing to mix feature precisions of \(backbone): \(first) stores \(fd) but \(other) stores \(od); "
                 + "re-extract the odd one with --dtype \(fd), or merge it into another OUT"
+        case .shardNeedsMigration(let shard, let version):
+            return "\(shard) has schema version \(version), older than this probe's \(Schema.currentVersion), and merge never writes a shard: "
+                + "merge a migrated copy (cp \(shard) copy.sqlite && probe store info --store copy.sqlite)"
         case .differingVector(let shard, let sha, let backbone, let transform, let view):
             return "\(shard): the vector of image \(sha.prefix(12)) (\(backbone), \(transform) view \(view)) differs from the one already in OUT "
                 + "(another probe version or weights file?); nothing of this shard was merged: re-extract it, or merge into a new OUT"
@@ -151,6 +155,9 @@ extension FeatureStore {
             if outExists && st.st_dev == outStat.st_dev && st.st_ino == outStat.st_ino {
                 throw MergeError.outIsAShard(out: out, shard: p)
             }
+            // An older store would be migrated by opening it (a write): merge never writes a shard.
+            let version = try Schema.check(try FeatureStore.openReading(path: p, options: Database.Options()))
+            if version < Schema.currentVersion { throw MergeError.shardNeedsMigration(shard: p, version: version) }
             let store = try FeatureStore(path: p, readOnly: true)
             profiles.append(try store.mergeProfile())
         }

@@ -135,6 +135,18 @@ private func fileDigest(_ path: String) throws -> String { SHA256.hex(try Data(c
         #expect(try FeatureStore(path: out, readOnly: true).integrityProblems().isEmpty)
         #expect(try count(FeatureStore(path: out, readOnly: true), "features") == 16)
 
+        // A shard of an older schema version: refused untouched (opening it would migrate it).
+        let old = dir.file("old.sqlite")
+        do {
+            let s = try FeatureStore(path: old, options: Database.Options(), migrations: Array(Schema.migrations.prefix(1)))
+            let b = try s.backbone(architecture: "resnet18", weightsSHA256: sha("w"), dimension: 32)
+            try s.insertBatch(sampleBatch(0..<4, d: 32, views: 1), backbone: b)
+            try s.database.checkpoint()
+        }
+        let oldBytes = try fileDigest(old)
+        #expect(throws: MergeError.shardNeedsMigration(shard: old, version: 1)) { try FeatureStore.merge(into: dir.file("new.sqlite"), shards: [old]) }
+        #expect(try fileDigest(old) == oldBytes)
+
         // OUT is one of the shards (under another name: a hard link).
         let link = dir.file("link.sqlite")
         try FileManager.default.linkItem(atPath: shards[0], toPath: link)
