@@ -5,11 +5,12 @@ public let probeVersion = "0.1.0"
 
 /// Every command of the tool, in the order `probe --help` lists them.
 let allCommands: [Command] = [
-    extractCommand, storeInfoCommand, exportCommand,
+    extractCommand, storeInfoCommand, storeMergeCommand, storeCompareCommand, exportCommand,
     trainCommand, headsCommand, headsExportCommand, predictCommand, evalCommand, queryCommand, auditCommand,
     finetuneCommand, demoCommand, reportCommand,
     previewCommand, weightsInspectCommand, weightsFetchCommand,
     benchForwardCommand, benchVisionCommand, benchQueryCommand, benchHeadsCommand, benchEvalCommand, benchFinetuneCommand, benchAuditCommand,
+    benchStoreCommand,
 ]
 
 func topLevelHelp(_ commands: [Command]) -> String {

@@ -7,7 +7,7 @@ import Weights
 let extractCommand = Command(
     path: ["extract"],
     summary: "Compute each image's backbone features once and keep them in the store.",
-    usage: "extract DIR [\(backboneOption.usage)] [--weights PATH] [--views N] [--follow-symlinks] [--verify] [--store PATH]",
+    usage: "extract DIR [\(backboneOption.usage)] [--weights PATH] [--views N] [--follow-symlinks] [--verify] [--shard i/n | --shards N] [--store PATH]",
     discussion: """
     DIR is an ImageFolder tree: class sub-folders of images, or train/ and val/ each holding
     class sub-folders. Every image is identified by the SHA-256 of its bytes: what the store has
@@ -39,11 +39,23 @@ let extractCommand = Command(
     'train', `extract D/test` records 'test'. A tree without split folders never erases a split:
     images already recorded in a split keep it, and the run says how many.
 
+    MANY MACHINES. --shard i/n computes only shard i of n: an image belongs to shard h mod n, h
+    being the leading 64 bits (first 16 hex digits) of the SHA-256 of its bytes, so every worker
+    agrees whatever order its file system lists files in. Files of other shards are read and hashed
+    but never decoded. Without --shard, i and n come from the scheduler: SLURM_ARRAY_TASK_ID and
+    SLURM_ARRAY_TASK_COUNT (a Slurm job array, --array=0-3), or JOB_COMPLETION_INDEX (a Kubernetes
+    Indexed Job) with n from --shards N; the output says which. Each shard needs its own --store
+    (it refuses a store of another shard or of a whole extraction) ON LOCAL DISK: SQLite's WAL mode
+    does not work over network file systems (NFS, Lustre, CephFS, ...). Copy the finished shard
+    stores to one place and `probe store merge OUT SHARD...` them. A killed shard resumes when run
+    again with the same --shard and --store. See tools/slurm/ and tools/k8s/.
+
     EXAMPLES:
       probe extract data/hymenoptera_data
       probe extract data/hymenoptera_data --backbone mobilenet_v2 --weights mobilenetv2.pt --views 4
       probe extract data/hymenoptera_data/train        # adds or keeps split 'train'
       probe extract data/hymenoptera_data --verify     # re-hash every file, catch swapped contents
+      probe extract /data/photos --shard 2/4 --store /tmp/shard-2.sqlite   # one of 4 workers
     """,
     options: [
         backboneOption.option,
@@ -54,6 +66,8 @@ let extractCommand = Command(
         dtypeOption.option,
         Option("--follow-symlinks", nil, "Follow every symbolic link, also out of DIR (cycles are detected and skipped)."),
         Option("--verify", nil, "Hash every file, also those whose size and modification time match the record; report changed ones."),
+        Option("--shard", "i/n", "Compute only shard i of n (0 <= i < n); default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX, else the whole folder. Use a --store of its own on local disk."),
+        Option("--shards", "N", "The number of shards n, with JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs: the Job's completions)."),
         storeOption,
         Option("--quiet", nil, "No progress bar."),
         jsonOption,
@@ -63,6 +77,14 @@ let extractCommand = Command(
         let dir = try args.positionals(min: 1, max: 1, what: "image folder DIR")[0]
         let kind = try args.value(backboneOption)
         let dtype = try args.value(dtypeOption)
+        let shard: ShardSpec?
+        do {
+            shard = try ShardSpec.resolve(explicit: args.string("--shard"),
+                                          shards: args.string("--shards") == nil ? nil : try args.int("--shards", default: 1, range: 1...1_000_000),
+                                          environment: ProcessInfo.processInfo.environment)
+        } catch let e as ShardError {
+            throw UsageError("probe extract: \(e)")
+        }
         var options = ExtractOptions(backbone: kind, weightsPath: try weightsPath(args, kind))
         options.views = try args.int("--views", default: 0, range: 0...1000)
         options.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
@@ -70,6 +92,7 @@ let extractCommand = Command(
         options.dtype = dtype
         options.followSymlinks = args.flag("--follow-symlinks")
         options.verify = args.flag("--verify")
+        options.shard = shard
         let store = try FeatureStore(path: storePath(args))
         let bar = ProgressBar("extract", total: 0, quiet: args.flag("--quiet") || args.flag("--json"))
         let summary = try extract(root: dir, into: store, options: options) { done, total in

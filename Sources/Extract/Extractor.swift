@@ -31,6 +31,9 @@ public struct ExtractOptions: Sendable {
     /// mtime kept is then treated as changed (its new content computed if missing, its path
     /// recorded under the new content), and counted in `ExtractSummary.changedContent`.
     public var verify: Bool = false
+    /// Compute only this shard's images (see `ShardSpec`): files of other shards are hashed but
+    /// never decoded, and the store (its own file, on local disk) records only this shard.
+    public var shard: ShardSpec? = nil
 
     public init(backbone: Architecture, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
@@ -80,10 +83,18 @@ public struct ExtractSummary: Sendable, Codable {
     /// With `verify`: files whose content differs from what the store recorded for their path
     /// although their size and modification time match the record (a plain run does not see them).
     public var changedContent: Int = 0
+    /// The shard computed (nil: the whole folder), and the files of other shards (hashed, not decoded).
+    public var shard: ShardSpec?
+    public var otherShardFiles: Int = 0
 
     /// A few lines for the terminal.
     public func render() -> String {
-        var s = "\(backbone) (weights \(weightsSHA256.prefix(12)), \(dimension)-d): \(files) images: "
+        var s = ""
+        if let shard {
+            s += "shard \(shard.text) (from \(shard.source)): \(files - otherShardFiles) of \(files) files are this shard's "
+            s += "(leading 64 bits of their SHA-256 mod \(shard.count)); \(otherShardFiles) of other shards hashed, not decoded\n"
+        }
+        s += "\(backbone) (weights \(weightsSHA256.prefix(12)), \(dimension)-d): \(files) images: "
         s += "\(computed) new, \(cached) cached, \(failed) failed"
         s += String(format: " in %.2f s", seconds)
         if computed > 0 { s += String(format: " (%.1f images/s, %d vectors)", imagesPerSecond, vectorsWritten) }
@@ -191,7 +202,9 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     summary.loops = files.loops
     summary.foldersNotRead = files.foldersNotRead
     summary.subfolderSplit = files.subfolderSplit
+    summary.shard = options.shard
     guard !files.accepted.isEmpty else { throw ExtractError.noImages(root) }
+    try checkShard(options.shard, store: store)
 
     // Identify the weights (cached by path, size and mtime: hashing 45 MB is not free).
     let (weightsSHA, loadedWeights) = try weightsIdentity(path: options.weightsPath, store: store)
@@ -213,15 +226,19 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         }
         let stampMatches = known[f.path].map { $0.mtimeNS == f.status.mtimeNS && $0.byteSize == f.status.size } ?? false
         if stampMatches, !options.verify, let k = known[f.path] {
+            if let shard = options.shard, !shard.contains(sha256: k.sha256) { summary.otherShardFiles += 1; continue }
             records.append(SampleRecord(path: f.path, sha256: k.sha256, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
             continue
         }
         guard let data = FileManager.default.contents(atPath: f.path) else {
+            if let shard = options.shard, !shard.contains(unreadablePath: f.path) { summary.otherShardFiles += 1; continue }
             failures.append(FailureRecord(path: f.path, sha256: nil, reason: "cannot read the file"))
             continue
         }
         let sha = SHA256.hex(data)
         hashed += 1
+        // Another shard's image: hashed (that is how its shard is known), never decoded.
+        if let shard = options.shard, !shard.contains(sha256: sha) { summary.otherShardFiles += 1; continue }
         if stampMatches, let k = known[f.path], k.sha256 != sha { summary.changedContent += 1 }
         if let old = knownFailures[f.path], old.sha256 == sha {
             failures.append(old)  // unchanged since it failed: not tried again
@@ -269,7 +286,9 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     let newFailures = failures.filter { knownFailures[$0.path] == nil || knownFailures[$0.path] != $0 }
     if !newFailures.isEmpty { try store.recordFailures(newFailures) }
     // Files under this root that vanished: forget their paths (features stay, by content).
-    let present = Set(files.accepted.map(\.path))
+    // (A shard's store forgets every path that is not this shard's now, e.g. a file whose new
+    // content falls in another shard.)
+    let present = options.shard == nil ? Set(files.accepted.map(\.path)) : Set(records.map(\.path) + failures.map(\.path))
     let rootPrefix = absolutePath(root) + "/"
     let vanished = known.keys.filter { $0.hasPrefix(rootPrefix) && !present.contains($0) }.sorted()
     if !vanished.isEmpty { summary.removedSamples = try store.removeSamples(paths: vanished) }
@@ -294,6 +313,25 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     summary.imagesPerSecond = summary.computed > 0 ? Double(summary.computed) / summary.seconds : 0
     return summary
+}
+
+/// A shard's store holds that shard only: a new (or sample-less) store is marked with the shard
+/// (`meta` key `FeatureStore.shardMetaKey`); a store of another shard, a store of a whole
+/// extraction given a shard, and a shard's store given no shard are refused.
+func checkShard(_ shard: ShardSpec?, store: FeatureStore) throws {
+    let recorded = try store.metaValue(FeatureStore.shardMetaKey)
+    guard let shard else {
+        if let recorded { throw ShardError.shardStoreWithoutShard(store: store.path, recorded: recorded) }
+        return
+    }
+    if let recorded {
+        guard recorded == shard.text else {
+            throw ShardError.storeHoldsOtherShard(store: store.path, recorded: recorded, requested: shard.text)
+        }
+        return
+    }
+    guard try store.sampleCount() == 0 else { throw ShardError.storeNotForShards(store: store.path, requested: shard.text) }
+    try store.setMetaValue(FeatureStore.shardMetaKey, shard.text)
 }
 
 /// What `scan` found.

@@ -158,6 +158,7 @@ public final class FeatureStore {
         }
         database = try Database(path: path, options: options)
         try Schema.migrate(database, migrations: migrations)
+        try Schema.ensureIndexes(database)
     }
 
     /// Whether probe may write the store: the file and its directory (for the -wal, -shm and journal files).

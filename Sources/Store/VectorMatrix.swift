@@ -163,14 +163,25 @@ extension FeatureStore {
             found.withUnsafeMutableBufferPointer { fp in
                 concurrentParts(parts.count) { part in
                     do {
+                        // Rows are read with read(2), not through SQLite's memory map: mapped file
+                        // pages count in the process's resident memory (the whole table, 2.5 GB
+                        // for a million 512-d rows, on top of the matrix), read ones stay in the
+                        // kernel's page cache.
                         let db: Database
-                        if part == 0 { db = main } else {
+                        if part == 0 {
+                            db = main
+                            try db.execute("PRAGMA mmap_size = 0")
+                        } else {
                             var o = Database.Options()
                             o.readOnly = true
+                            o.mmapSize = 0
                             db = try Database(path: path, options: o)
                         }
+                        defer { if part == 0 { try? db.execute("PRAGMA mmap_size = \(Database.Options().mmapSize)") } }
+                        // NOT INDEXED: a rowid range scan, never an index of backbone_id plus a sort
+                        // of every vector by rowid (which SQLite's planner may otherwise pick).
                         let s = try db.prepare("""
-                            SELECT image_id, dtype, vector FROM features
+                            SELECT image_id, dtype, vector FROM features NOT INDEXED
                             WHERE backbone_id = ?1 AND transform = ?2 AND view = ?3 AND rowid BETWEEN ?4 AND ?5
                             ORDER BY rowid
                             """)
