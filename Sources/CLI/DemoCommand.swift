@@ -18,7 +18,7 @@ let demoCommand = Command(
     of the embeddings. Run it twice: the second run reuses every feature.
 
     With --finetune it also does the tutorial's other half, finetuning every layer of the network
-    (25 epochs: minutes, not milliseconds; weights in cache/DATA-BACKBONE-finetuned.pth), and the
+    (25 epochs: minutes, not milliseconds; weights beside the store, cache/DATA-BACKBONE-finetuned.pth), and the
     report puts the finetuned network beside the head: validation accuracy and wall time.
     """,
     options: [
@@ -51,7 +51,7 @@ let demoCommand = Command(
         print(result.trained.log, terminator: "")
         print(result.evaluation.render(), terminator: "")
         if let f = result.finetuned {
-            print(String(format: "\nhead over cached features: best val acc %.4f, %.2f s training (+ %.1f s extraction); finetuned network: %.4f, %.1f s",
+            print(String(format: "\nhead over cached features: best val acc %.4f, %.3f s training (+ %.1f s extraction); finetuned network: %.4f, %.1f s",
                          result.trained.bestValidationAccuracy ?? .nan, result.trained.trainingSeconds, result.extraction.seconds,
                          f.bestValidationAccuracy ?? .nan, f.seconds))
         }

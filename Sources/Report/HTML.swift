@@ -55,7 +55,7 @@ public struct HTMLReport {
         <!doctype html>
         <html><head><meta charset="utf-8"><meta name="generator" content="\(HTMLReport.generator)"><title>\(htmlEscape(title))</title>
         <style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
-        table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+        table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}
         pre{background:#f6f6f6;padding:1em;overflow-x:auto}img{max-width:100%}
         .gallery{display:flex;flex-wrap:wrap;gap:10px}.gallery figure{margin:0;width:170px}
         .gallery img{width:160px;height:160px;object-fit:cover;display:block}

@@ -26,7 +26,7 @@ public struct DemoOptions: Sendable {
     /// Also finetune the whole network (the tutorial's other half) and show it beside the head.
     public var finetune = false
     public var finetuneEpochs = 25
-    /// Where the finetuned weights go (default cache/DATA-BACKBONE-finetuned.pth).
+    /// Where the finetuned weights go (default DATA-BACKBONE-finetuned.pth beside the store).
     public var finetuneOutput: String?
     public init() {}
 
@@ -74,7 +74,9 @@ public func runDemo(_ options: DemoOptions, log: @escaping @Sendable (String) ->
     var finetuned: FinetuneSummary? = nil
     if options.finetune {
         let base = URL(fileURLWithPath: data).standardizedFileURL.lastPathComponent
-        var f = FinetuneOptions(outputPath: options.finetuneOutput ?? "cache/\(base)-\(kind.name)-finetuned.pth")
+        // Beside the store (cache/ by default), whose directory exists.
+        let dir = URL(fileURLWithPath: options.storePath).deletingLastPathComponent().path
+        var f = FinetuneOptions(outputPath: options.finetuneOutput ?? "\(dir)/\(base)-\(kind.name)-finetuned.pth")
         f.architecture = kind
         f.weightsPath = weights
         f.epochs = options.finetuneEpochs
