@@ -287,8 +287,8 @@ public enum Audit {
             if groupOf[s.sha256] == nil { groupOf[s.sha256] = groupOf.count }
             groups.append(groupOf[s.sha256]!)
         }
-        let fold = CrossValidation.stratifiedFolds(labels: labels, groups: groups, classes: classes.count,
-                                                   folds: options.folds, seed: options.seed)
+        let fold = stratifiedFolds(labels: labels, groups: groups, classes: classes.count,
+                                   folds: options.folds, seed: options.seed, stream: RandomStream.auditFolds)
         let p = try CrossValidation.outOfFoldProbabilities(values: values, dimension: d, labels: labels, classes: classes.count,
                                                             fold: fold, folds: options.folds,
                                                             model: CrossValidation.logisticRegression(C: options.C))

@@ -14,31 +14,6 @@ public enum LabelIssueRanking: String, Sendable, Codable, CaseIterable {
 public typealias FoldModel = @Sendable (_ train: LabeledFeatures, _ test: [Float], _ testRows: Int) throws -> [Double]
 
 public enum CrossValidation {
-    /// Stratified, seeded fold numbers for rows grouped so that all rows of a group (the samples of one
-    /// image) land in the same fold. Groups are classed by their first row's label; the groups of each
-    /// class are shuffled with `SplitMix64(seed:stream: 14)` and dealt round-robin to the folds, the
-    /// deal continuing from one class to the next (as `LBFGSTrainer.crossValidateC` deals images).
-    public static func stratifiedFolds(labels: [Int], groups: [Int], classes: Int, folds: Int, seed: UInt64) -> [Int] {
-        precondition(labels.count == groups.count)
-        var firstRowOfGroup: [Int: Int] = [:]
-        var groupOrder: [Int] = []
-        for (r, g) in groups.enumerated() where firstRowOfGroup[g] == nil {
-            firstRowOfGroup[g] = r
-            groupOrder.append(g)
-        }
-        var rng = SplitMix64(seed: seed, stream: 14)
-        var foldOfGroup: [Int: Int] = [:]
-        var next = 0
-        for c in 0..<classes {
-            var members = groupOrder.filter { labels[firstRowOfGroup[$0]!] == c }
-            if members.count > 1 {
-                for i in stride(from: members.count - 1, to: 0, by: -1) { members.swapAt(i, rng.next(below: i + 1)) }
-            }
-            for g in members { foldOfGroup[g] = next % folds; next += 1 }
-        }
-        return groups.map { foldOfGroup[$0] ?? 0 }
-    }
-
     /// Out-of-fold class probabilities (rows x classes): for each fold f, `model` is fitted on the rows
     /// of the other folds and predicts the rows of fold f. A row's probabilities never come from a model
     /// that saw it (nor another row of its fold).

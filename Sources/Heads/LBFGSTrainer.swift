@@ -201,50 +201,32 @@ public struct LBFGSTrainer: Sendable {
     }
 }
 
-/// The fold of every image for stratified k-fold cross-validation: the images of each class are
-/// shuffled with `SplitMix64(seed:stream: 4)` and dealt round-robin to the folds (continuing from
-/// one class to the next), so every fold gets its share of each class.
-public func stratifiedFolds(labels: [Int], classes: Int, folds: Int, seed: UInt64) -> [Int] {
-    var rng = SplitMix64(seed: seed, stream: RandomStream.folds)
-    var fold = [Int](repeating: 0, count: labels.count)
+/// The fold of every row for stratified k-fold cross-validation. Rows of one group (the samples of
+/// one image; default: every row its own group) land in the same fold. Groups are classed by their
+/// first row's label; the groups of each class are shuffled with `SplitMix64(seed:stream:)` and dealt
+/// round-robin to the folds, the deal continuing from one class to the next, so every fold gets its
+/// share of each class.
+public func stratifiedFolds(labels: [Int], groups: [Int]? = nil, classes: Int, folds: Int, seed: UInt64,
+                            stream: UInt64 = RandomStream.folds) -> [Int] {
+    let groups = groups ?? Array(labels.indices)
+    precondition(labels.count == groups.count)
+    var firstRowOfGroup: [Int: Int] = [:]
+    var groupOrder: [Int] = []
+    for (r, g) in groups.enumerated() where firstRowOfGroup[g] == nil {
+        firstRowOfGroup[g] = r
+        groupOrder.append(g)
+    }
+    var rng = SplitMix64(seed: seed, stream: stream)
+    var foldOfGroup: [Int: Int] = [:]
     var next = 0
     for k in 0..<classes {
-        var members = labels.indices.filter { labels[$0] == k }
+        var members = groupOrder.filter { labels[firstRowOfGroup[$0]!] == k }
         if members.count > 1 {
             for i in stride(from: members.count - 1, to: 0, by: -1) { members.swapAt(i, rng.next(below: i + 1)) }
         }
-        for m in members { fold[m] = next % max(folds, 1); next += 1 }
+        for g in members { foldOfGroup[g] = next % max(folds, 1); next += 1 }
     }
-    return fold
-}
-
-extension LBFGSTrainer {
-    /// Out-of-fold predicted probabilities (images x classes, row-major): for each of `folds`
-    /// stratified folds (`stratifiedFolds`), a head fitted with these options on the other folds
-    /// predicts the fold's images (first views). Every image is predicted by a head that never saw
-    /// it: the input of confident learning (label-error detection) and of stacking.
-    public func crossValidatedProbabilities(_ data: LabeledFeatures, folds: Int = 5, seed: UInt64 = 0) throws(HeadsError) -> [Float] {
-        guard folds >= 2, folds <= data.count else {
-            throw .invalidOption("folds must be between 2 and the number of images (\(data.count)), got \(folds)")
-        }
-        let fold = stratifiedFolds(labels: data.labels, classes: data.classes, folds: folds, seed: seed)
-        var out = [Float](repeating: 0, count: data.count * data.classes)
-        let x = data.firstViews
-        let d = data.dimension, c = data.classes
-        for f in 0..<folds {
-            let inRows = (0..<data.count).filter { fold[$0] != f }
-            let outRows = (0..<data.count).filter { fold[$0] == f }
-            if outRows.isEmpty { continue }
-            let tr = try subset(data, rows: inRows)
-            let r = try train(tr)
-            var q = [Float]()
-            q.reserveCapacity(outRows.count * d)
-            for i in outRows { q.append(contentsOf: x[(i * d)..<((i + 1) * d)]) }
-            let p = try r.head.probabilities(q, rows: outRows.count)
-            for (k, i) in outRows.enumerated() { for j in 0..<c { out[i * c + j] = p[k * c + j] } }
-        }
-        return out
-    }
+    return groups.map { foldOfGroup[$0] ?? 0 }
 }
 
 /// Per-column mean and population std of a rows x d matrix; standardises it in place.

@@ -1,10 +1,12 @@
 /// Stream numbers of the trainers' generators (`SplitMix64(seed:stream:)`, module Reproducible:
 /// every random choice the trainers make comes from one of these, seeded from the user's seed).
-enum RandomStream {
-    static let initialisation: UInt64 = 1
-    static let shuffle: UInt64 = 2
-    static let views: UInt64 = 3
-    static let folds: UInt64 = 4
-    static let holdout: UInt64 = 5
-    static let fewShot: UInt64 = 6
+public enum RandomStream {
+    public static let initialisation: UInt64 = 1
+    public static let shuffle: UInt64 = 2
+    public static let views: UInt64 = 3
+    public static let folds: UInt64 = 4
+    public static let holdout: UInt64 = 5
+    public static let fewShot: UInt64 = 6
+    /// The audit's cross-validation folds (Audit module).
+    public static let auditFolds: UInt64 = 14
 }

@@ -231,7 +231,7 @@ func cosine(_ v: [Float], _ i: Int, _ j: Int, _ d: Int) -> Double {
         }
         return out
     }
-    let fold = CrossValidation.stratifiedFolds(labels: labels, groups: groups, classes: classes, folds: 5, seed: 3)
+    let fold = stratifiedFolds(labels: labels, groups: groups, classes: classes, folds: 5, seed: 3, stream: RandomStream.auditFolds)
     let p = try CrossValidation.outOfFoldProbabilities(values: values, dimension: d, labels: labels, classes: classes,
                                                         fold: fold, folds: 5, model: memorise)
     #expect(p.allSatisfy { abs($0 - 1.0 / 3) < 1e-12 })
@@ -248,8 +248,8 @@ func cosine(_ v: [Float], _ i: Int, _ j: Int, _ d: Int) -> Double {
         #expect(perFold.max()! - perFold.min()! <= 1)
     }
     // Seeded: the same seed gives the same folds, another seed others.
-    #expect(CrossValidation.stratifiedFolds(labels: labels, groups: groups, classes: classes, folds: 5, seed: 3) == fold)
-    #expect(CrossValidation.stratifiedFolds(labels: labels, groups: groups, classes: classes, folds: 5, seed: 4) != fold)
+    #expect(stratifiedFolds(labels: labels, groups: groups, classes: classes, folds: 5, seed: 3, stream: RandomStream.auditFolds) == fold)
+    #expect(stratifiedFolds(labels: labels, groups: groups, classes: classes, folds: 5, seed: 4, stream: RandomStream.auditFolds) != fold)
 }
 
 @Test func flippedLabelsOfSeparableDataRankFirst() throws {

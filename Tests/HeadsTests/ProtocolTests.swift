@@ -226,20 +226,16 @@ func gaussianPair(n0: Int, n1: Int, seed: UInt64) throws -> LabeledFeatures {
     #expect(LinearProbeOptions.dinov2Candidates.first == 1e-6 && LinearProbeOptions.dinov2Candidates.last == 1e5)
 }
 
-@Test func crossValidatedProbabilitiesComeFromHeadsThatNeverSawTheImage() throws {
-    let data = try gaussianPair(n0: 60, n1: 40, seed: 8)
-    let t = LBFGSTrainer()
-    let p = try t.crossValidatedProbabilities(data, folds: 4, seed: 2)
-    #expect(p.count == 200)
-    let folds = stratifiedFolds(labels: data.labels, classes: 2, folds: 4, seed: 2)
-    for f in 0..<4 { #expect(folds.filter { $0 == f }.count == 25) }   // 15 + 10 of each class per fold
-    // Image 0's probabilities are those of a head fitted without its fold.
-    let rows = (0..<100).filter { folds[$0] != folds[0] }
-    let head = try t.train(try subset(data, rows: rows)).head
-    let q = try head.probabilities(Array(data.values[0..<2]), rows: 1)
-    #expect(abs(p[0] - q[0]) < 1e-6 && abs(p[1] - q[1]) < 1e-6)
-    // ... and differ from those of a head fitted on everything.
-    let all = try t.train(data).head.probabilities(Array(data.values[0..<2]), rows: 1)
-    #expect(abs(all[0] - p[0]) > 1e-5)
-    #expect(p == (try t.crossValidatedProbabilities(data, folds: 4, seed: 2)))
+@Test func stratifiedFoldsKeepEachClassesShareAndEachGroupTogether() {
+    let labels = (0..<100).map { $0 < 60 ? 0 : 1 }
+    let folds = stratifiedFolds(labels: labels, classes: 2, folds: 4, seed: 2)
+    for f in 0..<4 {   // 15 + 10 of each class per fold
+        #expect(folds.indices.filter { folds[$0] == f && labels[$0] == 0 }.count == 15)
+        #expect(folds.indices.filter { folds[$0] == f && labels[$0] == 1 }.count == 10)
+    }
+    #expect(folds == stratifiedFolds(labels: labels, classes: 2, folds: 4, seed: 2))
+    #expect(folds != stratifiedFolds(labels: labels, classes: 2, folds: 4, seed: 3))
+    // Groups of two rows (one image's two samples) share a fold.
+    let grouped = stratifiedFolds(labels: labels, groups: labels.indices.map { $0 / 2 }, classes: 2, folds: 4, seed: 2)
+    for r in stride(from: 0, to: 100, by: 2) { #expect(grouped[r] == grouped[r + 1]) }
 }
