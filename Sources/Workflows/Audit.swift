@@ -35,6 +35,18 @@ public func auditStore(_ store: FeatureStore, backbone: StoredBackbone, options:
 }
 
 extension AuditResult {
+    /// The audit's counts as table rows (finding, count), for its page and the report.
+    func countRows() -> [[String]] {
+        [
+            ["label-error candidates (given label's probability below its class's average self-confidence)", String(labelIssues.count)],
+            ["near-duplicate pairs (cosine >= \(options.nearDuplicateThreshold))", String(nearDuplicates.count)],
+            ["  of which across splits (train/val leakage)", String(leaks)],
+            ["exact-duplicate groups", String(exactDuplicates.count)],
+            ["  with conflicting labels or splits", String(exactDuplicates.filter { $0.conflictingLabels || $0.conflictingSplits }.count)],
+            ["outliers listed", String(outliers.count)],
+        ]
+    }
+
     /// A readable summary: counts, then the first `top` findings of each kind.
     public func render(top: Int = 10) -> String {
         var s = "audit of \(counts.samples) samples (\(counts.images) distinct images, \(counts.imagesWithFeatures) with features"

@@ -82,14 +82,7 @@ struct AuditPageContent {
         if let b = result.source["backbone"] { source = " over \(b) features (\(result.source["dimension"] ?? "?")-d, weights \(result.source["weightsSHA256"]?.prefix(12) ?? "?"))" }
         if let st = result.source["store"] { source += " from \(st)" }
         html.paragraph("\(c.samples) samples, \(c.images) distinct images, \(c.imagesWithFeatures) with features\(source).")
-        html.table(header: ["finding", "count"], rows: [
-            ["likely label errors", String(result.labelIssues.count)],
-            ["near-duplicate pairs (cosine >= \(result.options.nearDuplicateThreshold))", String(result.nearDuplicates.count)],
-            ["  of which across splits (leakage)", String(result.leaks)],
-            ["exact-duplicate groups", String(result.exactDuplicates.count)],
-            ["  with conflicting labels or splits", String(result.exactDuplicates.filter { $0.conflictingLabels || $0.conflictingSplits }.count)],
-            ["outliers listed", String(result.outliers.count)],
-        ])
+        html.table(header: ["finding", "count"], rows: result.countRows())
 
         html.heading("Likely label errors")
         if let l = result.labelSummary {

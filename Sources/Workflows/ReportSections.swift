@@ -159,14 +159,7 @@ extension ReportPage {
         html.paragraph("\(c.samples) samples, \(c.images) distinct images: exact and near duplicates (cosine >= \(result.options.nearDuplicateThreshold)), "
                        + "train/val leakage, outliers, and likely label errors from \(result.labelSummary?.folds ?? result.options.folds)-fold "
                        + "out-of-fold probabilities (confident learning).")
-        html.table(header: ["finding", "count"], rows: [
-            ["likely label errors", String(result.labelIssues.count)],
-            ["near-duplicate pairs", String(result.nearDuplicates.count)],
-            ["  across splits (train/val leakage)", String(result.leaks)],
-            ["exact-duplicate groups", String(result.exactDuplicates.count)],
-            ["  with conflicting labels or splits", String(result.exactDuplicates.filter { $0.conflictingLabels || $0.conflictingSplits }.count)],
-            ["outliers listed", String(result.outliers.count)],
-        ])
+        html.table(header: ["finding", "count"], rows: result.countRows())
         func thumb(_ s: AuditSample) -> String? {
             let name = "audit/audit-thumbnails/" + String(s.sha256.prefix(16)) + ".png"
             return FileManager.default.fileExists(atPath: directory + "/" + name) ? name : nil
