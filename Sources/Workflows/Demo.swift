@@ -86,9 +86,13 @@ public func runDemo(_ options: DemoOptions, log: @escaping @Sendable (String) ->
         if let out = r.outputPath { finetuned = try FinetuneSummary.read(forWeights: out) }
     }
     var protocols: EvalProtocolReport? = nil
-    if let val = trained.datasets.validation {
-        let plain = try loadHeadDatasets(store: store, backbone: backbone, useViews: false)
-        protocols = try runEvalProtocols(train: plain.train, validation: plain.validation ?? val, classNames: plain.classNames)
+    if trained.datasets.validation != nil {
+        // The protocols use view 0 only: the head's datasets serve unless they hold augmented views.
+        let plain = trained.datasets.train.views == 1 ? trained.datasets
+                                                      : try loadHeadDatasets(store: store, backbone: backbone, useViews: false)
+        if let val = plain.validation {
+            protocols = try runEvalProtocols(train: plain.train, validation: val, classNames: plain.classNames)
+        }
     }
     let audit = try auditStore(store, backbone: backbone)
     let report = try writeReport(options: options, data: data, kind: kind, weights: weights, summary: summary,

@@ -37,11 +37,8 @@ func writeReport(options: DemoOptions, data: String, kind: Architecture, weights
     page.html.heading("Evaluation of the best head on the validation split")
     page.html.preformatted(evaluation.render())
     if let val = trained.datasets.validation {
-        let errors = try misclassifications(head: loaded.head, validation: val, paths: trained.datasets.validationPaths,
-                                            classNames: trained.classNames)
-        try page.addErrors(errors, validationCount: val.count)
-        let wrongRows = Set(errors.compactMap { e in trained.datasets.validationPaths.firstIndex(of: e.path) })
-        try page.addMap(train: trained.datasets.train, validation: val, wrong: wrongRows, classNames: trained.classNames)
+        _ = try page.addErrorsAndMap(head: loaded.head, train: trained.datasets.train, validation: val,
+                                     validationPaths: trained.datasets.validationPaths, classNames: trained.classNames)
     }
     page.addComparison(head: (options.headName, trained.bestValidationAccuracy, trained.trainingSeconds, summary.seconds),
                        architecture: kind.name, finetuned: finetuned, finetunedPath: nil)

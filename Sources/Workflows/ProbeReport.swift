@@ -77,10 +77,8 @@ public func writeProbeReport(_ o: ReportOptions) throws -> ReportResult {
                         + "\(backbone.dimension)-d \(backbone.architecture) features (weights sha256 \(backbone.weightsSHA256.prefix(16))…).")
     page.html.heading("Head '\(headName)' on the validation split")
     page.html.preformatted(HeadEvaluation(split: "val", classNames: data.classNames, metrics: evaluation).render())
-    let errors = try misclassifications(head: head, validation: validation, paths: data.validationPaths, classNames: data.classNames)
-    try page.addErrors(errors, validationCount: validation.count)
-    let wrongRows = Set(errors.compactMap { e in data.validationPaths.firstIndex(of: e.path) })
-    try page.addMap(train: data.train, validation: validation, wrong: wrongRows, classNames: data.classNames)
+    let errors = try page.addErrorsAndMap(head: head, train: data.train, validation: validation,
+                                          validationPaths: data.validationPaths, classNames: data.classNames)
     page.addComparison(head: (headName, evaluation.accuracy, headSeconds, nil), architecture: backbone.architecture, finetuned: finetuned, finetunedPath: o.finetunedWeights)
     let protocols = o.protocols ? try runEvalProtocols(train: data.train, validation: validation, classNames: data.classNames) : nil
     if let protocols { page.addProtocols(protocols) }

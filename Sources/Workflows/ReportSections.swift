@@ -50,20 +50,23 @@ public struct Misclassification: Sendable, Codable, Equatable {
     public var confidence: Double
 }
 
-/// The validation rows a head gets wrong, most confident first.
-func misclassifications(head: LinearHead, validation: LabeledFeatures, paths: [String], classNames: [String]) throws -> [Misclassification] {
+/// The validation rows a head gets wrong (their row numbers, and the errors most confident first).
+func misclassifications(head: LinearHead, validation: LabeledFeatures, paths: [String],
+                        classNames: [String]) throws -> (rows: Set<Int>, errors: [Misclassification]) {
     let p = try head.probabilities(validation.values, rows: validation.count)
     let c = head.classes
+    var rows = Set<Int>()
     var out: [Misclassification] = []
     for i in 0..<validation.count {
         var best = 0
         for k in 1..<c where p[i * c + k] > p[i * c + best] { best = k }
         if best != validation.labels[i] {
+            rows.insert(i)
             out.append(Misclassification(path: paths[i], label: classNames[validation.labels[i]], predicted: classNames[best],
                                          confidence: Double(p[i * c + best])))
         }
     }
-    return out.sorted { ($0.confidence, $1.path) > ($1.confidence, $0.path) }
+    return (rows, out.sorted { ($0.confidence, $1.path) > ($1.confidence, $0.path) })
 }
 
 /// A square thumbnail of an image file (shorter side resized, centre crop), nil when it cannot be decoded.
@@ -73,6 +76,16 @@ func thumbnail(_ path: String, size: Int = 160) -> RGBImage? {
 }
 
 extension ReportPage {
+    /// The head's validation errors with their images, then the map of the embeddings with those
+    /// errors ringed. Returns the errors.
+    mutating func addErrorsAndMap(head: LinearHead, train: LabeledFeatures, validation: LabeledFeatures,
+                                  validationPaths: [String], classNames: [String]) throws -> [Misclassification] {
+        let wrong = try misclassifications(head: head, validation: validation, paths: validationPaths, classNames: classNames)
+        try addErrors(wrong.errors, validationCount: validation.count)
+        try addMap(train: train, validation: validation, wrong: wrong.rows, classNames: classNames)
+        return wrong.errors
+    }
+
     /// "Validation errors": every misclassified validation image (up to `limit`) with its true
     /// label, the prediction and the head's confidence.
     mutating func addErrors(_ errors: [Misclassification], validationCount: Int, limit: Int = 60) throws {
