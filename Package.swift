@@ -39,6 +39,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
 
+        // int8 kernels in C (AVX2 vpmaddubsw, AVX-512 VNNI vpdpbusd, portable scalar), chosen at run
+        // time by the CPU's features; every version gives the same bytes (include/probe_int8.h).
+        .target(name: "CInt8"),
+
         // SHA-256: content addresses of images, identities of weight files.
         .target(name: "Digest"),
         // The one atomic output-file writer (export, heads export, weight files, checkpoints).
@@ -63,7 +67,7 @@ let package = Package(
         // PyTorch .pth (zip and legacy) and safetensors readers/writers; weight downloads.
         .target(name: "Weights", dependencies: ["NN", "Digest", "OutputFiles", "Reproducible"]),
         // ResNet-18 and MobileNetV2: definitions, weight binding, feature extraction.
-        .target(name: "Backbones", dependencies: ["NN", "Weights", "Parallelism"]),
+        .target(name: "Backbones", dependencies: ["NN", "Weights", "Parallelism", "CInt8"]),
         // SQLite schema and all SQL; content-addressed feature cache; export. Stores only: no NN.
         .target(name: "Store", dependencies: ["CSQLite", "Digest", "OutputFiles", "Reproducible", "Parallelism"], exclude: ["SCHEMA.md"]),
         // Exact cosine nearest neighbours over a backbone's stored vectors (matrix products).
@@ -103,6 +107,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "Reproducible", "TestSupport"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles", "Reproducible", "TestSupport"]),
+        .testTarget(name: "Int8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "TestSupport"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest", "Parallelism",
                                                      "TestSupport"]),
@@ -119,6 +124,6 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CInt8" {
     target.swiftSettings = (target.swiftSettings ?? []) + cpuSettings
 }

@@ -1,0 +1,108 @@
+// probe's int8 kernels: the instructions Swift cannot express (vpmaddubsw/vpmaddwd on AVX2,
+// vpdpbusd on AVX-512 VNNI), chosen at run time by the CPU's features, with a portable scalar
+// version that defines the results. Every version gives the same bytes:
+//   - activations are unsigned 7-bit (0...127) and weights signed 8-bit in -127...127, so a pair of
+//     products summed in 16 bits (vpmaddubsw) never saturates (2 * 127 * 127 = 32258 < 32767) and
+//     every sum of products is exact in int32, whatever its order;
+//   - the float epilogue is one fixed sequence of IEEE operations per element (no contraction
+//     into fused multiply-adds: see the pragma in int8.c), the same in every version.
+//
+// Layouts. An activation tensor is HWC: pixel p's channel c at x[p * stride + c], with the pixel
+// stride a multiple of 4 (channels padded with the tensor's zero point). Weights are packed by
+// `probe_qconv_pack` in blocks of 16 output channels x 4 consecutive reduction values.
+#ifndef PROBE_INT8_H
+#define PROBE_INT8_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Kernel versions.
+enum {
+    PROBE_INT8_SCALAR = 0,
+    PROBE_INT8_AVX2 = 1,     // vpmaddubsw + vpmaddwd (x86-64 with AVX2)
+    PROBE_INT8_VNNI = 2,     // vpdpbusd on 512-bit registers (AVX-512 F/BW/VL + VNNI)
+};
+
+/// The best version this CPU has.
+int probe_int8_best_kernel(void);
+/// The version in use (by default the best; see probe_int8_use_kernel).
+int probe_int8_kernel(void);
+/// Uses `kernel` from now on when this CPU has it; returns 0 then, -1 when it does not (nothing changes).
+int probe_int8_use_kernel(int kernel);
+/// "scalar", "avx2", "avx512-vnni".
+const char *probe_int8_kernel_name(int kernel);
+
+/// Activation functions of the epilogue: none; relu v > 0 ? v : 0; relu6 min(relu(v), 6) as
+/// (r < 6 ? r : 6) — the semantics of x86's maxps(v, 0) and minps(r, 6).
+enum { PROBE_ACT_NONE = 0, PROBE_ACT_RELU = 1, PROBE_ACT_RELU6 = 2 };
+
+/// Bytes of `probe_qconv_pack`'s output for `oc` output channels and a reduction of `taps` x `cin_stride`.
+size_t probe_qconv_packed_size(int oc, int taps, int cin_stride);
+/// Packs w[oc][taps][cin] (int8, in -127...127) for the kernels: output channels in blocks of 16
+/// (the last block zero-padded), reduction index k = tap * cin_stride + c in groups of 4
+/// (channels cin...cin_stride-1 zero), each group of a block as 16 x 4 bytes:
+/// packed[((block * taps * cin_stride/4 + k/4) * 16 + o % 16) * 4 + k % 4].
+void probe_qconv_pack(const int8_t *w, int oc, int taps, int cin, int cin_stride, int8_t *packed);
+
+/// One quantized convolution (any kernel size, stride, padding), its bias, residual addition,
+/// activation and requantization. For output pixel p and output channel o:
+///   acc    = sum over tap t and c < cin_stride of x[indirection[p * taps + t] + c] * w[o][t][c]   (int32, exact)
+///   v      = (float)(acc + acc_offset[o]) * scale[o] + bias[o]
+///   v      = v + (float)((int)residual[p * res_stride + o] - res_zero) * res_scale    (when residual)
+///   v      = act(v)
+///   output : out_f32[p * out_stride + o] = v, or
+///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale, -512, 512)) + out_zero, 0, 127)
+/// An indirection entry is a byte offset into `input` of a pixel's first channel; padding taps
+/// point at a pixel holding the input's zero point (acc_offset[o] = -zero_in * sum of o's weights
+/// then makes padding exactly zero). Floats go through the sequence above in this order, each
+/// operation rounded to float (v * s, then + b, ...).
+typedef struct {
+    int32_t out_channels;
+    int32_t taps;
+    int32_t cin_stride;          // input pixel stride in bytes, a multiple of 4 (the reduction per tap)
+    const int8_t *weights;       // probe_qconv_pack's layout
+    const int32_t *acc_offset;   // [out_channels]
+    const float *scale;          // [out_channels]: input scale x weight scale of the channel
+    const float *bias;           // [out_channels]
+    int32_t activation;          // PROBE_ACT_*
+    const uint8_t *residual;     // NULL: none
+    int32_t res_stride;
+    int32_t res_zero;
+    float res_scale;
+    uint8_t *out_u8;             // exactly one of out_u8 / out_f32
+    float *out_f32;
+    int32_t out_stride;          // >= out_channels
+    float out_inv_scale;
+    int32_t out_zero;
+} probe_qconv_args;
+
+/// Output pixels [pixel_begin, pixel_end) of `a` (others untouched: workers may split the pixels).
+void probe_qconv(const probe_qconv_args *a, const uint8_t *input, const int32_t *indirection,
+                 int pixel_begin, int pixel_end);
+
+/// Depthwise 3x3 convolution, padding 1, stride 1 or 2, on `channels` channels (pixel stride
+/// `stride_c` for input and output, a multiple of 4), zero point of the input 0 (post-ReLU
+/// tensors: padding contributes nothing), weights w[tap][c] int8. Same epilogue as probe_qconv
+/// (acc_offset, scale, bias, activation, u8 requantization; no residual, no float output).
+/// Output rows [row_begin, row_end).
+void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                      const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                      int activation, float out_inv_scale, int out_zero, uint8_t *output,
+                      int row_begin, int row_end);
+
+/// Max pooling 3x3, stride 2, padding 1 (padding ignored), HWC u8 with pixel stride `stride_c`.
+void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output);
+
+/// Quantizes a CHW float image (channels planes of height x width) to HWC u8 with pixel
+/// stride `stride_c` (channels..stride_c-1 set to `zero`): clamp(rint(clamp(x * inv_scale, -512, 512)) + zero, 0, 127).
+void probe_quantize_chw(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                        int stride_c, uint8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

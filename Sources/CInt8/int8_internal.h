@@ -1,0 +1,27 @@
+// Shared by the scalar and SIMD versions (not part of the module's interface).
+#ifndef PROBE_INT8_INTERNAL_H
+#define PROBE_INT8_INTERNAL_H
+#include "probe_int8.h"
+#include <math.h>
+
+static inline float probe_activate(float v, int act) {
+    if (act == PROBE_ACT_RELU) return v > 0.0f ? v : 0.0f;
+    if (act == PROBE_ACT_RELU6) { float r = v > 0.0f ? v : 0.0f; return r < 6.0f ? r : 6.0f; }
+    return v;
+}
+
+static inline uint8_t probe_requantize(float v, float inv_scale, int zero) {
+    float t = v * inv_scale;
+    t = t > -512.0f ? t : -512.0f;
+    t = t < 512.0f ? t : 512.0f;
+    int q = (int)rintf(t) + zero;
+    return (uint8_t)(q < 0 ? 0 : (q > 127 ? 127 : q));
+}
+
+float probe_epilogue_value(int32_t acc, const probe_qconv_args *a, int o, const uint8_t *res_pixel);
+void probe_qconv_scalar(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1);
+#if defined(__x86_64__) || defined(_M_X64)
+void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1);
+void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1);
+#endif
+#endif
