@@ -174,8 +174,16 @@ final class FoldedConv: @unchecked Sendable {
     }
 }
 
+/// What `Driver` needs of a network's per-image buffers.
+protocol ImageWorkspace: AnyObject {
+    var height: Int { get }
+    var width: Int { get }
+    /// Called before the driver runs images on it with one worker per image.
+    func runSingleThreaded()
+}
+
 /// A set of activation buffers and scratch sized for one image of (height, width).
-final class Workspace {
+final class Workspace: ImageWorkspace {
     let height: Int, width: Int
     let buffers: [UnsafeMutablePointer<Float>]
     let scratch: UnsafeMutablePointer<Float>
@@ -204,6 +212,8 @@ final class Workspace {
         for b in buffers { b.deallocate() }
         scratch.deallocate()
     }
+
+    func runSingleThreaded() { blasThreads = 1 }
 
     func setThreads(_ n: Int) {
         if blasThreads != n {
@@ -272,11 +282,11 @@ func scratchFloats(maxK: Int, maxPlane: (Int, Int), options: ForwardOptions, win
 /// (single-threaded kernels, nothing to synchronize); with fewer, the workers share each image's
 /// kernels, which cut their work by shape only. Either way an image's features are the same bits
 /// for any batch size and any worker count.
-final class Driver: @unchecked Sendable {
+final class Driver<W: ImageWorkspace>: @unchecked Sendable {
     private let lock = NSLock()
     /// [0]: the workspace of an image computed by all workers; [1...]: one per worker taking whole images.
-    private var shared: Workspace?
-    private var perWorker: [Workspace] = []
+    private var shared: W?
+    private var perWorker: [W] = []
     let options: ForwardOptions
 
     init(options: ForwardOptions) { self.options = options }
@@ -284,8 +294,8 @@ final class Driver: @unchecked Sendable {
     /// Runs `body(ws, options, image, out)` for each image of `batch` (count x 3 x height x width)
     /// and returns the `perImageOut` outputs of each, in order.
     func forEachImage(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int, perImageOut: Int,
-                      makeWorkspace: (_ height: Int, _ width: Int, _ options: ForwardOptions) -> Workspace,
-                      body: (Workspace, ForwardOptions, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+                      makeWorkspace: (_ height: Int, _ width: Int, _ options: ForwardOptions) -> W,
+                      body: (W, ForwardOptions, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         // images smaller than the network's total stride still produce 1x1 maps; empty ones produce nothing
@@ -295,7 +305,7 @@ final class Driver: @unchecked Sendable {
         let savedThreads = blasThreads()
         setBLASThreads(1)
         defer { setBLASThreads(savedThreads) }
-        func fits(_ ws: Workspace?) -> Bool { ws.map { $0.height == height && $0.width == width } ?? false }
+        func fits(_ ws: W?) -> Bool { ws.map { $0.height == height && $0.width == width } ?? false }
         let perImageIn = 3 * height * width
         let workers = max(1, options.workers)
         out.withUnsafeMutableBufferPointer { o in
@@ -303,7 +313,7 @@ final class Driver: @unchecked Sendable {
             if workers == 1 || count < workers {
                 if !fits(shared) { shared = nil; shared = makeWorkspace(height, width, options) }
                 let ws = shared!
-                ws.blasThreads = 1
+                ws.runSingleThreaded()
                 for i in 0..<count { body(ws, options, batch + i * perImageIn, outBase + i * perImageOut) }
                 return
             }
@@ -314,7 +324,7 @@ final class Driver: @unchecked Sendable {
                 perWorker = (0..<workers).map { _ in makeWorkspace(height, width, single) }
             }
             let spaces = perWorker
-            for ws in spaces { ws.blasThreads = 1 }
+            for ws in spaces { ws.runSingleThreaded() }
             let next = Atomic<Int>(0)
             let out = UncheckedSendable(outBase)
             parallelSlices(workers, workers: workers) { worker, _ in

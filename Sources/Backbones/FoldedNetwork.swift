@@ -29,7 +29,7 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
     let featureTensor: Int
     let classifierWeight: [Float]?
     let classifierBias: [Float]?
-    let driver: Driver
+    let driver: Driver<Workspace>
 
     public convenience init(_ architecture: Architecture, weightsFile path: String, options: ForwardOptions = ForwardOptions()) throws {
         try self.init(architecture, weights: try loadStateDict(path: path), options: options)
@@ -118,7 +118,7 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
     }
 
     /// Spatial size of every tensor for an input of height x width.
-    private func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
+    func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
         var hw = [(Int, Int)](repeating: (0, 0), count: tensorChannels.count)
         hw[0] = (height, width)
         for op in ops {
@@ -153,19 +153,44 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
                          scratchFloats: scratchFloats(maxK: maxK, maxPlane: plane, options: options, winogradRow: winogradRow))
     }
 
+    /// Runs one image (3 x height x width) alone and calls `observe(tensor, values)` with each of
+    /// its tensors as it is computed (0: the input; then each layer's output, after its activation
+    /// and residual addition): what a calibration needs to see.
+    func observe(image: UnsafePointer<Float>, height: Int, width: Int,
+                 _ observe: (_ tensor: Int, _ values: UnsafeBufferPointer<Float>) -> Void) {
+        var features = [Float](repeating: 0, count: featureDimension)
+        var single = driver.options
+        single.workers = 1
+        let ws = makeWorkspace(height, width, single)
+        ws.runSingleThreaded()
+        let saved = blasThreads()
+        setBLASThreads(1)
+        defer { setBLASThreads(saved) }
+        withoutActuallyEscaping(observe) { observe in
+            features.withUnsafeMutableBufferPointer { f in
+                forward(ws: ws, options: single, input: image, height: height, width: width, features: f.baseAddress!, observe: observe)
+            }
+        }
+    }
+
     /// One image.
     private func forward(ws: Workspace, options o: ForwardOptions, input: UnsafePointer<Float>, height: Int, width: Int,
-                         features: UnsafeMutablePointer<Float>) {
+                         features: UnsafeMutablePointer<Float>,
+                         observe: ((_ tensor: Int, _ values: UnsafeBufferPointer<Float>) -> Void)? = nil) {
         let hw = ws.sizes
         func at(_ t: Int) -> UnsafeMutablePointer<Float> { t == 0 ? UnsafeMutablePointer(mutating: input) : ws.buffers[slots[t]] }
+        func seen(_ t: Int) { observe?(t, UnsafeBufferPointer(start: at(t), count: tensorChannels[t] * hw[t].0 * hw[t].1)) }
+        seen(0)
         for op in ops {
             switch op {
             case .conv(let c, let x, let y, let r):
                 ws.run(c, input: at(x), layout: x == 0 ? .nchw(channels: 3, height: height, width: width) : nil,
                        batch: 1, height: hw[x].0, width: hw[x].1, output: at(y),
                        residual: r.map { UnsafePointer(at($0)) }, options: o)
+                seen(y)
             case .maxPool(let x, let y):
                 maxPool2dForward(output: at(y), input: at(x), planes: tensorChannels[x], height: hw[x].0, width: hw[x].1, workers: o.workers)
+                seen(y)
             }
         }
         let (h, w) = hw[featureTensor]

@@ -76,7 +76,7 @@ float probe_epilogue_value(int32_t acc, const probe_qconv_args *a, int o, const 
     float v = (float)(acc + a->acc_offset[o]) * a->scale[o];
     v = v + a->bias[o];
     if (res_pixel) {
-        float r = (float)((int32_t)res_pixel[o] - a->res_zero) * a->res_scale;
+        float r = (float)((int32_t)res_pixel[o] - a->res_zero[o]) * a->res_scale[o];
         v = v + r;
     }
     return probe_activate(v, a->activation);
@@ -103,7 +103,7 @@ void probe_qconv_scalar(const probe_qconv_args *a, const uint8_t *input, const i
             }
             float v = probe_epilogue_value(acc, a, o, res);
             if (a->out_f32) a->out_f32[(size_t)p * a->out_stride + o] = v;
-            else a->out_u8[(size_t)p * a->out_stride + o] = probe_requantize(v, a->out_inv_scale, a->out_zero);
+            else a->out_u8[(size_t)p * a->out_stride + o] = probe_requantize(v, a->out_inv_scale[o], a->out_zero[o]);
         }
     }
 }
@@ -122,7 +122,7 @@ void probe_qconv(const probe_qconv_args *a, const uint8_t *input, const int32_t 
 
 void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
                       const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
-                      int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1) {
+                      int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *output, int r0, int r1) {
     int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
     if (r1 > oh) r1 = oh;
     for (int y = r0; y < r1; y++) {
@@ -141,9 +141,9 @@ void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels,
                 }
                 float v = (float)(acc + acc_offset[c]) * scale[c];
                 v = v + bias[c];
-                out[c] = probe_requantize(probe_activate(v, activation), out_inv_scale, out_zero);
+                out[c] = probe_requantize(probe_activate(v, activation), out_inv_scale[c], out_zero[c]);
             }
-            for (int c = channels; c < stride_c; c++) out[c] = (uint8_t)out_zero;
+            for (int c = channels; c < stride_c; c++) out[c] = 0;
         }
     }
 }
@@ -168,12 +168,12 @@ void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride
     }
 }
 
-void probe_quantize_chw(const float *x, int channels, int height, int width, float inv_scale, int zero,
+void probe_quantize_chw(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
                         int stride_c, uint8_t *output) {
     size_t hw = (size_t)height * width;
     for (size_t p = 0; p < hw; p++) {
         uint8_t *out = output + p * stride_c;
-        for (int c = 0; c < channels; c++) out[c] = probe_requantize(x[(size_t)c * hw + p], inv_scale, zero);
-        for (int c = channels; c < stride_c; c++) out[c] = (uint8_t)zero;
+        for (int c = 0; c < channels; c++) out[c] = probe_requantize(x[(size_t)c * hw + p], inv_scale[c], zero[c]);
+        for (int c = channels; c < stride_c; c++) out[c] = 0;
     }
 }

@@ -34,6 +34,11 @@ public struct ExtractOptions: Sendable {
     /// Compute only this shard's images (see `ShardSpec`): files of other shards are hashed but
     /// never decoded, and the store (its own file, on local disk) records only this shard.
     public var shard: ShardSpec? = nil
+    /// float32, or int8: the backbone quantized with activation ranges calibrated on
+    /// `calibrationImages` of the data set's training images (`calibrationSample`), once per store:
+    /// a store that has an int8 version of these weights keeps using its calibration.
+    public var precision: Precision = .float32
+    public var calibrationImages: Int = 32
 
     public init(backbone: Architecture, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
@@ -86,6 +91,13 @@ public struct ExtractSummary: Sendable, Codable {
     /// The shard computed (nil: the whole folder), and the files of other shards (hashed, not decoded).
     public var shard: ShardSpec?
     public var otherShardFiles: Int = 0
+    /// "float32" or "int8".
+    public var precision: String = Precision.float32.rawValue
+    /// int8: the backbone row's identity (the quantized model's), how it was calibrated, and
+    /// whether this run calibrated it (false: the store's calibration was reused).
+    public var int8Identity: String?
+    public var calibration: String?
+    public var calibratedNow: Bool = false
 
     /// A few lines for the terminal.
     public func render() -> String {
@@ -94,7 +106,11 @@ public struct ExtractSummary: Sendable, Codable {
             s += "shard \(shard.text) (from \(shard.source)): \(files - otherShardFiles) of \(files) files are this shard's "
             s += "(leading 64 bits of their SHA-256 mod \(shard.count)); \(otherShardFiles) of other shards hashed, not decoded\n"
         }
-        s += "\(backbone) (weights \(weightsSHA256.prefix(12)), \(dimension)-d): \(files) images: "
+        s += "\(backbone) (weights \(weightsSHA256.prefix(12)), \(dimension)-d"
+        if let id = int8Identity {
+            s += ", int8 \(id.prefix(12)): \(calibratedNow ? "calibrated now" : "the store's calibration")\(calibration.map { ", \($0)" } ?? "")"
+        }
+        s += "): \(files) images: "
         s += "\(computed) new, \(cached) cached, \(failed) failed"
         s += String(format: " in %.2f s", seconds)
         if computed > 0 { s += String(format: " (%.1f images/s, %d vectors)", imagesPerSecond, vectorsWritten) }
@@ -209,8 +225,10 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     // Identify the weights (cached by path, size and mtime: hashing 45 MB is not free).
     let (weightsSHA, loadedWeights) = try weightsIdentity(path: options.weightsPath, store: store)
     summary.weightsSHA256 = weightsSHA
-    let backboneRow = try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
-                                         dimension: options.backbone.featureDimension)
+    summary.precision = options.precision.rawValue
+    var backboneRow = options.precision == .float32
+        ? try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA, dimension: options.backbone.featureDimension)
+        : nil
 
     // Hash what changed; reuse the recorded sha256 of unchanged files.
     let known = Dictionary(try store.samples().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
@@ -218,6 +236,8 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     var records: [SampleRecord] = []
     var failures: [FailureRecord] = []
     var hashed = 0
+    // every file's content, also other shards' (the int8 calibration sample is chosen from all)
+    var population: [(sha256: String, path: String, split: String?)] = []
     for var f in files.accepted {
         // A run that knows no split (a tree without train/ and val/) keeps the recorded one.
         if f.split == nil, let recorded = known[f.path]?.split {
@@ -226,6 +246,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         }
         let stampMatches = known[f.path].map { $0.mtimeNS == f.status.mtimeNS && $0.byteSize == f.status.size } ?? false
         if stampMatches, !options.verify, let k = known[f.path] {
+            population.append((k.sha256, f.path, f.split))
             if let shard = options.shard, !shard.contains(sha256: k.sha256) { summary.otherShardFiles += 1; continue }
             records.append(SampleRecord(path: f.path, sha256: k.sha256, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
             continue
@@ -237,6 +258,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         }
         let sha = SHA256.hex(data)
         hashed += 1
+        population.append((sha, f.path, f.split))
         // Another shard's image: hashed (that is how its shard is known), never decoded.
         if let shard = options.shard, !shard.contains(sha256: sha) { summary.otherShardFiles += 1; continue }
         if stampMatches, let k = known[f.path], k.sha256 != sha { summary.changedContent += 1 }
@@ -247,6 +269,36 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         records.append(SampleRecord(path: f.path, sha256: sha, label: f.label, split: f.split, mtimeNS: f.status.mtimeNS))
     }
     if options.verify { summary.verified = hashed }
+
+    // int8: the store's int8 version of these weights, or a new calibration
+    var floatModel: FoldedNetwork?
+    var weights = loadedWeights
+    func loadFloatModel() throws -> FoldedNetwork {
+        if let floatModel { return floatModel }
+        let sd = try weights ?? loadStateDict(path: options.weightsPath)
+        weights = sd
+        guard sd.sha256 == weightsSHA else { throw ExtractError.weightsChanged(options.weightsPath) }
+        let (model, _) = try buildBackbone(options.backbone, from: sd, workers: options.workers)
+        floatModel = model
+        return model
+    }
+    if options.precision == .int8 {
+        if let (b, q) = try store.int8Backbones(architecture: options.backbone.name, weightsSHA256: weightsSHA).first {
+            backboneRow = b
+            summary.calibration = (try? Int8Calibration.fromJSON(q.calibration))?.summary
+        } else {
+            let sample = calibrationSample(population, count: options.calibrationImages)
+            guard !sample.isEmpty else { throw Int8ExtractError.noCalibrationImages("no readable image under \(root)") }
+            let calibration = try calibrate(try loadFloatModel(), sample: sample,
+                                            preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA))
+            backboneRow = try store.int8Backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
+                                                 dimension: options.backbone.featureDimension, calibration: calibration.json())
+            summary.calibration = calibration.summary
+            summary.calibratedNow = true
+        }
+        summary.int8Identity = backboneRow?.weightsSHA256
+    }
+    guard let backboneRow else { throw ExtractError.weightsUnreadable(options.weightsPath) }
 
     // Which (image, transform, view) rows are missing?
     var keys: [FeatureKey] = []
@@ -295,11 +347,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
 
     summary.cached = records.filter { !workSHAs.contains($0.sha256) }.count
     if !work.isEmpty {
-        let (model, modelSHA) = try loadedWeights.map { try buildBackbone(options.backbone, from: $0, workers: options.workers) }
-            ?? loadBackbone(options.backbone, weightsPath: options.weightsPath, workers: options.workers)
-        if modelSHA != weightsSHA {  // the file changed between hashing and loading
-            throw ExtractError.weightsChanged(options.weightsPath)
-        }
+        let model = try network(for: backboneRow, float: try loadFloatModel(), store: store)
         let result = try computeFeatures(work, model: model, store: store, backbone: backboneRow,
                                          preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
                                          options: options, progress: progress)

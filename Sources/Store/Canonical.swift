@@ -16,6 +16,12 @@ extension FeatureStore {
                                         row: { "backbone \($0.string(0) ?? "") \($0.string(1) ?? "") \($0.int(2))" }) {
                 try emit(s)
             }
+            for s in try database.query("""
+                SELECT b.architecture, b.weights_sha256, q.precision, q.weights_sha256, q.calibration
+                FROM quantizations q JOIN backbones b ON b.id = q.backbone_id ORDER BY b.architecture, b.weights_sha256
+                """, row: { "quantization \($0.string(0) ?? "") \($0.string(1) ?? "") \($0.string(2) ?? "") \($0.string(3) ?? "") \(SHA256.hex(Array(($0.string(4) ?? "").utf8)))" }) {
+                try emit(s)
+            }
             func opt(_ st: Statement, _ c: Int32) -> String { st.isNull(c) ? "NULL" : (st.string(c) ?? "") }
             let images = try database.cachedStatement("SELECT sha256, width, height, byte_size FROM images ORDER BY sha256")
             defer { images.reset() }

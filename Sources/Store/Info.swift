@@ -16,6 +16,8 @@ public struct StoreInfo: Sendable, Codable, Equatable {
         public var vectorBytes: Int64
         /// Bytes saved by rows stored in half precision.
         public var savedByF16: Int64
+        /// For an int8 backbone: the float32 weights it quantizes (nil: a float32 backbone).
+        public var int8Of: String? = nil
     }
     public struct GroupCount: Sendable, Codable, Equatable {
         public var split: String?
@@ -51,6 +53,7 @@ public struct StoreInfo: Sendable, Codable, Equatable {
         if backbones.isEmpty { s += "  backbones: none (run `probe extract`)\n" }
         for b in backbones {
             s += "  backbone \(b.backbone.id): \(b.backbone.architecture), weights \(b.backbone.weightsSHA256.prefix(12)), \(b.backbone.dimension)-d: "
+            if let of = b.int8Of { s += "int8 (quantized from weights \(of.prefix(12))), " }
             s += "\(b.rows) vectors, \(formatBytes(b.vectorBytes))"
             if b.savedByF16 > 0 { s += " (f16 saves \(formatBytes(b.savedByF16)))" }
             s += "\n"
@@ -108,13 +111,15 @@ extension FeatureStore {
                 perBackbone[s.int64(0), default: []].append(
                     StoreInfo.ViewCount(transform: s.string(1) ?? "", view: s.int(2), dtype: s.string(3) ?? "", count: s.int(4)))
             }
+            var int8Of: [Int64: String] = [:]
+            for q in try quantizations() { int8Of[q.backboneID] = q.weightsSHA256 }
             let infos = bs.map { b -> StoreInfo.BackboneInfo in
                 let views = perBackbone[b.id] ?? []
                 let rows = views.reduce(0) { $0 + $1.count }
                 let f16 = views.filter { $0.dtype == "f16" }.reduce(0) { $0 + $1.count }
                 return StoreInfo.BackboneInfo(backbone: b, views: views, rows: rows,
                                               vectorBytes: Int64(rows - f16) * Int64(b.dimension) * 4 + Int64(f16) * Int64(b.dimension) * 2,
-                                              savedByF16: Int64(f16) * Int64(b.dimension) * 2)
+                                              savedByF16: Int64(f16) * Int64(b.dimension) * 2, int8Of: int8Of[b.id])
             }
             let groups = try database.query("SELECT split, label, count(*) FROM samples GROUP BY split, label ORDER BY split, label") {
                 StoreInfo.GroupCount(split: $0.string(0), label: $0.string(1) ?? "", count: $0.int(2))

@@ -261,7 +261,13 @@ extension FeatureStore {
                 // Backbones: by architecture and weights.
                 var backboneIDs: [Int64: (id: Int64, key: String)] = [:]
                 for b in try source.backbones() {
-                    let mine = try backbone(architecture: b.architecture, weightsSHA256: b.weightsSHA256, dimension: b.dimension)
+                    let mine: StoredBackbone
+                    if let q = try source.quantization(backboneID: b.id) {
+                        mine = try int8Backbone(architecture: b.architecture, weightsSHA256: q.weightsSHA256, dimension: b.dimension,
+                                                calibration: q.calibration)
+                    } else {
+                        mine = try backbone(architecture: b.architecture, weightsSHA256: b.weightsSHA256, dimension: b.dimension)
+                    }
                     backboneIDs[b.id] = (mine.id, MergeProfile.key(b))
                 }
                 // Images: by sha256; a size learned by decoding fills a NULL one.

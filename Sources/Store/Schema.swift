@@ -1,4 +1,4 @@
-/// The feature store's schema, version 2 (`PRAGMA user_version = 2`, `PRAGMA application_id =
+/// The feature store's schema, version 3 (`PRAGMA user_version = 3`, `PRAGMA application_id =
 /// 0x50524F42` "PROB"). Sources/Store/SCHEMA.md documents it for people with the `sqlite3` shell.
 ///
 /// ```
@@ -16,6 +16,8 @@
 /// heads(name TEXT PRIMARY KEY, backbone_id -> backbones,  -- trained classifiers
 ///       classes JSON, settings JSON, metrics JSON, weights BLOB f32 LE, created TEXT,
 ///       temperature REAL NULL)                            --   (version 2: temperature scaling)
+/// quantizations(backbone_id -> backbones PRIMARY KEY,      -- version 3: an int8 backbone's float
+///       precision 'int8', weights_sha256, calibration JSON) --   weights and activation ranges
 /// ```
 ///
 /// Determinism: the store holds no timestamps except `heads.created`, and integer ids follow the
@@ -25,7 +27,7 @@
 /// of where a run was interrupted; `heads.created` is left out of it.
 enum Schema {
     /// The newest schema version this code writes and understands.
-    static let currentVersion = 2
+    static let currentVersion = 3
     /// "PROB": marks an SQLite file as a probe store.
     static let applicationID: Int32 = 0x5052_4F42
 
@@ -40,6 +42,7 @@ enum Schema {
     static let migrations: [Migration] = [
         Migration(version: 1, sql: v1),
         Migration(version: 2, sql: v2),
+        Migration(version: 3, sql: v3),
     ]
 
     static let v1 = """
@@ -107,6 +110,19 @@ enum Schema {
     /// NULL = not calibrated (probabilities use T = 1).
     static let v2 = """
     ALTER TABLE heads ADD COLUMN temperature REAL CHECK (temperature IS NULL OR temperature > 0);
+    """
+
+    /// Version 3: int8 backbones. A quantized network is a backbone of its own (features never mix
+    /// with the float32 ones of the same weights): its `backbones.weights_sha256` is the identity of
+    /// the quantized model (see `FeatureStore.int8Identity`), and this table says what it quantizes
+    /// and how (the calibrated activation ranges, JSON).
+    static let v3 = """
+    CREATE TABLE quantizations (
+        backbone_id    INTEGER PRIMARY KEY REFERENCES backbones(id),
+        precision      TEXT NOT NULL CHECK (precision IN ('int8')),
+        weights_sha256 TEXT NOT NULL CHECK (length(weights_sha256) = 64),
+        calibration    TEXT NOT NULL
+    );
     """
 
     /// Refuses what is not a probe store (another application id, tables without a probe version)

@@ -52,13 +52,15 @@ void probe_qconv_pack(const int8_t *w, int oc, int taps, int cin, int cin_stride
 /// activation and requantization. For output pixel p and output channel o:
 ///   acc    = sum over tap t and c < cin_stride of x[indirection[p * taps + t] + c] * w[o][t][c]   (int32, exact)
 ///   v      = (float)(acc + acc_offset[o]) * scale[o] + bias[o]
-///   v      = v + (float)((int)residual[p * res_stride + o] - res_zero) * res_scale    (when residual)
+///   v      = v + (float)((int)residual[p * res_stride + o] - res_zero[o]) * res_scale[o]    (when residual)
 ///   v      = act(v)
 ///   output : out_f32[p * out_stride + o] = v, or
-///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale, -512, 512)) + out_zero, 0, 127)
+///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale[o], -512, 512)) + out_zero[o], 0, 127)
+/// Activations are quantized per channel (each channel its scale and zero point): an input
+/// channel's scale is folded into the weights, its zero point into acc_offset.
 /// An indirection entry is a byte offset into `input` of a pixel's first channel; padding taps
-/// point at a pixel holding the input's zero point (acc_offset[o] = -zero_in * sum of o's weights
-/// then makes padding exactly zero). Floats go through the sequence above in this order, each
+/// point at a pixel holding the input's zero points (acc_offset[o] = -sum over t, c of
+/// zero_in[c] * w[o][t][c] then makes padding exactly zero). Floats go through the sequence above in this order, each
 /// operation rounded to float (v * s, then + b, ...).
 typedef struct {
     int32_t out_channels;
@@ -71,13 +73,13 @@ typedef struct {
     int32_t activation;          // PROBE_ACT_*
     const uint8_t *residual;     // NULL: none
     int32_t res_stride;
-    int32_t res_zero;
-    float res_scale;
+    const int32_t *res_zero;     // [out_channels]
+    const float *res_scale;      // [out_channels]
     uint8_t *out_u8;             // exactly one of out_u8 / out_f32
     float *out_f32;
     int32_t out_stride;          // >= out_channels
-    float out_inv_scale;
-    int32_t out_zero;
+    const float *out_inv_scale;  // [out_channels] (u8 output only)
+    const int32_t *out_zero;     // [out_channels] (u8 output only)
 } probe_qconv_args;
 
 /// Output pixels [pixel_begin, pixel_end) of `a` (others untouched: workers may split the pixels).
@@ -85,21 +87,23 @@ void probe_qconv(const probe_qconv_args *a, const uint8_t *input, const int32_t 
                  int pixel_begin, int pixel_end);
 
 /// Depthwise 3x3 convolution, padding 1, stride 1 or 2, on `channels` channels (pixel stride
-/// `stride_c` for input and output, a multiple of 4), zero point of the input 0 (post-ReLU
+/// `stride_c` for input and output, a multiple of 4), zero points of the input 0 (post-ReLU
 /// tensors: padding contributes nothing), weights w[tap][c] int8. Same epilogue as probe_qconv
-/// (acc_offset, scale, bias, activation, u8 requantization; no residual, no float output).
+/// (acc_offset, scale, bias, activation, u8 requantization per channel; no residual, no float
+/// output); output channels channels...stride_c-1 are set to 0.
 /// Output rows [row_begin, row_end).
 void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
                       const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
-                      int activation, float out_inv_scale, int out_zero, uint8_t *output,
+                      int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *output,
                       int row_begin, int row_end);
 
 /// Max pooling 3x3, stride 2, padding 1 (padding ignored), HWC u8 with pixel stride `stride_c`.
 void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output);
 
 /// Quantizes a CHW float image (channels planes of height x width) to HWC u8 with pixel
-/// stride `stride_c` (channels..stride_c-1 set to `zero`): clamp(rint(clamp(x * inv_scale, -512, 512)) + zero, 0, 127).
-void probe_quantize_chw(const float *x, int channels, int height, int width, float inv_scale, int zero,
+/// stride `stride_c` (channels..stride_c-1 set to 0), per channel c:
+/// clamp(rint(clamp(x * inv_scale[c], -512, 512)) + zero[c], 0, 127).
+void probe_quantize_chw(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
                         int stride_c, uint8_t *output);
 
 #ifdef __cplusplus
