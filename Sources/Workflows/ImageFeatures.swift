@@ -48,16 +48,19 @@ public func featuresOfImages(_ paths: [String], store: FeatureStore, backbone: S
     guard let kind = Architecture.find(backbone.architecture) else {
         throw WorkflowError.backboneMismatch("backbone \(backbone.architecture) cannot compute features of new images")
     }
+    // an int8 backbone is computed from the float weights it quantizes, with the store's calibration
+    let floatSHA = try store.quantization(backboneID: backbone.id)?.weightsSHA256 ?? backbone.weightsSHA256
     guard let weightsPath else {
-        throw WorkflowError.backboneMismatch("\(out[missing[0].index].path) is not in the store: pass --weights PATH, the \(backbone.architecture) weights of sha256 \(backbone.weightsSHA256.prefix(12))… to compute its features")
+        throw WorkflowError.backboneMismatch("\(out[missing[0].index].path) is not in the store: pass --weights PATH, the \(backbone.architecture) weights of sha256 \(floatSHA.prefix(12))… to compute its features")
     }
     let (model, sha) = try loadBackbone(kind, weightsPath: weightsPath)
-    guard sha == backbone.weightsSHA256 else {
-        throw WorkflowError.backboneMismatch("\(weightsPath) (sha256 \(sha.prefix(12))…) is not the weights of this head's backbone (\(backbone.weightsSHA256.prefix(12))…)")
+    guard sha == floatSHA else {
+        throw WorkflowError.backboneMismatch("\(weightsPath) (sha256 \(sha.prefix(12))…) is not the weights of this head's backbone (\(floatSHA.prefix(12))…)")
     }
     // Extraction's own pipeline, with the preprocessing the registry gives these weights.
     let batch = try computeValidationFeatures(missing.map { ImageBytes(name: out[$0.index].path, sha256: out[$0.index].sha256, data: $0.data) },
-                                              model: model, preprocessing: kind.preprocessing(weightsSHA256: sha))
+                                              model: try network(for: backbone, float: model, store: store),
+                                              preprocessing: kind.preprocessing(weightsSHA256: sha))
     for (j, (i, _)) in missing.enumerated() { out[i].vector = batch.features[j].vector }
     // A read-only store still answers; the new features are just not cached.
     if store.isReadOnly {
