@@ -99,6 +99,7 @@ let extractCommand = Command(
         } catch let e as ShardError {
             throw UsageError("probe extract: \(e)")
         }
+        let precision = try args.value(precisionOption)
         var options = ExtractOptions(backbone: kind, weightsPath: try weightsPath(args, kind))
         options.views = try args.int("--views", default: 0, range: 0...1000)
         options.seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
@@ -107,7 +108,7 @@ let extractCommand = Command(
         options.followSymlinks = args.flag("--follow-symlinks")
         options.verify = args.flag("--verify")
         options.shard = shard
-        options.precision = try args.value(precisionOption)
+        options.precision = precision
         options.calibrationImages = try args.int("--calibration-images", default: 32, range: 1...100_000)
         let store = try FeatureStore(path: storePath(args))
         let bar = ProgressBar("extract", total: 0, quiet: args.flag("--quiet") || args.flag("--json"))

@@ -138,7 +138,7 @@ struct FrontEndTests {
             }
         }
         #expect(seen.sorted() == ["audit --rank", "bench finetune --backbone", "bench forward --only", "bench store --dtype", "demo --backbone",
-                                  "eval --class-weight", "export --format", "extract --backbone", "extract --dtype", "finetune --backbone",
+                                  "eval --class-weight", "export --format", "extract --backbone", "extract --dtype", "extract --precision", "finetune --backbone",
                                   "heads export --format", "train --class-weight", "train --solver"])
         // The values come from the types: the registry's architectures, the enums' cases.
         let backbones = Architecture.all.map(\.name)

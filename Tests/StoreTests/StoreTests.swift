@@ -38,7 +38,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
     #expect(try store.database.scalarInt("PRAGMA busy_timeout")! >= 5000)
     #expect(try store.database.scalarInt("PRAGMA page_size") == 32768)
     let tables = try store.database.query("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name") { $0.string(0)! }
-    #expect(tables == ["backbones", "failures", "features", "heads", "images", "meta", "samples"])
+    #expect(tables == ["backbones", "failures", "features", "heads", "images", "meta", "quantizations", "samples"])
     #expect(try store.integrityProblems().isEmpty)
     // Reopening is a no-op; a read-only connection works too.
     _ = try FeatureStore(path: path)
@@ -379,7 +379,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
             """, [.integer(b.id)])
     }
     let store = try FeatureStore(path: path)
-    #expect(try store.schemaVersion() == 2)
+    #expect(try store.schemaVersion() == Schema.currentVersion)
     #expect(try store.database.scalarInt("SELECT count(*) FROM pragma_table_info('heads') WHERE name = 'temperature'") == 1)
     let h = try #require(try store.loadHead(name: "h"))
     #expect(h.temperature == nil)
@@ -414,7 +414,7 @@ func count(_ store: FeatureStore, _ table: String) throws -> Int {
             _ = try FeatureStore(path: path, readOnly: true)
             Issue.record("an unwritable version 1 store opened")
         } catch {
-            #expect("\(error)".contains("schema version 1, older than this probe's 2, and is not writable"))
+            #expect("\(error)".contains("schema version 1, older than this probe's \(Schema.currentVersion), and is not writable"))
         }
         #expect(chattrImmutable(path, false))
     }

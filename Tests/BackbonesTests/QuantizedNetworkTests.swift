@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import NN
+@testable import Backbones
+
+/// The int8 network's contract: an image's features are the same bits whatever the batch, the
+/// worker count or the kernel version (CInt8's sums are exact in int32 and its epilogue is one
+/// fixed sequence of float operations), and the calibration is a function of its images.
+/// Quality against float32 is measured on real weights and images in ExtractTests.
+@Suite(.serialized) struct QuantizedNetworkTests {
+    /// `count` random "normalized images" of 3 x side x side, reproducible.
+    static func images(_ count: Int, side: Int, seed: UInt32) -> [Float] {
+        var s = seed
+        return (0..<(count * 3 * side * side)).map { _ in
+            s = s &* 1664525 &+ 1013904223
+            return Float(s >> 8) / Float(1 << 24) * 4 - 2
+        }
+    }
+
+    static func quantized(_ arch: Architecture, workers: Int, side: Int) throws -> (FoldedNetwork, QuantizedNetwork) {
+        let folded = try FoldedNetwork(arch, weights: SeededWeights(), options: ForwardOptions(workers: workers))
+        let calibrationImages = images(3, side: side, seed: 7)
+        let c = calibrationImages.withUnsafeBufferPointer {
+            folded.calibrateInt8(images: $0.baseAddress!, count: 3, height: side, width: side, imageSHA256: ["c", "a", "b"])
+        }
+        return (folded, try QuantizedNetwork(folded, calibration: c))
+    }
+
+    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
+    func featuresDoNotDependOnBatchWorkersOrKernels(_ arch: Architecture) throws {
+        let side = 64
+        let x = Self.images(4, side: side, seed: 99)
+        let (_, one) = try Self.quantized(arch, workers: 1, side: side)
+        let (_, two) = try Self.quantized(arch, workers: 2, side: side)
+        #expect(one.calibration == two.calibration)
+        #expect(one.calibration.images == ["a", "b", "c"])
+        let reference = one.features(x, height: side, width: side)
+        #expect(reference.count == 4 * arch.featureDimension)
+        #expect(reference.contains { $0 != 0 } && reference.allSatisfy(\.isFinite))
+        #expect(two.features(x, height: side, width: side) == reference)
+        // one image at a time (workers share its layers), and in another batch
+        let per = 3 * side * side
+        for i in 0..<4 {
+            let single = two.features(Array(x[i * per ..< (i + 1) * per]), height: side, width: side)
+            #expect(single == Array(reference[i * arch.featureDimension ..< (i + 1) * arch.featureDimension]))
+        }
+        // every kernel version this CPU runs gives the same bits
+        let best = int8KernelName
+        defer { useInt8Kernels(best) }
+        for k in availableInt8Kernels {
+            #expect(useInt8Kernels(k))
+            #expect(two.features(x, height: side, width: side) == reference, "int8 kernels \(k)")
+        }
+        #expect(!useInt8Kernels("no-such-kernels"))
+    }
+
+    @Test func int8FeaturesFollowTheFloatOnes() throws {
+        // Seeded weights: a loose check that the quantized network computes the same function
+        // (real weights and images are measured in ExtractTests against the thresholds).
+        let side = 64
+        let (folded, q) = try Self.quantized(.mobilenetV2, workers: 2, side: side)
+        let x = Self.images(3, side: side, seed: 7)  // the calibration images themselves
+        let f = folded.features(x, height: side, width: side), g = q.features(x, height: side, width: side)
+        let d = 1280
+        for i in 0..<3 {
+            let a = Array(f[i * d ..< (i + 1) * d]), b = Array(g[i * d ..< (i + 1) * d])
+            let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let na = a.reduce(0.0) { $0 + Double($1) * Double($1) }, nb = b.reduce(0.0) { $0 + Double($1) * Double($1) }
+            #expect(dot / (na * nb).squareRoot() > 0.9)
+        }
+    }
+
+    @Test func theRangeMinimizesTheQuantizationError() {
+        // uniform values on [0, 1]: nothing to clip
+        let uniform = [Double](repeating: 100, count: 512)
+        let r = FoldedNetwork.bestRange(histogram: uniform, low: 0, high: 1)
+        #expect(r[0] == 0 && r[1] > 0.97 && r[1] <= 1)
+        // a million values in [0, 0.01) and one at 1: the outlier is clipped
+        var spiky = [Double](repeating: 0, count: 512)
+        for i in 0..<5 { spiky[i] = 200_000 }
+        spiky[511] = 1
+        let s = FoldedNetwork.bestRange(histogram: spiky, low: 0, high: 1)
+        #expect(s[0] == 0 && s[1] < 0.05)
+        // symmetric values around 0: the range keeps both sides and contains 0
+        let t = FoldedNetwork.bestRange(histogram: uniform, low: -1, high: 1)
+        #expect(t[0] < -0.97 && t[1] > 0.97)
+    }
+
+    @Test func aCalibrationOfAnotherNetworkIsRefused() throws {
+        let (_, q) = try Self.quantized(.mobilenetV2, workers: 1, side: 32)
+        let resnet = try FoldedNetwork(.resnet18, weights: SeededWeights(), options: ForwardOptions(workers: 1))
+        #expect(throws: BackboneError.self) { try QuantizedNetwork(resnet, calibration: q.calibration) }
+        // and the calibration round-trips through its JSON
+        #expect(try Int8Calibration.fromJSON(q.calibration.json()) == q.calibration)
+    }
+}

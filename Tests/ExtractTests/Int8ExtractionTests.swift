@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+import Store
+import Backbones
+import TestSupport
+@testable import Extract
+
+/// `extract --precision int8` with MobileNetV2's real ImageNet weights on part of ants/bees: the
+/// features against float32 (the thresholds: mean cosine >= 0.99, minimum >= 0.97), the
+/// int8 backbone kept apart from the float32 one, the calibration made once and reused, and two
+/// stores extracted apart holding the same bytes.
+@Suite(.serialized, .enabled(if: sharedAvailable, "needs ../shared (data, weights)"))
+struct Int8ExtractionTests {
+    /// train/ and val/ trees with the first `perClass` images of each class of each split.
+    static func makeSplitFolder(_ dir: String, perClass: Int) throws {
+        let fm = FileManager.default
+        for split in ["train", "val"] {
+            for cls in ["ants", "bees"] {
+                let from = dataRoot + "/\(split)/\(cls)", to = dir + "/\(split)/\(cls)"
+                try fm.createDirectory(atPath: to, withIntermediateDirectories: true)
+                for name in try fm.contentsOfDirectory(atPath: from).sorted().prefix(perClass) {
+                    try fm.copyItem(atPath: from + "/" + name, toPath: to + "/" + name)
+                }
+            }
+        }
+    }
+
+    static func vectors(_ s: FeatureStore, backbone: StoredBackbone) throws -> [String: [Float]] {
+        Dictionary(uniqueKeysWithValues: try s.database.query(
+            "SELECT i.sha256, f.vector FROM features f JOIN images i ON i.id = f.image_id WHERE f.backbone_id = ? AND f.view = 0",
+            [.integer(backbone.id)]) { st in
+                (st.string(0)!, st.blob(1).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) })
+            })
+    }
+
+    @Test func int8FeaturesAreCloseToFloat32AndKeptApart() throws {
+        let dir = temporaryDirectory("int8")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.makeSplitFolder(dir + "/data", perClass: 12)
+        let store = try FeatureStore(path: dir + "/store.sqlite")
+        var options = ExtractOptions(backbone: .mobilenetV2, weightsPath: mobilenetWeights, batchSize: 8)
+        let f32 = try extract(root: dir + "/data", into: store, options: options)
+        options.precision = .int8
+        options.calibrationImages = 16
+        let i8 = try extract(root: dir + "/data", into: store, options: options)
+        print(i8.render())
+        #expect(i8.computed == 48 && i8.failed == 0 && i8.calibratedNow && i8.precision == "int8")
+        #expect(i8.weightsSHA256 == f32.weightsSHA256)
+
+        // two backbones: the float one and the int8 one, which says what it quantizes and how
+        let backbones = try store.backbones()
+        #expect(backbones.count == 2)
+        let float = try #require(backbones.first { $0.weightsSHA256 == f32.weightsSHA256 })
+        let int8 = try #require(backbones.first { $0.weightsSHA256 == i8.int8Identity })
+        #expect(try store.precision(of: float) == "float32" && store.precision(of: int8) == "int8")
+        let q = try #require(try store.quantization(backboneID: int8.id))
+        #expect(q.weightsSHA256 == f32.weightsSHA256)
+        let calibration = try Int8Calibration.fromJSON(q.calibration)
+        // 16 of the 24 training images: the smallest SHA-256 values, never a val image
+        let train = try store.samples().filter { $0.split == "train" }.map(\.sha256)
+        #expect(calibration.images == Array(Set(train).sorted().prefix(16)))
+        #expect(FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration) == int8.weightsSHA256)
+        #expect(try store.info().render().contains("int8 (quantized from weights \(f32.weightsSHA256.prefix(12)))"))
+
+        // the features, image by image, against float32
+        let a = try Self.vectors(store, backbone: float), b = try Self.vectors(store, backbone: int8)
+        #expect(a.count == 48 && Set(a.keys) == Set(b.keys))
+        let cosines = a.keys.map { cosine(a[$0]!, b[$0]!) }
+        let mean = cosines.reduce(0, +) / Double(cosines.count)
+        print(String(format: "int8 vs float32, MobileNetV2, %d images: cosine mean %.4f, min %.4f", cosines.count, mean, cosines.min()!))
+        #expect(mean >= 0.99 && cosines.min()! >= 0.97)
+
+        // a second run reuses the calibration and computes nothing
+        let again = try extract(root: dir + "/data", into: store, options: options)
+        #expect(again.computed == 0 && !again.calibratedNow && again.int8Identity == i8.int8Identity)
+
+        // another store, another batch size and worker count: the same calibration and bytes
+        options.batchSize = 5
+        options.workers = 1
+        let other = try FeatureStore(path: dir + "/other.sqlite")
+        let o = try extract(root: dir + "/data", into: other, options: options)
+        #expect(o.int8Identity == i8.int8Identity)
+        let otherInt8 = try #require(try other.backbones().first)
+        #expect(try Self.vectors(other, backbone: otherInt8) == b)
+
+        // two shards calibrate alike (each hashes every file) and merge into the same store
+        var shards: [String] = []
+        for i in 0..<2 {
+            options.shard = try ShardSpec(index: i, count: 2)
+            let path = dir + "/shard-\(i).sqlite"
+            let s = try extract(root: dir + "/data", into: FeatureStore(path: path), options: options)
+            #expect(s.int8Identity == i8.int8Identity && s.calibratedNow)
+            shards.append(path)
+        }
+        _ = try FeatureStore.merge(into: dir + "/merged.sqlite", shards: shards)
+        let merged = try FeatureStore(path: dir + "/merged.sqlite", readOnly: true)
+        #expect(try merged.quantizations().map(\.calibration) == [q.calibration])
+        #expect(try merged.canonicalDigest() == other.canonicalDigest())
+    }
+
+    @Test func theCalibrationSampleIsChosenByContentFromTheTrainingImages() {
+        let population: [(sha256: String, path: String, split: String?)] = [
+            ("c", "/d/train/x/1.jpg", "train"), ("a", "/d/val/x/2.jpg", "val"), ("b", "/d/train/y/3.jpg", "train"),
+            ("b", "/d/train/y/copy.jpg", "train"), ("d", "/d/train/y/4.jpg", "train"),
+        ]
+        #expect(calibrationSample(population, count: 2).map(\.sha256) == ["b", "c"])
+        #expect(calibrationSample(population, count: 10).map(\.sha256) == ["b", "c", "d"])
+        // no training split: every image
+        let flat = population.map { ($0.sha256, $0.path, String?.none) }
+        #expect(calibrationSample(flat, count: 2).map(\.sha256) == ["a", "b"])
+    }
+}
