@@ -1,19 +1,329 @@
 // The x86 versions of probe_qconv: AVX2 (vpmaddubsw + vpmaddwd) and AVX-512 VNNI (vpdpbusd),
-// compiled with per-function target attributes and chosen at run time (int8.c). Until they are
-// written they run the scalar version.
+// compiled with per-function target attributes (the package has no compiler flags) and chosen at
+// run time (int8.c). Their sums of products are exact int32 (include/probe_int8.h), and their
+// epilogue is the scalar one's sequence of IEEE operations lane by lane:
+//   (float)(acc + acc_offset) * scale, + bias, + (float)(residual - res_zero) * res_scale,
+//   relu = maxps(v, 0), relu6 = minps(maxps(v, 0), 6),
+//   requantization maxps(v * inv_scale, -512), minps(., 512), cvtps2dq (round to nearest even, as
+//   rintf in the default rounding mode), + zero, clamped to 0...127 in int32;
+// maxps(a, b) is a > b ? a : b and minps(a, b) is a < b ? a : b (NaN and signed zero included),
+// exactly the scalar's comparisons. Multiplies and adds stay separate instructions: no fused
+// multiply-adds (the pragma below for clang; gcc needs -ffp-contract=off, which the bench passes).
+//
+// The convolution is a matrix product over an indirection buffer: a micro-kernel keeps MR output
+// pixels x NB blocks of 16 output channels of int32 accumulators in registers and, for each tap and
+// each group of 4 input channels, broadcasts a pixel's 4 activation bytes (one 32-bit broadcast)
+// against the 64 bytes (16 channels x 4) of the block's packed weights.
 #include "int8_internal.h"
 #if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #endif
 
-void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
-    probe_qconv_scalar(a, input, ind, p0, p1);
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
+// Full unrolling of the loops over a tile's pixels and blocks (constant trip counts): the
+// accumulators must be indexed by constants to live in registers.
+#define UNROLL _Pragma("GCC unroll 16")
+#define TARGET_AVX2 __attribute__((target("avx2")))
+#define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+static ALWAYS_INLINE int32_t load_u32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
+// Pixels per chunk: a chunk's activations (taps x cin_stride bytes per output pixel, an upper
+// bound: neighbouring pixels share input pixels) stay in L2 while every block group of the weights
+// passes over them; within a chunk, one block group's weights stay in L1/L2 while all of the
+// chunk's pixel tiles pass. Large maps with small weights: many chunks, each with all the weights;
+// small maps with large weights (7x7x512): one chunk, the weights streamed once.
+static int chunk_pixels(const probe_qconv_args *a, int mr) {
+    size_t per_pixel = (size_t)a->taps * a->cin_stride;
+    size_t n = ((size_t)256 << 10) / (per_pixel ? per_pixel : 1);
+    if (n < (size_t)4 * mr) n = (size_t)4 * mr;
+    if (n > 1 << 20) n = 1 << 20;
+    return (int)((n + mr - 1) / mr * mr);
+}
+
+// MARK: - AVX-512 VNNI
+
+#define VNNI_MR 6 // output pixels per tile
+#define VNNI_NB 4 // blocks of 16 output channels per tile (24 zmm accumulators)
+
+// The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
+// and channels below out_channels are stored. A block's parameters are loaded once for its pixels.
+static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
+                                              int block0, int nb) {
+    const int act = a->activation;
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    for (int j = 0; j < nb; j++) {
+        int o = (block0 + j) * 16, n = a->out_channels - o;
+        __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512i off = _mm512_maskz_loadu_epi32(m, a->acc_offset + o);
+        __m512 scale = _mm512_maskz_loadu_ps(m, a->scale + o);
+        __m512 bias = _mm512_maskz_loadu_ps(m, a->bias + o);
+        for (int i = 0; i < np; i++) {
+            size_t pi = (size_t)(p + i);
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[i][j], off)), scale);
+            v = _mm512_add_ps(v, bias);
+            if (a->residual) {
+                __m128i r8 = _mm_maskz_loadu_epi8(m, a->residual + pi * a->res_stride + o);
+                __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), _mm512_set1_epi32(a->res_zero));
+                v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), _mm512_set1_ps(a->res_scale)));
+            }
+            if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm512_max_ps(v, zero);
+            if (act == PROBE_ACT_RELU6) v = _mm512_min_ps(v, six);
+            if (a->out_f32) {
+                _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m, v);
+            } else {
+                __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(a->out_inv_scale));
+                t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
+                t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+                __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(a->out_zero));
+                q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(127));
+                _mm_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + o, m, _mm512_cvtepi32_epi8(q));
+            }
+        }
+    }
+}
+
+// One tile: pixels p...p+np-1 (np <= mr; rows past np repeat the last pixel and are not stored)
+// x blocks block0...block0+nb-1. mr and nb are constants after inlining.
+static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
+                                                int p, int np, int block0, const int mr, const int nb) {
+    const int taps = a->taps, gpt = a->cin_stride / 4;
+    const size_t bstride = (size_t)taps * gpt * 64; // bytes of one block's packed weights
+    const int8_t *w = a->weights + (size_t)block0 * bstride;
+    const int32_t *rows[VNNI_MR];
+    __m512i acc[VNNI_MR][VNNI_NB];
+    UNROLL
+    for (int i = 0; i < mr; i++) {
+        rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
+        UNROLL
+        for (int j = 0; j < nb; j++) acc[i][j] = _mm512_setzero_si512();
+    }
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *x[VNNI_MR];
+        UNROLL
+        for (int i = 0; i < mr; i++) x[i] = input + rows[i][t];
+        for (int g = 0; g < gpt; g++, w += 64) {
+            __m512i wv[VNNI_NB];
+            UNROLL
+            for (int j = 0; j < nb; j++) wv[j] = _mm512_loadu_si512((const void *)(w + j * bstride));
+            UNROLL
+            for (int i = 0; i < mr; i++) {
+                __m512i xv = _mm512_set1_epi32(load_u32(x[i] + 4 * g));
+                UNROLL
+                for (int j = 0; j < nb; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv, wv[j]);
+            }
+        }
+    }
+    // A copy for the epilogue (whose pointer argument would otherwise keep acc in memory).
+    __m512i out[VNNI_MR][VNNI_NB];
+    UNROLL
+    for (int i = 0; i < mr; i++)
+        UNROLL
+        for (int j = 0; j < nb; j++) out[i][j] = acc[i][j];
+    vnni_epilogue(a, out, p, np, block0, nb);
+}
+
+#define VNNI_TILE(MR_, NB_) \
+    static TARGET_VNNI void vnni_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
+                                                    const int32_t *ind, int p, int np, int block0) { \
+        vnni_tile(a, input, ind, p, np, block0, MR_, NB_); \
+    }
+VNNI_TILE(6, 4) VNNI_TILE(6, 3) VNNI_TILE(6, 2) VNNI_TILE(6, 1)
+VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
+
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
-    probe_qconv_scalar(a, input, ind, p0, p1);
+    const int blocks = (a->out_channels + 15) / 16;
+    const int chunk = chunk_pixels(a, VNNI_MR);
+    for (int pc = p0; pc < p1; pc += chunk) {
+        int pe = p1 - pc > chunk ? pc + chunk : p1;
+        // Block groups of balanced sizes (9 blocks: 3 + 3 + 3, not 4 + 4 + 1).
+        const int ngroups = (blocks + VNNI_NB - 1) / VNNI_NB;
+        for (int gi = 0, b = 0; gi < ngroups; gi++) {
+            int nb = blocks / ngroups + (gi < blocks % ngroups);
+            for (int p = pc; p < pe; p += VNNI_MR) {
+                int np = pe - p < VNNI_MR ? pe - p : VNNI_MR;
+                if (nb == 4) {
+                    // A full block group: the pixel remainder gets its own tile height.
+                    switch (np) {
+                    case 6: vnni_tile_6x4(a, input, ind, p, np, b); break;
+                    case 5: vnni_tile_5x4(a, input, ind, p, np, b); break;
+                    case 4: vnni_tile_4x4(a, input, ind, p, np, b); break;
+                    case 3: vnni_tile_3x4(a, input, ind, p, np, b); break;
+                    case 2: vnni_tile_2x4(a, input, ind, p, np, b); break;
+                    default: vnni_tile_1x4(a, input, ind, p, np, b); break;
+                    }
+                } else if (nb == 3) {
+                    vnni_tile_6x3(a, input, ind, p, np, b);
+                } else if (nb == 2) {
+                    vnni_tile_6x2(a, input, ind, p, np, b);
+                } else {
+                    vnni_tile_6x1(a, input, ind, p, np, b);
+                }
+            }
+            b += nb;
+        }
+    }
+}
+
+// MARK: - AVX2
+
+#define AVX2_MR 4 // output pixels per tile
+#define AVX2_NB 1 // blocks of 16 output channels per tile (8 ymm accumulators: 2 per pixel and block)
+
+// The epilogue of a tile, as vnni_epilogue: acc[i][j] holds pixel p+i's channels block0*16+j*8 ... +7.
+static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const __m256i acc[][2 * AVX2_NB], int p, int np,
+                                              int block0, int nb) {
+    const int act = a->activation;
+    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
+    for (int j = 0; j < 2 * nb; j++) {
+        int o = block0 * 16 + j * 8, n = a->out_channels - o;
+        if (n <= 0) break;
+        if (n > 8) n = 8;
+        __m256i off;
+        __m256 scale, bias;
+        if (n == 8) {
+            off = _mm256_loadu_si256((const __m256i *)(a->acc_offset + o));
+            scale = _mm256_loadu_ps(a->scale + o);
+            bias = _mm256_loadu_ps(a->bias + o);
+        } else {
+            // A partial block: copies, so that the loads stay within the arrays.
+            int32_t off_t[8] = {0};
+            float scale_t[8] = {0}, bias_t[8] = {0};
+            memcpy(off_t, a->acc_offset + o, n * sizeof(int32_t));
+            memcpy(scale_t, a->scale + o, n * sizeof(float));
+            memcpy(bias_t, a->bias + o, n * sizeof(float));
+            off = _mm256_loadu_si256((const __m256i *)off_t);
+            scale = _mm256_loadu_ps(scale_t);
+            bias = _mm256_loadu_ps(bias_t);
+        }
+        for (int i = 0; i < np; i++) {
+            size_t pi = (size_t)(p + i);
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[i][j], off)), scale);
+            v = _mm256_add_ps(v, bias);
+            if (a->residual) {
+                const uint8_t *resp = a->residual + pi * a->res_stride + o;
+                uint8_t res_t[8] = {0};
+                if (n < 8) {
+                    memcpy(res_t, resp, n);
+                    resp = res_t;
+                }
+                __m128i r8 = _mm_loadl_epi64((const __m128i *)resp);
+                __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(r8), _mm256_set1_epi32(a->res_zero));
+                v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(a->res_scale)));
+            }
+            if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm256_max_ps(v, zero);
+            if (act == PROBE_ACT_RELU6) v = _mm256_min_ps(v, six);
+            if (a->out_f32) {
+                float *out = a->out_f32 + pi * a->out_stride + o;
+                if (n == 8) {
+                    _mm256_storeu_ps(out, v);
+                } else {
+                    float t[8];
+                    _mm256_storeu_ps(t, v);
+                    memcpy(out, t, n * sizeof(float));
+                }
+            } else {
+                __m256 t = _mm256_mul_ps(v, _mm256_set1_ps(a->out_inv_scale));
+                t = _mm256_max_ps(t, _mm256_set1_ps(-512.0f));
+                t = _mm256_min_ps(t, _mm256_set1_ps(512.0f));
+                __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(a->out_zero));
+                q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(127));
+                // 8 int32 in 0...127 -> 8 bytes (the packs do not saturate them).
+                __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+                __m128i q8 = _mm_packus_epi16(q16, q16);
+                uint8_t *out = a->out_u8 + pi * a->out_stride + o;
+                if (n == 8) {
+                    _mm_storel_epi64((__m128i *)out, q8);
+                } else {
+                    uint8_t t8[16];
+                    _mm_storeu_si128((__m128i *)t8, q8);
+                    memcpy(out, t8, n);
+                }
+            }
+        }
+    }
+}
+
+// One tile, as vnni_tile: each 64-byte weight group of a block is two ymm (channels 0-7, 8-15);
+// vpmaddubsw sums pairs of u8 x s8 products into int16 (never saturating: u7 activations), and
+// vpmaddwd with ones sums the pairs into int32.
+static ALWAYS_INLINE TARGET_AVX2 void avx2_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
+                                                int p, int np, int block0, const int mr, const int nb) {
+    const int taps = a->taps, gpt = a->cin_stride / 4;
+    const size_t bstride = (size_t)taps * gpt * 64;
+    const int8_t *w = a->weights + (size_t)block0 * bstride;
+    const int32_t *rows[AVX2_MR];
+    __m256i acc[AVX2_MR][2 * AVX2_NB];
+    const __m256i ones = _mm256_set1_epi16(1);
+    UNROLL
+    for (int i = 0; i < mr; i++) {
+        rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
+        UNROLL
+        for (int j = 0; j < 2 * nb; j++) acc[i][j] = _mm256_setzero_si256();
+    }
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *x[AVX2_MR];
+        UNROLL
+        for (int i = 0; i < mr; i++) x[i] = input + rows[i][t];
+        for (int g = 0; g < gpt; g++, w += 64) {
+            __m256i wv[2 * AVX2_NB];
+            UNROLL
+            for (int j = 0; j < nb; j++) {
+                wv[2 * j] = _mm256_loadu_si256((const __m256i *)(w + j * bstride));
+                wv[2 * j + 1] = _mm256_loadu_si256((const __m256i *)(w + j * bstride + 32));
+            }
+            UNROLL
+            for (int i = 0; i < mr; i++) {
+                __m256i xv = _mm256_set1_epi32(load_u32(x[i] + 4 * g));
+                UNROLL
+                for (int j = 0; j < 2 * nb; j++) {
+                    __m256i s16 = _mm256_maddubs_epi16(xv, wv[j]);
+                    acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(s16, ones));
+                }
+            }
+        }
+    }
+    __m256i out[AVX2_MR][2 * AVX2_NB];
+    UNROLL
+    for (int i = 0; i < mr; i++)
+        UNROLL
+        for (int j = 0; j < 2 * nb; j++) out[i][j] = acc[i][j];
+    avx2_epilogue(a, out, p, np, block0, nb);
+}
+
+#define AVX2_TILE(MR_, NB_) \
+    static TARGET_AVX2 void avx2_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
+                                                    const int32_t *ind, int p, int np, int block0) { \
+        avx2_tile(a, input, ind, p, np, block0, MR_, NB_); \
+    }
+AVX2_TILE(4, 1) AVX2_TILE(3, 1) AVX2_TILE(2, 1) AVX2_TILE(1, 1)
+
+void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
+    const int blocks = (a->out_channels + 15) / 16;
+    const int chunk = chunk_pixels(a, AVX2_MR);
+    for (int pc = p0; pc < p1; pc += chunk) {
+        int pe = p1 - pc > chunk ? pc + chunk : p1;
+        for (int b = 0; b < blocks; b += AVX2_NB) {
+            for (int p = pc; p < pe; p += AVX2_MR) {
+                int np = pe - p < AVX2_MR ? pe - p : AVX2_MR;
+                switch (np) {
+                case 4: avx2_tile_4x1(a, input, ind, p, np, b); break;
+                case 3: avx2_tile_3x1(a, input, ind, p, np, b); break;
+                case 2: avx2_tile_2x1(a, input, ind, p, np, b); break;
+                default: avx2_tile_1x1(a, input, ind, p, np, b); break;
+                }
+            }
+        }
+    }
 }
 #endif
