@@ -120,9 +120,9 @@ void probe_qconv(const probe_qconv_args *a, const uint8_t *input, const int32_t 
     probe_qconv_scalar(a, input, indirection, p0, p1);
 }
 
-void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
-                      const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
-                      int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1) {
+void probe_qdwconv3x3_scalar(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                             const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                             int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1) {
     int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
     if (r1 > oh) r1 = oh;
     for (int y = r0; y < r1; y++) {
@@ -146,6 +146,26 @@ void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels,
             for (int c = channels; c < stride_c; c++) out[c] = (uint8_t)out_zero;
         }
     }
+}
+
+void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                      const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                      int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (probe_int8_kernel()) {
+    case PROBE_INT8_VNNI:
+        probe_qdwconv3x3_vnni(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                              out_inv_scale, out_zero, output, r0, r1);
+        return;
+    case PROBE_INT8_AVX2:
+        probe_qdwconv3x3_avx2(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                              out_inv_scale, out_zero, output, r0, r1);
+        return;
+    default: break;
+    }
+#endif
+    probe_qdwconv3x3_scalar(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                            out_inv_scale, out_zero, output, r0, r1);
 }
 
 void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {

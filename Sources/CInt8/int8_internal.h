@@ -20,7 +20,16 @@ static inline uint8_t probe_requantize(float v, float inv_scale, int zero) {
 
 float probe_epilogue_value(int32_t acc, const probe_qconv_args *a, int o, const uint8_t *res_pixel);
 void probe_qconv_scalar(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1);
+void probe_qdwconv3x3_scalar(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                             const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                             int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1);
 #if defined(__x86_64__) || defined(_M_X64)
+void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                           const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                           int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1);
+void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                           const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                           int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1);
 void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1);
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1);
 #endif

@@ -56,12 +56,27 @@ static int chunk_pixels(const probe_qconv_args *a, int mr) {
 #define VNNI_MR 6 // output pixels per tile
 #define VNNI_NB 4 // blocks of 16 output channels per tile (24 zmm accumulators)
 
+// The activation and the requantization to u8 (probe_activate, probe_requantize) on 16 floats.
+static ALWAYS_INLINE TARGET_VNNI __m512 vnni_activate(__m512 v, int act) {
+    if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == PROBE_ACT_RELU6) v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+    return v;
+}
+
+static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, float inv_scale, int zero) {
+    __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(inv_scale));
+    t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
+    t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(zero));
+    q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(127));
+    return _mm512_cvtepi32_epi8(q);
+}
+
 // The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
 // and channels below out_channels are stored. A block's parameters are loaded once for its pixels.
 static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
                                               int block0, int nb) {
     const int act = a->activation;
-    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     for (int j = 0; j < nb; j++) {
         int o = (block0 + j) * 16, n = a->out_channels - o;
         __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
@@ -77,18 +92,9 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
                 __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), _mm512_set1_epi32(a->res_zero));
                 v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), _mm512_set1_ps(a->res_scale)));
             }
-            if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm512_max_ps(v, zero);
-            if (act == PROBE_ACT_RELU6) v = _mm512_min_ps(v, six);
-            if (a->out_f32) {
-                _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m, v);
-            } else {
-                __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(a->out_inv_scale));
-                t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
-                t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
-                __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(a->out_zero));
-                q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(127));
-                _mm_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + o, m, _mm512_cvtepi32_epi8(q));
-            }
+            v = vnni_activate(v, act);
+            if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m, v);
+            else _mm_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + o, m, vnni_requantize(v, a->out_inv_scale, a->out_zero));
         }
     }
 }
@@ -180,11 +186,28 @@ void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int
 #define AVX2_MR 4 // output pixels per tile
 #define AVX2_NB 1 // blocks of 16 output channels per tile (8 ymm accumulators: 2 per pixel and block)
 
+// The activation and the requantization to u8 (8 bytes in the low half) on 8 floats.
+static ALWAYS_INLINE TARGET_AVX2 __m256 avx2_activate(__m256 v, int act) {
+    if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == PROBE_ACT_RELU6) v = _mm256_min_ps(v, _mm256_set1_ps(6.0f));
+    return v;
+}
+
+static ALWAYS_INLINE TARGET_AVX2 __m128i avx2_requantize(__m256 v, float inv_scale, int zero) {
+    __m256 t = _mm256_mul_ps(v, _mm256_set1_ps(inv_scale));
+    t = _mm256_max_ps(t, _mm256_set1_ps(-512.0f));
+    t = _mm256_min_ps(t, _mm256_set1_ps(512.0f));
+    __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(zero));
+    q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(127));
+    // 8 int32 in 0...127 -> 8 bytes (the packs do not saturate them).
+    __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    return _mm_packus_epi16(q16, q16);
+}
+
 // The epilogue of a tile, as vnni_epilogue: acc[i][j] holds pixel p+i's channels block0*16+j*8 ... +7.
 static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const __m256i acc[][2 * AVX2_NB], int p, int np,
                                               int block0, int nb) {
     const int act = a->activation;
-    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
     for (int j = 0; j < 2 * nb; j++) {
         int o = block0 * 16 + j * 8, n = a->out_channels - o;
         if (n <= 0) break;
@@ -221,8 +244,7 @@ static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const 
                 __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(r8), _mm256_set1_epi32(a->res_zero));
                 v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(a->res_scale)));
             }
-            if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm256_max_ps(v, zero);
-            if (act == PROBE_ACT_RELU6) v = _mm256_min_ps(v, six);
+            v = avx2_activate(v, act);
             if (a->out_f32) {
                 float *out = a->out_f32 + pi * a->out_stride + o;
                 if (n == 8) {
@@ -233,14 +255,7 @@ static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const 
                     memcpy(out, t, n * sizeof(float));
                 }
             } else {
-                __m256 t = _mm256_mul_ps(v, _mm256_set1_ps(a->out_inv_scale));
-                t = _mm256_max_ps(t, _mm256_set1_ps(-512.0f));
-                t = _mm256_min_ps(t, _mm256_set1_ps(512.0f));
-                __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(a->out_zero));
-                q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(127));
-                // 8 int32 in 0...127 -> 8 bytes (the packs do not saturate them).
-                __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-                __m128i q8 = _mm_packus_epi16(q16, q16);
+                __m128i q8 = avx2_requantize(v, a->out_inv_scale, a->out_zero);
                 uint8_t *out = a->out_u8 + pi * a->out_stride + o;
                 if (n == 8) {
                     _mm_storel_epi64((__m128i *)out, q8);
@@ -323,6 +338,135 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
                 default: avx2_tile_1x1(a, input, ind, p, np, b); break;
                 }
             }
+        }
+    }
+}
+// MARK: - Depthwise 3x3
+
+// Depthwise 3x3 (probe_qdwconv3x3): for each output row, chunks of 16 (VNNI) or 8 (AVX2) channels
+// with their 9 taps' weights sign-extended to int32 lanes in registers, then the row's pixels. A
+// product: the input byte zero-extended to an int32 lane against the weight sign-extended to one
+// (vpdpbusd: x * w + 0 * (sign bytes), exact; vpmaddwd: x * w + 0 * (-1 or 0)). Taps outside the
+// input are skipped, as in the scalar version (zero point 0). Channels past a multiple of 8 in the
+// AVX2 version go through the scalar code below.
+
+// The valid taps of output coordinate y (or x): k in [*k0, *k1) with 0 <= y * stride + k - 1 < size.
+static ALWAYS_INLINE void dw_tap_range(int y, int stride, int size, int *k0, int *k1) {
+    int i = y * stride - 1;
+    *k0 = i < 0 ? -i : 0;
+    *k1 = size - i < 3 ? size - i : 3;
+}
+
+// The scalar version's arithmetic for channels [c0, c1) of output pixel (y, x).
+static void dw_scalar_channels(const uint8_t *input, int height, int width, int stride_c, int stride, int channels,
+                               const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                               int activation, float out_inv_scale, int out_zero, uint8_t *out, int y, int x,
+                               int c0, int c1) {
+    int ky0, ky1, kx0, kx1;
+    dw_tap_range(y, stride, height, &ky0, &ky1);
+    dw_tap_range(x, stride, width, &kx0, &kx1);
+    for (int c = c0; c < c1; c++) {
+        int32_t acc = 0;
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++) {
+                size_t ip = (size_t)(y * stride + ky - 1) * width + (x * stride + kx - 1);
+                acc += (int32_t)input[ip * stride_c + c] * w[(ky * 3 + kx) * channels + c];
+            }
+        float v = (float)(acc + acc_offset[c]) * scale[c];
+        v = v + bias[c];
+        out[c] = probe_requantize(probe_activate(v, activation), out_inv_scale, out_zero);
+    }
+}
+
+TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int width, int channels, int stride_c,
+                                       int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
+                                       const float *bias, int activation, float out_inv_scale, int out_zero,
+                                       uint8_t *output, int r0, int r1) {
+    const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
+    if (r1 > oh) r1 = oh;
+    for (int y = r0; y < r1; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, stride, height, &ky0, &ky1);
+        uint8_t *out_row = output + (size_t)y * ow * stride_c;
+        for (int c = 0; c < channels; c += 16) {
+            int n = channels - c;
+            __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+            __m512i wv[9];
+            for (int t = 0; t < 9; t++) wv[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + t * channels + c));
+            __m512i off = _mm512_maskz_loadu_epi32(m, acc_offset + c);
+            __m512 sc = _mm512_maskz_loadu_ps(m, scale + c), bi = _mm512_maskz_loadu_ps(m, bias + c);
+            for (int x = 0; x < ow; x++) {
+                int kx0, kx1;
+                dw_tap_range(x, stride, width, &kx0, &kx1);
+                // One partial sum per kernel row (independent chains), added in int32 (exact).
+                // (Loops unrolled, taps tested: constant indices keep acc and wv in registers.)
+                __m512i acc[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                UNROLL
+                for (int ky = 0; ky < 3; ky++) {
+                    if (ky < ky0 || ky >= ky1) continue;
+                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
+                    UNROLL
+                    for (int kx = 0; kx < 3; kx++) {
+                        if (kx < kx0 || kx >= kx1) continue;
+                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
+                        acc[ky] = _mm512_dpbusd_epi32(acc[ky], _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, px)), wv[ky * 3 + kx]);
+                    }
+                }
+                __m512i sum = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sum, off)), sc);
+                v = vnni_activate(_mm512_add_ps(v, bi), activation);
+                _mm_mask_storeu_epi8(out_row + (size_t)x * stride_c + c, m, vnni_requantize(v, out_inv_scale, out_zero));
+            }
+        }
+        if (stride_c > channels)
+            for (int x = 0; x < ow; x++) memset(out_row + (size_t)x * stride_c + channels, (uint8_t)out_zero, stride_c - channels);
+    }
+}
+
+TARGET_AVX2 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int width, int channels, int stride_c,
+                                       int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
+                                       const float *bias, int activation, float out_inv_scale, int out_zero,
+                                       uint8_t *output, int r0, int r1) {
+    const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
+    const int full = channels / 8 * 8;
+    if (r1 > oh) r1 = oh;
+    for (int y = r0; y < r1; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, stride, height, &ky0, &ky1);
+        uint8_t *out_row = output + (size_t)y * ow * stride_c;
+        for (int c = 0; c < full; c += 8) {
+            __m256i wv[9];
+            for (int t = 0; t < 9; t++) wv[t] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + t * channels + c)));
+            __m256i off = _mm256_loadu_si256((const __m256i *)(acc_offset + c));
+            __m256 sc = _mm256_loadu_ps(scale + c), bi = _mm256_loadu_ps(bias + c);
+            for (int x = 0; x < ow; x++) {
+                int kx0, kx1;
+                dw_tap_range(x, stride, width, &kx0, &kx1);
+                __m256i acc[3] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+                UNROLL
+                for (int ky = 0; ky < 3; ky++) {
+                    if (ky < ky0 || ky >= ky1) continue;
+                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
+                    UNROLL
+                    for (int kx = 0; kx < 3; kx++) {
+                        if (kx < kx0 || kx >= kx1) continue;
+                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
+                        __m256i xv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)px));
+                        acc[ky] = _mm256_add_epi32(acc[ky], _mm256_madd_epi16(xv, wv[ky * 3 + kx]));
+                    }
+                }
+                __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), acc[2]);
+                __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(sum, off)), sc);
+                v = avx2_activate(_mm256_add_ps(v, bi), activation);
+                _mm_storel_epi64((__m128i *)(out_row + (size_t)x * stride_c + c), avx2_requantize(v, out_inv_scale, out_zero));
+            }
+        }
+        for (int x = 0; x < ow; x++) {
+            uint8_t *out = out_row + (size_t)x * stride_c;
+            if (full < channels)
+                dw_scalar_channels(input, height, width, stride_c, stride, channels, w, acc_offset, scale, bias, activation,
+                                   out_inv_scale, out_zero, out, y, x, full, channels);
+            if (stride_c > channels) memset(out + channels, (uint8_t)out_zero, stride_c - channels);
         }
     }
 }
