@@ -188,12 +188,24 @@ void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride
     }
 }
 
-void probe_quantize_chw(const float *x, int channels, int height, int width, float inv_scale, int zero,
-                        int stride_c, uint8_t *output) {
+void probe_quantize_chw_scalar(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                               int stride_c, uint8_t *output) {
     size_t hw = (size_t)height * width;
     for (size_t p = 0; p < hw; p++) {
         uint8_t *out = output + p * stride_c;
         for (int c = 0; c < channels; c++) out[c] = probe_requantize(x[(size_t)c * hw + p], inv_scale, zero);
         for (int c = channels; c < stride_c; c++) out[c] = (uint8_t)zero;
     }
+}
+
+void probe_quantize_chw(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                        int stride_c, uint8_t *output) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (probe_int8_kernel()) {
+    case PROBE_INT8_VNNI: probe_quantize_chw_vnni(x, channels, height, width, inv_scale, zero, stride_c, output); return;
+    case PROBE_INT8_AVX2: probe_quantize_chw_avx2(x, channels, height, width, inv_scale, zero, stride_c, output); return;
+    default: break;
+    }
+#endif
+    probe_quantize_chw_scalar(x, channels, height, width, inv_scale, zero, stride_c, output);
 }

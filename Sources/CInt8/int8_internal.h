@@ -23,7 +23,13 @@ void probe_qconv_scalar(const probe_qconv_args *a, const uint8_t *input, const i
 void probe_qdwconv3x3_scalar(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
                              const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
                              int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1);
+void probe_quantize_chw_scalar(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                               int stride_c, uint8_t *output);
 #if defined(__x86_64__) || defined(_M_X64)
+void probe_quantize_chw_avx2(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                             int stride_c, uint8_t *output);
+void probe_quantize_chw_vnni(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                             int stride_c, uint8_t *output);
 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
                            const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
                            int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1);

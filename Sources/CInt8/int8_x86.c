@@ -63,13 +63,16 @@ static ALWAYS_INLINE TARGET_VNNI __m512 vnni_activate(__m512 v, int act) {
     return v;
 }
 
-static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, float inv_scale, int zero) {
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_requantize_epi32(__m512 v, float inv_scale, int zero) {
     __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(inv_scale));
     t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
     t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
     __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(zero));
-    q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(127));
-    return _mm512_cvtepi32_epi8(q);
+    return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(127));
+}
+
+static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, float inv_scale, int zero) {
+    return _mm512_cvtepi32_epi8(vnni_requantize_epi32(v, inv_scale, zero));
 }
 
 // The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
@@ -193,12 +196,16 @@ static ALWAYS_INLINE TARGET_AVX2 __m256 avx2_activate(__m256 v, int act) {
     return v;
 }
 
-static ALWAYS_INLINE TARGET_AVX2 __m128i avx2_requantize(__m256 v, float inv_scale, int zero) {
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_requantize_epi32(__m256 v, float inv_scale, int zero) {
     __m256 t = _mm256_mul_ps(v, _mm256_set1_ps(inv_scale));
     t = _mm256_max_ps(t, _mm256_set1_ps(-512.0f));
     t = _mm256_min_ps(t, _mm256_set1_ps(512.0f));
     __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(zero));
-    q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(127));
+    return _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(127));
+}
+
+static ALWAYS_INLINE TARGET_AVX2 __m128i avx2_requantize(__m256 v, float inv_scale, int zero) {
+    __m256i q = avx2_requantize_epi32(v, inv_scale, zero);
     // 8 int32 in 0...127 -> 8 bytes (the packs do not saturate them).
     __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     return _mm_packus_epi16(q16, q16);
@@ -468,6 +475,56 @@ TARGET_AVX2 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int wid
                                    out_inv_scale, out_zero, out, y, x, full, channels);
             if (stride_c > channels) memset(out + channels, (uint8_t)out_zero, stride_c - channels);
         }
+    }
+}
+// MARK: - Quantizing the input image
+
+// probe_quantize_chw for images of up to 4 channels with a pixel stride of 4 (the network's
+// input: RGB plus one channel of the zero point): 16 (VNNI) or 8 (AVX2) pixels at a time, each
+// channel plane requantized and its bytes shifted into place in the pixels' 32-bit words. Other
+// layouts, and the last pixels in the AVX2 version, go through the scalar version.
+TARGET_VNNI void probe_quantize_chw_vnni(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                                         int stride_c, uint8_t *output) {
+    if (stride_c != 4 || channels > 4) {
+        probe_quantize_chw_scalar(x, channels, height, width, inv_scale, zero, stride_c, output);
+        return;
+    }
+    const size_t hw = (size_t)height * width;
+    uint32_t pad = 0; // the zero point's byte in channels channels...3
+    for (int c = channels; c < 4; c++) pad |= (uint32_t)(uint8_t)zero << (8 * c);
+    for (size_t p = 0; p < hw; p += 16) {
+        size_t n = hw - p;
+        __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512i word = _mm512_set1_epi32((int32_t)pad);
+        for (int c = 0; c < channels; c++) {
+            __m512i q = vnni_requantize_epi32(_mm512_maskz_loadu_ps(m, x + (size_t)c * hw + p), inv_scale, zero);
+            word = _mm512_or_si512(word, _mm512_slli_epi32(q, 8 * c));
+        }
+        _mm512_mask_storeu_epi32(output + p * 4, m, word);
+    }
+}
+
+TARGET_AVX2 void probe_quantize_chw_avx2(const float *x, int channels, int height, int width, float inv_scale, int zero,
+                                         int stride_c, uint8_t *output) {
+    if (stride_c != 4 || channels > 4) {
+        probe_quantize_chw_scalar(x, channels, height, width, inv_scale, zero, stride_c, output);
+        return;
+    }
+    const size_t hw = (size_t)height * width, full = hw / 8 * 8;
+    uint32_t pad = 0;
+    for (int c = channels; c < 4; c++) pad |= (uint32_t)(uint8_t)zero << (8 * c);
+    for (size_t p = 0; p < full; p += 8) {
+        __m256i word = _mm256_set1_epi32((int32_t)pad);
+        for (int c = 0; c < channels; c++) {
+            __m256i q = avx2_requantize_epi32(_mm256_loadu_ps(x + (size_t)c * hw + p), inv_scale, zero);
+            word = _mm256_or_si256(word, _mm256_sll_epi32(q, _mm_cvtsi32_si128(8 * c)));
+        }
+        _mm256_storeu_si256((__m256i *)(output + p * 4), word);
+    }
+    for (size_t p = full; p < hw; p++) {
+        uint8_t *out = output + p * 4;
+        for (int c = 0; c < channels; c++) out[c] = probe_requantize(x[(size_t)c * hw + p], inv_scale, zero);
+        for (int c = channels; c < 4; c++) out[c] = (uint8_t)zero;
     }
 }
 #endif
