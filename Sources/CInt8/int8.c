@@ -168,7 +168,7 @@ void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels,
                             out_inv_scale, out_zero, output, r0, r1);
 }
 
-void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+void probe_qmaxpool3x3s2_scalar(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
     int oh = (height - 1) / 2 + 1, ow = (width - 1) / 2 + 1;
     for (int y = 0; y < oh; y++) {
         for (int x = 0; x < ow; x++) {
@@ -186,6 +186,17 @@ void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride
             }
         }
     }
+}
+
+void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (probe_int8_kernel()) {
+    case PROBE_INT8_VNNI: probe_qmaxpool3x3s2_vnni(input, height, width, stride_c, output); return;
+    case PROBE_INT8_AVX2: probe_qmaxpool3x3s2_avx2(input, height, width, stride_c, output); return;
+    default: break;
+    }
+#endif
+    probe_qmaxpool3x3s2_scalar(input, height, width, stride_c, output);
 }
 
 void probe_quantize_chw_scalar(const float *x, int channels, int height, int width, float inv_scale, int zero,

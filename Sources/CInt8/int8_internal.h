@@ -25,7 +25,10 @@ void probe_qdwconv3x3_scalar(const uint8_t *input, int height, int width, int ch
                              int activation, float out_inv_scale, int out_zero, uint8_t *output, int r0, int r1);
 void probe_quantize_chw_scalar(const float *x, int channels, int height, int width, float inv_scale, int zero,
                                int stride_c, uint8_t *output);
+void probe_qmaxpool3x3s2_scalar(const uint8_t *input, int height, int width, int stride_c, uint8_t *output);
 #if defined(__x86_64__) || defined(_M_X64)
+void probe_qmaxpool3x3s2_avx2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output);
+void probe_qmaxpool3x3s2_vnni(const uint8_t *input, int height, int width, int stride_c, uint8_t *output);
 void probe_quantize_chw_avx2(const float *x, int channels, int height, int width, float inv_scale, int zero,
                              int stride_c, uint8_t *output);
 void probe_quantize_chw_vnni(const float *x, int channels, int height, int width, float inv_scale, int zero,

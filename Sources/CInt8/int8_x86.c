@@ -527,4 +527,74 @@ TARGET_AVX2 void probe_quantize_chw_avx2(const float *x, int channels, int heigh
         for (int c = channels; c < 4; c++) out[c] = (uint8_t)zero;
     }
 }
+// MARK: - Max pooling
+
+// probe_qmaxpool3x3s2: the maximum of the valid taps (max is exact, the order does not matter; the
+// scalar version starts from 0, a no-op on u8) over 64 (AVX-512, the last chunk masked) or 32 and
+// 16 (AVX2, then single bytes) channels at a time.
+TARGET_VNNI void probe_qmaxpool3x3s2_vnni(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+    const int oh = (height - 1) / 2 + 1, ow = (width - 1) / 2 + 1;
+    for (int y = 0; y < oh; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, 2, height, &ky0, &ky1);
+        for (int x = 0; x < ow; x++) {
+            int kx0, kx1;
+            dw_tap_range(x, 2, width, &kx0, &kx1);
+            uint8_t *out = output + ((size_t)y * ow + x) * stride_c;
+            for (int c = 0; c < stride_c; c += 64) {
+                int n = stride_c - c;
+                __mmask64 m = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+                __m512i v = _mm512_setzero_si512();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        v = _mm512_max_epu8(v, _mm512_maskz_loadu_epi8(m, input + ip * stride_c + c));
+                    }
+                _mm512_mask_storeu_epi8(out + c, m, v);
+            }
+        }
+    }
+}
+
+TARGET_AVX2 void probe_qmaxpool3x3s2_avx2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+    const int oh = (height - 1) / 2 + 1, ow = (width - 1) / 2 + 1;
+    for (int y = 0; y < oh; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, 2, height, &ky0, &ky1);
+        for (int x = 0; x < ow; x++) {
+            int kx0, kx1;
+            dw_tap_range(x, 2, width, &kx0, &kx1);
+            uint8_t *out = output + ((size_t)y * ow + x) * stride_c;
+            int c = 0;
+            for (; c + 32 <= stride_c; c += 32) {
+                __m256i v = _mm256_setzero_si256();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        v = _mm256_max_epu8(v, _mm256_loadu_si256((const __m256i *)(input + ip * stride_c + c)));
+                    }
+                _mm256_storeu_si256((__m256i *)(out + c), v);
+            }
+            for (; c + 16 <= stride_c; c += 16) {
+                __m128i v = _mm_setzero_si128();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        v = _mm_max_epu8(v, _mm_loadu_si128((const __m128i *)(input + ip * stride_c + c)));
+                    }
+                _mm_storeu_si128((__m128i *)(out + c), v);
+            }
+            for (; c < stride_c; c++) {
+                uint8_t v = 0;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        uint8_t b = input[ip * stride_c + c];
+                        v = b > v ? b : v;
+                    }
+                out[c] = v;
+            }
+        }
+    }
+}
 #endif
