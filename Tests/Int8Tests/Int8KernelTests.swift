@@ -2,7 +2,8 @@ import XCTest
 import CInt8
 
 // The int8 kernels (Sources/CInt8): the scalar version's semantics on hand-computed cases, and every
-// version this CPU has (AVX2, AVX-512 VNNI) byte-identical to the scalar one on random shapes.
+// version this CPU has (AVX2, AVX-512 VNNI) byte-identical to the scalar one on random shapes:
+// convolution, depthwise convolution, max pooling, quantization of the input image.
 
 /// A seeded generator (SplitMix64), so that a failing case can be replayed.
 private struct SplitMix64 {
@@ -21,7 +22,8 @@ private struct SplitMix64 {
     mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
 }
 
-/// Memory that C reads and writes, freed with the object.
+/// Memory that C reads and writes, freed with the object (which Swift may release right after the
+/// last use of `pointer`: calls keep their buffers alive with withExtendedLifetime).
 private final class Buffer<T> {
     let pointer: UnsafeMutablePointer<T>
     let count: Int
@@ -70,7 +72,9 @@ private struct QConv {
                 residual: residual.map { UnsafePointer($0.pointer) }, res_stride: Int32(resStride), res_zero: resZero,
                 res_scale: resScale, out_u8: f32Output ? nil : out.pointer, out_f32: f32Output ? f32 : nil,
                 out_stride: Int32(outStride), out_inv_scale: outInvScale, out_zero: outZero)
-            for (p0, p1) in ranges { probe_qconv(&a, input.pointer, indirection.pointer, Int32(p0), Int32(p1)) }
+            withExtendedLifetime(self) {
+                for (p0, p1) in ranges { probe_qconv(&a, input.pointer, indirection.pointer, Int32(p0), Int32(p1)) }
+            }
         }
         return out.array
     }
@@ -79,7 +83,9 @@ private struct QConv {
 /// Packs w[oc][taps][cin] for the kernels.
 private func pack(_ w: [Int8], oc: Int, taps: Int, cin: Int, cinStride: Int) -> Buffer<Int8> {
     let packed = Buffer<Int8>(repeating: 0x55, count: probe_qconv_packed_size(Int32(oc), Int32(taps), Int32(cinStride)))
-    w.withUnsafeBufferPointer { probe_qconv_pack($0.baseAddress, Int32(oc), Int32(taps), Int32(cin), Int32(cinStride), packed.pointer) }
+    withExtendedLifetime(packed) {
+        w.withUnsafeBufferPointer { probe_qconv_pack($0.baseAddress, Int32(oc), Int32(taps), Int32(cin), Int32(cinStride), packed.pointer) }
+    }
     return packed
 }
 
@@ -281,5 +287,144 @@ final class Int8KernelTests: XCTestCase {
             return conv.run([(0, 7)])
         }
         XCTAssertNotEqual(run(1), run(2))
+    }
+
+    /// probe_qdwconv3x3 by hand: a 2x2 map, 2 channels (stride 4), stride 1, relu6 then u8.
+    func testScalarDepthwiseHandComputed() {
+        XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
+        // Pixels (row-major): channel 0 = 1, 2, 3, 4; channel 1 = 10, 20, 30, 40; channels 2-3 zero.
+        let input = Buffer<UInt8>([1, 10, 0, 0, 2, 20, 0, 0, 3, 30, 0, 0, 4, 40, 0, 0])
+        // w[tap][c]: channel 0 weights 1 on every tap, channel 1 weight -1 on the centre tap only.
+        var w = [Int8](repeating: 0, count: 18)
+        for t in 0..<9 { w[t * 2] = 1 }
+        w[4 * 2 + 1] = -1
+        let out = Buffer<UInt8>(repeating: 0xAB, count: 16)
+        let accOffset = Buffer<Int32>([0, 50]), scale = Buffer<Float>([0.5, 0.25]), bias = Buffer<Float>([0.25, 0])
+        withExtendedLifetime((input, accOffset, scale, bias, out)) {
+            probe_qdwconv3x3(input.pointer, 2, 2, 2, 4, 1, w, accOffset.pointer, scale.pointer, bias.pointer,
+                             Int32(PROBE_ACT_RELU6), 4, 1, out.pointer, 0, 2)
+        }
+        // Channel 0: every output sees all 4 pixels (padding skipped): 10 * 0.5 + 0.25 = 5.25 -> 5.25 * 4 = 21 + 1 = 22.
+        // Channel 1: (50 - x) * 0.25 = 10, 7.5, 5, 2.5 -> relu6 6, 6, 5, 2.5 -> 24, 24, 20, 10 (+ 1); channels 2-3: the zero point 1.
+        XCTAssertEqual(out.array, [22, 25, 1, 1, 22, 25, 1, 1, 22, 21, 1, 1, 22, 11, 1, 1])
+    }
+
+    /// Every version's depthwise convolution gives the scalar one's bytes: random maps (1...21 pixels
+    /// a side), channels 1...200 (not multiples of 8 or 16), pixel strides above the channels,
+    /// strides 1 and 2, special floats, rows split in pieces.
+    func testDepthwiseVersionsAgree() {
+        var rng = SplitMix64(state: 77)
+        for iteration in 0..<300 {
+            let (h, w, stride) = (rng.int(1...21), rng.int(1...21), rng.int(1...2))
+            let channels = rng.chance(0.7) ? rng.int(1...70) : rng.int(71...200)
+            let strideC = (channels + 3) / 4 * 4 + 4 * rng.int(0...1)
+            let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1)
+            let input = Buffer((0..<(h * w * strideC)).map { _ in UInt8(rng.int(0...127)) })
+            let weights = (0..<(9 * channels)).map { _ in Int8(rng.int(-127...127)) }
+            let accOffset = Buffer((0..<channels).map { _ in Int32(rng.int(-3000...3000)) })
+            var scaleValues = (0..<channels).map { _ in Float(rng.int(-200...1000)) / 40000 }
+            if rng.chance(0.3) { scaleValues[rng.int(0...(channels - 1))] = rng.chance(0.5) ? .nan : -.infinity }
+            let scale = Buffer(scaleValues), bias = Buffer((0..<channels).map { _ in Float(rng.int(-1000...1000)) / 300 })
+            let activation = Int32(rng.int(0...2)), invScale = Float(rng.int(1...300)) / 10, zero = Int32(rng.int(0...127))
+            let r0 = rng.int(0...(oh - 1)), r1 = rng.chance(0.3) ? oh + 2 : rng.int((r0 + 1)...oh)   // r1 past the end: clamped
+            func run(split: Bool) -> [UInt8] {
+                let out = Buffer<UInt8>(repeating: 0xAB, count: oh * ow * strideC)
+                var row = r0
+                while row < r1 {
+                    let end = split ? min(r1, row + rng.int(1...3)) : r1
+                    withExtendedLifetime((input, accOffset, scale, bias, out)) {
+                        probe_qdwconv3x3(input.pointer, Int32(h), Int32(w), Int32(channels), Int32(strideC), Int32(stride),
+                                         weights, accOffset.pointer, scale.pointer, bias.pointer, activation, invScale, zero,
+                                         out.pointer, Int32(row), Int32(end))
+                    }
+                    row = end
+                }
+                return out.array
+            }
+            XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
+            let reference = run(split: false)
+            XCTAssertTrue(reference.contains { $0 != 0xAB })
+            for version in kernels {
+                XCTAssertEqual(probe_int8_use_kernel(version), 0)
+                let name = String(cString: probe_int8_kernel_name(version))
+                let shape = "iteration \(iteration) \(name): \(h)x\(w)x\(channels)/\(strideC) stride \(stride) rows \(r0)..<\(r1)"
+                XCTAssertTrue(run(split: false) == reference, shape)
+                XCTAssertTrue(run(split: true) == reference, shape + " split")
+            }
+        }
+        probe_int8_use_kernel(probe_int8_best_kernel())
+    }
+
+    /// probe_qmaxpool3x3s2 by hand (3x3 map, 1 channel in 4 bytes), then every version on random maps.
+    func testMaxPool() {
+        XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
+        let values: [UInt8] = [5, 1, 9, 2, 8, 3, 7, 6, 4]                  // 3x3, channel 0
+        let input = Buffer<UInt8>(values.flatMap { v -> [UInt8] in [v, 100 - v, 0, 0] })
+        let out = Buffer<UInt8>(repeating: 0xAB, count: 2 * 2 * 4)
+        withExtendedLifetime((input, out)) { probe_qmaxpool3x3s2(input.pointer, 3, 3, 4, out.pointer) }
+        // Output (0,0): rows 0-1, cols 0-1 = 5 1 2 8; (0,1): cols 1-2 = 1 9 8 3; (1,0): rows 1-2 = 2 8 7 6; (1,1): 8 3 6 4.
+        XCTAssertEqual(out.array, [8, 99, 0, 0, 9, 99, 0, 0, 8, 98, 0, 0, 8, 97, 0, 0])
+
+        var rng = SplitMix64(state: 5)
+        for iteration in 0..<200 {
+            let (h, w, strideC) = (rng.int(1...19), rng.int(1...19), 4 * rng.int(1...40))
+            let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1)
+            let input = Buffer((0..<(h * w * strideC)).map { _ in UInt8(rng.int(0...255)) })
+            func run() -> [UInt8] {
+                let out = Buffer<UInt8>(repeating: 0xAB, count: oh * ow * strideC)
+                withExtendedLifetime((input, out)) { probe_qmaxpool3x3s2(input.pointer, Int32(h), Int32(w), Int32(strideC), out.pointer) }
+                return out.array
+            }
+            XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
+            let reference = run()
+            for version in kernels {
+                XCTAssertEqual(probe_int8_use_kernel(version), 0)
+                XCTAssertTrue(run() == reference, "iteration \(iteration) \(String(cString: probe_int8_kernel_name(version))): \(h)x\(w)/\(strideC)")
+            }
+        }
+        probe_int8_use_kernel(probe_int8_best_kernel())
+    }
+
+    /// probe_quantize_chw by hand (rounding to even, clamping, the zero point in the padding
+    /// channel), then every version on random images (1-5 channels, strides 4 and 8; NaN, infinities, halves).
+    func testQuantizeImage() {
+        XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
+        // 2 pixels, 3 channels (planes), inv_scale 2, zero 10: x * 2 rounded to even, + 10, clamped to 0...127.
+        let x: [Float] = [0.25, -1.25, 3, 100, -6, .nan]                // planes: c0 = (0.25, -1.25), c1 = (3, 100), c2 = (-6, nan)
+        let out = Buffer<UInt8>(repeating: 0xAB, count: 8)
+        withExtendedLifetime(out) { probe_quantize_chw(x, 3, 1, 2, 2, 10, 4, out.pointer) }
+        // 0.5 -> 0 + 10; -2.5 -> -2 + 10; 6 + 10; 200 + 10 -> 127; -12 + 10 -> 0; nan -> -512 + 10 -> 0.
+        XCTAssertEqual(out.array, [10, 16, 0, 10, 8, 127, 0, 10])
+
+        var rng = SplitMix64(state: 11)
+        for iteration in 0..<300 {
+            let (channels, h, w) = (rng.int(1...5), rng.int(1...23), rng.int(1...23))
+            let strideC = (channels + 3) / 4 * 4 + (rng.chance(0.2) ? 4 : 0)
+            let image = (0..<(channels * h * w)).map { _ -> Float in
+                switch rng.int(0...30) {
+                case 0: return .nan
+                case 1: return rng.chance(0.5) ? .infinity : -.infinity
+                case 2...5: return Float(rng.int(-20...20)) / 2
+                default: return Float(rng.int(-100_000...100_000)) / 10000
+                }
+            }
+            let invScale = rng.chance(0.2) ? 1 : Float(rng.int(1...500)) / 10
+            let zero = Int32(rng.chance(0.1) ? rng.int(-100...200) : rng.int(0...127))
+            func run() -> [UInt8] {
+                let out = Buffer<UInt8>(repeating: 0xAB, count: h * w * strideC)
+                withExtendedLifetime(out) {
+                    probe_quantize_chw(image, Int32(channels), Int32(h), Int32(w), invScale, zero, Int32(strideC), out.pointer)
+                }
+                return out.array
+            }
+            XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
+            let reference = run()
+            for version in kernels {
+                XCTAssertEqual(probe_int8_use_kernel(version), 0)
+                XCTAssertTrue(run() == reference,
+                              "iteration \(iteration) \(String(cString: probe_int8_kernel_name(version))): \(channels)x\(h)x\(w)/\(strideC) zero \(zero)")
+            }
+        }
+        probe_int8_use_kernel(probe_int8_best_kernel())
     }
 }
