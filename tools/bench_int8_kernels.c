@@ -1,6 +1,6 @@
 // Benchmark of probe's int8 convolution kernels (tools/bench_int8_kernels.sh builds and runs it):
 // GMAC/s of probe_qconv, single-threaded, for every kernel version this CPU has, on ResNet-18's
-// convolutions at 224x224 and two MobileNetV2 1x1 expansions, with the fraction of the version's
+// convolutions at 224x224 and MobileNetV2 1x1 expansions and projections, with the fraction of the version's
 // measured peak (a tight loop of independent vpdpbusd, or vpmaddubsw + vpmaddwd + vpaddd, on
 // registers: best of 7); OpenBLAS sgemm of the same matrix products (M = pixels, N = output
 // channels, K = taps x input channels; im2col not counted) for the int8 / float32 ratio (the
@@ -99,6 +99,8 @@ static const layer layers[] = {
     {"resnet18 1x1/2 128->256 @14", 28, 28, 128, 256, 1, 2, 0},
     {"mobilenetv2 1x1 24->144 @56", 56, 56, 24, 144, 1, 1, 0},
     {"mobilenetv2 1x1 160->960 @7", 7, 7, 160, 960, 1, 1, 0},
+    {"mobilenetv2 1x1 144->24 @56", 56, 56, 144, 24, 1, 1, 0},
+    {"mobilenetv2 1x1 960->320 @7", 7, 7, 960, 320, 1, 1, 0},
 };
 
 typedef struct {
@@ -124,7 +126,9 @@ static void run_sgemm(void *ctx) {
 }
 #endif
 
-int main(void) {
+int main(int argc, char **argv) {
+    // An argument: only the layers whose name contains it, and no scalar version (quick runs).
+    const char *only = argc > 1 ? argv[1] : NULL;
     int best = probe_int8_best_kernel();
     double peak = 0, peak_of[3] = {0, 0, 0}; // peak: the best version's
 #if defined(__x86_64__)
@@ -152,6 +156,7 @@ int main(void) {
 
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         const layer *L = &layers[li];
+        if (only && !strstr(L->name, only)) continue;
         int cs = (L->cin + 3) / 4 * 4, taps = L->k * L->k;
         int oh = (L->h + 2 * L->pad - L->k) / L->stride + 1, ow = (L->w + 2 * L->pad - L->k) / L->stride + 1;
         int pixels = oh * ow, zero_in = 3;
@@ -187,6 +192,12 @@ int main(void) {
         long diffs = 0;
         for (int k = 0; k <= best; k++) {
             probe_int8_use_kernel(k);
+            if (only && k == PROBE_INT8_SCALAR) {
+                run_qconv(&c);
+                memcpy(ref, out, (size_t)pixels * L->cout);
+                printf(" %8s", "-");
+                continue;
+            }
             double t = median_time(run_qconv, &c);
             double rate = macs / t * 1e-9;
             if (k == best) best_rate = rate;

@@ -3,7 +3,8 @@
 # MobileNetV2's convolution shapes, single-threaded, against a measured vpdpbusd peak and OpenBLAS
 # sgemm (when -lopenblas links). Compiles Sources/CInt8/*.c with tools/bench_int8_kernels.c; prints
 # figures, asserts nothing. The compiler: $CC, else clang (SwiftPM compiles the package's C with
-# clang: the figures that matter), else cc.
+# clang: the figures that matter), else cc. An argument: only the layers whose name contains it,
+# without the (slow) scalar timing.
 # -ffp-contract=off: gcc otherwise fuses the epilogue's multiplies and adds (clang obeys the
 # sources' pragma), which would change the outputs (the "diffs" column counts them).
 set -e
@@ -20,4 +21,4 @@ if $CC -O2 -ffp-contract=off -DPROBE_BENCH_BLAS -ISources/CInt8/include $src -o 
     echo "(no OpenBLAS: sgemm column left out)"
     $CC -O2 -ffp-contract=off -ISources/CInt8/include $src -o "$out/bench" -lm
 fi
-"$out/bench"
+"$out/bench" "$@"
