@@ -5,8 +5,8 @@
 # figures, asserts nothing. The compiler: $CC, else clang (SwiftPM compiles the package's C with
 # clang: the figures that matter), else cc. An argument: only the layers whose name contains it,
 # without the (slow) scalar timing.
-# -ffp-contract=off: gcc otherwise fuses the epilogue's multiplies and adds (clang obeys the
-# sources' pragma), which would change the outputs (the "diffs" column counts them).
+# -ffp-contract=off: belt and braces (the sources' pragmas already keep clang and gcc from fusing
+# the epilogue's multiplies and adds, which would change the outputs: the "diffs" column).
 set -e
 cd "$(dirname "$0")/.."
 if [ -z "$CC" ]; then

@@ -9,6 +9,8 @@
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
 #pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off") // gcc ignores the standard pragma (and contracts with -march=native)
 #endif
 
 // MARK: - Dispatch

@@ -8,7 +8,7 @@
 //   rintf in the default rounding mode), + zero, clamped to 0...127 in int32;
 // maxps(a, b) is a > b ? a : b and minps(a, b) is a < b ? a : b (NaN and signed zero included),
 // exactly the scalar's comparisons. Multiplies and adds stay separate instructions: no fused
-// multiply-adds (the pragma below for clang; gcc needs -ffp-contract=off, which the bench passes).
+// multiply-adds (the pragmas below, for clang and gcc).
 //
 // The convolution is a matrix product over an indirection buffer: a micro-kernel keeps MR output
 // pixels x NB blocks of 16 output channels of int32 accumulators in registers and, for each tap and
@@ -22,6 +22,10 @@
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
 #pragma clang fp contract(off)
+#elif defined(__GNUC__)
+// gcc ignores the standard pragma and contracts by default (-ffp-contract=fast), and the AVX-512
+// target has FMA: vector multiplies and adds would fuse.
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
