@@ -67,11 +67,16 @@ static ALWAYS_INLINE TARGET_VNNI __m512 vnni_activate(__m512 v, int act) {
     return v;
 }
 
-static ALWAYS_INLINE TARGET_VNNI __m512i vnni_requantize_epi32(__m512 v, float inv_scale, int zero) {
+// Requantization before the final clamp to 0...127: rint(clamp(v * inv_scale, -512, 512)) + zero.
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_quantize_unclamped(__m512 v, float inv_scale, int zero) {
     __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(inv_scale));
     t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
     t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(zero));
+    return _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(zero));
+}
+
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_requantize_epi32(__m512 v, float inv_scale, int zero) {
+    __m512i q = vnni_quantize_unclamped(v, inv_scale, zero);
     return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(127));
 }
 
@@ -80,28 +85,51 @@ static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, float inv_sca
 }
 
 // The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
-// and channels below out_channels are stored. A block's parameters are loaded once for its pixels.
+// and channels below out_channels are stored. The blocks' parameters are loaded once for the tile.
+// u8 output: a pixel's (up to) 4 blocks of int32 are narrowed together (packssdw, packuswb: exact
+// saturation to 0...255, then min 127 = the clamp to 0...127) into one 64-byte store.
 static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
                                               int block0, int nb) {
     const int act = a->activation;
-    for (int j = 0; j < nb; j++) {
-        int o = (block0 + j) * 16, n = a->out_channels - o;
-        __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-        __m512i off = _mm512_maskz_loadu_epi32(m, a->acc_offset + o);
-        __m512 scale = _mm512_maskz_loadu_ps(m, a->scale + o);
-        __m512 bias = _mm512_maskz_loadu_ps(m, a->bias + o);
-        for (int i = 0; i < np; i++) {
-            size_t pi = (size_t)(p + i);
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[i][j], off)), scale);
-            v = _mm512_add_ps(v, bias);
+    __m512i off[VNNI_NB];
+    __m512 scale[VNNI_NB], bias[VNNI_NB];
+    __mmask16 m[VNNI_NB];
+    __mmask64 mbytes = 0;
+    UNROLL
+    for (int j = 0; j < VNNI_NB; j++) {
+        int n = j < nb ? a->out_channels - (block0 + j) * 16 : 0;
+        m[j] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        mbytes |= (__mmask64)m[j] << (16 * j);
+        off[j] = _mm512_maskz_loadu_epi32(m[j], a->acc_offset + (block0 + j) * 16);
+        scale[j] = _mm512_maskz_loadu_ps(m[j], a->scale + (block0 + j) * 16);
+        bias[j] = _mm512_maskz_loadu_ps(m[j], a->bias + (block0 + j) * 16);
+    }
+    // packs work within 128-bit lanes: lane l of the packed bytes holds elements 4l...4l+3 of each
+    // block in turn; this permutation of dwords puts block j's 16 bytes at 16j.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int i = 0; i < np; i++) {
+        size_t pi = (size_t)(p + i);
+        __m512i q[VNNI_NB];
+        UNROLL
+        for (int j = 0; j < VNNI_NB; j++) {
+            q[j] = _mm512_setzero_si512();
+            if (j >= nb) continue;
+            int o = (block0 + j) * 16;
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[i][j], off[j])), scale[j]);
+            v = _mm512_add_ps(v, bias[j]);
             if (a->residual) {
-                __m128i r8 = _mm_maskz_loadu_epi8(m, a->residual + pi * a->res_stride + o);
+                __m128i r8 = _mm_maskz_loadu_epi8(m[j], a->residual + pi * a->res_stride + o);
                 __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), _mm512_set1_epi32(a->res_zero));
                 v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), _mm512_set1_ps(a->res_scale)));
             }
             v = vnni_activate(v, act);
-            if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m, v);
-            else _mm_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + o, m, vnni_requantize(v, a->out_inv_scale, a->out_zero));
+            if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m[j], v);
+            else q[j] = vnni_quantize_unclamped(v, a->out_inv_scale, a->out_zero);
+        }
+        if (!a->out_f32) {
+            __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+            b = _mm512_min_epu8(_mm512_permutexvar_epi32(order, b), _mm512_set1_epi8(127));
+            _mm512_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + block0 * 16, mbytes, b);
         }
     }
 }
