@@ -228,11 +228,15 @@ static ALWAYS_INLINE TARGET_AVX2 __m256 avx2_activate(__m256 v, int act) {
     return v;
 }
 
-static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_requantize_epi32(__m256 v, float inv_scale, int zero) {
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_quantize_unclamped(__m256 v, float inv_scale, int zero) {
     __m256 t = _mm256_mul_ps(v, _mm256_set1_ps(inv_scale));
     t = _mm256_max_ps(t, _mm256_set1_ps(-512.0f));
     t = _mm256_min_ps(t, _mm256_set1_ps(512.0f));
-    __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(zero));
+    return _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(zero));
+}
+
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_requantize_epi32(__m256 v, float inv_scale, int zero) {
+    __m256i q = avx2_quantize_unclamped(v, inv_scale, zero);
     return _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(127));
 }
 
@@ -243,66 +247,83 @@ static ALWAYS_INLINE TARGET_AVX2 __m128i avx2_requantize(__m256 v, float inv_sca
     return _mm_packus_epi16(q16, q16);
 }
 
-// The epilogue of a tile, as vnni_epilogue: acc[i][j] holds pixel p+i's channels block0*16+j*8 ... +7.
+// The epilogue of a tile (one block: AVX2_NB is 1), as vnni_epilogue: acc[i][h] holds pixel p+i's
+// channels block0*16+h*8 ... +7. u8 output: the two halves narrowed together (packssdw, packuswb,
+// one permute, min 127: the clamp to 0...127) into one 16-byte store.
+_Static_assert(AVX2_NB == 1, "avx2_epilogue handles one block of 16 channels");
 static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const __m256i acc[][2 * AVX2_NB], int p, int np,
                                               int block0, int nb) {
-    const int act = a->activation;
-    for (int j = 0; j < 2 * nb; j++) {
-        int o = block0 * 16 + j * 8, n = a->out_channels - o;
-        if (n <= 0) break;
-        if (n > 8) n = 8;
-        __m256i off;
-        __m256 scale, bias;
-        if (n == 8) {
-            off = _mm256_loadu_si256((const __m256i *)(a->acc_offset + o));
-            scale = _mm256_loadu_ps(a->scale + o);
-            bias = _mm256_loadu_ps(a->bias + o);
-        } else {
-            // A partial block: copies, so that the loads stay within the arrays.
-            int32_t off_t[8] = {0};
-            float scale_t[8] = {0}, bias_t[8] = {0};
-            memcpy(off_t, a->acc_offset + o, n * sizeof(int32_t));
-            memcpy(scale_t, a->scale + o, n * sizeof(float));
-            memcpy(bias_t, a->bias + o, n * sizeof(float));
-            off = _mm256_loadu_si256((const __m256i *)off_t);
-            scale = _mm256_loadu_ps(scale_t);
-            bias = _mm256_loadu_ps(bias_t);
+    (void)nb;
+    const int act = a->activation, o = block0 * 16;
+    const int n = a->out_channels - o < 16 ? a->out_channels - o : 16; // channels stored, 1...16
+    __m256i off[2];
+    __m256 scale[2], bias[2];
+    if (n == 16) {
+        for (int h = 0; h < 2; h++) {
+            off[h] = _mm256_loadu_si256((const __m256i *)(a->acc_offset + o + 8 * h));
+            scale[h] = _mm256_loadu_ps(a->scale + o + 8 * h);
+            bias[h] = _mm256_loadu_ps(a->bias + o + 8 * h);
         }
-        for (int i = 0; i < np; i++) {
-            size_t pi = (size_t)(p + i);
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[i][j], off)), scale);
-            v = _mm256_add_ps(v, bias);
-            if (a->residual) {
-                const uint8_t *resp = a->residual + pi * a->res_stride + o;
-                uint8_t res_t[8] = {0};
-                if (n < 8) {
-                    memcpy(res_t, resp, n);
-                    resp = res_t;
-                }
-                __m128i r8 = _mm_loadl_epi64((const __m128i *)resp);
-                __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(r8), _mm256_set1_epi32(a->res_zero));
-                v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(a->res_scale)));
+    } else {
+        // A partial block: copies, so that the loads stay within the arrays.
+        int32_t off_t[16] = {0};
+        float scale_t[16] = {0}, bias_t[16] = {0};
+        memcpy(off_t, a->acc_offset + o, n * sizeof(int32_t));
+        memcpy(scale_t, a->scale + o, n * sizeof(float));
+        memcpy(bias_t, a->bias + o, n * sizeof(float));
+        for (int h = 0; h < 2; h++) {
+            off[h] = _mm256_loadu_si256((const __m256i *)(off_t + 8 * h));
+            scale[h] = _mm256_loadu_ps(scale_t + 8 * h);
+            bias[h] = _mm256_loadu_ps(bias_t + 8 * h);
+        }
+    }
+    // After the packs, dword 0 of 128-bit lane l holds bytes 4l...4l+3 of half 0, dword 1 those of half 1.
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int i = 0; i < np; i++) {
+        size_t pi = (size_t)(p + i);
+        __m256 v[2];
+        for (int h = 0; h < 2; h++) {
+            v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[i][h], off[h])), scale[h]);
+            v[h] = _mm256_add_ps(v[h], bias[h]);
+        }
+        if (a->residual) {
+            const uint8_t *resp = a->residual + pi * a->res_stride + o;
+            uint8_t res_t[16] = {0};
+            if (n < 16) {
+                memcpy(res_t, resp, n);
+                resp = res_t;
             }
-            v = avx2_activate(v, act);
-            if (a->out_f32) {
-                float *out = a->out_f32 + pi * a->out_stride + o;
-                if (n == 8) {
-                    _mm256_storeu_ps(out, v);
-                } else {
-                    float t[8];
-                    _mm256_storeu_ps(t, v);
-                    memcpy(out, t, n * sizeof(float));
-                }
+            for (int h = 0; h < 2; h++) {
+                __m128i r8 = _mm_loadl_epi64((const __m128i *)(resp + 8 * h));
+                __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(r8), _mm256_set1_epi32(a->res_zero));
+                v[h] = _mm256_add_ps(v[h], _mm256_mul_ps(_mm256_cvtepi32_ps(r), _mm256_set1_ps(a->res_scale)));
+            }
+        }
+        v[0] = avx2_activate(v[0], act);
+        v[1] = avx2_activate(v[1], act);
+        if (a->out_f32) {
+            float *out = a->out_f32 + pi * a->out_stride + o;
+            if (n == 16) {
+                _mm256_storeu_ps(out, v[0]);
+                _mm256_storeu_ps(out + 8, v[1]);
             } else {
-                __m128i q8 = avx2_requantize(v, a->out_inv_scale, a->out_zero);
-                uint8_t *out = a->out_u8 + pi * a->out_stride + o;
-                if (n == 8) {
-                    _mm_storel_epi64((__m128i *)out, q8);
-                } else {
-                    uint8_t t8[16];
-                    _mm_storeu_si128((__m128i *)t8, q8);
-                    memcpy(out, t8, n);
-                }
+                float t[16];
+                _mm256_storeu_ps(t, v[0]);
+                _mm256_storeu_ps(t + 8, v[1]);
+                memcpy(out, t, n * sizeof(float));
+            }
+        } else {
+            __m256i q0 = avx2_quantize_unclamped(v[0], a->out_inv_scale, a->out_zero);
+            __m256i q1 = avx2_quantize_unclamped(v[1], a->out_inv_scale, a->out_zero);
+            __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_setzero_si256());
+            b = _mm256_min_epu8(_mm256_permutevar8x32_epi32(b, order), _mm256_set1_epi8(127));
+            uint8_t *out = a->out_u8 + pi * a->out_stride + o;
+            if (n == 16) {
+                _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(b));
+            } else {
+                uint8_t t8[16];
+                _mm_storeu_si128((__m128i *)t8, _mm256_castsi256_si128(b));
+                memcpy(out, t8, n);
             }
         }
     }
