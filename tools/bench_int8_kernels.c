@@ -98,6 +98,7 @@ static const layer layers[] = {
     {"resnet18 3x3 256->256 @14", 14, 14, 256, 256, 3, 1, 1},
     {"resnet18 3x3 512->512 @7", 7, 7, 512, 512, 3, 1, 1},
     {"resnet18 1x1/2 128->256 @14", 28, 28, 128, 256, 1, 2, 0},
+    {"mobilenetv2 stem 3x3/2 3->32 @112", 224, 224, 3, 32, 3, 2, 1},
     {"mobilenetv2 1x1 24->144 @56", 56, 56, 24, 144, 1, 1, 0},
     {"mobilenetv2 1x1 160->960 @7", 7, 7, 160, 960, 1, 1, 0},
     {"mobilenetv2 1x1 144->24 @56", 56, 56, 144, 24, 1, 1, 0},
@@ -154,7 +155,7 @@ int main(int argc, char **argv) {
 #ifdef PROBE_BENCH_BLAS
     openblas_set_num_threads(1);
 #endif
-    printf("\n%-32s %8s", "layer (GMAC/s, 1 thread)", "MMAC");
+    printf("\n%-34s %8s", "layer (GMAC/s, 1 thread)", "MMAC");
     for (int k = 0; k <= best; k++) printf(peak_of[k] > 0 ? " %18s" : " %8s", probe_int8_kernel_name(k));
 #ifdef PROBE_BENCH_BLAS
     printf(" %12s %9s", "sgemm f32", "int8/f32");
@@ -195,7 +196,7 @@ int main(int argc, char **argv) {
         c.input = input, c.ind = ind, c.pixels = pixels;
         double macs = (double)pixels * L->cout * taps * L->cin;
         if (li > 0) MEASURE_PEAKS();
-        printf("%-32s %8.1f", L->name, macs * 1e-6);
+        printf("%-34s %8.1f", L->name, macs * 1e-6);
         double best_rate = 0;
         long diffs = 0;
         for (int k = 0; k <= best; k++) {
