@@ -1,11 +1,14 @@
-// The x86 versions of probe_qconv: AVX2 (vpmaddubsw + vpmaddwd) and AVX-512 VNNI (vpdpbusd),
-// compiled with per-function target attributes (the package has no compiler flags) and chosen at
-// run time (int8.c). Their sums of products are exact int32 (include/probe_int8.h), and their
-// epilogue is the scalar one's sequence of IEEE operations lane by lane:
+// The x86 versions of the int8 kernels: AVX2 (vpmaddubsw + vpmaddwd) and AVX-512 VNNI (vpdpbusd)
+// for probe_qconv and probe_qdwconv3x3, and vector versions of probe_qmaxpool3x3s2 and
+// probe_quantize_chw; compiled with per-function target attributes (the package has no compiler
+// flags) and chosen at run time (int8.c). Their sums of products are exact int32
+// (include/probe_int8.h), and their epilogue is the scalar one's sequence of IEEE operations lane
+// by lane:
 //   (float)(acc + acc_offset) * scale, + bias, + (float)(residual - res_zero) * res_scale,
 //   relu = maxps(v, 0), relu6 = minps(maxps(v, 0), 6),
 //   requantization maxps(v * inv_scale, -512), minps(., 512), cvtps2dq (round to nearest even, as
-//   rintf in the default rounding mode), + zero, clamped to 0...127 in int32;
+//   rintf in the default rounding mode), + zero, clamped to 0...127 (in int32, or by saturating
+//   packs to 0...255 then min 127: the same);
 // maxps(a, b) is a > b ? a : b and minps(a, b) is a < b ? a : b (NaN and signed zero included),
 // exactly the scalar's comparisons. Multiplies and adds stay separate instructions: no fused
 // multiply-adds (the pragmas below, for clang and gcc).
