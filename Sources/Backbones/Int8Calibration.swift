@@ -1,8 +1,8 @@
 import Foundation
 
-// Post-training static quantization, step 1: the range of every activation tensor of a network,
-// observed on a sample of the user's images. `QuantizedNetwork` turns the ranges into scales and
-// zero points (7-bit: 0...127 levels, see CInt8's header).
+// Post-training static quantization, step 1: the range of every channel of every activation tensor
+// of a network, observed on a sample of the user's images. `QuantizedNetwork` turns the ranges into
+// scales and zero points (8-bit: 0...255, see CInt8's header).
 
 /// The calibrated activation ranges of a network: what an int8 network needs besides the weights.
 /// Stored with the features it produced (the store's `quantizations` table), so that every later
@@ -23,8 +23,8 @@ public struct Int8Calibration: Codable, Sendable, Equatable {
     public static let observerName = "histogram-mse"
     /// Bins of each tensor's histogram.
     public static let bins = 512
-    /// Quantization levels of an activation (7-bit: 0...127).
-    public static let levels = 127
+    /// Quantization steps of an activation (8-bit: 0...255, CInt8's PROBE_Q_MAX).
+    public static let levels = 255
 
     public init(observer: String = Int8Calibration.observerName, images: [String], ranges: [[Float]], means: [[Float]]) {
         self.observer = observer
@@ -54,7 +54,7 @@ extension FoldedNetwork {
     /// ranges). Two passes: the first finds each channel's minimum and maximum, the second fills a
     /// histogram of `Int8Calibration.bins` bins over [min(0, minimum), max(0, maximum)]; the range
     /// kept is the one that minimizes the expected squared error of quantizing the histogram's
-    /// values to 127 levels: clipping error outside, a uniform rounding error of step^2 / 12
+    /// values to 255 steps: clipping error outside, a uniform rounding error of step^2 / 12
     /// inside (the criterion of PyTorch's HistogramObserver, searched exhaustively over bin edges).
     public func calibrateInt8(images: UnsafePointer<Float>, count: Int, height: Int, width: Int,
                               imageSHA256: [String]) -> Int8Calibration {

@@ -4,7 +4,7 @@ import NN
 import Parallelism
 
 /// The int8 version of a folded network (post-training static quantization): weights int8,
-/// symmetric per output channel (-127...127); activations 7-bit (0...127) per channel with the
+/// symmetric per output channel (-127...127); activations 8-bit (0...255) per channel with the
 /// scales and zero points of an `Int8Calibration` (an input channel's scale folded into the
 /// weights that read it, its zero point into the accumulator's offset); BatchNorm folded, ReLU/ReLU6 and residual
 /// additions fused into each convolution's epilogue (float32), max pooling on the quantized

@@ -9,6 +9,8 @@
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
 #pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off") // gcc ignores the standard pragma (and contracts with -march=native)
 #endif
 
 // MARK: - Dispatch
@@ -120,9 +122,9 @@ void probe_qconv(const probe_qconv_args *a, const uint8_t *input, const int32_t 
     probe_qconv_scalar(a, input, indirection, p0, p1);
 }
 
-void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
-                      const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
-                      int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *output, int r0, int r1) {
+void probe_qdwconv3x3_scalar(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                             const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                             int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *output, int r0, int r1) {
     int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
     if (r1 > oh) r1 = oh;
     for (int y = r0; y < r1; y++) {
@@ -148,7 +150,27 @@ void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels,
     }
 }
 
-void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+void probe_qdwconv3x3(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                      const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                      int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *output, int r0, int r1) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (probe_int8_kernel()) {
+    case PROBE_INT8_VNNI:
+        probe_qdwconv3x3_vnni(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                              out_inv_scale, out_zero, output, r0, r1);
+        return;
+    case PROBE_INT8_AVX2:
+        probe_qdwconv3x3_avx2(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                              out_inv_scale, out_zero, output, r0, r1);
+        return;
+    default: break;
+    }
+#endif
+    probe_qdwconv3x3_scalar(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                            out_inv_scale, out_zero, output, r0, r1);
+}
+
+void probe_qmaxpool3x3s2_scalar(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
     int oh = (height - 1) / 2 + 1, ow = (width - 1) / 2 + 1;
     for (int y = 0; y < oh; y++) {
         for (int x = 0; x < ow; x++) {
@@ -168,12 +190,35 @@ void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride
     }
 }
 
-void probe_quantize_chw(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
-                        int stride_c, uint8_t *output) {
+void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (probe_int8_kernel()) {
+    case PROBE_INT8_VNNI: probe_qmaxpool3x3s2_vnni(input, height, width, stride_c, output); return;
+    case PROBE_INT8_AVX2: probe_qmaxpool3x3s2_avx2(input, height, width, stride_c, output); return;
+    default: break;
+    }
+#endif
+    probe_qmaxpool3x3s2_scalar(input, height, width, stride_c, output);
+}
+
+void probe_quantize_chw_scalar(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
+                               int stride_c, uint8_t *output) {
     size_t hw = (size_t)height * width;
     for (size_t p = 0; p < hw; p++) {
         uint8_t *out = output + p * stride_c;
         for (int c = 0; c < channels; c++) out[c] = probe_requantize(x[(size_t)c * hw + p], inv_scale[c], zero[c]);
         for (int c = channels; c < stride_c; c++) out[c] = 0;
     }
+}
+
+void probe_quantize_chw(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
+                        int stride_c, uint8_t *output) {
+#if defined(__x86_64__) || defined(_M_X64)
+    switch (probe_int8_kernel()) {
+    case PROBE_INT8_VNNI: probe_quantize_chw_vnni(x, channels, height, width, inv_scale, zero, stride_c, output); return;
+    case PROBE_INT8_AVX2: probe_quantize_chw_avx2(x, channels, height, width, inv_scale, zero, stride_c, output); return;
+    default: break;
+    }
+#endif
+    probe_quantize_chw_scalar(x, channels, height, width, inv_scale, zero, stride_c, output);
 }

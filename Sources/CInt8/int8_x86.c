@@ -1,19 +1,676 @@
-// The x86 versions of probe_qconv: AVX2 (vpmaddubsw + vpmaddwd) and AVX-512 VNNI (vpdpbusd),
-// compiled with per-function target attributes and chosen at run time (int8.c). Until they are
-// written they run the scalar version.
+// The x86 versions of the int8 kernels: AVX2 (vpmaddubsw + vpmaddwd) and AVX-512 VNNI (vpdpbusd)
+// for probe_qconv and probe_qdwconv3x3, and vector versions of probe_qmaxpool3x3s2 and
+// probe_quantize_chw; compiled with per-function target attributes (the package has no compiler
+// flags) and chosen at run time (int8.c). Their sums of products are exact int32
+// (include/probe_int8.h), and their epilogue is the scalar one's sequence of IEEE operations lane
+// by lane:
+//   (float)(acc + acc_offset) * scale, + bias, + (float)(residual - res_zero) * res_scale,
+//   relu = maxps(v, 0), relu6 = minps(maxps(v, 0), 6),
+//   requantization maxps(v * inv_scale, -512), minps(., 512), cvtps2dq (round to nearest even, as
+//   rintf in the default rounding mode), + zero, clamped to 0...255 (in int32, or by saturating
+//   packs: the same); every per-channel term (scale, bias, offsets, zero points) loaded by channel;
+// maxps(a, b) is a > b ? a : b and minps(a, b) is a < b ? a : b (NaN and signed zero included),
+// exactly the scalar's comparisons. Multiplies and adds stay separate instructions: no fused
+// multiply-adds (the pragmas below, for clang and gcc).
+//
+// The convolution is a matrix product over an indirection buffer: a micro-kernel keeps MR output
+// pixels x NB blocks of 16 output channels of int32 accumulators in registers and, for each tap and
+// each group of 4 input channels, broadcasts a pixel's 4 activation bytes (one 32-bit broadcast)
+// against the 64 bytes (16 channels x 4) of the block's packed weights.
 #include "int8_internal.h"
 #if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
 #if defined(__clang__)
 #pragma clang fp contract(off)
+#elif defined(__GNUC__)
+// gcc ignores the standard pragma and contracts by default (-ffp-contract=fast), and the AVX-512
+// target has FMA: vector multiplies and adds would fuse.
+#pragma GCC optimize("fp-contract=off")
 #endif
 
-void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
-    probe_qconv_scalar(a, input, ind, p0, p1);
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
+// Full unrolling of the loops over a tile's pixels and blocks (constant trip counts): the
+// accumulators must be indexed by constants to live in registers.
+#define UNROLL _Pragma("GCC unroll 16")
+#define TARGET_AVX2 __attribute__((target("avx2")))
+#define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+static ALWAYS_INLINE int32_t load_u32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
+// Pixels per chunk: a chunk's activations (taps x cin_stride bytes per output pixel, an upper
+// bound: neighbouring pixels share input pixels) stay in L2 while every block group of the weights
+// passes over them; within a chunk, one block group's weights stay in L1/L2 while all of the
+// chunk's pixel tiles pass. Large maps with small weights: many chunks, each with all the weights;
+// small maps with large weights (7x7x512): one chunk, the weights streamed once.
+static int chunk_pixels(const probe_qconv_args *a, int mr) {
+    size_t per_pixel = (size_t)a->taps * a->cin_stride;
+    size_t n = ((size_t)256 << 10) / (per_pixel ? per_pixel : 1);
+    if (n < (size_t)4 * mr) n = (size_t)4 * mr;
+    if (n > 1 << 20) n = 1 << 20;
+    return (int)((n + mr - 1) / mr * mr);
+}
+
+// MARK: - AVX-512 VNNI
+
+#define VNNI_MR 6 // output pixels per tile
+#define VNNI_NB 4 // blocks of 16 output channels per tile (24 zmm accumulators)
+
+// The activation and the requantization to u8 (probe_activate, probe_requantize) on 16 floats.
+static ALWAYS_INLINE TARGET_VNNI __m512 vnni_activate(__m512 v, int act) {
+    if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == PROBE_ACT_RELU6) v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+    return v;
+}
+
+// Requantization before the final clamp to 0...255: rint(clamp(v * inv_scale, -512, 512)) + zero.
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_quantize_unclamped(__m512 v, __m512 inv_scale, __m512i zero) {
+    __m512 t = _mm512_mul_ps(v, inv_scale);
+    t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
+    t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+    return _mm512_add_epi32(_mm512_cvtps_epi32(t), zero);
+}
+
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_requantize_epi32(__m512 v, __m512 inv_scale, __m512i zero) {
+    __m512i q = vnni_quantize_unclamped(v, inv_scale, zero);
+    return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(PROBE_Q_MAX));
+}
+
+static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, __m512 inv_scale, __m512i zero) {
+    return _mm512_cvtepi32_epi8(vnni_requantize_epi32(v, inv_scale, zero));
+}
+
+// The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
+// and channels below out_channels are stored. The blocks' parameters are loaded once for the tile.
+// u8 output: a pixel's (up to) 4 blocks of int32 are narrowed together (packssdw, packuswb: exact
+// saturation to 0...255 = the clamp) into one 64-byte store.
+static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
+                                              int block0, int nb) {
+    const int act = a->activation;
+    __m512i off[VNNI_NB], zero[VNNI_NB], res_zero[VNNI_NB];
+    __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], res_scale[VNNI_NB];
+    __mmask16 m[VNNI_NB];
+    __mmask64 mbytes = 0;
+    UNROLL
+    for (int j = 0; j < VNNI_NB; j++) {
+        int n = j < nb ? a->out_channels - (block0 + j) * 16 : 0;
+        m[j] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        mbytes |= (__mmask64)m[j] << (16 * j);
+        off[j] = _mm512_maskz_loadu_epi32(m[j], a->acc_offset + (block0 + j) * 16);
+        scale[j] = _mm512_maskz_loadu_ps(m[j], a->scale + (block0 + j) * 16);
+        bias[j] = _mm512_maskz_loadu_ps(m[j], a->bias + (block0 + j) * 16);
+        if (!a->out_f32) {
+            inv[j] = _mm512_maskz_loadu_ps(m[j], a->out_inv_scale + (block0 + j) * 16);
+            zero[j] = _mm512_maskz_loadu_epi32(m[j], a->out_zero + (block0 + j) * 16);
+        }
+        if (a->residual) {
+            res_scale[j] = _mm512_maskz_loadu_ps(m[j], a->res_scale + (block0 + j) * 16);
+            res_zero[j] = _mm512_maskz_loadu_epi32(m[j], a->res_zero + (block0 + j) * 16);
+        }
+    }
+    // packs work within 128-bit lanes: lane l of the packed bytes holds elements 4l...4l+3 of each
+    // block in turn; this permutation of dwords puts block j's 16 bytes at 16j.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int i = 0; i < np; i++) {
+        size_t pi = (size_t)(p + i);
+        __m512i q[VNNI_NB];
+        UNROLL
+        for (int j = 0; j < VNNI_NB; j++) {
+            q[j] = _mm512_setzero_si512();
+            if (j >= nb) continue;
+            int o = (block0 + j) * 16;
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[i][j], off[j])), scale[j]);
+            v = _mm512_add_ps(v, bias[j]);
+            if (a->residual) {
+                __m128i r8 = _mm_maskz_loadu_epi8(m[j], a->residual + pi * a->res_stride + o);
+                __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), res_zero[j]);
+                v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), res_scale[j]));
+            }
+            v = vnni_activate(v, act);
+            if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m[j], v);
+            else q[j] = vnni_quantize_unclamped(v, inv[j], zero[j]);
+        }
+        if (!a->out_f32) {
+            __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+            b = _mm512_permutexvar_epi32(order, b);
+            _mm512_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + block0 * 16, mbytes, b);
+        }
+    }
+}
+
+// One tile: pixels p...p+np-1 (np <= mr; rows past np repeat the last pixel and are not stored)
+// x blocks block0...block0+nb-1. mr and nb are constants after inlining.
+static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
+                                                int p, int np, int block0, const int mr, const int nb) {
+    const int taps = a->taps, gpt = a->cin_stride / 4;
+    const size_t bstride = (size_t)taps * gpt * 64; // bytes of one block's packed weights
+    const int8_t *w = a->weights + (size_t)block0 * bstride;
+    const int32_t *rows[VNNI_MR];
+    __m512i acc[VNNI_MR][VNNI_NB];
+    UNROLL
+    for (int i = 0; i < mr; i++) {
+        rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
+        UNROLL
+        for (int j = 0; j < nb; j++) acc[i][j] = _mm512_setzero_si512();
+    }
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *x[VNNI_MR];
+        UNROLL
+        for (int i = 0; i < mr; i++) x[i] = input + rows[i][t];
+        for (int g = 0; g < gpt; g++, w += 64) {
+            __m512i wv[VNNI_NB];
+            UNROLL
+            for (int j = 0; j < nb; j++) wv[j] = _mm512_loadu_si512((const void *)(w + j * bstride));
+            UNROLL
+            for (int i = 0; i < mr; i++) {
+                __m512i xv = _mm512_set1_epi32(load_u32(x[i] + 4 * g));
+                UNROLL
+                for (int j = 0; j < nb; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv, wv[j]);
+            }
+        }
+    }
+    // A copy for the epilogue (whose pointer argument would otherwise keep acc in memory).
+    __m512i out[VNNI_MR][VNNI_NB];
+    UNROLL
+    for (int i = 0; i < mr; i++)
+        UNROLL
+        for (int j = 0; j < nb; j++) out[i][j] = acc[i][j];
+    vnni_epilogue(a, out, p, np, block0, nb);
+}
+
+#define VNNI_TILE(MR_, NB_) \
+    static TARGET_VNNI void vnni_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
+                                                    const int32_t *ind, int p, int np, int block0) { \
+        vnni_tile(a, input, ind, p, np, block0, MR_, NB_); \
+    }
+VNNI_TILE(6, 4) VNNI_TILE(6, 3) VNNI_TILE(6, 2) VNNI_TILE(6, 1)
+VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
+
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
-    probe_qconv_scalar(a, input, ind, p0, p1);
+    const int blocks = (a->out_channels + 15) / 16;
+    const int chunk = chunk_pixels(a, VNNI_MR);
+    for (int pc = p0; pc < p1; pc += chunk) {
+        int pe = p1 - pc > chunk ? pc + chunk : p1;
+        // Block groups of balanced sizes (9 blocks: 3 + 3 + 3, not 4 + 4 + 1).
+        const int ngroups = (blocks + VNNI_NB - 1) / VNNI_NB;
+        for (int gi = 0, b = 0; gi < ngroups; gi++) {
+            int nb = blocks / ngroups + (gi < blocks % ngroups);
+            for (int p = pc; p < pe; p += VNNI_MR) {
+                int np = pe - p < VNNI_MR ? pe - p : VNNI_MR;
+                if (nb == 4) {
+                    // A full block group: the pixel remainder gets its own tile height.
+                    switch (np) {
+                    case 6: vnni_tile_6x4(a, input, ind, p, np, b); break;
+                    case 5: vnni_tile_5x4(a, input, ind, p, np, b); break;
+                    case 4: vnni_tile_4x4(a, input, ind, p, np, b); break;
+                    case 3: vnni_tile_3x4(a, input, ind, p, np, b); break;
+                    case 2: vnni_tile_2x4(a, input, ind, p, np, b); break;
+                    default: vnni_tile_1x4(a, input, ind, p, np, b); break;
+                    }
+                } else if (nb == 3) {
+                    vnni_tile_6x3(a, input, ind, p, np, b);
+                } else if (nb == 2) {
+                    vnni_tile_6x2(a, input, ind, p, np, b);
+                } else {
+                    vnni_tile_6x1(a, input, ind, p, np, b);
+                }
+            }
+            b += nb;
+        }
+    }
+}
+
+// MARK: - AVX2
+
+#define AVX2_MR 4 // output pixels per tile
+#define AVX2_NB 1 // blocks of 16 output channels per tile (8 ymm accumulators: 2 per pixel and block)
+
+// The activation and the requantization to u8 (8 bytes in the low half) on 8 floats.
+static ALWAYS_INLINE TARGET_AVX2 __m256 avx2_activate(__m256 v, int act) {
+    if (act == PROBE_ACT_RELU || act == PROBE_ACT_RELU6) v = _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == PROBE_ACT_RELU6) v = _mm256_min_ps(v, _mm256_set1_ps(6.0f));
+    return v;
+}
+
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_quantize_unclamped(__m256 v, __m256 inv_scale, __m256i zero) {
+    __m256 t = _mm256_mul_ps(v, inv_scale);
+    t = _mm256_max_ps(t, _mm256_set1_ps(-512.0f));
+    t = _mm256_min_ps(t, _mm256_set1_ps(512.0f));
+    return _mm256_add_epi32(_mm256_cvtps_epi32(t), zero);
+}
+
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_requantize_epi32(__m256 v, __m256 inv_scale, __m256i zero) {
+    __m256i q = avx2_quantize_unclamped(v, inv_scale, zero);
+    return _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(PROBE_Q_MAX));
+}
+
+static ALWAYS_INLINE TARGET_AVX2 __m128i avx2_requantize(__m256 v, __m256 inv_scale, __m256i zero) {
+    __m256i q = avx2_requantize_epi32(v, inv_scale, zero);
+    // 8 int32 in 0...255 -> 8 bytes (the packs do not saturate them).
+    __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    return _mm_packus_epi16(q16, q16);
+}
+
+// The epilogue of a tile (one block: AVX2_NB is 1), as vnni_epilogue: acc[i][h] holds pixel p+i's
+// channels block0*16+h*8 ... +7. u8 output: the two halves narrowed together (packssdw, packuswb:
+// the clamp to 0...255; one permute) into one 16-byte store.
+_Static_assert(AVX2_NB == 1, "avx2_epilogue handles one block of 16 channels");
+static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const __m256i acc[][2 * AVX2_NB], int p, int np,
+                                              int block0, int nb) {
+    (void)nb;
+    const int act = a->activation, o = block0 * 16;
+    const int n = a->out_channels - o < 16 ? a->out_channels - o : 16; // channels stored, 1...16
+    __m256i off[2], zero[2], res_zero[2];
+    __m256 scale[2], bias[2], inv[2], res_scale[2];
+    // A partial block loads from copies, so that the loads stay within the arrays.
+    int32_t off_t[16] = {0}, zero_t[16] = {0}, res_zero_t[16] = {0};
+    float scale_t[16] = {0}, bias_t[16] = {0}, inv_t[16] = {0}, res_scale_t[16] = {0};
+    const int32_t *po = a->acc_offset + o, *pz = a->out_zero ? a->out_zero + o : zero_t,
+                  *prz = a->res_zero ? a->res_zero + o : res_zero_t;
+    const float *ps = a->scale + o, *pb = a->bias + o, *pi_ = a->out_inv_scale ? a->out_inv_scale + o : inv_t,
+                *prs = a->res_scale ? a->res_scale + o : res_scale_t;
+    if (n < 16) {
+        memcpy(off_t, po, n * sizeof(int32_t)); po = off_t;
+        memcpy(scale_t, ps, n * sizeof(float)); ps = scale_t;
+        memcpy(bias_t, pb, n * sizeof(float)); pb = bias_t;
+        if (a->out_zero) { memcpy(zero_t, pz, n * sizeof(int32_t)); pz = zero_t; }
+        if (a->out_inv_scale) { memcpy(inv_t, pi_, n * sizeof(float)); pi_ = inv_t; }
+        if (a->res_zero) { memcpy(res_zero_t, prz, n * sizeof(int32_t)); prz = res_zero_t; }
+        if (a->res_scale) { memcpy(res_scale_t, prs, n * sizeof(float)); prs = res_scale_t; }
+    }
+    for (int h = 0; h < 2; h++) {
+        off[h] = _mm256_loadu_si256((const __m256i *)(po + 8 * h));
+        scale[h] = _mm256_loadu_ps(ps + 8 * h);
+        bias[h] = _mm256_loadu_ps(pb + 8 * h);
+        zero[h] = _mm256_loadu_si256((const __m256i *)(pz + 8 * h));
+        inv[h] = _mm256_loadu_ps(pi_ + 8 * h);
+        res_zero[h] = _mm256_loadu_si256((const __m256i *)(prz + 8 * h));
+        res_scale[h] = _mm256_loadu_ps(prs + 8 * h);
+    }
+    // After the packs, dword 0 of 128-bit lane l holds bytes 4l...4l+3 of half 0, dword 1 those of half 1.
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int i = 0; i < np; i++) {
+        size_t pi = (size_t)(p + i);
+        __m256 v[2];
+        for (int h = 0; h < 2; h++) {
+            v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[i][h], off[h])), scale[h]);
+            v[h] = _mm256_add_ps(v[h], bias[h]);
+        }
+        if (a->residual) {
+            const uint8_t *resp = a->residual + pi * a->res_stride + o;
+            uint8_t res_t[16] = {0};
+            if (n < 16) {
+                memcpy(res_t, resp, n);
+                resp = res_t;
+            }
+            for (int h = 0; h < 2; h++) {
+                __m128i r8 = _mm_loadl_epi64((const __m128i *)(resp + 8 * h));
+                __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(r8), res_zero[h]);
+                v[h] = _mm256_add_ps(v[h], _mm256_mul_ps(_mm256_cvtepi32_ps(r), res_scale[h]));
+            }
+        }
+        v[0] = avx2_activate(v[0], act);
+        v[1] = avx2_activate(v[1], act);
+        if (a->out_f32) {
+            float *out = a->out_f32 + pi * a->out_stride + o;
+            if (n == 16) {
+                _mm256_storeu_ps(out, v[0]);
+                _mm256_storeu_ps(out + 8, v[1]);
+            } else {
+                float t[16];
+                _mm256_storeu_ps(t, v[0]);
+                _mm256_storeu_ps(t + 8, v[1]);
+                memcpy(out, t, n * sizeof(float));
+            }
+        } else {
+            __m256i q0 = avx2_quantize_unclamped(v[0], inv[0], zero[0]);
+            __m256i q1 = avx2_quantize_unclamped(v[1], inv[1], zero[1]);
+            __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_setzero_si256());
+            b = _mm256_permutevar8x32_epi32(b, order);
+            uint8_t *out = a->out_u8 + pi * a->out_stride + o;
+            if (n == 16) {
+                _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(b));
+            } else {
+                uint8_t t8[16];
+                _mm_storeu_si128((__m128i *)t8, _mm256_castsi256_si128(b));
+                memcpy(out, t8, n);
+            }
+        }
+    }
+}
+
+// One tile, as vnni_tile: each 64-byte weight group of a block is two ymm (channels 0-7, 8-15).
+// vpmaddubsw sums pairs of u8 x s8 products into int16, which saturates for activations above 127
+// (2 * 255 * 127 > 32767); so each activation byte a is split as (a & 127) + 128 * (a >> 7): two
+// vpmaddubsw that never saturate (2 * 127 * 127 and 2 * 1 * 127), whose pairs vpmaddwd sums into
+// int32 with weights 1 and 128. Exact, as vpdpbusd.
+static ALWAYS_INLINE TARGET_AVX2 void avx2_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
+                                                int p, int np, int block0, const int mr, const int nb) {
+    const int taps = a->taps, gpt = a->cin_stride / 4;
+    const size_t bstride = (size_t)taps * gpt * 64;
+    const int8_t *w = a->weights + (size_t)block0 * bstride;
+    const int32_t *rows[AVX2_MR];
+    __m256i acc[AVX2_MR][2 * AVX2_NB];
+    const __m256i ones = _mm256_set1_epi16(1), c128 = _mm256_set1_epi16(128);
+    const __m256i low7 = _mm256_set1_epi8(0x7F), bit0 = _mm256_set1_epi8(1);
+    UNROLL
+    for (int i = 0; i < mr; i++) {
+        rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
+        UNROLL
+        for (int j = 0; j < 2 * nb; j++) acc[i][j] = _mm256_setzero_si256();
+    }
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *x[AVX2_MR];
+        UNROLL
+        for (int i = 0; i < mr; i++) x[i] = input + rows[i][t];
+        for (int g = 0; g < gpt; g++, w += 64) {
+            __m256i wv[2 * AVX2_NB];
+            UNROLL
+            for (int j = 0; j < nb; j++) {
+                wv[2 * j] = _mm256_loadu_si256((const __m256i *)(w + j * bstride));
+                wv[2 * j + 1] = _mm256_loadu_si256((const __m256i *)(w + j * bstride + 32));
+            }
+            UNROLL
+            for (int i = 0; i < mr; i++) {
+                __m256i xv = _mm256_set1_epi32(load_u32(x[i] + 4 * g));
+                __m256i lo = _mm256_and_si256(xv, low7), hi = _mm256_and_si256(_mm256_srli_epi32(xv, 7), bit0);
+                UNROLL
+                for (int j = 0; j < 2 * nb; j++) {
+                    __m256i s_lo = _mm256_maddubs_epi16(lo, wv[j]), s_hi = _mm256_maddubs_epi16(hi, wv[j]);
+                    acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_add_epi32(_mm256_madd_epi16(s_lo, ones), _mm256_madd_epi16(s_hi, c128)));
+                }
+            }
+        }
+    }
+    __m256i out[AVX2_MR][2 * AVX2_NB];
+    UNROLL
+    for (int i = 0; i < mr; i++)
+        UNROLL
+        for (int j = 0; j < 2 * nb; j++) out[i][j] = acc[i][j];
+    avx2_epilogue(a, out, p, np, block0, nb);
+}
+
+#define AVX2_TILE(MR_, NB_) \
+    static TARGET_AVX2 void avx2_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
+                                                    const int32_t *ind, int p, int np, int block0) { \
+        avx2_tile(a, input, ind, p, np, block0, MR_, NB_); \
+    }
+AVX2_TILE(4, 1) AVX2_TILE(3, 1) AVX2_TILE(2, 1) AVX2_TILE(1, 1)
+
+void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
+    const int blocks = (a->out_channels + 15) / 16;
+    const int chunk = chunk_pixels(a, AVX2_MR);
+    for (int pc = p0; pc < p1; pc += chunk) {
+        int pe = p1 - pc > chunk ? pc + chunk : p1;
+        for (int b = 0; b < blocks; b += AVX2_NB) {
+            for (int p = pc; p < pe; p += AVX2_MR) {
+                int np = pe - p < AVX2_MR ? pe - p : AVX2_MR;
+                switch (np) {
+                case 4: avx2_tile_4x1(a, input, ind, p, np, b); break;
+                case 3: avx2_tile_3x1(a, input, ind, p, np, b); break;
+                case 2: avx2_tile_2x1(a, input, ind, p, np, b); break;
+                default: avx2_tile_1x1(a, input, ind, p, np, b); break;
+                }
+            }
+        }
+    }
+}
+// MARK: - Depthwise 3x3
+
+// Depthwise 3x3 (probe_qdwconv3x3): for each output row, chunks of 16 (VNNI) or 8 (AVX2) channels
+// with their 9 taps' weights sign-extended to int32 lanes in registers, then the row's pixels. A
+// product: the input byte zero-extended to an int32 lane against the weight sign-extended to one
+// (vpdpbusd: x * w + 0 * (sign bytes), exact; vpmaddwd: x * w + 0 * (-1 or 0)). Taps outside the
+// input are skipped, as in the scalar version (zero point 0). Channels past a multiple of 8 in the
+// AVX2 version go through the scalar code below.
+
+// The valid taps of output coordinate y (or x): k in [*k0, *k1) with 0 <= y * stride + k - 1 < size.
+static ALWAYS_INLINE void dw_tap_range(int y, int stride, int size, int *k0, int *k1) {
+    int i = y * stride - 1;
+    *k0 = i < 0 ? -i : 0;
+    *k1 = size - i < 3 ? size - i : 3;
+}
+
+// The scalar version's arithmetic for channels [c0, c1) of output pixel (y, x).
+static void dw_scalar_channels(const uint8_t *input, int height, int width, int stride_c, int stride, int channels,
+                               const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                               int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *out, int y, int x,
+                               int c0, int c1) {
+    int ky0, ky1, kx0, kx1;
+    dw_tap_range(y, stride, height, &ky0, &ky1);
+    dw_tap_range(x, stride, width, &kx0, &kx1);
+    for (int c = c0; c < c1; c++) {
+        int32_t acc = 0;
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++) {
+                size_t ip = (size_t)(y * stride + ky - 1) * width + (x * stride + kx - 1);
+                acc += (int32_t)input[ip * stride_c + c] * w[(ky * 3 + kx) * channels + c];
+            }
+        float v = (float)(acc + acc_offset[c]) * scale[c];
+        v = v + bias[c];
+        out[c] = probe_requantize(probe_activate(v, activation), out_inv_scale[c], out_zero[c]);
+    }
+}
+
+TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int width, int channels, int stride_c,
+                                       int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
+                                       const float *bias, int activation, const float *out_inv_scale, const int32_t *out_zero,
+                                       uint8_t *output, int r0, int r1) {
+    const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
+    if (r1 > oh) r1 = oh;
+    for (int y = r0; y < r1; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, stride, height, &ky0, &ky1);
+        uint8_t *out_row = output + (size_t)y * ow * stride_c;
+        for (int c = 0; c < channels; c += 16) {
+            int n = channels - c;
+            __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+            __m512i wv[9];
+            for (int t = 0; t < 9; t++) wv[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + t * channels + c));
+            __m512i off = _mm512_maskz_loadu_epi32(m, acc_offset + c);
+            __m512 sc = _mm512_maskz_loadu_ps(m, scale + c), bi = _mm512_maskz_loadu_ps(m, bias + c);
+            __m512 inv = _mm512_maskz_loadu_ps(m, out_inv_scale + c);
+            __m512i zero = _mm512_maskz_loadu_epi32(m, out_zero + c);
+            for (int x = 0; x < ow; x++) {
+                int kx0, kx1;
+                dw_tap_range(x, stride, width, &kx0, &kx1);
+                // One partial sum per kernel row (independent chains), added in int32 (exact).
+                // (Loops unrolled, taps tested: constant indices keep acc and wv in registers.)
+                __m512i acc[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                UNROLL
+                for (int ky = 0; ky < 3; ky++) {
+                    if (ky < ky0 || ky >= ky1) continue;
+                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
+                    UNROLL
+                    for (int kx = 0; kx < 3; kx++) {
+                        if (kx < kx0 || kx >= kx1) continue;
+                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
+                        acc[ky] = _mm512_dpbusd_epi32(acc[ky], _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, px)), wv[ky * 3 + kx]);
+                    }
+                }
+                __m512i sum = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sum, off)), sc);
+                v = vnni_activate(_mm512_add_ps(v, bi), activation);
+                _mm_mask_storeu_epi8(out_row + (size_t)x * stride_c + c, m, vnni_requantize(v, inv, zero));
+            }
+        }
+        if (stride_c > channels)
+            for (int x = 0; x < ow; x++) memset(out_row + (size_t)x * stride_c + channels, 0, stride_c - channels);
+    }
+}
+
+TARGET_AVX2 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int width, int channels, int stride_c,
+                                       int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
+                                       const float *bias, int activation, const float *out_inv_scale, const int32_t *out_zero,
+                                       uint8_t *output, int r0, int r1) {
+    const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
+    const int full = channels / 8 * 8;
+    if (r1 > oh) r1 = oh;
+    for (int y = r0; y < r1; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, stride, height, &ky0, &ky1);
+        uint8_t *out_row = output + (size_t)y * ow * stride_c;
+        for (int c = 0; c < full; c += 8) {
+            __m256i wv[9];
+            for (int t = 0; t < 9; t++) wv[t] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + t * channels + c)));
+            __m256i off = _mm256_loadu_si256((const __m256i *)(acc_offset + c));
+            __m256 sc = _mm256_loadu_ps(scale + c), bi = _mm256_loadu_ps(bias + c);
+            __m256 inv = _mm256_loadu_ps(out_inv_scale + c);
+            __m256i zero = _mm256_loadu_si256((const __m256i *)(out_zero + c));
+            for (int x = 0; x < ow; x++) {
+                int kx0, kx1;
+                dw_tap_range(x, stride, width, &kx0, &kx1);
+                __m256i acc[3] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+                UNROLL
+                for (int ky = 0; ky < 3; ky++) {
+                    if (ky < ky0 || ky >= ky1) continue;
+                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
+                    UNROLL
+                    for (int kx = 0; kx < 3; kx++) {
+                        if (kx < kx0 || kx >= kx1) continue;
+                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
+                        __m256i xv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)px));
+                        acc[ky] = _mm256_add_epi32(acc[ky], _mm256_madd_epi16(xv, wv[ky * 3 + kx]));
+                    }
+                }
+                __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), acc[2]);
+                __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(sum, off)), sc);
+                v = avx2_activate(_mm256_add_ps(v, bi), activation);
+                _mm_storel_epi64((__m128i *)(out_row + (size_t)x * stride_c + c), avx2_requantize(v, inv, zero));
+            }
+        }
+        for (int x = 0; x < ow; x++) {
+            uint8_t *out = out_row + (size_t)x * stride_c;
+            if (full < channels)
+                dw_scalar_channels(input, height, width, stride_c, stride, channels, w, acc_offset, scale, bias, activation,
+                                   out_inv_scale, out_zero, out, y, x, full, channels);
+            if (stride_c > channels) memset(out + channels, 0, stride_c - channels);
+        }
+    }
+}
+// MARK: - Quantizing the input image
+
+// probe_quantize_chw for images of up to 4 channels with a pixel stride of 4 (the network's
+// input: RGB plus one channel of the zero point): 16 (VNNI) or 8 (AVX2) pixels at a time, each
+// channel plane requantized and its bytes shifted into place in the pixels' 32-bit words. Other
+// layouts, and the last pixels in the AVX2 version, go through the scalar version.
+TARGET_VNNI void probe_quantize_chw_vnni(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
+                                         int stride_c, uint8_t *output) {
+    if (stride_c != 4 || channels > 4) {
+        probe_quantize_chw_scalar(x, channels, height, width, inv_scale, zero, stride_c, output);
+        return;
+    }
+    const size_t hw = (size_t)height * width;
+    for (size_t p = 0; p < hw; p += 16) {
+        size_t n = hw - p;
+        __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512i word = _mm512_setzero_si512(); // channels channels...3: 0
+        for (int c = 0; c < channels; c++) {
+            __m512i q = vnni_requantize_epi32(_mm512_maskz_loadu_ps(m, x + (size_t)c * hw + p), _mm512_set1_ps(inv_scale[c]),
+                                              _mm512_set1_epi32(zero[c]));
+            word = _mm512_or_si512(word, _mm512_slli_epi32(q, 8 * c));
+        }
+        _mm512_mask_storeu_epi32(output + p * 4, m, word);
+    }
+}
+
+TARGET_AVX2 void probe_quantize_chw_avx2(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
+                                         int stride_c, uint8_t *output) {
+    if (stride_c != 4 || channels > 4) {
+        probe_quantize_chw_scalar(x, channels, height, width, inv_scale, zero, stride_c, output);
+        return;
+    }
+    const size_t hw = (size_t)height * width, full = hw / 8 * 8;
+    for (size_t p = 0; p < full; p += 8) {
+        __m256i word = _mm256_setzero_si256(); // channels channels...3: 0
+        for (int c = 0; c < channels; c++) {
+            __m256i q = avx2_requantize_epi32(_mm256_loadu_ps(x + (size_t)c * hw + p), _mm256_set1_ps(inv_scale[c]),
+                                              _mm256_set1_epi32(zero[c]));
+            word = _mm256_or_si256(word, _mm256_sll_epi32(q, _mm_cvtsi32_si128(8 * c)));
+        }
+        _mm256_storeu_si256((__m256i *)(output + p * 4), word);
+    }
+    for (size_t p = full; p < hw; p++) {
+        uint8_t *out = output + p * 4;
+        for (int c = 0; c < channels; c++) out[c] = probe_requantize(x[(size_t)c * hw + p], inv_scale[c], zero[c]);
+        for (int c = channels; c < 4; c++) out[c] = 0;
+    }
+}
+// MARK: - Max pooling
+
+// probe_qmaxpool3x3s2: the maximum of the valid taps (max is exact, the order does not matter; the
+// scalar version starts from 0, a no-op on u8) over 64 (AVX-512, the last chunk masked) or 32 and
+// 16 (AVX2, then single bytes) channels at a time.
+TARGET_VNNI void probe_qmaxpool3x3s2_vnni(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+    const int oh = (height - 1) / 2 + 1, ow = (width - 1) / 2 + 1;
+    for (int y = 0; y < oh; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, 2, height, &ky0, &ky1);
+        for (int x = 0; x < ow; x++) {
+            int kx0, kx1;
+            dw_tap_range(x, 2, width, &kx0, &kx1);
+            uint8_t *out = output + ((size_t)y * ow + x) * stride_c;
+            for (int c = 0; c < stride_c; c += 64) {
+                int n = stride_c - c;
+                __mmask64 m = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+                __m512i v = _mm512_setzero_si512();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        v = _mm512_max_epu8(v, _mm512_maskz_loadu_epi8(m, input + ip * stride_c + c));
+                    }
+                _mm512_mask_storeu_epi8(out + c, m, v);
+            }
+        }
+    }
+}
+
+TARGET_AVX2 void probe_qmaxpool3x3s2_avx2(const uint8_t *input, int height, int width, int stride_c, uint8_t *output) {
+    const int oh = (height - 1) / 2 + 1, ow = (width - 1) / 2 + 1;
+    for (int y = 0; y < oh; y++) {
+        int ky0, ky1;
+        dw_tap_range(y, 2, height, &ky0, &ky1);
+        for (int x = 0; x < ow; x++) {
+            int kx0, kx1;
+            dw_tap_range(x, 2, width, &kx0, &kx1);
+            uint8_t *out = output + ((size_t)y * ow + x) * stride_c;
+            int c = 0;
+            for (; c + 32 <= stride_c; c += 32) {
+                __m256i v = _mm256_setzero_si256();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        v = _mm256_max_epu8(v, _mm256_loadu_si256((const __m256i *)(input + ip * stride_c + c)));
+                    }
+                _mm256_storeu_si256((__m256i *)(out + c), v);
+            }
+            for (; c + 16 <= stride_c; c += 16) {
+                __m128i v = _mm_setzero_si128();
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        v = _mm_max_epu8(v, _mm_loadu_si128((const __m128i *)(input + ip * stride_c + c)));
+                    }
+                _mm_storeu_si128((__m128i *)(out + c), v);
+            }
+            for (; c < stride_c; c++) {
+                uint8_t v = 0;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t ip = (size_t)(2 * y + ky - 1) * width + (2 * x + kx - 1);
+                        uint8_t b = input[ip * stride_c + c];
+                        v = b > v ? b : v;
+                    }
+                out[c] = v;
+            }
+        }
+    }
 }
 #endif

@@ -29,7 +29,7 @@ let extractCommand = Command(
 
     INT8. --precision int8 computes the features with the backbone quantized to int8 (post-training
     static quantization): weights int8 per output channel, BatchNorm folded, ReLU and residual
-    additions fused, activations 7-bit with ranges calibrated on --calibration-images (default 32)
+    additions fused, activations 8-bit per channel with ranges calibrated on --calibration-images (default 32)
     training images: the distinct contents with the smallest SHA-256, so every shard and every run
     picks the same. Each activation's range minimizes the expected squared quantization error over
     a 2048-bin histogram of its values on those images. The calibration is stored with the

@@ -1,9 +1,9 @@
 // probe's int8 kernels: the instructions Swift cannot express (vpmaddubsw/vpmaddwd on AVX2,
 // vpdpbusd on AVX-512 VNNI), chosen at run time by the CPU's features, with a portable scalar
 // version that defines the results. Every version gives the same bytes:
-//   - activations are unsigned 7-bit (0...127) and weights signed 8-bit in -127...127, so a pair of
-//     products summed in 16 bits (vpmaddubsw) never saturates (2 * 127 * 127 = 32258 < 32767) and
-//     every sum of products is exact in int32, whatever its order;
+//   - activations are unsigned 8-bit (0...255) and weights signed 8-bit in -127...127; every sum of
+//     products is exact in int32, whatever its order (vpdpbusd sums in 32 bits; the AVX2 version
+//     splits each activation byte so that vpmaddubsw's 16-bit pair sums never saturate);
 //   - the float epilogue is one fixed sequence of IEEE operations per element (no contraction
 //     into fused multiply-adds: see the pragma in int8.c), the same in every version.
 //
@@ -19,6 +19,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/// The largest activation value (activations are 0...PROBE_Q_MAX).
+#define PROBE_Q_MAX 255
 
 /// Kernel versions.
 enum {
@@ -55,7 +58,7 @@ void probe_qconv_pack(const int8_t *w, int oc, int taps, int cin, int cin_stride
 ///   v      = v + (float)((int)residual[p * res_stride + o] - res_zero[o]) * res_scale[o]    (when residual)
 ///   v      = act(v)
 ///   output : out_f32[p * out_stride + o] = v, or
-///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale[o], -512, 512)) + out_zero[o], 0, 127)
+///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale[o], -512, 512)) + out_zero[o], 0, 255)
 /// Activations are quantized per channel (each channel its scale and zero point): an input
 /// channel's scale is folded into the weights, its zero point into acc_offset.
 /// An indirection entry is a byte offset into `input` of a pixel's first channel; padding taps
@@ -102,7 +105,7 @@ void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride
 
 /// Quantizes a CHW float image (channels planes of height x width) to HWC u8 with pixel
 /// stride `stride_c` (channels..stride_c-1 set to 0), per channel c:
-/// clamp(rint(clamp(x * inv_scale[c], -512, 512)) + zero[c], 0, 127).
+/// clamp(rint(clamp(x * inv_scale[c], -512, 512)) + zero[c], 0, 255).
 void probe_quantize_chw(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
                         int stride_c, uint8_t *output);
 
