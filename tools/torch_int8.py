@@ -89,6 +89,17 @@ def quantize_fx(model, calibration, chunk=8):
     return convert_fx(prepared).eval()
 
 
+def relu6_as_relu_hardtanh(model):
+    """`model` with every nn.ReLU6 replaced, in place, by nn.Sequential(nn.ReLU(), nn.Hardtanh(0, 6)):
+    the same float function, but FX then fuses Conv+BN+ReLU (observing the range after the ReLU) and
+    the Hardtanh shares that range."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.ReLU6):
+                setattr(module, name, torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Hardtanh(0.0, 6.0)))
+    return model
+
+
 def describe_qconfig():
     q = qconfig_mapping().global_qconfig
     a, w = q.activation(), q.weight()
