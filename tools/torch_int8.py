@@ -45,8 +45,12 @@ def splits(root):
 def calibration_files(root, n=32):
     """probe's calibration set: the first `n` distinct-content images of the train split (or the
     whole folder without train/ and val/), ordered by the SHA-256 hex digest of their content."""
-    has_split = any(os.path.isdir(os.path.join(root, x)) for x in ("train", "val"))
-    source = os.path.join(root, "train") if has_split else root
+    if os.path.isdir(os.path.join(root, "train")):
+        source = os.path.join(root, "train")
+    elif os.path.isdir(os.path.join(root, "val")):
+        raise ValueError(f"{root} has val/ but no train/ to calibrate on")
+    else:
+        source = root
     by_digest = {}
     for p in image_files(source):
         with open(p, "rb") as f:
