@@ -156,21 +156,27 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
     /// Runs one image (3 x height x width) alone and calls `observe(tensor, values)` with each of
     /// its tensors as it is computed (0: the input; then each layer's output, after its activation
     /// and residual addition): what a calibration needs to see.
-    func observe(image: UnsafePointer<Float>, height: Int, width: Int,
+    /// `workspace`: one of `observationWorkspace(height:width:)` (a thread's own, reused across images).
+    func observe(image: UnsafePointer<Float>, height: Int, width: Int, workspace ws: Workspace,
                  _ observe: (_ tensor: Int, _ values: UnsafeBufferPointer<Float>) -> Void) {
         var features = [Float](repeating: 0, count: featureDimension)
         var single = driver.options
         single.workers = 1
-        let ws = makeWorkspace(height, width, single)
-        ws.runSingleThreaded()
-        let saved = blasThreads()
-        setBLASThreads(1)
-        defer { setBLASThreads(saved) }
         withoutActuallyEscaping(observe) { observe in
             features.withUnsafeMutableBufferPointer { f in
                 forward(ws: ws, options: single, input: image, height: height, width: width, features: f.baseAddress!, observe: observe)
             }
         }
+    }
+
+    /// A workspace for `observe` on one thread (its kernels single-threaded; BLAS must be set to
+    /// one thread by the caller).
+    func observationWorkspace(height: Int, width: Int) -> Workspace {
+        var single = driver.options
+        single.workers = 1
+        let ws = makeWorkspace(height, width, single)
+        ws.runSingleThreaded()
+        return ws
     }
 
     /// One image.

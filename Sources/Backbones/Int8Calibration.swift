@@ -1,4 +1,6 @@
 import Foundation
+import NN
+import Parallelism
 
 // Post-training static quantization, step 1: the range of every channel of every activation tensor
 // of a network, observed on a sample of the user's images. `QuantizedNetwork` turns the ranges into
@@ -60,30 +62,60 @@ extension FoldedNetwork {
                               imageSHA256: [String]) -> Int8Calibration {
         let tensors = tensorChannels.count
         let perImage = 3 * height * width
-        var lo = tensorChannels.map { [Float](repeating: 0, count: $0) }, hi = lo
-        for i in 0..<count {
-            observe(image: images + i * perImage, height: height, width: width) { t, v in
-                let c = tensorChannels[t], plane = v.count / c
-                for ch in 0..<c {
-                    var a = lo[t][ch], b = hi[t][ch]
-                    for x in v[ch * plane ..< (ch + 1) * plane] { a = min(a, x); b = max(b, x) }
-                    lo[t][ch] = a; hi[t][ch] = b
-                }
-            }
-        }
         let n = Int8Calibration.bins
-        var hist = tensorChannels.map { [Float](repeating: 0, count: $0 * n) }
-        for i in 0..<count {
-            observe(image: images + i * perImage, height: height, width: width) { t, v in
-                let c = tensorChannels[t], plane = v.count / c
-                hist[t].withUnsafeMutableBufferPointer { h in
-                    for ch in 0..<c where hi[t][ch] > lo[t][ch] {
-                        let scale = Float(n) / (hi[t][ch] - lo[t][ch]), l = lo[t][ch]
-                        let row = h.baseAddress! + ch * n
-                        for x in v[ch * plane ..< (ch + 1) * plane] { row[min(n - 1, max(0, Int((x - l) * scale)))] += 1 }
+        // The images are spread over the workers, each with its own workspace and statistics,
+        // merged in worker order; minima, maxima and bin counts (integers, exact in Float below
+        // 2^24) do not depend on the order, so neither does the calibration.
+        final class Statistics: @unchecked Sendable {
+            var lo: [[Float]], hi: [[Float]], hist: [[Float]] = []
+            init(_ channels: [Int]) { lo = channels.map { [Float](repeating: 0, count: $0) }; hi = lo }
+        }
+        let workers = max(1, min(driver.options.workers, count))
+        let stats = (0..<workers).map { _ in Statistics(tensorChannels) }
+        let spaces = (0..<workers).map { _ in observationWorkspace(height: height, width: width) }
+        let saved = blasThreads()
+        setBLASThreads(1)
+        defer { setBLASThreads(saved) }
+        let source = UncheckedSendable(images)
+        parallelSlices(count, workers: workers) { w, range in
+            let s = stats[w]
+            for i in range {
+                observe(image: source.value + i * perImage, height: height, width: width, workspace: spaces[w]) { t, v in
+                    let c = tensorChannels[t], plane = v.count / c
+                    for ch in 0..<c {
+                        var a = s.lo[t][ch], b = s.hi[t][ch]
+                        for x in v[ch * plane ..< (ch + 1) * plane] { a = min(a, x); b = max(b, x) }
+                        s.lo[t][ch] = a; s.hi[t][ch] = b
                     }
                 }
             }
+        }
+        var lo = stats[0].lo, hi = stats[0].hi
+        for s in stats.dropFirst() {
+            for t in 0..<tensors {
+                for ch in 0..<tensorChannels[t] { lo[t][ch] = min(lo[t][ch], s.lo[t][ch]); hi[t][ch] = max(hi[t][ch], s.hi[t][ch]) }
+            }
+        }
+        let (fixedLo, fixedHi) = (lo, hi)
+        for s in stats { s.hist = tensorChannels.map { [Float](repeating: 0, count: $0 * n) } }
+        parallelSlices(count, workers: workers) { w, range in
+            let s = stats[w]
+            for i in range {
+                observe(image: source.value + i * perImage, height: height, width: width, workspace: spaces[w]) { t, v in
+                    let c = tensorChannels[t], plane = v.count / c
+                    s.hist[t].withUnsafeMutableBufferPointer { h in
+                        for ch in 0..<c where fixedHi[t][ch] > fixedLo[t][ch] {
+                            let scale = Float(n) / (fixedHi[t][ch] - fixedLo[t][ch]), l = fixedLo[t][ch]
+                            let row = h.baseAddress! + ch * n
+                            for x in v[ch * plane ..< (ch + 1) * plane] { row[min(n - 1, max(0, Int((x - l) * scale)))] += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        var hist = stats[0].hist
+        for s in stats.dropFirst() {
+            for t in 0..<tensors { for i in hist[t].indices { hist[t][i] += s.hist[t][i] } }
         }
         var ranges: [[Float]] = [], means: [[Float]] = []
         for t in 0..<tensors {
