@@ -61,6 +61,11 @@ struct Int8ExtractionTests {
         #expect(calibration.images == Array(Set(train).sorted().prefix(16)))
         #expect(FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration) == int8.weightsSHA256)
         #expect(try store.info().render().contains("int8 (quantized from weights \(f32.weightsSHA256.prefix(12)))"))
+        // chosen by precision; listed with it
+        #expect(try store.selectBackbone("mobilenet_v2:int8") == int8 && store.selectBackbone("int8") == int8)
+        #expect(try store.selectBackbone("mobilenet_v2:float32") == float && store.selectBackbone(mobilenetWeights) == float)
+        let ambiguous = #expect(throws: BackboneSelectionError.self) { try store.selectBackbone("mobilenet_v2") }
+        #expect("\(ambiguous!)".contains("(1280-d, int8)"))
 
         // the features, image by image, against float32
         let a = try Self.vectors(store, backbone: float), b = try Self.vectors(store, backbone: int8)
