@@ -459,50 +459,182 @@ static void dw_scalar_channels(const uint8_t *input, int height, int width, int 
     }
 }
 
+// The epilogue of 16 depthwise sums (the scalar sequence), to u8. `fast`: the chunk's
+// requantization needs no lower clamps (dw_fast_requantize), which are then left out.
+static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512i off, __m512 sc, __m512 bi, int act,
+                                                         __m512 inv, __m512i zero, const int fast) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sum, off)), sc);
+    v = vnni_activate(_mm512_add_ps(v, bi), act);
+    if (!fast) return vnni_requantize(v, inv, zero);
+    // v >= +0 (after maxps(v, 0): not NaN), inv > 0 and finite: t = v * inv is in [+0, +inf]
+    // (not NaN), so maxps(t, -512) is t; then rint(min(t, 512)) + zero >= 0 (zero >= 0), so
+    // max(q, 0) is q, and vpmovusdb's unsigned saturation is the min(q, 255).
+    __m512 t = _mm512_min_ps(_mm512_mul_ps(v, inv), _mm512_set1_ps(512.0f));
+    return _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(t), zero));
+}
+
+// Whether a chunk's requantization can leave out its lower clamps (dw_vnni_epilogue): the
+// activation is relu or relu6, and each of the chunk's channels has 0 < inv < inf and
+// 0 <= zero <= 255 (masked-off lanes: inv 1, zero 0).
+static ALWAYS_INLINE TARGET_VNNI int dw_fast_requantize(int act, __m512 inv, __m512i zero) {
+    if (act != PROBE_ACT_RELU && act != PROBE_ACT_RELU6) return 0;
+    __mmask16 pos = _mm512_cmp_ps_mask(inv, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __mmask16 fin = _mm512_cmp_ps_mask(inv, _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
+    __mmask16 zok = _mm512_cmple_epu32_mask(zero, _mm512_set1_epi32(PROBE_Q_MAX));
+    return (__mmask16)(pos & fin & zok) == (__mmask16)0xFFFF;
+}
+
+// 16 input channels of one pixel, zero-extended to int32 lanes (`full`: an unmasked load,
+// folded into vpmovzxbd).
+static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_load(const uint8_t *p, __mmask16 m, const int full) {
+    return _mm512_cvtepu8_epi32(full ? _mm_loadu_si128((const __m128i *)p) : _mm_maskz_loadu_epi8(m, p));
+}
+
+// Output pixels x...x+nx-1 of row y (nx <= DW_X, all taps inside the input horizontally), one
+// chunk of 16 channels: each input column the pixels read is loaded and converted once (stride 1,
+// 4 pixels: 6 columns instead of 12; stride 2: 9), each pixel's sum in two chains (kernel rows 0
+// and 2, row 1), added in int32 (exact).
+#define DW_X 4
+static ALWAYS_INLINE TARGET_VNNI void dw_vnni_pixels(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
+                                                     int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                     const int nx, __m512i sum[DW_X]) {
+    __m512i acc[DW_X][2];
+    UNROLL
+    for (int u = 0; u < nx; u++) acc[u][0] = acc[u][1] = _mm512_setzero_si512();
+    UNROLL
+    for (int ky = 0; ky < 3; ky++) {
+        if (ky < ky0 || ky >= ky1) continue;
+        const uint8_t *row = in_c + ((size_t)(y * s + ky - 1) * width + (size_t)(x * s - 1)) * stride_c;
+        __m512i col[(DW_X - 1) * 2 + 3];
+        UNROLL
+        for (int j = 0; j < (nx - 1) * s + 3; j++) col[j] = dw_vnni_load(row + (size_t)j * stride_c, m, full);
+        UNROLL
+        for (int u = 0; u < nx; u++)
+            UNROLL
+            for (int kx = 0; kx < 3; kx++)
+                acc[u][ky & 1] = _mm512_dpbusd_epi32(acc[u][ky & 1], col[u * s + kx], wv[ky * 3 + kx]);
+    }
+    UNROLL
+    for (int u = 0; u < nx; u++) sum[u] = _mm512_add_epi32(acc[u][0], acc[u][1]);
+}
+
+// dw_vnni_pixels, their epilogues and stores.
+static ALWAYS_INLINE TARGET_VNNI void dw_vnni_group(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
+                                                    int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                    const int nx, __m512i off, __m512 sc, __m512 bi, int act, __m512 inv,
+                                                    __m512i zero, const int fast, uint8_t *out_c) {
+    __m512i sum[DW_X];
+    dw_vnni_pixels(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, nx, sum);
+    UNROLL
+    for (int u = 0; u < nx; u++) {
+        __m128i q = dw_vnni_epilogue(sum[u], off, sc, bi, act, inv, zero, fast);
+        if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)(x + u) * stride_c), q);
+        else _mm_mask_storeu_epi8(out_c + (size_t)(x + u) * stride_c, m, q);
+    }
+}
+
+// One output pixel (any x: taps outside the input skipped), one chunk.
+static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_pixel(const uint8_t *in_c, int height, int width, int stride_c, int s, int y,
+                                                       int x, int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full) {
+    int kx0, kx1;
+    dw_tap_range(x, s, width, &kx0, &kx1);
+    (void)height;
+    __m512i acc[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    UNROLL
+    for (int ky = 0; ky < 3; ky++) {
+        if (ky < ky0 || ky >= ky1) continue;
+        const uint8_t *row = in_c + (size_t)(y * s + ky - 1) * width * stride_c;
+        UNROLL
+        for (int kx = 0; kx < 3; kx++) {
+            if (kx < kx0 || kx >= kx1) continue;
+            const uint8_t *px = row + (size_t)(x * s + kx - 1) * stride_c;
+            acc[ky] = _mm512_dpbusd_epi32(acc[ky], dw_vnni_load(px, m, full), wv[ky * 3 + kx]);
+        }
+    }
+    return _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
+}
+
+// One output row, one chunk of 16 channels (s, full, fast: constants after inlining): the
+// interior pixels DW_X at a time, the others one by one.
+static ALWAYS_INLINE TARGET_VNNI void dw_vnni_row(const uint8_t *in_c, int height, int width, int stride_c, const int s, int y,
+                                                  int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                  __m512i off, __m512 sc, __m512 bi, int act, __m512 inv, __m512i zero,
+                                                  const int fast, uint8_t *out_c, int ow) {
+    // Interior: x >= 1 and x * s + 1 <= width - 1.
+    const int xi1 = (width - 2) / s + 1 < ow ? (width - 2) / s + 1 : ow;
+    int x = 0;
+    for (; x < ow && x < 1; x++) { // x = 0: the left padding
+        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full);
+        __m128i q = dw_vnni_epilogue(sum, off, sc, bi, act, inv, zero, fast);
+        if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
+        else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
+    }
+    for (; x + DW_X <= xi1; x += DW_X) dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, DW_X,
+                                                     off, sc, bi, act, inv, zero, fast, out_c);
+    if (x + 2 <= xi1) { // the interior's last 2 or 3 pixels (7-pixel rows: 1 + 4 + 2)
+        dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, 2, off, sc, bi, act, inv, zero, fast, out_c);
+        x += 2;
+    }
+    for (; x < ow; x++) {
+        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full);
+        __m128i q = dw_vnni_epilogue(sum, off, sc, bi, act, inv, zero, fast);
+        if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
+        else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
+    }
+}
+
+// Output rows [y0, y1) of one chunk (out_c: the chunk's first channel in the output tensor).
+#define DW_ROWS(NAME, S, FULL, FAST) \
+    static NOINLINE TARGET_VNNI void NAME(const uint8_t *in_c, int height, int width, int stride_c, int y0, int y1, \
+                                          const __m512i wv[9], __mmask16 m, __m512i off, __m512 sc, __m512 bi, int act, \
+                                          __m512 inv, __m512i zero, uint8_t *out_c, int ow) { \
+        for (int y = y0; y < y1; y++) { \
+            int ky0, ky1; \
+            dw_tap_range(y, S, height, &ky0, &ky1); \
+            dw_vnni_row(in_c, height, width, stride_c, S, y, ky0, ky1, wv, m, FULL, off, sc, bi, act, inv, zero, FAST, \
+                        out_c + (size_t)y * ow * stride_c, ow); \
+        } \
+    }
+DW_ROWS(dw_vnni_rows_s1_full_fast, 1, 1, 1) DW_ROWS(dw_vnni_rows_s1_full, 1, 1, 0) DW_ROWS(dw_vnni_rows_s1_part, 1, 0, 0)
+DW_ROWS(dw_vnni_rows_s2_full_fast, 2, 1, 1) DW_ROWS(dw_vnni_rows_s2_full, 2, 1, 0) DW_ROWS(dw_vnni_rows_s2_part, 2, 0, 0)
+
+#define DW_ROW_BLOCK 8 // output rows per pass over the chunks (a chunk's weights and parameters set up once per pass)
+
 TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int width, int channels, int stride_c,
                                        int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
                                        const float *bias, int activation, const float *out_inv_scale, const int32_t *out_zero,
                                        uint8_t *output, int r0, int r1) {
     const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
     if (r1 > oh) r1 = oh;
-    for (int y = r0; y < r1; y++) {
-        int ky0, ky1;
-        dw_tap_range(y, stride, height, &ky0, &ky1);
-        uint8_t *out_row = output + (size_t)y * ow * stride_c;
+    for (int y0 = r0; y0 < r1; y0 += DW_ROW_BLOCK) {
+        const int y1 = r1 - y0 < DW_ROW_BLOCK ? r1 : y0 + DW_ROW_BLOCK;
         for (int c = 0; c < channels; c += 16) {
             int n = channels - c;
-            __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+            const int full = n >= 16;
+            __mmask16 m = full ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
             __m512i wv[9];
             for (int t = 0; t < 9; t++) wv[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + t * channels + c));
             __m512i off = _mm512_maskz_loadu_epi32(m, acc_offset + c);
             __m512 sc = _mm512_maskz_loadu_ps(m, scale + c), bi = _mm512_maskz_loadu_ps(m, bias + c);
-            __m512 inv = _mm512_maskz_loadu_ps(m, out_inv_scale + c);
+            __m512 inv = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, out_inv_scale + c);
             __m512i zero = _mm512_maskz_loadu_epi32(m, out_zero + c);
-            for (int x = 0; x < ow; x++) {
-                int kx0, kx1;
-                dw_tap_range(x, stride, width, &kx0, &kx1);
-                // One partial sum per kernel row (independent chains), added in int32 (exact).
-                // (Loops unrolled, taps tested: constant indices keep acc and wv in registers.)
-                __m512i acc[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-                UNROLL
-                for (int ky = 0; ky < 3; ky++) {
-                    if (ky < ky0 || ky >= ky1) continue;
-                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
-                    UNROLL
-                    for (int kx = 0; kx < 3; kx++) {
-                        if (kx < kx0 || kx >= kx1) continue;
-                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
-                        acc[ky] = _mm512_dpbusd_epi32(acc[ky], _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, px)), wv[ky * 3 + kx]);
-                    }
-                }
-                __m512i sum = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
-                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sum, off)), sc);
-                v = vnni_activate(_mm512_add_ps(v, bi), activation);
-                _mm_mask_storeu_epi8(out_row + (size_t)x * stride_c + c, m, vnni_requantize(v, inv, zero));
+            const uint8_t *in_c = input + c;
+            uint8_t *out_c = output + c;
+            const int fast = full && dw_fast_requantize(activation, inv, zero);
+#define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, wv, m, off, sc, bi, activation, inv, zero, out_c, ow)
+            if (stride == 1) {
+                if (fast) DW_CALL(dw_vnni_rows_s1_full_fast);
+                else if (full) DW_CALL(dw_vnni_rows_s1_full);
+                else DW_CALL(dw_vnni_rows_s1_part);
+            } else {
+                if (fast) DW_CALL(dw_vnni_rows_s2_full_fast);
+                else if (full) DW_CALL(dw_vnni_rows_s2_full);
+                else DW_CALL(dw_vnni_rows_s2_part);
             }
+#undef DW_CALL
         }
         if (stride_c > channels)
-            for (int x = 0; x < ow; x++) memset(out_row + (size_t)x * stride_c + channels, 0, stride_c - channels);
+            for (size_t p = (size_t)y0 * ow; p < (size_t)y1 * ow; p++) memset(output + p * stride_c + channels, 0, stride_c - channels);
     }
 }
 
