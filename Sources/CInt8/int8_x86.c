@@ -87,14 +87,54 @@ static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, __m512 inv_sc
     return _mm512_cvtepi32_epi8(vnni_requantize_epi32(v, inv_scale, zero));
 }
 
-// The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
-// and channels below out_channels are stored. The blocks' parameters are loaded once for the tile.
-// u8 output: a pixel's (up to) 4 blocks of int32 are narrowed together (packssdw, packuswb: exact
-// saturation to 0...255 = the clamp) into one 64-byte store.
-static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
-                                              int block0, int nb) {
+// Requantization modes: which of the float clamps of t = v * inv_scale are no-ops, left out.
+//   VNNI_Q_FULL: both (the general case);
+//   VNNI_Q_NOLOW: maxps(t, -512) is t: the activation is relu or relu6 (v >= +0 after maxps(v, 0),
+//     never NaN) and 0 < inv_scale < inf, so t is in [+0, +inf] (not NaN);
+//   VNNI_Q_NONE: besides, minps(t, 512) is t: relu6 (v <= 6) and 6 * inv_scale <= 512 as floats
+//     (rounding is monotonic: v * inv_scale <= 6 * inv_scale).
+enum { VNNI_Q_FULL = 0, VNNI_Q_NOLOW = 1, VNNI_Q_NONE = 2 };
+
+// The mode of 16 channels (masked-off lanes of inv_scale: 1).
+static ALWAYS_INLINE TARGET_VNNI int vnni_requantize_mode(int act, __m512 inv) {
+    if (act != PROBE_ACT_RELU && act != PROBE_ACT_RELU6) return VNNI_Q_FULL;
+    __mmask16 ok = _mm512_cmp_ps_mask(inv, _mm512_setzero_ps(), _CMP_GT_OQ)
+                 & _mm512_cmp_ps_mask(inv, _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
+    if (ok != (__mmask16)0xFFFF) return VNNI_Q_FULL;
+    if (act != PROBE_ACT_RELU6) return VNNI_Q_NOLOW;
+    __mmask16 small = _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_set1_ps(6.0f), inv), _mm512_set1_ps(512.0f), _CMP_LE_OQ);
+    return small == (__mmask16)0xFFFF ? VNNI_Q_NONE : VNNI_Q_NOLOW;
+}
+
+// The mode of channels [0, n) of inv_scale (NULL: float output, VNNI_Q_FULL).
+static TARGET_VNNI int vnni_requantize_mode_of(int act, const float *inv_scale, int n) {
+    if (!inv_scale) return VNNI_Q_FULL;
+    int mode = VNNI_Q_NONE;
+    for (int c = 0; c < n && mode > VNNI_Q_FULL; c += 16) {
+        __mmask16 m = n - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+        int mc = vnni_requantize_mode(act, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, inv_scale + c));
+        mode = mc < mode ? mc : mode;
+    }
+    return mode;
+}
+
+// vnni_quantize_unclamped with the clamps `mode` leaves out.
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_quantize_mode(__m512 v, __m512 inv_scale, __m512i zero, const int mode) {
+    __m512 t = _mm512_mul_ps(v, inv_scale);
+    if (mode == VNNI_Q_FULL) t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
+    if (mode != VNNI_Q_NONE) t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+    return _mm512_add_epi32(_mm512_cvtps_epi32(t), zero);
+}
+
+// The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15, acc_offset
+// included (the tile's accumulators start from it); pixels i < np and channels below out_channels
+// are stored. The blocks' parameters are loaded once for the tile. u8 output: a pixel's (up to) 4
+// blocks of int32 are narrowed together (packssdw, packuswb: exact saturation to 0...255 = the
+// clamp) into one 64-byte store; `mode` (a constant): the requantization's clamps left out.
+static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
+                                                        int block0, int nb, const int mode) {
     const int act = a->activation;
-    __m512i off[VNNI_NB], zero[VNNI_NB], res_zero[VNNI_NB];
+    __m512i zero[VNNI_NB], res_zero[VNNI_NB];
     __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], res_scale[VNNI_NB];
     __mmask16 m[VNNI_NB];
     __mmask64 mbytes = 0;
@@ -103,7 +143,6 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
         int n = j < nb ? a->out_channels - (block0 + j) * 16 : 0;
         m[j] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
         mbytes |= (__mmask64)m[j] << (16 * j);
-        off[j] = _mm512_maskz_loadu_epi32(m[j], a->acc_offset + (block0 + j) * 16);
         scale[j] = _mm512_maskz_loadu_ps(m[j], a->scale + (block0 + j) * 16);
         bias[j] = _mm512_maskz_loadu_ps(m[j], a->bias + (block0 + j) * 16);
         if (!a->out_f32) {
@@ -126,7 +165,7 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
             q[j] = _mm512_setzero_si512();
             if (j >= nb) continue;
             int o = (block0 + j) * 16;
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[i][j], off[j])), scale[j]);
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), scale[j]);
             v = _mm512_add_ps(v, bias[j]);
             if (a->residual) {
                 __m128i r8 = _mm_maskz_loadu_epi8(m[j], a->residual + pi * a->res_stride + o);
@@ -135,7 +174,7 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
             }
             v = vnni_activate(v, act);
             if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m[j], v);
-            else q[j] = vnni_quantize_unclamped(v, inv[j], zero[j]);
+            else q[j] = vnni_quantize_mode(v, inv[j], zero[j], mode);
         }
         if (!a->out_f32) {
             __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
@@ -145,20 +184,33 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
     }
 }
 
+static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
+                                              int block0, int nb, int mode) {
+    if (mode == VNNI_Q_NONE) vnni_epilogue_body(a, acc, p, np, block0, nb, VNNI_Q_NONE);
+    else if (mode == VNNI_Q_NOLOW) vnni_epilogue_body(a, acc, p, np, block0, nb, VNNI_Q_NOLOW);
+    else vnni_epilogue_body(a, acc, p, np, block0, nb, VNNI_Q_FULL);
+}
+
 // One tile: pixels p...p+np-1 (np <= mr; rows past np repeat the last pixel and are not stored)
 // x blocks block0...block0+nb-1. mr and nb are constants after inlining.
 static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
-                                                int p, int np, int block0, const int mr, const int nb) {
+                                                int p, int np, int block0, int mode, const int mr, const int nb) {
     const int taps = a->taps, gpt = a->cin_stride / 4;
     const size_t bstride = (size_t)taps * gpt * 64; // bytes of one block's packed weights
     const int8_t *w = a->weights + (size_t)block0 * bstride;
     const int32_t *rows[VNNI_MR];
-    __m512i acc[VNNI_MR][VNNI_NB];
+    __m512i acc[VNNI_MR][VNNI_NB], off[VNNI_NB];
+    // The sums start from acc_offset (int32 sums are exact in any order).
+    UNROLL
+    for (int j = 0; j < nb; j++) {
+        int n = a->out_channels - (block0 + j) * 16;
+        off[j] = _mm512_maskz_loadu_epi32(n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1), a->acc_offset + (block0 + j) * 16);
+    }
     UNROLL
     for (int i = 0; i < mr; i++) {
         rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
         UNROLL
-        for (int j = 0; j < nb; j++) acc[i][j] = _mm512_setzero_si512();
+        for (int j = 0; j < nb; j++) acc[i][j] = off[j];
     }
     for (int t = 0; t < taps; t++) {
         const uint8_t *x[VNNI_MR];
@@ -182,13 +234,13 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const
     for (int i = 0; i < mr; i++)
         UNROLL
         for (int j = 0; j < nb; j++) out[i][j] = acc[i][j];
-    vnni_epilogue(a, out, p, np, block0, nb);
+    vnni_epilogue(a, out, p, np, block0, nb, mode);
 }
 
 #define VNNI_TILE(MR_, NB_) \
     static TARGET_VNNI void vnni_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
-                                                    const int32_t *ind, int p, int np, int block0) { \
-        vnni_tile(a, input, ind, p, np, block0, MR_, NB_); \
+                                                    const int32_t *ind, int p, int np, int block0, int mode) { \
+        vnni_tile(a, input, ind, p, np, block0, mode, MR_, NB_); \
     }
 VNNI_TILE(6, 4) VNNI_TILE(6, 3) VNNI_TILE(6, 2) VNNI_TILE(6, 1)
 VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
@@ -196,6 +248,7 @@ VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, VNNI_MR);
+    const int mode = a->out_f32 ? VNNI_Q_FULL : vnni_requantize_mode_of(a->activation, a->out_inv_scale, a->out_channels);
     for (int pc = p0; pc < p1; pc += chunk) {
         int pe = p1 - pc > chunk ? pc + chunk : p1;
         // Block groups of balanced sizes (9 blocks: 3 + 3 + 3, not 4 + 4 + 1).
@@ -207,19 +260,19 @@ void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int
                 if (nb == 4) {
                     // A full block group: the pixel remainder gets its own tile height.
                     switch (np) {
-                    case 6: vnni_tile_6x4(a, input, ind, p, np, b); break;
-                    case 5: vnni_tile_5x4(a, input, ind, p, np, b); break;
-                    case 4: vnni_tile_4x4(a, input, ind, p, np, b); break;
-                    case 3: vnni_tile_3x4(a, input, ind, p, np, b); break;
-                    case 2: vnni_tile_2x4(a, input, ind, p, np, b); break;
-                    default: vnni_tile_1x4(a, input, ind, p, np, b); break;
+                    case 6: vnni_tile_6x4(a, input, ind, p, np, b, mode); break;
+                    case 5: vnni_tile_5x4(a, input, ind, p, np, b, mode); break;
+                    case 4: vnni_tile_4x4(a, input, ind, p, np, b, mode); break;
+                    case 3: vnni_tile_3x4(a, input, ind, p, np, b, mode); break;
+                    case 2: vnni_tile_2x4(a, input, ind, p, np, b, mode); break;
+                    default: vnni_tile_1x4(a, input, ind, p, np, b, mode); break;
                     }
                 } else if (nb == 3) {
-                    vnni_tile_6x3(a, input, ind, p, np, b);
+                    vnni_tile_6x3(a, input, ind, p, np, b, mode);
                 } else if (nb == 2) {
-                    vnni_tile_6x2(a, input, ind, p, np, b);
+                    vnni_tile_6x2(a, input, ind, p, np, b, mode);
                 } else {
-                    vnni_tile_6x1(a, input, ind, p, np, b);
+                    vnni_tile_6x1(a, input, ind, p, np, b, mode);
                 }
             }
             b += nb;
@@ -459,29 +512,23 @@ static void dw_scalar_channels(const uint8_t *input, int height, int width, int 
     }
 }
 
-// The epilogue of 16 depthwise sums (the scalar sequence), to u8. `fast`: the chunk's
-// requantization needs no lower clamps (dw_fast_requantize), which are then left out.
-static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512i off, __m512 sc, __m512 bi, int act,
-                                                         __m512 inv, __m512i zero, const int fast) {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sum, off)), sc);
+// The epilogue of 16 depthwise sums, acc_offset included (the scalar sequence), to u8. `mode`
+// (dw_requantize_mode): the requantization's clamps left out.
+static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512 sc, __m512 bi, int act, __m512 inv, __m512i zero,
+                                                         const int mode) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc);
     v = vnni_activate(_mm512_add_ps(v, bi), act);
-    if (!fast) return vnni_requantize(v, inv, zero);
-    // v >= +0 (after maxps(v, 0): not NaN), inv > 0 and finite: t = v * inv is in [+0, +inf]
-    // (not NaN), so maxps(t, -512) is t; then rint(min(t, 512)) + zero >= 0 (zero >= 0), so
-    // max(q, 0) is q, and vpmovusdb's unsigned saturation is the min(q, 255).
-    __m512 t = _mm512_min_ps(_mm512_mul_ps(v, inv), _mm512_set1_ps(512.0f));
-    return _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(t), zero));
+    if (mode == VNNI_Q_FULL) return vnni_requantize(v, inv, zero);
+    // t >= +0 (vnni_requantize_mode) and zero >= 0: q = rint(t) + zero >= 0, so max(q, 0) is q,
+    // and vpmovusdb's unsigned saturation is the min(q, 255).
+    return _mm512_cvtusepi32_epi8(vnni_quantize_mode(v, inv, zero, mode));
 }
 
-// Whether a chunk's requantization can leave out its lower clamps (dw_vnni_epilogue): the
-// activation is relu or relu6, and each of the chunk's channels has 0 < inv < inf and
-// 0 <= zero <= 255 (masked-off lanes: inv 1, zero 0).
-static ALWAYS_INLINE TARGET_VNNI int dw_fast_requantize(int act, __m512 inv, __m512i zero) {
-    if (act != PROBE_ACT_RELU && act != PROBE_ACT_RELU6) return 0;
-    __mmask16 pos = _mm512_cmp_ps_mask(inv, _mm512_setzero_ps(), _CMP_GT_OQ);
-    __mmask16 fin = _mm512_cmp_ps_mask(inv, _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
-    __mmask16 zok = _mm512_cmple_epu32_mask(zero, _mm512_set1_epi32(PROBE_Q_MAX));
-    return (__mmask16)(pos & fin & zok) == (__mmask16)0xFFFF;
+// A chunk's requantization mode: vnni_requantize_mode, when each of its channels has
+// 0 <= zero <= 255 (masked-off lanes: inv 1, zero 0); else VNNI_Q_FULL.
+static ALWAYS_INLINE TARGET_VNNI int dw_requantize_mode(int act, __m512 inv, __m512i zero) {
+    if (_mm512_cmple_epu32_mask(zero, _mm512_set1_epi32(PROBE_Q_MAX)) != (__mmask16)0xFFFF) return VNNI_Q_FULL;
+    return vnni_requantize_mode(act, inv);
 }
 
 // 16 input channels of one pixel, zero-extended to int32 lanes (`full`: an unmasked load,
@@ -493,14 +540,14 @@ static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_load(const uint8_t *p, __mmask1
 // Output pixels x...x+nx-1 of row y (nx <= DW_X, all taps inside the input horizontally), one
 // chunk of 16 channels: each input column the pixels read is loaded and converted once (stride 1,
 // 4 pixels: 6 columns instead of 12; stride 2: 9), each pixel's sum in two chains (kernel rows 0
-// and 2, row 1), added in int32 (exact).
+// and 2, row 1; the first starts from acc_offset), added in int32 (exact).
 #define DW_X 4
 static ALWAYS_INLINE TARGET_VNNI void dw_vnni_pixels(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
                                                      int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
-                                                     const int nx, __m512i sum[DW_X]) {
+                                                     const int nx, __m512i off, __m512i sum[DW_X]) {
     __m512i acc[DW_X][2];
     UNROLL
-    for (int u = 0; u < nx; u++) acc[u][0] = acc[u][1] = _mm512_setzero_si512();
+    for (int u = 0; u < nx; u++) acc[u][0] = off, acc[u][1] = _mm512_setzero_si512();
     UNROLL
     for (int ky = 0; ky < 3; ky++) {
         if (ky < ky0 || ky >= ky1) continue;
@@ -522,12 +569,12 @@ static ALWAYS_INLINE TARGET_VNNI void dw_vnni_pixels(const uint8_t *in_c, int wi
 static ALWAYS_INLINE TARGET_VNNI void dw_vnni_group(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
                                                     int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
                                                     const int nx, __m512i off, __m512 sc, __m512 bi, int act, __m512 inv,
-                                                    __m512i zero, const int fast, uint8_t *out_c) {
+                                                    __m512i zero, const int mode, uint8_t *out_c) {
     __m512i sum[DW_X];
-    dw_vnni_pixels(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, nx, sum);
+    dw_vnni_pixels(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, nx, off, sum);
     UNROLL
     for (int u = 0; u < nx; u++) {
-        __m128i q = dw_vnni_epilogue(sum[u], off, sc, bi, act, inv, zero, fast);
+        __m128i q = dw_vnni_epilogue(sum[u], sc, bi, act, inv, zero, mode);
         if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)(x + u) * stride_c), q);
         else _mm_mask_storeu_epi8(out_c + (size_t)(x + u) * stride_c, m, q);
     }
@@ -535,11 +582,12 @@ static ALWAYS_INLINE TARGET_VNNI void dw_vnni_group(const uint8_t *in_c, int wid
 
 // One output pixel (any x: taps outside the input skipped), one chunk.
 static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_pixel(const uint8_t *in_c, int height, int width, int stride_c, int s, int y,
-                                                       int x, int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full) {
+                                                       int x, int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                       __m512i off) {
     int kx0, kx1;
     dw_tap_range(x, s, width, &kx0, &kx1);
     (void)height;
-    __m512i acc[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    __m512i acc[3] = {off, _mm512_setzero_si512(), _mm512_setzero_si512()};
     UNROLL
     for (int ky = 0; ky < 3; ky++) {
         if (ky < ky0 || ky >= ky1) continue;
@@ -554,49 +602,52 @@ static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_pixel(const uint8_t *in_c, int 
     return _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
 }
 
-// One output row, one chunk of 16 channels (s, full, fast: constants after inlining): the
+// One output row, one chunk of 16 channels (s, full, mode: constants after inlining): the
 // interior pixels DW_X at a time, the others one by one.
 static ALWAYS_INLINE TARGET_VNNI void dw_vnni_row(const uint8_t *in_c, int height, int width, int stride_c, const int s, int y,
                                                   int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
                                                   __m512i off, __m512 sc, __m512 bi, int act, __m512 inv, __m512i zero,
-                                                  const int fast, uint8_t *out_c, int ow) {
+                                                  const int mode, uint8_t *out_c, int ow) {
     // Interior: x >= 1 and x * s + 1 <= width - 1.
     const int xi1 = (width - 2) / s + 1 < ow ? (width - 2) / s + 1 : ow;
     int x = 0;
     for (; x < ow && x < 1; x++) { // x = 0: the left padding
-        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full);
-        __m128i q = dw_vnni_epilogue(sum, off, sc, bi, act, inv, zero, fast);
+        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full, off);
+        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, zero, mode);
         if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
         else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
     }
     for (; x + DW_X <= xi1; x += DW_X) dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, DW_X,
-                                                     off, sc, bi, act, inv, zero, fast, out_c);
+                                                     off, sc, bi, act, inv, zero, mode, out_c);
     if (x + 2 <= xi1) { // the interior's last 2 or 3 pixels (7-pixel rows: 1 + 4 + 2)
-        dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, 2, off, sc, bi, act, inv, zero, fast, out_c);
+        dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, 2, off, sc, bi, act, inv, zero, mode, out_c);
         x += 2;
     }
     for (; x < ow; x++) {
-        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full);
-        __m128i q = dw_vnni_epilogue(sum, off, sc, bi, act, inv, zero, fast);
+        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full, off);
+        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, zero, mode);
         if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
         else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
     }
 }
 
 // Output rows [y0, y1) of one chunk (out_c: the chunk's first channel in the output tensor).
-#define DW_ROWS(NAME, S, FULL, FAST) \
+#define DW_ROWS(NAME, S, FULL, MODE) \
     static NOINLINE TARGET_VNNI void NAME(const uint8_t *in_c, int height, int width, int stride_c, int y0, int y1, \
                                           const __m512i wv[9], __mmask16 m, __m512i off, __m512 sc, __m512 bi, int act, \
                                           __m512 inv, __m512i zero, uint8_t *out_c, int ow) { \
         for (int y = y0; y < y1; y++) { \
             int ky0, ky1; \
             dw_tap_range(y, S, height, &ky0, &ky1); \
-            dw_vnni_row(in_c, height, width, stride_c, S, y, ky0, ky1, wv, m, FULL, off, sc, bi, act, inv, zero, FAST, \
+            dw_vnni_row(in_c, height, width, stride_c, S, y, ky0, ky1, wv, m, FULL, off, sc, bi, act, inv, zero, MODE, \
                         out_c + (size_t)y * ow * stride_c, ow); \
         } \
     }
-DW_ROWS(dw_vnni_rows_s1_full_fast, 1, 1, 1) DW_ROWS(dw_vnni_rows_s1_full, 1, 1, 0) DW_ROWS(dw_vnni_rows_s1_part, 1, 0, 0)
-DW_ROWS(dw_vnni_rows_s2_full_fast, 2, 1, 1) DW_ROWS(dw_vnni_rows_s2_full, 2, 1, 0) DW_ROWS(dw_vnni_rows_s2_part, 2, 0, 0)
+// Full chunks by requantization mode; a partial chunk (the last, masked) in the general mode.
+DW_ROWS(dw_vnni_rows_s1_none, 1, 1, VNNI_Q_NONE) DW_ROWS(dw_vnni_rows_s1_nolow, 1, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s1_full, 1, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s1_part, 1, 0, VNNI_Q_FULL)
+DW_ROWS(dw_vnni_rows_s2_none, 2, 1, VNNI_Q_NONE) DW_ROWS(dw_vnni_rows_s2_nolow, 2, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s2_full, 2, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s2_part, 2, 0, VNNI_Q_FULL)
 
 #define DW_ROW_BLOCK 8 // output rows per pass over the chunks (a chunk's weights and parameters set up once per pass)
 
@@ -620,16 +671,18 @@ TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int wid
             __m512i zero = _mm512_maskz_loadu_epi32(m, out_zero + c);
             const uint8_t *in_c = input + c;
             uint8_t *out_c = output + c;
-            const int fast = full && dw_fast_requantize(activation, inv, zero);
+            const int mode = full ? dw_requantize_mode(activation, inv, zero) : VNNI_Q_FULL;
 #define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, wv, m, off, sc, bi, activation, inv, zero, out_c, ow)
             if (stride == 1) {
-                if (fast) DW_CALL(dw_vnni_rows_s1_full_fast);
-                else if (full) DW_CALL(dw_vnni_rows_s1_full);
-                else DW_CALL(dw_vnni_rows_s1_part);
+                if (!full) DW_CALL(dw_vnni_rows_s1_part);
+                else if (mode == VNNI_Q_NONE) DW_CALL(dw_vnni_rows_s1_none);
+                else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s1_nolow);
+                else DW_CALL(dw_vnni_rows_s1_full);
             } else {
-                if (fast) DW_CALL(dw_vnni_rows_s2_full_fast);
-                else if (full) DW_CALL(dw_vnni_rows_s2_full);
-                else DW_CALL(dw_vnni_rows_s2_part);
+                if (!full) DW_CALL(dw_vnni_rows_s2_part);
+                else if (mode == VNNI_Q_NONE) DW_CALL(dw_vnni_rows_s2_none);
+                else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s2_nolow);
+                else DW_CALL(dw_vnni_rows_s2_full);
             }
 #undef DW_CALL
         }
