@@ -132,8 +132,13 @@ static ALWAYS_INLINE TARGET_VNNI __m512i vnni_quantize_mode(__m512 v, __m512 inv
 // blocks of int32 are narrowed together (packssdw, packuswb: exact saturation to 0...255 = the
 // clamp) into one 64-byte store; `mode` (a constant): the requantization's clamps left out.
 static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
-                                                        int block0, int nb, const int mode) {
+                                                        int block0, const int nb, const int f32, const int res, const int mode) {
+    // The arguments as locals (stores through out_u8 could otherwise alias *a: reloads).
     const int act = a->activation;
+    const size_t out_stride = (size_t)a->out_stride, res_stride = (size_t)a->res_stride;
+    uint8_t *const out_u8 = a->out_u8;
+    float *const out_f32 = a->out_f32;
+    const uint8_t *const residual = a->residual;
     __m512i zero[VNNI_NB], res_zero[VNNI_NB];
     __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], res_scale[VNNI_NB];
     __mmask16 m[VNNI_NB];
@@ -145,11 +150,11 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
         mbytes |= (__mmask64)m[j] << (16 * j);
         scale[j] = _mm512_maskz_loadu_ps(m[j], a->scale + (block0 + j) * 16);
         bias[j] = _mm512_maskz_loadu_ps(m[j], a->bias + (block0 + j) * 16);
-        if (!a->out_f32) {
+        if (!f32) {
             inv[j] = _mm512_maskz_loadu_ps(m[j], a->out_inv_scale + (block0 + j) * 16);
             zero[j] = _mm512_maskz_loadu_epi32(m[j], a->out_zero + (block0 + j) * 16);
         }
-        if (a->residual) {
+        if (res) {
             res_scale[j] = _mm512_maskz_loadu_ps(m[j], a->res_scale + (block0 + j) * 16);
             res_zero[j] = _mm512_maskz_loadu_epi32(m[j], a->res_zero + (block0 + j) * 16);
         }
@@ -167,29 +172,35 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
             int o = (block0 + j) * 16;
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), scale[j]);
             v = _mm512_add_ps(v, bias[j]);
-            if (a->residual) {
-                __m128i r8 = _mm_maskz_loadu_epi8(m[j], a->residual + pi * a->res_stride + o);
+            if (res) {
+                __m128i r8 = _mm_maskz_loadu_epi8(m[j], residual + pi * res_stride + o);
                 __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), res_zero[j]);
                 v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), res_scale[j]));
             }
             v = vnni_activate(v, act);
-            if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m[j], v);
+            if (f32) _mm512_mask_storeu_ps(out_f32 + pi * out_stride + o, m[j], v);
             else q[j] = vnni_quantize_mode(v, inv[j], zero[j], mode);
         }
-        if (!a->out_f32) {
+        if (!f32) {
             __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
             b = _mm512_permutexvar_epi32(order, b);
-            _mm512_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + block0 * 16, mbytes, b);
+            _mm512_mask_storeu_epi8(out_u8 + pi * out_stride + block0 * 16, mbytes, b);
         }
     }
 }
 
-static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
-                                              int block0, int nb, int mode) {
-    if (mode == VNNI_Q_NONE) vnni_epilogue_body(a, acc, p, np, block0, nb, VNNI_Q_NONE);
-    else if (mode == VNNI_Q_NOLOW) vnni_epilogue_body(a, acc, p, np, block0, nb, VNNI_Q_NOLOW);
-    else vnni_epilogue_body(a, acc, p, np, block0, nb, VNNI_Q_FULL);
-}
+// The epilogue of a tile of nb blocks (a constant: one function each), its kind of output and
+// requantization mode as constants in each branch.
+#define VNNI_EPILOGUE(NB_) \
+    static NOINLINE TARGET_VNNI void vnni_epilogue_##NB_(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np, \
+                                                         int block0, int mode) { \
+        if (a->out_f32) vnni_epilogue_body(a, acc, p, np, block0, NB_, 1, a->residual != NULL, VNNI_Q_FULL); \
+        else if (a->residual) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 1, VNNI_Q_FULL); \
+        else if (mode == VNNI_Q_NONE) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_NONE); \
+        else if (mode == VNNI_Q_NOLOW) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_NOLOW); \
+        else vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_FULL); \
+    }
+VNNI_EPILOGUE(1) VNNI_EPILOGUE(2) VNNI_EPILOGUE(3) VNNI_EPILOGUE(4)
 
 // One tile: pixels p...p+np-1 (np <= mr; rows past np repeat the last pixel and are not stored)
 // x blocks block0...block0+nb-1. mr and nb are constants after inlining.
@@ -234,7 +245,10 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const
     for (int i = 0; i < mr; i++)
         UNROLL
         for (int j = 0; j < nb; j++) out[i][j] = acc[i][j];
-    vnni_epilogue(a, out, p, np, block0, nb, mode);
+    if (nb == 4) vnni_epilogue_4(a, out, p, np, block0, mode);
+    else if (nb == 3) vnni_epilogue_3(a, out, p, np, block0, mode);
+    else if (nb == 2) vnni_epilogue_2(a, out, p, np, block0, mode);
+    else vnni_epilogue_1(a, out, p, np, block0, mode);
 }
 
 #define VNNI_TILE(MR_, NB_) \
