@@ -91,9 +91,11 @@ static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, __m512 inv_sc
 //   VNNI_Q_FULL: both (the general case);
 //   VNNI_Q_NOLOW: maxps(t, -512) is t: the activation is relu or relu6 (v >= +0 after maxps(v, 0),
 //     never NaN) and 0 < inv_scale < inf, so t is in [+0, +inf] (not NaN);
-//   VNNI_Q_NONE: besides, minps(t, 512) is t: relu6 (v <= 6) and 6 * inv_scale <= 512 as floats
-//     (rounding is monotonic: v * inv_scale <= 6 * inv_scale).
-enum { VNNI_Q_FULL = 0, VNNI_Q_NOLOW = 1, VNNI_Q_NONE = 2 };
+//   VNNI_Q_RELU6: the same for relu6, whose minps(r, 6) then goes into the upper clamp: with r in
+//     [+0, +inf] and 0 < inv_scale < inf, x -> x * inv_scale is non-decreasing (rounding is
+//     monotonic), so min(min(r, 6) * inv_scale, 512) = min(r * inv_scale, hi) with the channel's
+//     hi = min(6 * inv_scale, 512) (vnni_relu6_high): maxps(v, 0), mulps, minps.
+enum { VNNI_Q_FULL = 0, VNNI_Q_NOLOW = 1, VNNI_Q_RELU6 = 2 };
 
 // The mode of 16 channels (masked-off lanes of inv_scale: 1).
 static ALWAYS_INLINE TARGET_VNNI int vnni_requantize_mode(int act, __m512 inv) {
@@ -101,15 +103,13 @@ static ALWAYS_INLINE TARGET_VNNI int vnni_requantize_mode(int act, __m512 inv) {
     __mmask16 ok = _mm512_cmp_ps_mask(inv, _mm512_setzero_ps(), _CMP_GT_OQ)
                  & _mm512_cmp_ps_mask(inv, _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
     if (ok != (__mmask16)0xFFFF) return VNNI_Q_FULL;
-    if (act != PROBE_ACT_RELU6) return VNNI_Q_NOLOW;
-    __mmask16 small = _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_set1_ps(6.0f), inv), _mm512_set1_ps(512.0f), _CMP_LE_OQ);
-    return small == (__mmask16)0xFFFF ? VNNI_Q_NONE : VNNI_Q_NOLOW;
+    return act == PROBE_ACT_RELU6 ? VNNI_Q_RELU6 : VNNI_Q_NOLOW;
 }
 
 // The mode of channels [0, n) of inv_scale (NULL: float output, VNNI_Q_FULL).
 static TARGET_VNNI int vnni_requantize_mode_of(int act, const float *inv_scale, int n) {
     if (!inv_scale) return VNNI_Q_FULL;
-    int mode = VNNI_Q_NONE;
+    int mode = VNNI_Q_RELU6;
     for (int c = 0; c < n && mode > VNNI_Q_FULL; c += 16) {
         __mmask16 m = n - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c)) - 1);
         int mc = vnni_requantize_mode(act, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, inv_scale + c));
@@ -118,11 +118,22 @@ static TARGET_VNNI int vnni_requantize_mode_of(int act, const float *inv_scale, 
     return mode;
 }
 
-// vnni_quantize_unclamped with the clamps `mode` leaves out.
-static ALWAYS_INLINE TARGET_VNNI __m512i vnni_quantize_mode(__m512 v, __m512 inv_scale, __m512i zero, const int mode) {
-    __m512 t = _mm512_mul_ps(v, inv_scale);
-    if (mode == VNNI_Q_FULL) t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
-    if (mode != VNNI_Q_NONE) t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+// VNNI_Q_RELU6's upper clamp of a channel: min(6 * inv_scale, 512).
+static ALWAYS_INLINE TARGET_VNNI __m512 vnni_relu6_high(__m512 inv_scale) {
+    return _mm512_min_ps(_mm512_mul_ps(_mm512_set1_ps(6.0f), inv_scale), _mm512_set1_ps(512.0f));
+}
+
+// The activation and vnni_quantize_unclamped, with what `mode` leaves out (hi: VNNI_Q_RELU6 only).
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_act_quantize(__m512 v, int act, __m512 inv_scale, __m512 hi, __m512i zero,
+                                                          const int mode) {
+    __m512 t;
+    if (mode == VNNI_Q_RELU6) {
+        t = _mm512_min_ps(_mm512_mul_ps(_mm512_max_ps(v, _mm512_setzero_ps()), inv_scale), hi);
+    } else {
+        t = _mm512_mul_ps(vnni_activate(v, act), inv_scale);
+        if (mode == VNNI_Q_FULL) t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
+        t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+    }
     return _mm512_add_epi32(_mm512_cvtps_epi32(t), zero);
 }
 
@@ -140,7 +151,7 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
     float *const out_f32 = a->out_f32;
     const uint8_t *const residual = a->residual;
     __m512i zero[VNNI_NB], res_zero[VNNI_NB];
-    __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], res_scale[VNNI_NB];
+    __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], hi[VNNI_NB], res_scale[VNNI_NB];
     __mmask16 m[VNNI_NB];
     __mmask64 mbytes = 0;
     UNROLL
@@ -153,6 +164,7 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
         if (!f32) {
             inv[j] = _mm512_maskz_loadu_ps(m[j], a->out_inv_scale + (block0 + j) * 16);
             zero[j] = _mm512_maskz_loadu_epi32(m[j], a->out_zero + (block0 + j) * 16);
+            hi[j] = vnni_relu6_high(inv[j]);
         }
         if (res) {
             res_scale[j] = _mm512_maskz_loadu_ps(m[j], a->res_scale + (block0 + j) * 16);
@@ -177,9 +189,8 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
                 __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), res_zero[j]);
                 v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), res_scale[j]));
             }
-            v = vnni_activate(v, act);
-            if (f32) _mm512_mask_storeu_ps(out_f32 + pi * out_stride + o, m[j], v);
-            else q[j] = vnni_quantize_mode(v, inv[j], zero[j], mode);
+            if (f32) _mm512_mask_storeu_ps(out_f32 + pi * out_stride + o, m[j], vnni_activate(v, act));
+            else q[j] = vnni_act_quantize(v, act, inv[j], hi[j], zero[j], mode);
         }
         if (!f32) {
             __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
@@ -196,7 +207,7 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
                                                          int block0, int mode) { \
         if (a->out_f32) vnni_epilogue_body(a, acc, p, np, block0, NB_, 1, a->residual != NULL, VNNI_Q_FULL); \
         else if (a->residual) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 1, VNNI_Q_FULL); \
-        else if (mode == VNNI_Q_NONE) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_NONE); \
+        else if (mode == VNNI_Q_RELU6) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_RELU6); \
         else if (mode == VNNI_Q_NOLOW) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_NOLOW); \
         else vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_FULL); \
     }
@@ -528,14 +539,13 @@ static void dw_scalar_channels(const uint8_t *input, int height, int width, int 
 
 // The epilogue of 16 depthwise sums, acc_offset included (the scalar sequence), to u8. `mode`
 // (dw_requantize_mode): the requantization's clamps left out.
-static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512 sc, __m512 bi, int act, __m512 inv, __m512i zero,
-                                                         const int mode) {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc);
-    v = vnni_activate(_mm512_add_ps(v, bi), act);
-    if (mode == VNNI_Q_FULL) return vnni_requantize(v, inv, zero);
+static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512 sc, __m512 bi, int act, __m512 inv, __m512 hi,
+                                                         __m512i zero, const int mode) {
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc), bi);
+    if (mode == VNNI_Q_FULL) return vnni_requantize(vnni_activate(v, act), inv, zero);
     // t >= +0 (vnni_requantize_mode) and zero >= 0: q = rint(t) + zero >= 0, so max(q, 0) is q,
     // and vpmovusdb's unsigned saturation is the min(q, 255).
-    return _mm512_cvtusepi32_epi8(vnni_quantize_mode(v, inv, zero, mode));
+    return _mm512_cvtusepi32_epi8(vnni_act_quantize(v, act, inv, hi, zero, mode));
 }
 
 // A chunk's requantization mode: vnni_requantize_mode, when each of its channels has
@@ -583,12 +593,12 @@ static ALWAYS_INLINE TARGET_VNNI void dw_vnni_pixels(const uint8_t *in_c, int wi
 static ALWAYS_INLINE TARGET_VNNI void dw_vnni_group(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
                                                     int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
                                                     const int nx, __m512i off, __m512 sc, __m512 bi, int act, __m512 inv,
-                                                    __m512i zero, const int mode, uint8_t *out_c) {
+                                                    __m512 hi, __m512i zero, const int mode, uint8_t *out_c) {
     __m512i sum[DW_X];
     dw_vnni_pixels(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, nx, off, sum);
     UNROLL
     for (int u = 0; u < nx; u++) {
-        __m128i q = dw_vnni_epilogue(sum[u], sc, bi, act, inv, zero, mode);
+        __m128i q = dw_vnni_epilogue(sum[u], sc, bi, act, inv, hi, zero, mode);
         if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)(x + u) * stride_c), q);
         else _mm_mask_storeu_epi8(out_c + (size_t)(x + u) * stride_c, m, q);
     }
@@ -620,26 +630,26 @@ static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_pixel(const uint8_t *in_c, int 
 // interior pixels DW_X at a time, the others one by one.
 static ALWAYS_INLINE TARGET_VNNI void dw_vnni_row(const uint8_t *in_c, int height, int width, int stride_c, const int s, int y,
                                                   int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
-                                                  __m512i off, __m512 sc, __m512 bi, int act, __m512 inv, __m512i zero,
+                                                  __m512i off, __m512 sc, __m512 bi, int act, __m512 inv, __m512 hi, __m512i zero,
                                                   const int mode, uint8_t *out_c, int ow) {
     // Interior: x >= 1 and x * s + 1 <= width - 1.
     const int xi1 = (width - 2) / s + 1 < ow ? (width - 2) / s + 1 : ow;
     int x = 0;
     for (; x < ow && x < 1; x++) { // x = 0: the left padding
         __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full, off);
-        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, zero, mode);
+        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, hi, zero, mode);
         if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
         else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
     }
     for (; x + DW_X <= xi1; x += DW_X) dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, DW_X,
-                                                     off, sc, bi, act, inv, zero, mode, out_c);
+                                                     off, sc, bi, act, inv, hi, zero, mode, out_c);
     if (x + 2 <= xi1) { // the interior's last 2 or 3 pixels (7-pixel rows: 1 + 4 + 2)
-        dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, 2, off, sc, bi, act, inv, zero, mode, out_c);
+        dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, 2, off, sc, bi, act, inv, hi, zero, mode, out_c);
         x += 2;
     }
     for (; x < ow; x++) {
         __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full, off);
-        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, zero, mode);
+        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, hi, zero, mode);
         if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
         else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
     }
@@ -649,18 +659,18 @@ static ALWAYS_INLINE TARGET_VNNI void dw_vnni_row(const uint8_t *in_c, int heigh
 #define DW_ROWS(NAME, S, FULL, MODE) \
     static NOINLINE TARGET_VNNI void NAME(const uint8_t *in_c, int height, int width, int stride_c, int y0, int y1, \
                                           const __m512i wv[9], __mmask16 m, __m512i off, __m512 sc, __m512 bi, int act, \
-                                          __m512 inv, __m512i zero, uint8_t *out_c, int ow) { \
+                                          __m512 inv, __m512 hi, __m512i zero, uint8_t *out_c, int ow) { \
         for (int y = y0; y < y1; y++) { \
             int ky0, ky1; \
             dw_tap_range(y, S, height, &ky0, &ky1); \
-            dw_vnni_row(in_c, height, width, stride_c, S, y, ky0, ky1, wv, m, FULL, off, sc, bi, act, inv, zero, MODE, \
+            dw_vnni_row(in_c, height, width, stride_c, S, y, ky0, ky1, wv, m, FULL, off, sc, bi, act, inv, hi, zero, MODE, \
                         out_c + (size_t)y * ow * stride_c, ow); \
         } \
     }
 // Full chunks by requantization mode; a partial chunk (the last, masked) in the general mode.
-DW_ROWS(dw_vnni_rows_s1_none, 1, 1, VNNI_Q_NONE) DW_ROWS(dw_vnni_rows_s1_nolow, 1, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s1_relu6, 1, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s1_nolow, 1, 1, VNNI_Q_NOLOW)
 DW_ROWS(dw_vnni_rows_s1_full, 1, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s1_part, 1, 0, VNNI_Q_FULL)
-DW_ROWS(dw_vnni_rows_s2_none, 2, 1, VNNI_Q_NONE) DW_ROWS(dw_vnni_rows_s2_nolow, 2, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s2_relu6, 2, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s2_nolow, 2, 1, VNNI_Q_NOLOW)
 DW_ROWS(dw_vnni_rows_s2_full, 2, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s2_part, 2, 0, VNNI_Q_FULL)
 
 #define DW_ROW_BLOCK 8 // output rows per pass over the chunks (a chunk's weights and parameters set up once per pass)
@@ -683,18 +693,19 @@ TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int wid
             __m512 sc = _mm512_maskz_loadu_ps(m, scale + c), bi = _mm512_maskz_loadu_ps(m, bias + c);
             __m512 inv = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, out_inv_scale + c);
             __m512i zero = _mm512_maskz_loadu_epi32(m, out_zero + c);
+            __m512 hi = vnni_relu6_high(inv);
             const uint8_t *in_c = input + c;
             uint8_t *out_c = output + c;
             const int mode = full ? dw_requantize_mode(activation, inv, zero) : VNNI_Q_FULL;
-#define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, wv, m, off, sc, bi, activation, inv, zero, out_c, ow)
+#define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, wv, m, off, sc, bi, activation, inv, hi, zero, out_c, ow)
             if (stride == 1) {
                 if (!full) DW_CALL(dw_vnni_rows_s1_part);
-                else if (mode == VNNI_Q_NONE) DW_CALL(dw_vnni_rows_s1_none);
+                else if (mode == VNNI_Q_RELU6) DW_CALL(dw_vnni_rows_s1_relu6);
                 else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s1_nolow);
                 else DW_CALL(dw_vnni_rows_s1_full);
             } else {
                 if (!full) DW_CALL(dw_vnni_rows_s2_part);
-                else if (mode == VNNI_Q_NONE) DW_CALL(dw_vnni_rows_s2_none);
+                else if (mode == VNNI_Q_RELU6) DW_CALL(dw_vnni_rows_s2_relu6);
                 else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s2_nolow);
                 else DW_CALL(dw_vnni_rows_s2_full);
             }
