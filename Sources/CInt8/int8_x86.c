@@ -9,6 +9,8 @@
 //   requantization maxps(v * inv_scale, -512), minps(., 512), cvtps2dq (round to nearest even, as
 //   rintf in the default rounding mode), + zero, clamped to 0...255 (in int32, or by saturating
 //   packs: the same); every per-channel term (scale, bias, offsets, zero points) loaded by channel;
+//   the VNNI versions start their int32 sums from acc_offset (exact in any order) and leave out
+//   the clamps that provably change nothing (their requantization modes: VNNI_Q_*);
 // maxps(a, b) is a > b ? a : b and minps(a, b) is a < b ? a : b (NaN and signed zero included),
 // exactly the scalar's comparisons. Multiplies and adds stay separate instructions: no fused
 // multiply-adds (the pragmas below, for clang and gcc).
@@ -502,8 +504,9 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
 }
 // MARK: - Depthwise 3x3
 
-// Depthwise 3x3 (probe_qdwconv3x3): for each output row, chunks of 16 (VNNI) or 8 (AVX2) channels
-// with their 9 taps' weights sign-extended to int32 lanes in registers, then the row's pixels. A
+// Depthwise 3x3 (probe_qdwconv3x3): for each output row (VNNI: each block of up to 8 rows), chunks
+// of 16 (VNNI) or 8 (AVX2) channels with their 9 taps' weights sign-extended to int32 lanes in
+// registers, then the rows' pixels (VNNI: the interior 4 at a time, sharing input columns). A
 // product: the input byte zero-extended to an int32 lane against the weight sign-extended to one
 // (vpdpbusd: x * w + 0 * (sign bytes), exact; vpmaddwd: x * w + 0 * (-1 or 0)). Taps outside the
 // input are skipped, as in the scalar version (zero point 0). Channels past a multiple of 8 in the
