@@ -97,24 +97,32 @@ static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, __m512 inv_sc
 //     [+0, +inf] and 0 < inv_scale < inf, x -> x * inv_scale is non-decreasing (rounding is
 //     monotonic), so min(min(r, 6) * inv_scale, 512) = min(r * inv_scale, hi) with the channel's
 //     hi = min(6 * inv_scale, 512) (vnni_relu6_high): maxps(v, 0), mulps, minps.
-enum { VNNI_Q_FULL = 0, VNNI_Q_NOLOW = 1, VNNI_Q_RELU6 = 2 };
+//   VNNI_Q_RELU6Z: VNNI_Q_RELU6 with every zero point 0 (relu6 outputs): q = rint(min(hi, v * inv))
+//     with no maxps(v, 0) and no + zero, the negatives (and NaN, INT_MIN after cvtps2dq; minps(hi, x)
+//     keeps x's NaN) clamped to 0 by the narrowing (saturating packs, or max(q, 0)): for v < 0, -0,
+//     -inf or NaN, where the scalar's relu gives 0 and q = 0, rint(v * inv) <= 0 or INT_MIN; for
+//     v >= +0 the VNNI_Q_RELU6 value.
+enum { VNNI_Q_FULL = 0, VNNI_Q_NOLOW = 1, VNNI_Q_RELU6 = 2, VNNI_Q_RELU6Z = 3 };
 
-// The mode of 16 channels (masked-off lanes of inv_scale: 1).
-static ALWAYS_INLINE TARGET_VNNI int vnni_requantize_mode(int act, __m512 inv) {
+// The mode of 16 channels (masked-off lanes of inv_scale: 1, of zero: 0).
+static ALWAYS_INLINE TARGET_VNNI int vnni_requantize_mode(int act, __m512 inv, __m512i zero) {
     if (act != PROBE_ACT_RELU && act != PROBE_ACT_RELU6) return VNNI_Q_FULL;
     __mmask16 ok = _mm512_cmp_ps_mask(inv, _mm512_setzero_ps(), _CMP_GT_OQ)
                  & _mm512_cmp_ps_mask(inv, _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
     if (ok != (__mmask16)0xFFFF) return VNNI_Q_FULL;
-    return act == PROBE_ACT_RELU6 ? VNNI_Q_RELU6 : VNNI_Q_NOLOW;
+    if (act != PROBE_ACT_RELU6) return VNNI_Q_NOLOW;
+    return _mm512_test_epi32_mask(zero, zero) == 0 ? VNNI_Q_RELU6Z : VNNI_Q_RELU6;
 }
 
-// The mode of channels [0, n) of inv_scale (NULL: float output, VNNI_Q_FULL).
-static TARGET_VNNI int vnni_requantize_mode_of(int act, const float *inv_scale, int n) {
+// The mode of channels [0, n) (inv_scale NULL: float output, VNNI_Q_FULL); the modes' order:
+// each one's conditions imply the previous one's.
+static TARGET_VNNI int vnni_requantize_mode_of(int act, const float *inv_scale, const int32_t *zero, int n) {
     if (!inv_scale) return VNNI_Q_FULL;
-    int mode = VNNI_Q_RELU6;
+    int mode = VNNI_Q_RELU6Z;
     for (int c = 0; c < n && mode > VNNI_Q_FULL; c += 16) {
         __mmask16 m = n - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-        int mc = vnni_requantize_mode(act, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, inv_scale + c));
+        int mc = vnni_requantize_mode(act, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, inv_scale + c),
+                                      _mm512_maskz_loadu_epi32(m, zero + c));
         mode = mc < mode ? mc : mode;
     }
     return mode;
@@ -125,10 +133,12 @@ static ALWAYS_INLINE TARGET_VNNI __m512 vnni_relu6_high(__m512 inv_scale) {
     return _mm512_min_ps(_mm512_mul_ps(_mm512_set1_ps(6.0f), inv_scale), _mm512_set1_ps(512.0f));
 }
 
-// The activation and vnni_quantize_unclamped, with what `mode` leaves out (hi: VNNI_Q_RELU6 only).
+// The activation and vnni_quantize_unclamped, with what `mode` leaves out (hi: VNNI_Q_RELU6 and
+// VNNI_Q_RELU6Z only; VNNI_Q_RELU6Z's negatives are left to the caller's clamp to 0).
 static ALWAYS_INLINE TARGET_VNNI __m512i vnni_act_quantize(__m512 v, int act, __m512 inv_scale, __m512 hi, __m512i zero,
                                                           const int mode) {
     __m512 t;
+    if (mode == VNNI_Q_RELU6Z) return _mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_mul_ps(v, inv_scale)));
     if (mode == VNNI_Q_RELU6) {
         t = _mm512_min_ps(_mm512_mul_ps(_mm512_max_ps(v, _mm512_setzero_ps()), inv_scale), hi);
     } else {
@@ -209,6 +219,7 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args 
                                                          int block0, int mode) { \
         if (a->out_f32) vnni_epilogue_body(a, acc, p, np, block0, NB_, 1, a->residual != NULL, VNNI_Q_FULL); \
         else if (a->residual) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 1, VNNI_Q_FULL); \
+        else if (mode == VNNI_Q_RELU6Z) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_RELU6Z); \
         else if (mode == VNNI_Q_RELU6) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_RELU6); \
         else if (mode == VNNI_Q_NOLOW) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_NOLOW); \
         else vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_FULL); \
@@ -275,7 +286,8 @@ VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, VNNI_MR);
-    const int mode = a->out_f32 ? VNNI_Q_FULL : vnni_requantize_mode_of(a->activation, a->out_inv_scale, a->out_channels);
+    const int mode = a->out_f32 ? VNNI_Q_FULL : vnni_requantize_mode_of(a->activation, a->out_inv_scale, a->out_zero,
+                                                                          a->out_channels);
     for (int pc = p0; pc < p1; pc += chunk) {
         int pe = p1 - pc > chunk ? pc + chunk : p1;
         // Block groups of balanced sizes (9 blocks: 3 + 3 + 3, not 4 + 4 + 1).
@@ -546,6 +558,8 @@ static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512 sc
                                                          __m512i zero, const int mode) {
     __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc), bi);
     if (mode == VNNI_Q_FULL) return vnni_requantize(vnni_activate(v, act), inv, zero);
+    if (mode == VNNI_Q_RELU6Z)
+        return _mm512_cvtusepi32_epi8(_mm512_max_epi32(vnni_act_quantize(v, act, inv, hi, zero, mode), _mm512_setzero_si512()));
     // t >= +0 (vnni_requantize_mode) and zero >= 0: q = rint(t) + zero >= 0, so max(q, 0) is q,
     // and vpmovusdb's unsigned saturation is the min(q, 255).
     return _mm512_cvtusepi32_epi8(vnni_act_quantize(v, act, inv, hi, zero, mode));
@@ -555,7 +569,7 @@ static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512 sc
 // 0 <= zero <= 255 (masked-off lanes: inv 1, zero 0); else VNNI_Q_FULL.
 static ALWAYS_INLINE TARGET_VNNI int dw_requantize_mode(int act, __m512 inv, __m512i zero) {
     if (_mm512_cmple_epu32_mask(zero, _mm512_set1_epi32(PROBE_Q_MAX)) != (__mmask16)0xFFFF) return VNNI_Q_FULL;
-    return vnni_requantize_mode(act, inv);
+    return vnni_requantize_mode(act, inv, zero);
 }
 
 // 16 input channels of one pixel, zero-extended to int32 lanes (`full`: an unmasked load,
@@ -671,9 +685,9 @@ static ALWAYS_INLINE TARGET_VNNI void dw_vnni_row(const uint8_t *in_c, int heigh
         } \
     }
 // Full chunks by requantization mode; a partial chunk (the last, masked) in the general mode.
-DW_ROWS(dw_vnni_rows_s1_relu6, 1, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s1_nolow, 1, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s1_relu6z, 1, 1, VNNI_Q_RELU6Z) DW_ROWS(dw_vnni_rows_s1_relu6, 1, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s1_nolow, 1, 1, VNNI_Q_NOLOW)
 DW_ROWS(dw_vnni_rows_s1_full, 1, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s1_part, 1, 0, VNNI_Q_FULL)
-DW_ROWS(dw_vnni_rows_s2_relu6, 2, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s2_nolow, 2, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s2_relu6z, 2, 1, VNNI_Q_RELU6Z) DW_ROWS(dw_vnni_rows_s2_relu6, 2, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s2_nolow, 2, 1, VNNI_Q_NOLOW)
 DW_ROWS(dw_vnni_rows_s2_full, 2, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s2_part, 2, 0, VNNI_Q_FULL)
 
 #define DW_ROW_BLOCK 8 // output rows per pass over the chunks (a chunk's weights and parameters set up once per pass)
@@ -703,11 +717,13 @@ TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int wid
 #define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, wv, m, off, sc, bi, activation, inv, hi, zero, out_c, ow)
             if (stride == 1) {
                 if (!full) DW_CALL(dw_vnni_rows_s1_part);
+                else if (mode == VNNI_Q_RELU6Z) DW_CALL(dw_vnni_rows_s1_relu6z);
                 else if (mode == VNNI_Q_RELU6) DW_CALL(dw_vnni_rows_s1_relu6);
                 else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s1_nolow);
                 else DW_CALL(dw_vnni_rows_s1_full);
             } else {
                 if (!full) DW_CALL(dw_vnni_rows_s2_part);
+                else if (mode == VNNI_Q_RELU6Z) DW_CALL(dw_vnni_rows_s2_relu6z);
                 else if (mode == VNNI_Q_RELU6) DW_CALL(dw_vnni_rows_s2_relu6);
                 else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s2_nolow);
                 else DW_CALL(dw_vnni_rows_s2_full);
