@@ -9,6 +9,8 @@
 //   requantization maxps(v * inv_scale, -512), minps(., 512), cvtps2dq (round to nearest even, as
 //   rintf in the default rounding mode), + zero, clamped to 0...255 (in int32, or by saturating
 //   packs: the same); every per-channel term (scale, bias, offsets, zero points) loaded by channel;
+//   the VNNI versions start their int32 sums from acc_offset (exact in any order) and leave out
+//   the clamps that provably change nothing (their requantization modes: VNNI_Q_*);
 // maxps(a, b) is a > b ? a : b and minps(a, b) is a < b ? a : b (NaN and signed zero included),
 // exactly the scalar's comparisons. Multiplies and adds stay separate instructions: no fused
 // multiply-adds (the pragmas below, for clang and gcc).
@@ -88,15 +90,81 @@ static ALWAYS_INLINE TARGET_VNNI __m128i vnni_requantize(__m512 v, __m512 inv_sc
     return _mm512_cvtepi32_epi8(vnni_requantize_epi32(v, inv_scale, zero));
 }
 
-// The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15; pixels i < np
-// and channels below out_channels are stored. The blocks' parameters are loaded once for the tile.
-// u8 output: a pixel's (up to) 4 blocks of int32 are narrowed together (packssdw, packuswb: exact
-// saturation to 0...255 = the clamp) into one 64-byte store.
-static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
-                                              int block0, int nb) {
+// Requantization modes: which of the float clamps of t = v * inv_scale are no-ops, left out.
+//   VNNI_Q_FULL: both (the general case);
+//   VNNI_Q_NOLOW: maxps(t, -512) is t: the activation is relu or relu6 (v >= +0 after maxps(v, 0),
+//     never NaN) and 0 < inv_scale < inf, so t is in [+0, +inf] (not NaN);
+//   VNNI_Q_RELU6: the same for relu6, whose minps(r, 6) then goes into the upper clamp: with r in
+//     [+0, +inf] and 0 < inv_scale < inf, x -> x * inv_scale is non-decreasing (rounding is
+//     monotonic), so min(min(r, 6) * inv_scale, 512) = min(r * inv_scale, hi) with the channel's
+//     hi = min(6 * inv_scale, 512) (vnni_relu6_high): maxps(v, 0), mulps, minps.
+//   VNNI_Q_RELU6Z: VNNI_Q_RELU6 with every zero point 0 (relu6 outputs): q = rint(min(hi, v * inv))
+//     with no maxps(v, 0) and no + zero, the negatives (and NaN, INT_MIN after cvtps2dq; minps(hi, x)
+//     keeps x's NaN) clamped to 0 by the narrowing (saturating packs, or max(q, 0)): for v < 0, -0,
+//     -inf or NaN, where the scalar's relu gives 0 and q = 0, rint(v * inv) <= 0 or INT_MIN; for
+//     v >= +0 the VNNI_Q_RELU6 value.
+enum { VNNI_Q_FULL = 0, VNNI_Q_NOLOW = 1, VNNI_Q_RELU6 = 2, VNNI_Q_RELU6Z = 3 };
+
+// The mode of 16 channels (masked-off lanes of inv_scale: 1, of zero: 0).
+static ALWAYS_INLINE TARGET_VNNI int vnni_requantize_mode(int act, __m512 inv, __m512i zero) {
+    if (act != PROBE_ACT_RELU && act != PROBE_ACT_RELU6) return VNNI_Q_FULL;
+    __mmask16 ok = _mm512_cmp_ps_mask(inv, _mm512_setzero_ps(), _CMP_GT_OQ)
+                 & _mm512_cmp_ps_mask(inv, _mm512_set1_ps(__builtin_inff()), _CMP_LT_OQ);
+    if (ok != (__mmask16)0xFFFF) return VNNI_Q_FULL;
+    if (act != PROBE_ACT_RELU6) return VNNI_Q_NOLOW;
+    return _mm512_test_epi32_mask(zero, zero) == 0 ? VNNI_Q_RELU6Z : VNNI_Q_RELU6;
+}
+
+// The mode of channels [0, n) (inv_scale NULL: float output, VNNI_Q_FULL); the modes' order:
+// each one's conditions imply the previous one's.
+static TARGET_VNNI int vnni_requantize_mode_of(int act, const float *inv_scale, const int32_t *zero, int n) {
+    if (!inv_scale) return VNNI_Q_FULL;
+    int mode = VNNI_Q_RELU6Z;
+    for (int c = 0; c < n && mode > VNNI_Q_FULL; c += 16) {
+        __mmask16 m = n - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+        int mc = vnni_requantize_mode(act, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, inv_scale + c),
+                                      _mm512_maskz_loadu_epi32(m, zero + c));
+        mode = mc < mode ? mc : mode;
+    }
+    return mode;
+}
+
+// VNNI_Q_RELU6's upper clamp of a channel: min(6 * inv_scale, 512).
+static ALWAYS_INLINE TARGET_VNNI __m512 vnni_relu6_high(__m512 inv_scale) {
+    return _mm512_min_ps(_mm512_mul_ps(_mm512_set1_ps(6.0f), inv_scale), _mm512_set1_ps(512.0f));
+}
+
+// The activation and vnni_quantize_unclamped, with what `mode` leaves out (hi: VNNI_Q_RELU6 and
+// VNNI_Q_RELU6Z only; VNNI_Q_RELU6Z's negatives are left to the caller's clamp to 0).
+static ALWAYS_INLINE TARGET_VNNI __m512i vnni_act_quantize(__m512 v, int act, __m512 inv_scale, __m512 hi, __m512i zero,
+                                                          const int mode) {
+    __m512 t;
+    if (mode == VNNI_Q_RELU6Z) return _mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_mul_ps(v, inv_scale)));
+    if (mode == VNNI_Q_RELU6) {
+        t = _mm512_min_ps(_mm512_mul_ps(_mm512_max_ps(v, _mm512_setzero_ps()), inv_scale), hi);
+    } else {
+        t = _mm512_mul_ps(vnni_activate(v, act), inv_scale);
+        if (mode == VNNI_Q_FULL) t = _mm512_max_ps(t, _mm512_set1_ps(-512.0f));
+        t = _mm512_min_ps(t, _mm512_set1_ps(512.0f));
+    }
+    return _mm512_add_epi32(_mm512_cvtps_epi32(t), zero);
+}
+
+// The epilogue of a tile: acc[i][j] holds pixel p+i's channels (block0+j)*16 ... +15, acc_offset
+// included (the tile's accumulators start from it); pixels i < np and channels below out_channels
+// are stored. The blocks' parameters are loaded once for the tile. u8 output: a pixel's (up to) 4
+// blocks of int32 are narrowed together (packssdw, packuswb: exact saturation to 0...255 = the
+// clamp) into one 64-byte store; `mode` (a constant): the requantization's clamps left out.
+static ALWAYS_INLINE TARGET_VNNI void vnni_epilogue_body(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np,
+                                                        int block0, const int nb, const int f32, const int res, const int mode) {
+    // The arguments as locals (stores through out_u8 could otherwise alias *a: reloads).
     const int act = a->activation;
-    __m512i off[VNNI_NB], zero[VNNI_NB], res_zero[VNNI_NB];
-    __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], res_scale[VNNI_NB];
+    const size_t out_stride = (size_t)a->out_stride, res_stride = (size_t)a->res_stride;
+    uint8_t *const out_u8 = a->out_u8;
+    float *const out_f32 = a->out_f32;
+    const uint8_t *const residual = a->residual;
+    __m512i zero[VNNI_NB], res_zero[VNNI_NB];
+    __m512 scale[VNNI_NB], bias[VNNI_NB], inv[VNNI_NB], hi[VNNI_NB], res_scale[VNNI_NB];
     __mmask16 m[VNNI_NB];
     __mmask64 mbytes = 0;
     UNROLL
@@ -104,14 +172,14 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
         int n = j < nb ? a->out_channels - (block0 + j) * 16 : 0;
         m[j] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
         mbytes |= (__mmask64)m[j] << (16 * j);
-        off[j] = _mm512_maskz_loadu_epi32(m[j], a->acc_offset + (block0 + j) * 16);
         scale[j] = _mm512_maskz_loadu_ps(m[j], a->scale + (block0 + j) * 16);
         bias[j] = _mm512_maskz_loadu_ps(m[j], a->bias + (block0 + j) * 16);
-        if (!a->out_f32) {
+        if (!f32) {
             inv[j] = _mm512_maskz_loadu_ps(m[j], a->out_inv_scale + (block0 + j) * 16);
             zero[j] = _mm512_maskz_loadu_epi32(m[j], a->out_zero + (block0 + j) * 16);
+            hi[j] = vnni_relu6_high(inv[j]);
         }
-        if (a->residual) {
+        if (res) {
             res_scale[j] = _mm512_maskz_loadu_ps(m[j], a->res_scale + (block0 + j) * 16);
             res_zero[j] = _mm512_maskz_loadu_epi32(m[j], a->res_zero + (block0 + j) * 16);
         }
@@ -127,39 +195,58 @@ static NOINLINE TARGET_VNNI void vnni_epilogue(const probe_qconv_args *a, const 
             q[j] = _mm512_setzero_si512();
             if (j >= nb) continue;
             int o = (block0 + j) * 16;
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[i][j], off[j])), scale[j]);
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), scale[j]);
             v = _mm512_add_ps(v, bias[j]);
-            if (a->residual) {
-                __m128i r8 = _mm_maskz_loadu_epi8(m[j], a->residual + pi * a->res_stride + o);
+            if (res) {
+                __m128i r8 = _mm_maskz_loadu_epi8(m[j], residual + pi * res_stride + o);
                 __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), res_zero[j]);
                 v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_cvtepi32_ps(r), res_scale[j]));
             }
-            v = vnni_activate(v, act);
-            if (a->out_f32) _mm512_mask_storeu_ps(a->out_f32 + pi * a->out_stride + o, m[j], v);
-            else q[j] = vnni_quantize_unclamped(v, inv[j], zero[j]);
+            if (f32) _mm512_mask_storeu_ps(out_f32 + pi * out_stride + o, m[j], vnni_activate(v, act));
+            else q[j] = vnni_act_quantize(v, act, inv[j], hi[j], zero[j], mode);
         }
-        if (!a->out_f32) {
+        if (!f32) {
             __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
             b = _mm512_permutexvar_epi32(order, b);
-            _mm512_mask_storeu_epi8(a->out_u8 + pi * a->out_stride + block0 * 16, mbytes, b);
+            _mm512_mask_storeu_epi8(out_u8 + pi * out_stride + block0 * 16, mbytes, b);
         }
     }
 }
 
+// The epilogue of a tile of nb blocks (a constant: one function each), its kind of output and
+// requantization mode as constants in each branch.
+#define VNNI_EPILOGUE(NB_) \
+    static NOINLINE TARGET_VNNI void vnni_epilogue_##NB_(const probe_qconv_args *a, const __m512i acc[][VNNI_NB], int p, int np, \
+                                                         int block0, int mode) { \
+        if (a->out_f32) vnni_epilogue_body(a, acc, p, np, block0, NB_, 1, a->residual != NULL, VNNI_Q_FULL); \
+        else if (a->residual) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 1, VNNI_Q_FULL); \
+        else if (mode == VNNI_Q_RELU6Z) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_RELU6Z); \
+        else if (mode == VNNI_Q_RELU6) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_RELU6); \
+        else if (mode == VNNI_Q_NOLOW) vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_NOLOW); \
+        else vnni_epilogue_body(a, acc, p, np, block0, NB_, 0, 0, VNNI_Q_FULL); \
+    }
+VNNI_EPILOGUE(1) VNNI_EPILOGUE(2) VNNI_EPILOGUE(3) VNNI_EPILOGUE(4)
+
 // One tile: pixels p...p+np-1 (np <= mr; rows past np repeat the last pixel and are not stored)
 // x blocks block0...block0+nb-1. mr and nb are constants after inlining.
 static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
-                                                int p, int np, int block0, const int mr, const int nb) {
+                                                int p, int np, int block0, int mode, const int mr, const int nb) {
     const int taps = a->taps, gpt = a->cin_stride / 4;
     const size_t bstride = (size_t)taps * gpt * 64; // bytes of one block's packed weights
     const int8_t *w = a->weights + (size_t)block0 * bstride;
     const int32_t *rows[VNNI_MR];
-    __m512i acc[VNNI_MR][VNNI_NB];
+    __m512i acc[VNNI_MR][VNNI_NB], off[VNNI_NB];
+    // The sums start from acc_offset (int32 sums are exact in any order).
+    UNROLL
+    for (int j = 0; j < nb; j++) {
+        int n = a->out_channels - (block0 + j) * 16;
+        off[j] = _mm512_maskz_loadu_epi32(n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1), a->acc_offset + (block0 + j) * 16);
+    }
     UNROLL
     for (int i = 0; i < mr; i++) {
         rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
         UNROLL
-        for (int j = 0; j < nb; j++) acc[i][j] = _mm512_setzero_si512();
+        for (int j = 0; j < nb; j++) acc[i][j] = off[j];
     }
     for (int t = 0; t < taps; t++) {
         const uint8_t *x[VNNI_MR];
@@ -183,13 +270,16 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const
     for (int i = 0; i < mr; i++)
         UNROLL
         for (int j = 0; j < nb; j++) out[i][j] = acc[i][j];
-    vnni_epilogue(a, out, p, np, block0, nb);
+    if (nb == 4) vnni_epilogue_4(a, out, p, np, block0, mode);
+    else if (nb == 3) vnni_epilogue_3(a, out, p, np, block0, mode);
+    else if (nb == 2) vnni_epilogue_2(a, out, p, np, block0, mode);
+    else vnni_epilogue_1(a, out, p, np, block0, mode);
 }
 
 #define VNNI_TILE(MR_, NB_) \
     static TARGET_VNNI void vnni_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
-                                                    const int32_t *ind, int p, int np, int block0) { \
-        vnni_tile(a, input, ind, p, np, block0, MR_, NB_); \
+                                                    const int32_t *ind, int p, int np, int block0, int mode) { \
+        vnni_tile(a, input, ind, p, np, block0, mode, MR_, NB_); \
     }
 VNNI_TILE(6, 4) VNNI_TILE(6, 3) VNNI_TILE(6, 2) VNNI_TILE(6, 1)
 VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
@@ -197,6 +287,8 @@ VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, VNNI_MR);
+    const int mode = a->out_f32 ? VNNI_Q_FULL : vnni_requantize_mode_of(a->activation, a->out_inv_scale, a->out_zero,
+                                                                          a->out_channels);
     for (int pc = p0; pc < p1; pc += chunk) {
         int pe = p1 - pc > chunk ? pc + chunk : p1;
         // Block groups of balanced sizes (9 blocks: 3 + 3 + 3, not 4 + 4 + 1).
@@ -208,19 +300,19 @@ void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int
                 if (nb == 4) {
                     // A full block group: the pixel remainder gets its own tile height.
                     switch (np) {
-                    case 6: vnni_tile_6x4(a, input, ind, p, np, b); break;
-                    case 5: vnni_tile_5x4(a, input, ind, p, np, b); break;
-                    case 4: vnni_tile_4x4(a, input, ind, p, np, b); break;
-                    case 3: vnni_tile_3x4(a, input, ind, p, np, b); break;
-                    case 2: vnni_tile_2x4(a, input, ind, p, np, b); break;
-                    default: vnni_tile_1x4(a, input, ind, p, np, b); break;
+                    case 6: vnni_tile_6x4(a, input, ind, p, np, b, mode); break;
+                    case 5: vnni_tile_5x4(a, input, ind, p, np, b, mode); break;
+                    case 4: vnni_tile_4x4(a, input, ind, p, np, b, mode); break;
+                    case 3: vnni_tile_3x4(a, input, ind, p, np, b, mode); break;
+                    case 2: vnni_tile_2x4(a, input, ind, p, np, b, mode); break;
+                    default: vnni_tile_1x4(a, input, ind, p, np, b, mode); break;
                     }
                 } else if (nb == 3) {
-                    vnni_tile_6x3(a, input, ind, p, np, b);
+                    vnni_tile_6x3(a, input, ind, p, np, b, mode);
                 } else if (nb == 2) {
-                    vnni_tile_6x2(a, input, ind, p, np, b);
+                    vnni_tile_6x2(a, input, ind, p, np, b, mode);
                 } else {
-                    vnni_tile_6x1(a, input, ind, p, np, b);
+                    vnni_tile_6x1(a, input, ind, p, np, b, mode);
                 }
             }
             b += nb;
@@ -434,8 +526,9 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
 }
 // MARK: - Depthwise 3x3
 
-// Depthwise 3x3 (probe_qdwconv3x3): for each output row, chunks of 16 (VNNI) or 8 (AVX2) channels
-// with their 9 taps' weights sign-extended to int32 lanes in registers, then the row's pixels. A
+// Depthwise 3x3 (probe_qdwconv3x3): for each output row (VNNI: each block of up to 8 rows), chunks
+// of 16 (VNNI) or 8 (AVX2) channels with their 9 taps' weights sign-extended to int32 lanes in
+// registers, then the rows' pixels (VNNI: the interior 4 at a time, sharing input columns). A
 // product: the input byte zero-extended to an int32 lane against the weight sign-extended to one
 // (vpdpbusd: x * w + 0 * (sign bytes), exact; vpmaddwd: x * w + 0 * (-1 or 0)). Taps outside the
 // input are skipped, as in the scalar version (zero point 0). Channels past a multiple of 8 in the
@@ -469,50 +562,186 @@ static void dw_scalar_channels(const uint8_t *input, int height, int width, int 
     }
 }
 
+// The epilogue of 16 depthwise sums, acc_offset included (the scalar sequence), to u8. `mode`
+// (dw_requantize_mode): the requantization's clamps left out.
+static ALWAYS_INLINE TARGET_VNNI __m128i dw_vnni_epilogue(__m512i sum, __m512 sc, __m512 bi, int act, __m512 inv, __m512 hi,
+                                                         __m512i zero, const int mode) {
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc), bi);
+    if (mode == VNNI_Q_FULL) return vnni_requantize(vnni_activate(v, act), inv, zero);
+    if (mode == VNNI_Q_RELU6Z)
+        return _mm512_cvtusepi32_epi8(_mm512_max_epi32(vnni_act_quantize(v, act, inv, hi, zero, mode), _mm512_setzero_si512()));
+    // t >= +0 (vnni_requantize_mode) and zero >= 0: q = rint(t) + zero >= 0, so max(q, 0) is q,
+    // and vpmovusdb's unsigned saturation is the min(q, 255).
+    return _mm512_cvtusepi32_epi8(vnni_act_quantize(v, act, inv, hi, zero, mode));
+}
+
+// A chunk's requantization mode: vnni_requantize_mode, when each of its channels has
+// 0 <= zero <= 255 (masked-off lanes: inv 1, zero 0); else VNNI_Q_FULL.
+static ALWAYS_INLINE TARGET_VNNI int dw_requantize_mode(int act, __m512 inv, __m512i zero) {
+    if (_mm512_cmple_epu32_mask(zero, _mm512_set1_epi32(PROBE_Q_MAX)) != (__mmask16)0xFFFF) return VNNI_Q_FULL;
+    return vnni_requantize_mode(act, inv, zero);
+}
+
+// 16 input channels of one pixel, zero-extended to int32 lanes (`full`: an unmasked load,
+// folded into vpmovzxbd).
+static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_load(const uint8_t *p, __mmask16 m, const int full) {
+    return _mm512_cvtepu8_epi32(full ? _mm_loadu_si128((const __m128i *)p) : _mm_maskz_loadu_epi8(m, p));
+}
+
+// Output pixels x...x+nx-1 of row y (nx <= DW_X, all taps inside the input horizontally), one
+// chunk of 16 channels: each input column the pixels read is loaded and converted once (stride 1,
+// 4 pixels: 6 columns instead of 12; stride 2: 9), each pixel's sum in two chains (kernel rows 0
+// and 2, row 1; the first starts from acc_offset), added in int32 (exact).
+#define DW_X 4
+static ALWAYS_INLINE TARGET_VNNI void dw_vnni_pixels(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
+                                                     int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                     const int nx, __m512i off, __m512i sum[DW_X]) {
+    __m512i acc[DW_X][2];
+    UNROLL
+    for (int u = 0; u < nx; u++) acc[u][0] = off, acc[u][1] = _mm512_setzero_si512();
+    UNROLL
+    for (int ky = 0; ky < 3; ky++) {
+        if (ky < ky0 || ky >= ky1) continue;
+        const uint8_t *row = in_c + ((size_t)(y * s + ky - 1) * width + (size_t)(x * s - 1)) * stride_c;
+        __m512i col[(DW_X - 1) * 2 + 3];
+        UNROLL
+        for (int j = 0; j < (nx - 1) * s + 3; j++) col[j] = dw_vnni_load(row + (size_t)j * stride_c, m, full);
+        UNROLL
+        for (int u = 0; u < nx; u++)
+            UNROLL
+            for (int kx = 0; kx < 3; kx++)
+                acc[u][ky & 1] = _mm512_dpbusd_epi32(acc[u][ky & 1], col[u * s + kx], wv[ky * 3 + kx]);
+    }
+    UNROLL
+    for (int u = 0; u < nx; u++) sum[u] = _mm512_add_epi32(acc[u][0], acc[u][1]);
+}
+
+// dw_vnni_pixels, their epilogues and stores.
+static ALWAYS_INLINE TARGET_VNNI void dw_vnni_group(const uint8_t *in_c, int width, int stride_c, const int s, int y, int x,
+                                                    int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                    const int nx, __m512i off, __m512 sc, __m512 bi, int act, __m512 inv,
+                                                    __m512 hi, __m512i zero, const int mode, uint8_t *out_c) {
+    __m512i sum[DW_X];
+    dw_vnni_pixels(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, nx, off, sum);
+    UNROLL
+    for (int u = 0; u < nx; u++) {
+        __m128i q = dw_vnni_epilogue(sum[u], sc, bi, act, inv, hi, zero, mode);
+        if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)(x + u) * stride_c), q);
+        else _mm_mask_storeu_epi8(out_c + (size_t)(x + u) * stride_c, m, q);
+    }
+}
+
+// One output pixel (any x: taps outside the input skipped), one chunk.
+static ALWAYS_INLINE TARGET_VNNI __m512i dw_vnni_pixel(const uint8_t *in_c, int height, int width, int stride_c, int s, int y,
+                                                       int x, int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                       __m512i off) {
+    int kx0, kx1;
+    dw_tap_range(x, s, width, &kx0, &kx1);
+    (void)height;
+    __m512i acc[3] = {off, _mm512_setzero_si512(), _mm512_setzero_si512()};
+    UNROLL
+    for (int ky = 0; ky < 3; ky++) {
+        if (ky < ky0 || ky >= ky1) continue;
+        const uint8_t *row = in_c + (size_t)(y * s + ky - 1) * width * stride_c;
+        UNROLL
+        for (int kx = 0; kx < 3; kx++) {
+            if (kx < kx0 || kx >= kx1) continue;
+            const uint8_t *px = row + (size_t)(x * s + kx - 1) * stride_c;
+            acc[ky] = _mm512_dpbusd_epi32(acc[ky], dw_vnni_load(px, m, full), wv[ky * 3 + kx]);
+        }
+    }
+    return _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
+}
+
+// One output row, one chunk of 16 channels (s, full, mode: constants after inlining): the
+// interior pixels DW_X at a time, the others one by one.
+static ALWAYS_INLINE TARGET_VNNI void dw_vnni_row(const uint8_t *in_c, int height, int width, int stride_c, const int s, int y,
+                                                  int ky0, int ky1, const __m512i wv[9], __mmask16 m, const int full,
+                                                  __m512i off, __m512 sc, __m512 bi, int act, __m512 inv, __m512 hi, __m512i zero,
+                                                  const int mode, uint8_t *out_c, int ow) {
+    // Interior: x >= 1 and x * s + 1 <= width - 1.
+    const int xi1 = (width - 2) / s + 1 < ow ? (width - 2) / s + 1 : ow;
+    int x = 0;
+    for (; x < ow && x < 1; x++) { // x = 0: the left padding
+        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full, off);
+        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, hi, zero, mode);
+        if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
+        else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
+    }
+    for (; x + DW_X <= xi1; x += DW_X) dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, DW_X,
+                                                     off, sc, bi, act, inv, hi, zero, mode, out_c);
+    if (x + 2 <= xi1) { // the interior's last 2 or 3 pixels (7-pixel rows: 1 + 4 + 2)
+        dw_vnni_group(in_c, width, stride_c, s, y, x, ky0, ky1, wv, m, full, 2, off, sc, bi, act, inv, hi, zero, mode, out_c);
+        x += 2;
+    }
+    for (; x < ow; x++) {
+        __m512i sum = dw_vnni_pixel(in_c, height, width, stride_c, s, y, x, ky0, ky1, wv, m, full, off);
+        __m128i q = dw_vnni_epilogue(sum, sc, bi, act, inv, hi, zero, mode);
+        if (full) _mm_storeu_si128((__m128i *)(out_c + (size_t)x * stride_c), q);
+        else _mm_mask_storeu_epi8(out_c + (size_t)x * stride_c, m, q);
+    }
+}
+
+// Output rows [y0, y1) of one chunk (out_c: the chunk's first channel in the output tensor).
+#define DW_ROWS(NAME, S, FULL, MODE) \
+    static NOINLINE TARGET_VNNI void NAME(const uint8_t *in_c, int height, int width, int stride_c, int y0, int y1, \
+                                          const __m512i wv[9], __mmask16 m, __m512i off, __m512 sc, __m512 bi, int act, \
+                                          __m512 inv, __m512 hi, __m512i zero, uint8_t *out_c, int ow) { \
+        for (int y = y0; y < y1; y++) { \
+            int ky0, ky1; \
+            dw_tap_range(y, S, height, &ky0, &ky1); \
+            dw_vnni_row(in_c, height, width, stride_c, S, y, ky0, ky1, wv, m, FULL, off, sc, bi, act, inv, hi, zero, MODE, \
+                        out_c + (size_t)y * ow * stride_c, ow); \
+        } \
+    }
+// Full chunks by requantization mode; a partial chunk (the last, masked) in the general mode.
+DW_ROWS(dw_vnni_rows_s1_relu6z, 1, 1, VNNI_Q_RELU6Z) DW_ROWS(dw_vnni_rows_s1_relu6, 1, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s1_nolow, 1, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s1_full, 1, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s1_part, 1, 0, VNNI_Q_FULL)
+DW_ROWS(dw_vnni_rows_s2_relu6z, 2, 1, VNNI_Q_RELU6Z) DW_ROWS(dw_vnni_rows_s2_relu6, 2, 1, VNNI_Q_RELU6) DW_ROWS(dw_vnni_rows_s2_nolow, 2, 1, VNNI_Q_NOLOW)
+DW_ROWS(dw_vnni_rows_s2_full, 2, 1, VNNI_Q_FULL) DW_ROWS(dw_vnni_rows_s2_part, 2, 0, VNNI_Q_FULL)
+
+#define DW_ROW_BLOCK 8 // output rows per pass over the chunks (a chunk's weights and parameters set up once per pass)
+
 TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int width, int channels, int stride_c,
                                        int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
                                        const float *bias, int activation, const float *out_inv_scale, const int32_t *out_zero,
                                        uint8_t *output, int r0, int r1) {
     const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
     if (r1 > oh) r1 = oh;
-    for (int y = r0; y < r1; y++) {
-        int ky0, ky1;
-        dw_tap_range(y, stride, height, &ky0, &ky1);
-        uint8_t *out_row = output + (size_t)y * ow * stride_c;
+    for (int y0 = r0; y0 < r1; y0 += DW_ROW_BLOCK) {
+        const int y1 = r1 - y0 < DW_ROW_BLOCK ? r1 : y0 + DW_ROW_BLOCK;
         for (int c = 0; c < channels; c += 16) {
             int n = channels - c;
-            __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+            const int full = n >= 16;
+            __mmask16 m = full ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
             __m512i wv[9];
             for (int t = 0; t < 9; t++) wv[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + t * channels + c));
             __m512i off = _mm512_maskz_loadu_epi32(m, acc_offset + c);
             __m512 sc = _mm512_maskz_loadu_ps(m, scale + c), bi = _mm512_maskz_loadu_ps(m, bias + c);
-            __m512 inv = _mm512_maskz_loadu_ps(m, out_inv_scale + c);
+            __m512 inv = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, out_inv_scale + c);
             __m512i zero = _mm512_maskz_loadu_epi32(m, out_zero + c);
-            for (int x = 0; x < ow; x++) {
-                int kx0, kx1;
-                dw_tap_range(x, stride, width, &kx0, &kx1);
-                // One partial sum per kernel row (independent chains), added in int32 (exact).
-                // (Loops unrolled, taps tested: constant indices keep acc and wv in registers.)
-                __m512i acc[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-                UNROLL
-                for (int ky = 0; ky < 3; ky++) {
-                    if (ky < ky0 || ky >= ky1) continue;
-                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
-                    UNROLL
-                    for (int kx = 0; kx < 3; kx++) {
-                        if (kx < kx0 || kx >= kx1) continue;
-                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
-                        acc[ky] = _mm512_dpbusd_epi32(acc[ky], _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, px)), wv[ky * 3 + kx]);
-                    }
-                }
-                __m512i sum = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), acc[2]);
-                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sum, off)), sc);
-                v = vnni_activate(_mm512_add_ps(v, bi), activation);
-                _mm_mask_storeu_epi8(out_row + (size_t)x * stride_c + c, m, vnni_requantize(v, inv, zero));
+            __m512 hi = vnni_relu6_high(inv);
+            const uint8_t *in_c = input + c;
+            uint8_t *out_c = output + c;
+            const int mode = full ? dw_requantize_mode(activation, inv, zero) : VNNI_Q_FULL;
+#define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, wv, m, off, sc, bi, activation, inv, hi, zero, out_c, ow)
+            if (stride == 1) {
+                if (!full) DW_CALL(dw_vnni_rows_s1_part);
+                else if (mode == VNNI_Q_RELU6Z) DW_CALL(dw_vnni_rows_s1_relu6z);
+                else if (mode == VNNI_Q_RELU6) DW_CALL(dw_vnni_rows_s1_relu6);
+                else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s1_nolow);
+                else DW_CALL(dw_vnni_rows_s1_full);
+            } else {
+                if (!full) DW_CALL(dw_vnni_rows_s2_part);
+                else if (mode == VNNI_Q_RELU6Z) DW_CALL(dw_vnni_rows_s2_relu6z);
+                else if (mode == VNNI_Q_RELU6) DW_CALL(dw_vnni_rows_s2_relu6);
+                else if (mode == VNNI_Q_NOLOW) DW_CALL(dw_vnni_rows_s2_nolow);
+                else DW_CALL(dw_vnni_rows_s2_full);
             }
+#undef DW_CALL
         }
         if (stride_c > channels)
-            for (int x = 0; x < ow; x++) memset(out_row + (size_t)x * stride_c + channels, 0, stride_c - channels);
+            for (size_t p = (size_t)y0 * ow; p < (size_t)y1 * ow; p++) memset(output + p * stride_c + channels, 0, stride_c - channels);
     }
 }
 

@@ -254,9 +254,11 @@ final class Int8KernelTests: XCTestCase {
                 input: Buffer(x), indirection: Buffer(ind), pixels: pixels)
             if rng.chance(0.05) { conv.outInvScale = .infinity }
             if rng.chance(0.7) {
-                // per-channel terms
+                // per-channel terms (output zero points often all 0: relu6 outputs, a requantization
+                // mode of the VNNI version)
+                let zeroOutputs = rng.chance(0.3)
                 conv.outInvScales = (0..<oc).map { _ in Float(rng.int(1...400)) / 10 }
-                conv.outZeros = (0..<oc).map { _ in Int32(rng.int(0...255)) }
+                conv.outZeros = (0..<oc).map { _ in zeroOutputs ? 0 : Int32(rng.int(0...255)) }
                 conv.resZeros = (0..<oc).map { _ in Int32(rng.int(0...255)) }
                 conv.resScales = (0..<oc).map { _ in Float(rng.int(1...100)) / 1000 }
             }
@@ -348,8 +350,11 @@ final class Int8KernelTests: XCTestCase {
             if rng.chance(0.3) { scaleValues[rng.int(0...(channels - 1))] = rng.chance(0.5) ? .nan : -.infinity }
             let scale = Buffer(scaleValues), bias = Buffer((0..<channels).map { _ in Float(rng.int(-1000...1000)) / 300 })
             let activation = Int32(rng.int(0...2))
-            let invScale = Buffer((0..<channels).map { _ in Float(rng.int(1...300)) / 10 })
-            let zero = Buffer((0..<channels).map { _ in Int32(rng.int(0...255)) })
+            // Output scales sometimes large (6 * inv_scale past 512), zero points often all 0 (the VNNI
+            // version's requantization modes).
+            let largeScales = rng.chance(0.3), zeroOutputs = rng.chance(0.3)
+            let invScale = Buffer((0..<channels).map { _ in Float(rng.int(1...300)) / (largeScales ? 1 : 10) })
+            let zero = Buffer((0..<channels).map { _ in zeroOutputs ? 0 : Int32(rng.int(0...255)) })
             let r0 = rng.int(0...(oh - 1)), r1 = rng.chance(0.3) ? oh + 2 : rng.int((r0 + 1)...oh)   // r1 past the end: clamped
             func run(split: Bool) -> [UInt8] {
                 let out = Buffer<UInt8>(repeating: 0xAB, count: oh * ow * strideC)
