@@ -118,7 +118,7 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
     }
 
     /// Spatial size of every tensor for an input of height x width.
-    func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
+    private func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
         var hw = [(Int, Int)](repeating: (0, 0), count: tensorChannels.count)
         hw[0] = (height, width)
         for op in ops {

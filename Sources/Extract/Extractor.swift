@@ -226,9 +226,6 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     let (weightsSHA, loadedWeights) = try weightsIdentity(path: options.weightsPath, store: store)
     summary.weightsSHA256 = weightsSHA
     summary.precision = options.precision.rawValue
-    var backboneRow = options.precision == .float32
-        ? try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA, dimension: options.backbone.featureDimension)
-        : nil
 
     // Hash what changed; reuse the recorded sha256 of unchanged files.
     let known = Dictionary(try store.samples().map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
@@ -270,7 +267,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     }
     if options.verify { summary.verified = hashed }
 
-    // int8: the store's int8 version of these weights, or a new calibration
+    // The backbone row: the weights' own, or (int8) the store's int8 version of them, or a new calibration.
     var floatModel: FoldedNetwork?
     var weights = loadedWeights
     func loadFloatModel() throws -> FoldedNetwork {
@@ -282,7 +279,12 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         floatModel = model
         return model
     }
-    if options.precision == .int8 {
+    let backboneRow: StoredBackbone
+    switch options.precision {
+    case .float32:
+        backboneRow = try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
+                                         dimension: options.backbone.featureDimension)
+    case .int8:
         if let (b, q) = try store.int8Backbones(architecture: options.backbone.name, weightsSHA256: weightsSHA).first {
             backboneRow = b
             summary.calibration = (try? Int8Calibration.fromJSON(q.calibration))?.summary
@@ -296,9 +298,8 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
             summary.calibration = calibration.summary
             summary.calibratedNow = true
         }
-        summary.int8Identity = backboneRow?.weightsSHA256
+        summary.int8Identity = backboneRow.weightsSHA256
     }
-    guard let backboneRow else { throw ExtractError.weightsUnreadable(options.weightsPath) }
 
     // Which (image, transform, view) rows are missing?
     var keys: [FeatureKey] = []
@@ -348,6 +349,7 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
     summary.cached = records.filter { !workSHAs.contains($0.sha256) }.count
     if !work.isEmpty {
         let model = try network(for: backboneRow, float: try loadFloatModel(), store: store)
+        (floatModel, weights) = (nil, nil)  // int8: the float weights are no longer needed
         let result = try computeFeatures(work, model: model, store: store, backbone: backboneRow,
                                          preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
                                          options: options, progress: progress)

@@ -19,7 +19,9 @@ public struct StoredQuantization: Sendable, Codable, Equatable {
 extension FeatureStore {
     /// The identity of an int8 model: SHA-256 of its precision, the float weights' SHA-256 and the
     /// calibration's canonical JSON. Equal calibrations of equal weights give the same backbone
-    /// (shards calibrated alike merge into one); anything else is another backbone.
+    /// (shards calibrated alike merge into one); anything else is another backbone. "v1" names
+    /// the quantization arithmetic (Backbones' `QuantizedNetwork`): a change to it that changes
+    /// features must change the version, so that its features never mix with older ones.
     public static func int8Identity(weightsSHA256: String, calibration: String) -> String {
         SHA256.hex(Array("probe int8 v1\n\(weightsSHA256)\n\(calibration)".utf8))
     }
