@@ -29,14 +29,15 @@ let extractCommand = Command(
 
     INT8. --precision int8 computes the features with the backbone quantized to int8 (post-training
     static quantization): weights int8 per output channel, BatchNorm folded, ReLU and residual
-    additions fused, activations 8-bit per channel with ranges calibrated on --calibration-images (default 32)
-    training images: the distinct contents with the smallest SHA-256, so every shard and every run
-    picks the same. Each activation's range minimizes the expected squared quantization error over
-    a 2048-bin histogram of its values on those images. The calibration is stored with the
+    additions fused, activations 8-bit per channel with ranges calibrated on --calibration-images
+    (default 32) training images: the distinct contents with the smallest SHA-256, so every shard
+    and every run picks the same. Each channel's range minimizes the expected squared quantization
+    error over a 512-bin histogram of its values on those images, and each layer's bias absorbs the
+    expected error of its int8 weights (bias correction). The calibration is stored with the
     features; later int8 runs into the same store reuse it. int8 features are a backbone of their
-    own in the store (never mixed with float32 ones of the same weights; choose with
-    --backbone HASH, `probe store info` lists both). The kernels use AVX-512 VNNI or AVX2 when the
-    CPU has them and give the same bytes on every CPU and thread count.
+    own in the store, never mixed with float32 ones of the same weights (choose with --backbone
+    ARCH:int8 or HASH; `probe store info` lists both). The kernels use AVX-512 VNNI or AVX2 when
+    the CPU has them and give the same bytes on every CPU and thread count.
 
     FOLDERS. A class is the first folder level below DIR (or below train/ and val/); a file's label
     is the class folder it was found under. Folders beside train/ and val/ (test/, ...) are not

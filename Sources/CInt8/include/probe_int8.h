@@ -1,5 +1,5 @@
-// probe's int8 kernels: the instructions Swift cannot express (vpmaddubsw/vpmaddwd on AVX2,
-// vpdpbusd on AVX-512 VNNI), chosen at run time by the CPU's features, with a portable scalar
+// probe's int8 kernels: the instructions Swift cannot express (vpmaddwd on AVX2, vpdpbusd on
+// AVX-512 VNNI), chosen at run time by the CPU's features, with a portable scalar
 // version that defines the results. Every version gives the same bytes:
 //   - activations are unsigned 8-bit (0...255) and weights signed 8-bit in -127...127; every sum of
 //     products is exact in int32, whatever its order (vpdpbusd sums in 32 bits; the AVX2 version
@@ -8,7 +8,7 @@
 //     into fused multiply-adds: see the pragma in int8.c), the same in every version.
 //
 // Layouts. An activation tensor is HWC: pixel p's channel c at x[p * stride + c], with the pixel
-// stride a multiple of 4 (channels padded with the tensor's zero point). Weights are packed by
+// stride a multiple of 4 (channels past the tensor's hold 0: their weights are 0). Weights are packed by
 // `probe_qconv_pack` in blocks of 16 output channels x 4 consecutive reduction values.
 #ifndef PROBE_INT8_H
 #define PROBE_INT8_H
