@@ -68,26 +68,29 @@ public struct LBFGSIteration: Sendable, Equatable {
     public var evaluations: Int
 }
 
-/// What `LBFGSTrainer.train` returns.
+/// What `LBFGSTrainer.train` returns: the fit, with its metrics.
 public struct LBFGSResult: Sendable {
-    /// The fitted head, on raw features (standardisation folded in).
-    public var head: LinearHead
-    public var converged: Bool
-    /// Why the optimiser stopped.
-    public var stopReason: String
-    public var iterations: Int
-    public var evaluations: Int
-    /// Final mean-scaled objective and its gradient's max-norm.
-    public var objective: Double
-    public var gradientNorm: Double
-    /// The scikit-learn-form objective: sum CE + 1/(2C) ||W||^2 (= objective * N).
-    public var sumObjective: Double
-    public var trace: [LBFGSIteration]
-    /// Metrics of `head` on the training rows (first views) and on the validation split, if given.
+    /// The fit over the training rows (its head on raw features, standardisation folded in).
+    public var fit: LogisticFit
+    /// Metrics of the head on the training rows (first views) and on the validation split, if given.
     public var trainMetrics: ClassificationMetrics
     public var validationMetrics: ClassificationMetrics?
     public var options: LBFGSOptions
+    /// The whole of `train` (preparing the problem, the fit, the metrics).
     public var seconds: Double
+
+    public var head: LinearHead { fit.head }
+    public var converged: Bool { fit.converged }
+    /// Why the optimiser stopped.
+    public var stopReason: String { fit.stopReason }
+    public var iterations: Int { fit.iterations }
+    public var evaluations: Int { fit.evaluations }
+    /// Final mean-scaled objective and its gradient's max-norm.
+    public var objective: Double { fit.objective }
+    public var gradientNorm: Double { fit.gradientNorm }
+    /// The scikit-learn-form objective: sum CE + 1/(2C) ||W||^2 (= objective * N).
+    public var sumObjective: Double { fit.sumObjective }
+    public var trace: [LBFGSIteration] { fit.trace }
 }
 
 /// Full-batch L-BFGS multinomial logistic regression with an L2 penalty: scikit-learn's
@@ -124,10 +127,7 @@ public struct LBFGSTrainer: Sendable {
         let fit = try self.fit(problem)
         let trainMetrics = try evaluate(fit.head, on: train)
         let valMetrics = try validation.map { v throws(HeadsError) in try evaluate(fit.head, on: v) }
-        return LBFGSResult(head: fit.head, converged: fit.converged, stopReason: fit.stopReason,
-                           iterations: fit.iterations, evaluations: fit.evaluations, objective: fit.objective,
-                           gradientNorm: fit.gradientNorm, sumObjective: fit.sumObjective, trace: fit.trace,
-                           trainMetrics: trainMetrics, validationMetrics: valMetrics, options: options,
+        return LBFGSResult(fit: fit, trainMetrics: trainMetrics, validationMetrics: valMetrics, options: options,
                            seconds: (clock.now - start).seconds)
     }
 
