@@ -117,17 +117,19 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
         return out
     }
 
-    /// Spatial size of every tensor for an input of height x width.
-    private func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
-        var hw = [(Int, Int)](repeating: (0, 0), count: tensorChannels.count)
-        hw[0] = (height, width)
-        for op in ops {
+    /// Each layer's input, output and geometry, for shape inference (the int8 network keeps them).
+    var layerShapes: [LayerShape] {
+        ops.map { op in
             switch op {
-            case .conv(let c, let x, let y, _): hw[y] = c.geometry.outputSize(height: hw[x].0, width: hw[x].1)
-            case .maxPool(let x, let y): hw[y] = ((hw[x].0 - 1) / 2 + 1, (hw[x].1 - 1) / 2 + 1)
+            case .conv(let c, let x, let y, _): return LayerShape(x: x, y: y, geometry: c.geometry)
+            case .maxPool(let x, let y): return LayerShape(x: x, y: y, geometry: nil)
             }
         }
-        return hw
+    }
+
+    /// Spatial size of every tensor for an input of height x width.
+    private func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
+        tensorSizes(layerShapes, tensors: tensorChannels.count, height: height, width: width)
     }
 
     /// Buffers and scratch for one image.
@@ -202,6 +204,23 @@ public final class FoldedNetwork: Backbone, @unchecked Sendable {
         let (h, w) = hw[featureTensor]
         globalAvgPoolForward(output: features, input: at(featureTensor), channels: featureDimension, batch: 1, hw: h * w)
     }
+}
+
+/// A layer's place in a network for shape inference: it reads tensor `x` and writes `y`; `geometry`
+/// nil: max pooling 3x3, stride 2, padding 1.
+struct LayerShape {
+    let x: Int, y: Int
+    let geometry: ConvGeometry?
+}
+
+/// Spatial size of each of `tensors` tensors (0: the input, height x width) of layers in forward order.
+func tensorSizes(_ layers: [LayerShape], tensors: Int, height: Int, width: Int) -> [(Int, Int)] {
+    var hw = [(Int, Int)](repeating: (0, 0), count: tensors)
+    hw[0] = (height, width)
+    for l in layers {
+        hw[l.y] = l.geometry?.outputSize(height: hw[l.x].0, width: hw[l.x].1) ?? ((hw[l.x].0 - 1) / 2 + 1, (hw[l.x].1 - 1) / 2 + 1)
+    }
+    return hw
 }
 
 /// Builds `FoldedNetwork`'s layers: folds each BatchNorm into its convolution as it is bound, and

@@ -72,6 +72,7 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
     let slots: [Int]
     let slotCount: Int
     let featureTensor: Int
+    let layerShapes: [LayerShape]
     let driver: Driver<QuantizedWorkspace>
 
     /// Quantizes `network` with the activation ranges of `calibration` (from `network.calibrateInt8`).
@@ -117,6 +118,7 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
         self.ops = ops
         quantization = q
         (slots, slotCount) = (network.slots, network.slotCount)
+        layerShapes = network.layerShapes
         driver = Driver(options: network.driver.options)  // (the float network itself is not kept)
     }
 
@@ -127,21 +129,8 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
         }
     }
 
-    /// Spatial size of every tensor for an input of height x width.
-    private func sizes(_ height: Int, _ width: Int) -> [(Int, Int)] {
-        var hw = [(Int, Int)](repeating: (0, 0), count: tensorChannels.count)
-        hw[0] = (height, width)
-        for op in ops {
-            switch op {
-            case .conv(let c, let x, let y, _), .depthwise(let c, let x, let y): hw[y] = c.geometry.outputSize(height: hw[x].0, width: hw[x].1)
-            case .maxPool(let x, let y): hw[y] = ((hw[x].0 - 1) / 2 + 1, (hw[x].1 - 1) / 2 + 1)
-            }
-        }
-        return hw
-    }
-
     private func makeWorkspace(_ height: Int, _ width: Int, _ options: ForwardOptions) -> QuantizedWorkspace {
-        let hw = sizes(height, width)
+        let hw = tensorSizes(layerShapes, tensors: tensorChannels.count, height: height, width: width)
         var slotBytes = [Int](repeating: 1, count: slotCount)
         for t in 1..<tensorChannels.count where slots[t] >= 0 && t != featureTensor {
             // one more pixel: the padding pixel (filled with the tensor's zero point)
