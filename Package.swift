@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision", "Reproducible", "TestSupport"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights", "NN", "OutputFiles", "Reproducible", "TestSupport"]),
         .testTarget(name: "Int8Tests", dependencies: ["CInt8"]),
-        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "TestSupport"]),
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Weights", "NN", "TestSupport", "CInt8"]),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "Store", "NN", "Workflows", "Backbones", "Digest", "Parallelism",
                                                      "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite", "Digest", "OutputFiles", "Reproducible", "TestSupport"]),

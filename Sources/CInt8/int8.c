@@ -72,6 +72,17 @@ void probe_qconv_pack(const int8_t *w, int oc, int taps, int cin, int cin_stride
     }
 }
 
+int probe_qconv_pairs_bounded(const int8_t *packed, int oc, int taps, int cin_stride) {
+    size_t n = probe_qconv_packed_size(oc, taps, cin_stride);
+    // Pairs are bytes (2i, 2i + 1) of the packed buffer: each output channel's 4 consecutive
+    // reduction values k = 4g ... 4g + 3 sit together, k even first.
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        int a = packed[i], b = packed[i + 1];
+        if ((a > 0 && b > 0 && a + b > PROBE_PAIR_MAX) || (a < 0 && b < 0 && -(a + b) > PROBE_PAIR_MAX)) return 0;
+    }
+    return 1;
+}
+
 // MARK: - The epilogue (shared by every version: the SIMD versions call it or mirror it exactly)
 
 float probe_epilogue_value(int32_t acc, const probe_qconv_args *a, int o, const uint8_t *res_pixel) {

@@ -322,9 +322,9 @@ void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int
 
 // MARK: - AVX2
 
-#define AVX2_MR 4 // output pixels per tile
-#define AVX2_NB 1 // blocks of 16 output channels per tile (8 ymm accumulators: 2 per pixel and block;
-                  // the block's widened weights take 4 more, a pixel's widened activations 2)
+#define AVX2_MR 5 // output pixels per tile (bounded: 10 ymm accumulators, 2 per pixel, the block's 2
+                  // weights, ones, the pixel's broadcast and a product; the widened way: 4 pixels)
+#define AVX2_NB 1 // blocks of 16 output channels per tile
 
 // The activation and the requantization to u8 (8 bytes in the low half) on 8 floats.
 static ALWAYS_INLINE TARGET_AVX2 __m256 avx2_activate(__m256 v, int act) {
@@ -440,86 +440,100 @@ static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const 
     }
 }
 
-// One tile, as vnni_tile, with exact 16-bit products summed by vpmaddwd. (vpmaddubsw would sum
-// pairs of u8 x s8 products into int16, which saturates for activations above 127:
-// 2 * 255 * 127 > 32767; splitting the activations or the weights to avoid it costs at least as
-// many instructions.) The activations are zero-extended and the weights sign-extended to int16:
-// a product is at most 255 * 127 and vpmaddwd's pair sums are exact in int32, as vpdpbusd's.
-// A 32-byte half of a block's weight group (8 channels x bytes k0 k1 k2 k3) gives, by shifts of
-// its 16-bit words, wv_even = the channels' (k0, k2) words and wv_odd = their (k1, k3) words; the
-// pixel's 4 bytes (one 32-bit broadcast) give x_even = (a0, a2) (and 0x00FF00FF) and x_odd =
-// (a1, a3) (16-bit shift by 8) in each dword; then vpmaddwd(x_even, wv_even) + vpmaddwd(x_odd,
-// wv_odd) is each channel's 4 products. The weights are widened once per group for the tile's
-// pixels. (Measured on Zen 4, 3x3 layers: about 76 GMAC/s, against 53 for the split activations;
-// a copy of the weights pre-widened to int16 in the packed buffer gave 5% more, for three times
-// the weights' memory; vpmaddubsw on weights split as lo + 16 * hi, summed over 8 groups in int16:
-// 65.)
+// One tile, as vnni_tile, on AVX2: pixels p...p+np-1 x block block0 (16 channels: two halves of 8,
+// a ymm each), mr a constant. Two ways to an exact int32 sum of u8 x s8 products:
+// - `bounded` (a->pairs_bounded: probe_qconv_pairs_bounded): vpmaddubsw sums each channel's pairs of
+//   products (k0, k1) and (k2, k3) into int16, exact because each pair sum is within
+//   255 * PROBE_PAIR_MAX = 32640; vpmaddwd against ones adds the two into int32. 32 MACs per
+//   vpmaddubsw + vpmaddwd + vpaddd.
+// - otherwise (a pair sum could reach 2 * 255 * 127 and saturate), both sides widened to int16:
+//   a 32-byte half of a block's weight group (8 channels x bytes k0 k1 k2 k3) gives, by shifts of
+//   its 16-bit words, wv_even = the channels' (k0, k2) words and wv_odd = their (k1, k3) words; the
+//   pixel's 4 bytes (one 32-bit broadcast) give x_even = (a0, a2) (and 0x00FF00FF) and x_odd =
+//   (a1, a3) (16-bit shift by 8) in each dword; then vpmaddwd(x_even, wv_even) + vpmaddwd(x_odd,
+//   wv_odd) is each channel's 4 products: 16 MACs per vpmaddwd + vpaddd. (Measured on Zen 4, 3x3
+//   layers: about 76 GMAC/s against about 110 for the bounded way.)
+// The weights are loaded (and widened) once per group for the tile's pixels.
 static ALWAYS_INLINE TARGET_AVX2 void avx2_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
-                                                int p, int np, int block0, const int mr, const int nb) {
+                                                int p, int np, int block0, const int mr, const int bounded) {
     const int taps = a->taps, gpt = a->cin_stride / 4;
-    const size_t bstride = (size_t)taps * gpt * 64;
-    const int8_t *w = a->weights + (size_t)block0 * bstride;
+    const int8_t *w = a->weights + (size_t)block0 * taps * gpt * 64;
     const int32_t *rows[AVX2_MR];
-    __m256i acc[AVX2_MR][2 * AVX2_NB];
-    const __m256i even_bytes = _mm256_set1_epi32(0x00FF00FF);
+    __m256i acc[AVX2_MR][2];
+    const __m256i even_bytes = _mm256_set1_epi32(0x00FF00FF), ones = _mm256_set1_epi16(1);
     UNROLL
     for (int i = 0; i < mr; i++) {
         rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
-        UNROLL
-        for (int j = 0; j < 2 * nb; j++) acc[i][j] = _mm256_setzero_si256();
+        acc[i][0] = acc[i][1] = _mm256_setzero_si256();
     }
     for (int t = 0; t < taps; t++) {
         const uint8_t *x[AVX2_MR];
         UNROLL
         for (int i = 0; i < mr; i++) x[i] = input + rows[i][t];
         for (int g = 0; g < gpt; g++, w += 64) {
-            __m256i w_even[2 * AVX2_NB], w_odd[2 * AVX2_NB];
+            __m256i wv[2], w_odd[2];
             UNROLL
-            for (int j = 0; j < 2 * nb; j++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(w + (j / 2) * bstride + 32 * (j % 2)));
-                w_even[j] = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
-                w_odd[j] = _mm256_srai_epi16(v, 8);
+            for (int h = 0; h < 2; h++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(w + 32 * h));
+                if (bounded) {
+                    wv[h] = v;
+                } else {
+                    wv[h] = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+                    w_odd[h] = _mm256_srai_epi16(v, 8);
+                }
             }
             UNROLL
             for (int i = 0; i < mr; i++) {
                 __m256i xv = _mm256_set1_epi32(load_u32(x[i] + 4 * g));
-                __m256i x_even = _mm256_and_si256(xv, even_bytes), x_odd = _mm256_srli_epi16(xv, 8);
-                UNROLL
-                for (int j = 0; j < 2 * nb; j++)
-                    acc[i][j] = _mm256_add_epi32(_mm256_add_epi32(acc[i][j], _mm256_madd_epi16(x_even, w_even[j])),
-                                                 _mm256_madd_epi16(x_odd, w_odd[j]));
+                if (bounded) {
+                    UNROLL
+                    for (int h = 0; h < 2; h++)
+                        acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv[h]), ones));
+                } else {
+                    __m256i x_even = _mm256_and_si256(xv, even_bytes), x_odd = _mm256_srli_epi16(xv, 8);
+                    UNROLL
+                    for (int h = 0; h < 2; h++)
+                        acc[i][h] = _mm256_add_epi32(_mm256_add_epi32(acc[i][h], _mm256_madd_epi16(x_even, wv[h])),
+                                                     _mm256_madd_epi16(x_odd, w_odd[h]));
+                }
             }
         }
     }
-    __m256i out[AVX2_MR][2 * AVX2_NB];
+    __m256i out[AVX2_MR][2];
     UNROLL
-    for (int i = 0; i < mr; i++)
-        UNROLL
-        for (int j = 0; j < 2 * nb; j++) out[i][j] = acc[i][j];
-    avx2_epilogue(a, out, p, np, block0, nb);
+    for (int i = 0; i < mr; i++) out[i][0] = acc[i][0], out[i][1] = acc[i][1];
+    avx2_epilogue(a, out, p, np, block0, 1);
 }
 
-#define AVX2_TILE(MR_, NB_) \
-    static TARGET_AVX2 void avx2_tile_##MR_##x##NB_(const probe_qconv_args *a, const uint8_t *input, \
-                                                    const int32_t *ind, int p, int np, int block0) { \
-        avx2_tile(a, input, ind, p, np, block0, MR_, NB_); \
+#define AVX2_TILE(MR_) \
+    static TARGET_AVX2 void avx2_tile_##MR_(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p, \
+                                            int np, int block0) { \
+        avx2_tile(a, input, ind, p, np, block0, MR_, 0); \
+    } \
+    static TARGET_AVX2 void avx2_tile_bounded_##MR_(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, \
+                                                    int p, int np, int block0) { \
+        avx2_tile(a, input, ind, p, np, block0, MR_, 1); \
     }
-AVX2_TILE(4, 1) AVX2_TILE(3, 1) AVX2_TILE(2, 1) AVX2_TILE(1, 1)
+AVX2_TILE(5) AVX2_TILE(4) AVX2_TILE(3) AVX2_TILE(2) AVX2_TILE(1)
 
 void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, AVX2_MR);
+    typedef void (*tile_fn)(const probe_qconv_args *, const uint8_t *, const int32_t *, int, int, int);
+    // tiles[bounded][np - 1]
+    static const tile_fn tiles[2][AVX2_MR] = {
+        {avx2_tile_1, avx2_tile_2, avx2_tile_3, avx2_tile_4, avx2_tile_5},
+        {avx2_tile_bounded_1, avx2_tile_bounded_2, avx2_tile_bounded_3, avx2_tile_bounded_4, avx2_tile_bounded_5},
+    };
+    const int bounded = a->pairs_bounded != 0;
+    // The widened way keeps 4 pixels (its widened weights and activations take more registers).
+    const int mr = bounded ? AVX2_MR : 4;
     for (int pc = p0; pc < p1; pc += chunk) {
         int pe = p1 - pc > chunk ? pc + chunk : p1;
-        for (int b = 0; b < blocks; b += AVX2_NB) {
-            for (int p = pc; p < pe; p += AVX2_MR) {
-                int np = pe - p < AVX2_MR ? pe - p : AVX2_MR;
-                switch (np) {
-                case 4: avx2_tile_4x1(a, input, ind, p, np, b); break;
-                case 3: avx2_tile_3x1(a, input, ind, p, np, b); break;
-                case 2: avx2_tile_2x1(a, input, ind, p, np, b); break;
-                default: avx2_tile_1x1(a, input, ind, p, np, b); break;
-                }
+        for (int b = 0; b < blocks; b++) {
+            for (int p = pc; p < pe; p += mr) {
+                int np = pe - p < mr ? pe - p : mr;
+                tiles[bounded][np - 1](a, input, ind, p, np, b);
             }
         }
     }

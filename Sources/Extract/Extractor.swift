@@ -285,8 +285,11 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         backboneRow = try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
                                          dimension: options.backbone.featureDimension)
     case .int8:
-        if let (b, q) = try store.int8Backbones(architecture: options.backbone.name, weightsSHA256: weightsSHA).first {
-            backboneRow = b
+        if let (_, q) = try store.int8Backbones(architecture: options.backbone.name, weightsSHA256: weightsSHA).first {
+            // The stored calibration, and the current arithmetic's backbone of it (the one stored,
+            // unless that was an older version's)
+            backboneRow = try store.int8Backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
+                                                 dimension: options.backbone.featureDimension, calibration: q.calibration)
             summary.calibration = (try? Int8Calibration.fromJSON(q.calibration))?.summary
         } else {
             let sample = calibrationSample(population, count: options.calibrationImages)

@@ -21,10 +21,13 @@ func calibrationSample(_ population: [(sha256: String, path: String, split: Stri
 public enum Int8ExtractError: Error, CustomStringConvertible {
     case noCalibrationImages(String)
     case badStoredCalibration(String)
+    case olderArithmetic(backboneID: Int64)
     public var description: String {
         switch self {
         case .noCalibrationImages(let why): return "cannot calibrate int8: \(why)"
         case .badStoredCalibration(let why): return "the store's int8 calibration cannot be used: \(why)"
+        case .olderArithmetic(let id):
+            return "int8 backbone \(id) was quantized by an older version of probe's int8 arithmetic, which this one no longer computes: its features cannot be extended. `probe extract --precision int8` makes the current version's backbone (from the same calibration)"
         }
     }
 }
@@ -57,6 +60,11 @@ func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)],
 /// version with the store's calibration.
 public func network(for backbone: StoredBackbone, float model: FoldedNetwork, store: FeatureStore) throws -> any Backbones.Backbone {
     guard let q = try store.quantization(backboneID: backbone.id) else { return model }
+    // The identity names the arithmetic's version: new features of an older version's backbone
+    // would not be its features.
+    guard FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration) == backbone.weightsSHA256 else {
+        throw Int8ExtractError.olderArithmetic(backboneID: backbone.id)
+    }
     let calibration: Int8Calibration
     do { calibration = try Int8Calibration.fromJSON(q.calibration) } catch {
         throw Int8ExtractError.badStoredCalibration("backbone \(backbone.id): \(error)")

@@ -19,11 +19,12 @@ public struct StoredQuantization: Sendable, Codable, Equatable {
 extension FeatureStore {
     /// The identity of an int8 model: SHA-256 of its precision, the float weights' SHA-256 and the
     /// calibration's canonical JSON. Equal calibrations of equal weights give the same backbone
-    /// (shards calibrated alike merge into one); anything else is another backbone. "v1" names
+    /// (shards calibrated alike merge into one); anything else is another backbone. "v2" names
     /// the quantization arithmetic (Backbones' `QuantizedNetwork`): a change to it that changes
-    /// features must change the version, so that its features never mix with older ones.
+    /// features must change the version, so that its features never mix with older ones (v1: the
+    /// weights' scales without the bound on pairs that AVX2's vpmaddubsw needs).
     public static func int8Identity(weightsSHA256: String, calibration: String) -> String {
-        SHA256.hex(Array("probe int8 v1\n\(weightsSHA256)\n\(calibration)".utf8))
+        SHA256.hex(Array("probe int8 v2\n\(weightsSHA256)\n\(calibration)".utf8))
     }
 
     /// The int8 backbone of `architecture` quantizing weights `weightsSHA256` with `calibration`,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NN
+import CInt8
 @testable import Backbones
 
 /// The int8 network's contract: an image's features are the same bits whatever the batch, the
@@ -104,5 +105,51 @@ import NN
         #expect(throws: BackboneError.self) { try QuantizedNetwork(resnet, calibration: q.calibration) }
         // and the calibration round-trips through its JSON
         #expect(try Int8Calibration.fromJSON(q.calibration.json()) == q.calibration)
+    }
+
+    /// The weights' quantization with the bound on pairs (AVX2's vpmaddubsw): every same-sign pair of
+    /// input channels (2m, 2m + 1) within PROBE_PAIR_MAX, the scale the smallest that allows it,
+    /// each value the rounded one (or, where rounding took a pair to 129, one less in magnitude).
+    @Test func weightPairsAreBoundedAtTheSmallestScale() throws {
+        let channels = 40, taps = 3, cin = 7, n = taps * cin
+        var s: UInt32 = 11
+        // correlated neighbours (as RGB weights of a tap), so that the bound often sets the scale
+        let w: [Float] = (0..<(channels * n)).map { i in
+            s = s &* 1664525 &+ 1013904223
+            let noise = Float(s >> 8) / Float(1 << 24) - 0.5
+            return (i % 2 == 0 ? 1 : 0.9) * Float((i / 2) % 5 - 2) + noise
+        }
+        let (plain, plainScales) = w.withUnsafeBufferPointer { QuantizedConv.quantize($0.baseAddress!, channels: channels, count: n) }
+        let (q, scales) = w.withUnsafeBufferPointer { QuantizedConv.quantize($0.baseAddress!, channels: channels, count: n, pairsOf: cin) }
+        var widened = 0
+        for o in 0..<channels {
+            let wo = Array(w[(o * n)..<((o + 1) * n)]), qo = q[(o * n)..<((o + 1) * n)].map(Int.init)
+            let m = wo.map(abs).max()!
+            var pair: Float = 0
+            for t in 0..<taps {
+                for c in stride(from: 0, to: cin - 1, by: 2) {
+                    let (a, b) = (wo[t * cin + c], wo[t * cin + c + 1])
+                    if a * b > 0 { pair = max(pair, abs(a) + abs(b)) }
+                    let (qa, qb) = (qo[t * cin + c], qo[t * cin + c + 1])
+                    #expect(qa * qb <= 0 || abs(qa + qb) <= Int(PROBE_PAIR_MAX))
+                }
+            }
+            #expect(plainScales[o] == m / 127)
+            #expect(scales[o] == max(m / 127, pair / Float(PROBE_PAIR_MAX)))
+            if scales[o] > plainScales[o] { widened += 1 }
+            for i in 0..<n {
+                let r = (wo[i] / scales[o]).rounded()
+                #expect(abs(qo[i]) <= 127)
+                if Float(qo[i]) != r { #expect(abs(Float(qo[i])) == abs(r) - 1) }
+            }
+        }
+        #expect(widened > channels / 2)
+        #expect(plain != q)
+        // the bound is what probe_qconv_pairs_bounded checks
+        for (values, expected) in [(q, Int32(1)), (plain, 0)] {
+            var packed = [Int8](repeating: 0, count: probe_qconv_packed_size(Int32(channels), Int32(taps), 8))
+            probe_qconv_pack(values, Int32(channels), Int32(taps), Int32(cin), 8, &packed)
+            #expect(probe_qconv_pairs_bounded(packed, Int32(channels), Int32(taps), 8) == expected)
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Store
 import Backbones
+import Digest
 import TestSupport
 @testable import Extract
 
@@ -78,6 +79,21 @@ struct Int8ExtractionTests {
         // a second run reuses the calibration and computes nothing
         let again = try extract(root: dir + "/data", into: store, options: options)
         #expect(again.computed == 0 && !again.calibratedNow && again.int8Identity == i8.int8Identity)
+
+        // A backbone of an older version of the int8 arithmetic (v1: no bound on weight pairs) keeps
+        // its features, but no new ones are computed for it; extract makes the current version's
+        // backbone from its stored calibration, without calibrating again.
+        let old = try FeatureStore(path: dir + "/old.sqlite")
+        let v1 = try old.backbone(architecture: "mobilenet_v2", weightsSHA256: SHA256.hex(Array("probe int8 v1\n\(q.weightsSHA256)\n\(q.calibration)".utf8)),
+                                  dimension: 1280)
+        try old.database.run("INSERT INTO quantizations(backbone_id, precision, weights_sha256, calibration) VALUES (?, 'int8', ?, ?)",
+                             [.integer(v1.id), .text(q.weightsSHA256), .text(q.calibration)])
+        let seeded = try FoldedNetwork(.mobilenetV2, weights: SeededWeights(), options: ForwardOptions(workers: 1))
+        let refused = #expect(throws: Int8ExtractError.self) { try network(for: v1, float: seeded, store: old) }
+        #expect("\(refused!)".contains("older version of probe's int8 arithmetic"))
+        let upgraded = try extract(root: dir + "/data", into: old, options: options)
+        #expect(!upgraded.calibratedNow && upgraded.computed == 48 && upgraded.int8Identity == i8.int8Identity)
+        #expect(try old.backbones().count == 2 && Self.vectors(old, backbone: #require(old.backbones().last)) == b)
 
         // another store, another batch size and worker count: the same calibration and bytes
         options.batchSize = 5

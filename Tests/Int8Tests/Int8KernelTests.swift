@@ -59,6 +59,8 @@ private struct QConv {
     var input: Buffer<UInt8>
     var indirection: Buffer<Int32>
     var pixels: Int
+    /// probe_qconv_pairs_bounded of the weights (1: AVX2's vpmaddubsw way).
+    var pairsBounded: Int32 = 0
 
     /// Output bytes: pixels x outStride elements (u8 or f32), filled with 0xAB before the call(s).
     var outputBytes: Int { pixels * outStride * (f32Output ? 4 : 1) }
@@ -75,7 +77,8 @@ private struct QConv {
                 scale: UnsafePointer(scale.pointer), bias: UnsafePointer(bias.pointer), activation: activation,
                 residual: residual.map { UnsafePointer($0.pointer) }, res_stride: Int32(resStride), res_zero: UnsafePointer(rz.pointer),
                 res_scale: UnsafePointer(rs.pointer), out_u8: f32Output ? nil : out.pointer, out_f32: f32Output ? f32 : nil,
-                out_stride: Int32(outStride), out_inv_scale: UnsafePointer(oi.pointer), out_zero: UnsafePointer(oz.pointer))
+                out_stride: Int32(outStride), out_inv_scale: UnsafePointer(oi.pointer), out_zero: UnsafePointer(oz.pointer),
+                pairs_bounded: pairsBounded)
             withExtendedLifetime((self, rz, rs, oi, oz)) {
                 for (p0, p1) in ranges { probe_qconv(&a, input.pointer, indirection.pointer, Int32(p0), Int32(p1)) }
             }
@@ -199,7 +202,7 @@ final class Int8KernelTests: XCTestCase {
         var rng = SplitMix64(state: 20_261_129)
         let versions = kernels
         XCTAssertGreaterThanOrEqual(versions.count, 1)
-        var checked = 0
+        var checked = 0, bounded = 0
         for iteration in 0..<400 {
             let taps = [1, 9, 49][rng.int(0...2)]
             let cinStride: Int
@@ -220,7 +223,22 @@ final class Int8KernelTests: XCTestCase {
             var x = (0..<(inPixels * cinStride)).map { _ in UInt8(high ? rng.int(200...255) : rng.int(0...255)) }
             x += (0..<cinStride).map { _ in UInt8(rng.int(0...255)) }
             let ind = (0..<(pixels * taps)).map { _ in Int32((rng.chance(0.2) ? inPixels : rng.int(0...(inPixels - 1))) * cinStride) }
-            let w = (0..<(oc * taps * cin)).map { _ in Int8(high && rng.chance(0.5) ? (rng.chance(0.5) ? 127 : -127) : rng.int(-127...127)) }
+            var w = (0..<(oc * taps * cin)).map { _ in Int8(high && rng.chance(0.5) ? (rng.chance(0.5) ? 127 : -127) : rng.int(-127...127)) }
+            let boundPairs = rng.chance(0.5)
+            if boundPairs {
+                // Same-sign pairs of input channels (2m, 2m + 1) brought within PROBE_PAIR_MAX, often
+                // right at it (the largest pair sums, 255 * 128, with the high activations)
+                for i in stride(from: 0, to: w.count, by: cin) {
+                    for c in stride(from: 0, to: cin - 1, by: 2) where Int(w[i + c]) * Int(w[i + c + 1]) > 0 {
+                        let a = Int(w[i + c]), b = Int(w[i + c + 1])
+                        guard abs(a + b) > Int(PROBE_PAIR_MAX) || rng.chance(0.3) else { continue }
+                        let m = rng.chance(0.5) ? Int(PROBE_PAIR_MAX) : rng.int(2...Int(PROBE_PAIR_MAX))
+                        let first = rng.int(max(1, m - 127)...min(127, m - 1))
+                        w[i + c] = Int8(a.signum() * first)
+                        w[i + c + 1] = Int8(a.signum() * (m - first))
+                    }
+                }
+            }
             let weightScale = 1 / Float(taps * cin * 127 * 8)
             var accOffset = (0..<oc).map { _ in Int32(rng.int(-20000...20000)) }
             var scale = (0..<oc).map { _ in Float(rng.int(1...1000)) * weightScale * (rng.chance(0.1) ? -1 : 1) }
@@ -253,6 +271,9 @@ final class Int8KernelTests: XCTestCase {
                 outZero: Int32(rng.chance(0.1) ? rng.int(-40...300) : rng.int(0...255)),
                 input: Buffer(x), indirection: Buffer(ind), pixels: pixels)
             if rng.chance(0.05) { conv.outInvScale = .infinity }
+            conv.pairsBounded = probe_qconv_pairs_bounded(conv.weights.pointer, Int32(oc), Int32(taps), Int32(cinStride))
+            if boundPairs { XCTAssertEqual(conv.pairsBounded, 1, "iteration \(iteration)") }
+            bounded += Int(conv.pairsBounded)
             if rng.chance(0.7) {
                 // per-channel terms (output zero points often all 0: relu6 outputs, a requantization
                 // mode of the VNNI version)
@@ -293,7 +314,29 @@ final class Int8KernelTests: XCTestCase {
             }
         }
         XCTAssertEqual(checked, 400 * versions.count)
+        XCTAssertGreaterThan(bounded, 150)  // about half of the cases take the AVX2 vpmaddubsw way
         probe_int8_use_kernel(probe_int8_best_kernel())
+    }
+
+    /// probe_qconv_pairs_bounded: same-sign pairs (k even, k + 1) of each output channel within
+    /// PROBE_PAIR_MAX; opposite signs, and values of different pairs, never matter.
+    func testPairsBounded() {
+        func bounded(_ w: [Int8], oc: Int = 1, cin: Int = 4) -> Int32 {
+            let packed = pack(w, oc: oc, taps: 1, cin: cin, cinStride: 4)
+            return withExtendedLifetime(packed) { probe_qconv_pairs_bounded(packed.pointer, Int32(oc), 1, 4) }
+        }
+        XCTAssertEqual(PROBE_PAIR_MAX, 128)
+        XCTAssertEqual(bounded([127, 1, -1, -127]), 1)
+        XCTAssertEqual(bounded([64, 64, -64, -64]), 1)
+        XCTAssertEqual(bounded([127, -127, -127, 127]), 1)
+        XCTAssertEqual(bounded([1, 127, 127, 0]), 1)     // k = 1 and 2: different pairs
+        XCTAssertEqual(bounded([127, 2, 0, 0]), 0)
+        XCTAssertEqual(bounded([0, 0, -65, -64]), 0)
+        XCTAssertEqual(bounded([100, 100, 0]), 0, "cin 3 (padded to 4)")
+        XCTAssertEqual(bounded([100, 0, 100]), 1, "cin 3: channel 2 pairs with padding")
+        // the second of 17 output channels (the second block of 16)
+        XCTAssertEqual(bounded(Array(repeating: 64, count: 16 * 4) + [64, 65, 0, 0], oc: 17), 0)
+        XCTAssertEqual(bounded(Array(repeating: 64, count: 16 * 4) + [64, 64, 0, 0], oc: 17), 1)
     }
 
     /// The scalar output really depends on what the comparison must catch (the test above could

@@ -83,7 +83,16 @@ typedef struct {
     int32_t out_stride;          // >= out_channels
     const float *out_inv_scale;  // [out_channels] (u8 output only)
     const int32_t *out_zero;     // [out_channels] (u8 output only)
+    int32_t pairs_bounded;       // probe_qconv_pairs_bounded(weights, ...): 1 lets AVX2 use vpmaddubsw
 } probe_qconv_args;
+
+/// 1 when the packed weights of `oc` output channels (a reduction of taps x cin_stride) have
+/// |w[k]| + |w[k+1]| <= 128 for every output channel and every even k where w[k] and w[k+1] have the
+/// same sign (PROBE_PAIR_MAX), else 0. Then every sum x[k] * w[k] + x[k+1] * w[k+1] of two u8
+/// activations is within 255 * 128 = 32640, and AVX2's vpmaddubsw (pair sums saturated to int16) is
+/// exact: the AVX2 convolution uses it only when `pairs_bounded` says so (the same bytes either way).
+int probe_qconv_pairs_bounded(const int8_t *packed, int oc, int taps, int cin_stride);
+#define PROBE_PAIR_MAX 128
 
 /// Output pixels [pixel_begin, pixel_end) of `a` (others untouched: workers may split the pixels).
 void probe_qconv(const probe_qconv_args *a, const uint8_t *input, const int32_t *indirection,
