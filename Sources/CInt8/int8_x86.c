@@ -530,7 +530,7 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
 // with their 9 taps' weights widened in registers (or, AVX2, a chunk's set-up in memory), then the
 // rows' pixels, the interior 4 at a time, sharing input columns. VNNI: a product is the input byte
 // zero-extended to an int32 lane against the weight sign-extended to one (vpdpbusd: x * w + 0 *
-// (sign bytes), exact); AVX2: two taps per vpmaddwd (see dw_avx2_chunk). Taps outside the input are
+// (sign bytes), exact); AVX2: two taps per vpmaddwd (see "The AVX2 version" below). Taps outside the input are
 // skipped (VNNI) or read as 0 (AVX2), as the scalar version's skipped taps (zero point 0). Channels
 // past a multiple of 16 in the AVX2 version: 8 with one product per dword (dw_avx2_row8), the rest
 // through the scalar code below.
