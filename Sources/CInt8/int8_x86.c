@@ -1025,7 +1025,7 @@ TARGET_AVX2 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int wid
             if (c16 < c8)
                 dw_avx2_row8(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
                              out_inv_scale, out_zero, out_row, ow, y, c16);
-            for (int x = 0; x < ow; x++) {
+            for (int x = 0; x < ow && (c8 < channels || stride_c > channels); x++) {
                 uint8_t *out = out_row + (size_t)x * stride_c;
                 if (c8 < channels)
                     dw_scalar_channels(input, height, width, stride_c, stride, channels, w, acc_offset, scale, bias, activation,
