@@ -540,13 +540,14 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
 }
 // MARK: - Depthwise 3x3
 
-// Depthwise 3x3 (probe_qdwconv3x3): for each output row (VNNI: each block of up to 8 rows), chunks
-// of 16 (VNNI) or 8 (AVX2) channels with their 9 taps' weights sign-extended to int32 lanes in
-// registers, then the rows' pixels (VNNI: the interior 4 at a time, sharing input columns). A
-// product: the input byte zero-extended to an int32 lane against the weight sign-extended to one
-// (vpdpbusd: x * w + 0 * (sign bytes), exact; vpmaddwd: x * w + 0 * (-1 or 0)). Taps outside the
-// input are skipped, as in the scalar version (zero point 0). Channels past a multiple of 8 in the
-// AVX2 version go through the scalar code below.
+// Depthwise 3x3 (probe_qdwconv3x3): for each block of up to 8 output rows, chunks of 16 channels
+// with their 9 taps' weights widened in registers (or, AVX2, a chunk's set-up in memory), then the
+// rows' pixels, the interior 4 at a time, sharing input columns. VNNI: a product is the input byte
+// zero-extended to an int32 lane against the weight sign-extended to one (vpdpbusd: x * w + 0 *
+// (sign bytes), exact); AVX2: two taps per vpmaddwd (see "The AVX2 version" below). Taps outside the input are
+// skipped (VNNI) or read as 0 (AVX2), as the scalar version's skipped taps (zero point 0). Channels
+// past a multiple of 16 in the AVX2 version: 8 with one product per dword (dw_avx2_row8), the rest
+// through the scalar code below.
 
 // The valid taps of output coordinate y (or x): k in [*k0, *k1) with 0 <= y * stride + k - 1 < size.
 static ALWAYS_INLINE void dw_tap_range(int y, int stride, int size, int *k0, int *k1) {
@@ -759,52 +760,292 @@ TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int wid
     }
 }
 
+// The AVX2 version: chunks of 16 channels, two taps per vpmaddwd. A column (one input pixel's 16
+// channels) is zero-extended to 16 int16 (vpmovzxbw); vpunpcklwd/vpunpckhwd of two columns give
+// dwords (x_a, x_b) of one channel, lo: channels 0-3 and 8-11, hi: channels 4-7 and 12-15 (the
+// unpacks work within 128-bit lanes), and the same unpacks of the sign-extended weights give
+// (w_a, w_b); vpmaddwd is then x_a * w_a + x_b * w_b per channel, exact (|product| <= 255 * 127).
+// A pixel's 9 taps in 5 such pairs: kernel rows 0 and 1 paired vertically, column by column
+// ((x_0k, x_1k) . (w_0k, w_1k), k = 0, 1, 2), row 2 horizontally ((x_20, x_21) . (w_20, w_21)
+// and (x_21, x_22) . (0, w_22)), so the interior pixels, 4 at a time, share their input columns'
+// widening and interleaving (stride 1: 6 columns instead of 12; stride 2: 9). The sums start from
+// acc_offset (exact in any order) and keep the lo/hi channel order through the epilogue, whose
+// packssdw of (lo, hi) puts the channels back in order (then packuswb of its two 128-bit lanes).
+// A chunk's weight pairs and parameters (in the lo/hi order) are set up once per block of
+// DW_ROW_BLOCK rows. Taps outside the input: zero columns (their products are 0). Channels past a
+// multiple of 16: 8 at a time (one product per dword) and the scalar code.
+
+// The AVX2 requantization modes of a chunk: which of the requantization's clamps can be left out.
+// The narrowing is packssdw then packuswb, whose saturations are the clamp to 0...255.
+//   DW_Q_FULL: none (the general case: any zero point).
+//   DW_Q_ZP: every zero point in 0...255: the lower clamp maxps(t, -512) is left out and the
+//     upper one is minps(512, t) (512 < t ? 512 : t: a NaN t stays NaN). For t NaN, -inf or
+//     t < -512 the scalar's value is -512 + zero < 0, clamped to 0; here cvtps2dq gives
+//     rint(t) <= -512 or INT_MIN (NaN, out of range), and + zero (at most 255) stays negative:
+//     0 as well. Otherwise t is as in the scalar.
+//   DW_Q_RELU6: relu6, every zero point in 0...255 and 0 < inv_scale < inf: as VNNI_Q_RELU6,
+//     q = rint(min(max(v, 0) * inv_scale, hi)) + zero with hi = min(6 * inv_scale, 512).
+//   DW_Q_RELU6Z: DW_Q_RELU6 with every zero point 0: as VNNI_Q_RELU6Z, q = rint(minps(hi, v *
+//     inv_scale)), the negatives (NaN, -0 and -inf included: rint <= 0 or INT_MIN) clamped to 0
+//     by the packs, where the scalar's relu gives 0.
+enum { DW_Q_FULL = 0, DW_Q_ZP = 1, DW_Q_RELU6 = 2, DW_Q_RELU6Z = 3 };
+
+// A chunk of 16 channels set up for the rows: w[k] the weight pairs (k = 0, 1, 2: (w_0k, w_1k);
+// 3: (w_20, w_21); 4: (0, w_22)), every vector in the lo/hi channel order ([0]: lo, [1]: hi).
+typedef struct {
+    __m256i w[5][2];
+    __m256i off[2], zero[2];
+    __m256 sc[2], bi[2], inv[2], hi[2];
+} dw_avx2_chunk;
+
+// 16 int32 or floats at p in the lo/hi order.
+static ALWAYS_INLINE TARGET_AVX2 void dw_avx2_load_lohi(const void *p, __m256i v[2]) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)p), b = _mm256_loadu_si256((const __m256i *)p + 1);
+    v[0] = _mm256_permute2x128_si256(a, b, 0x20);
+    v[1] = _mm256_permute2x128_si256(a, b, 0x31);
+}
+
+static TARGET_AVX2 int dw_avx2_setup(dw_avx2_chunk *k, const int8_t *w, int channels, int c, const int32_t *acc_offset,
+                                     const float *scale, const float *bias, int act, const float *out_inv_scale,
+                                     const int32_t *out_zero) {
+    __m256i t[9];
+    for (int j = 0; j < 9; j++) t[j] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + j * channels + c)));
+    const __m256i z = _mm256_setzero_si256();
+    const __m256i a[5] = {t[0], t[1], t[2], t[6], z}, b[5] = {t[3], t[4], t[5], t[7], t[8]};
+    for (int j = 0; j < 5; j++) {
+        k->w[j][0] = _mm256_unpacklo_epi16(a[j], b[j]);
+        k->w[j][1] = _mm256_unpackhi_epi16(a[j], b[j]);
+    }
+    __m256i v[2];
+    dw_avx2_load_lohi(acc_offset + c, k->off);
+    dw_avx2_load_lohi(out_zero + c, k->zero);
+    dw_avx2_load_lohi(scale + c, v), k->sc[0] = _mm256_castsi256_ps(v[0]), k->sc[1] = _mm256_castsi256_ps(v[1]);
+    dw_avx2_load_lohi(bias + c, v), k->bi[0] = _mm256_castsi256_ps(v[0]), k->bi[1] = _mm256_castsi256_ps(v[1]);
+    dw_avx2_load_lohi(out_inv_scale + c, v), k->inv[0] = _mm256_castsi256_ps(v[0]), k->inv[1] = _mm256_castsi256_ps(v[1]);
+    int zp = 1, pos = 1, z0 = 1;
+    for (int h = 0; h < 2; h++) {
+        k->hi[h] = _mm256_min_ps(_mm256_mul_ps(_mm256_set1_ps(6.0f), k->inv[h]), _mm256_set1_ps(512.0f));
+        // zero <= 255 unsigned: 0 <= zero <= 255.
+        zp &= _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_min_epu32(k->zero[h], _mm256_set1_epi32(PROBE_Q_MAX)),
+                                                      k->zero[h])) == -1;
+        pos &= _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(k->inv[h], _mm256_setzero_ps(), _CMP_GT_OQ),
+                                                _mm256_cmp_ps(k->inv[h], _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ))) == 0xFF;
+        z0 &= _mm256_testz_si256(k->zero[h], k->zero[h]);
+    }
+    if (!zp) return DW_Q_FULL;
+    if (act != PROBE_ACT_RELU6 || !pos) return DW_Q_ZP;
+    return z0 ? DW_Q_RELU6Z : DW_Q_RELU6;
+}
+
+// The epilogue of a pixel's 16 sums (acc_offset included; lo/hi order) to 16 bytes in channel
+// order (the scalar sequence, with what `mode` leaves out).
+static ALWAYS_INLINE TARGET_AVX2 __m128i dw_avx2_epilogue(const __m256i sum[2], const dw_avx2_chunk *k, int act, const int mode) {
+    __m256i q[2];
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum[h]), k->sc[h]), k->bi[h]);
+        if (mode == DW_Q_FULL) {
+            q[h] = avx2_quantize_unclamped(avx2_activate(v, act), k->inv[h], k->zero[h]);
+        } else if (mode == DW_Q_ZP) {
+            __m256 t = _mm256_mul_ps(avx2_activate(v, act), k->inv[h]);
+            q[h] = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(512.0f), t)), k->zero[h]);
+        } else if (mode == DW_Q_RELU6) {
+            __m256 t = _mm256_mul_ps(_mm256_max_ps(v, _mm256_setzero_ps()), k->inv[h]);
+            q[h] = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(t, k->hi[h])), k->zero[h]);
+        } else {
+            q[h] = _mm256_cvtps_epi32(_mm256_min_ps(k->hi[h], _mm256_mul_ps(v, k->inv[h])));
+        }
+    }
+    // packssdw: lane 0 = channels 0-3 (lo), 4-7 (hi); lane 1 = 8-11, 12-15.
+    __m256i p = _mm256_packs_epi32(q[0], q[1]);
+    return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
+// One input column: 16 channels zero-extended to int16, or 0 when not `valid`.
+static ALWAYS_INLINE TARGET_AVX2 __m256i dw_avx2_col(const uint8_t *p, int valid) {
+    return valid ? _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p)) : _mm256_setzero_si256();
+}
+
+// Output pixels x...x+nx-1 of row y, one chunk: input columns j = 0...(nx-1)*s+2 (input x = x*s-1+j),
+// each loaded and widened once per kernel row. `edge` (a constant): kernel rows outside [ky0, ky1)
+// and columns outside [kx0, kx1) (single pixels only, nx = 1) read as zero; otherwise every tap is
+// inside the input.
+#define DW_COLS ((DW_X - 1) * 2 + 3)
+static ALWAYS_INLINE TARGET_AVX2 void dw_avx2_pixels(const uint8_t *in_c, int height, int width, int stride_c, const int s,
+                                                     int y, int x, int ky0, int ky1, int kx0, int kx1, const int edge,
+                                                     const dw_avx2_chunk *k, const int nx, __m256i sum[DW_X][2]) {
+    const uint8_t *row[3];
+    int rv[3];
+    UNROLL
+    for (int r = 0; r < 3; r++) {
+        rv[r] = !edge || (r >= ky0 && r < ky1);
+        int iy = y * s + r - 1;
+        iy = iy < 0 ? 0 : iy >= height ? height - 1 : iy; // the row pointer stays inside (unread when invalid)
+        row[r] = in_c + (size_t)iy * width * stride_c;
+    }
+    (void)height;
+    UNROLL
+    for (int u = 0; u < nx; u++) sum[u][0] = k->off[0], sum[u][1] = k->off[1];
+    __m256i prev2 = _mm256_setzero_si256();
+    UNROLL
+    for (int j = 0; j < (nx - 1) * s + 3; j++) {
+        const int ix = x * s - 1 + j;
+        const int cv = nx > 1 || !edge || (j >= kx0 && j < kx1);
+        const size_t off = (size_t)(cv ? ix : 0) * stride_c;
+        __m256i c0 = dw_avx2_col(row[0] + off, cv && rv[0]), c1 = dw_avx2_col(row[1] + off, cv && rv[1]);
+        __m256i c2 = dw_avx2_col(row[2] + off, cv && rv[2]);
+        __m256i v[2] = {_mm256_unpacklo_epi16(c0, c1), _mm256_unpackhi_epi16(c0, c1)};
+        UNROLL
+        for (int u = 0; u < nx; u++) {
+            const int kx = j - u * s;
+            if (kx < 0 || kx > 2) continue;
+            UNROLL
+            for (int h = 0; h < 2; h++) sum[u][h] = _mm256_add_epi32(sum[u][h], _mm256_madd_epi16(v[h], k->w[kx][h]));
+        }
+        if (j > 0) { // row 2: columns (j-1, j) for the pixels whose kernel column 0 or 1 is j-1
+            __m256i hv[2] = {_mm256_unpacklo_epi16(prev2, c2), _mm256_unpackhi_epi16(prev2, c2)};
+            UNROLL
+            for (int u = 0; u < nx; u++) {
+                const int kx = j - 1 - u * s;
+                if (kx < 0 || kx > 1) continue;
+                UNROLL
+                for (int h = 0; h < 2; h++)
+                    sum[u][h] = _mm256_add_epi32(sum[u][h], _mm256_madd_epi16(hv[h], k->w[3 + kx][h]));
+            }
+        }
+        prev2 = c2;
+    }
+}
+
+// dw_avx2_pixels, their epilogues and stores.
+static ALWAYS_INLINE TARGET_AVX2 void dw_avx2_group(const uint8_t *in_c, int height, int width, int stride_c, const int s, int y,
+                                                    int x, int ky0, int ky1, int kx0, int kx1, const int edge,
+                                                    const dw_avx2_chunk *k, const int nx, int act, const int mode, uint8_t *out_c) {
+    __m256i sum[DW_X][2];
+    dw_avx2_pixels(in_c, height, width, stride_c, s, y, x, ky0, ky1, kx0, kx1, edge, k, nx, sum);
+    UNROLL
+    for (int u = 0; u < nx; u++)
+        _mm_storeu_si128((__m128i *)(out_c + (size_t)(x + u) * stride_c), dw_avx2_epilogue(sum[u], k, act, mode));
+}
+
+// One output row, one chunk (s, edge, mode: constants after inlining): the interior pixels DW_X at
+// a time, then 2, the others one by one. `edge`: some kernel rows outside the input (ky0, ky1).
+static ALWAYS_INLINE TARGET_AVX2 void dw_avx2_row(const uint8_t *in_c, int height, int width, int stride_c, const int s, int y,
+                                                  int ky0, int ky1, const int edge, const dw_avx2_chunk *k, int act,
+                                                  const int mode, uint8_t *out_c, int ow) {
+    const int xi1 = (width - 2) / s + 1 < ow ? (width - 2) / s + 1 : ow; // interior: x >= 1 and x * s + 1 <= width - 1
+    int x = 0, kx0, kx1;
+    for (; x < ow && x < 1; x++) { // x = 0: the left padding
+        dw_tap_range(x, s, width, &kx0, &kx1);
+        dw_avx2_group(in_c, height, width, stride_c, s, y, x, ky0, ky1, kx0, kx1, 1, k, 1, act, mode, out_c);
+    }
+    for (; x + DW_X <= xi1; x += DW_X)
+        dw_avx2_group(in_c, height, width, stride_c, s, y, x, ky0, ky1, 0, 3, edge, k, DW_X, act, mode, out_c);
+    if (x + 2 <= xi1) { // the interior's last 2 or 3 pixels
+        dw_avx2_group(in_c, height, width, stride_c, s, y, x, ky0, ky1, 0, 3, edge, k, 2, act, mode, out_c);
+        x += 2;
+    }
+    for (; x < ow; x++) {
+        dw_tap_range(x, s, width, &kx0, &kx1);
+        dw_avx2_group(in_c, height, width, stride_c, s, y, x, ky0, ky1, kx0, kx1, 1, k, 1, act, mode, out_c);
+    }
+}
+
+// Output rows [y0, y1) of one chunk (out_c: the chunk's first channel in the output tensor).
+#define DW_AVX2_ROWS(NAME, S, MODE) \
+    static NOINLINE TARGET_AVX2 void NAME(const uint8_t *in_c, int height, int width, int stride_c, int y0, int y1, \
+                                          const dw_avx2_chunk *k, int act, uint8_t *out_c, int ow) { \
+        for (int y = y0; y < y1; y++) { \
+            int ky0, ky1; \
+            dw_tap_range(y, S, height, &ky0, &ky1); \
+            uint8_t *out_row = out_c + (size_t)y * ow * stride_c; \
+            if (ky0 == 0 && ky1 == 3) dw_avx2_row(in_c, height, width, stride_c, S, y, ky0, ky1, 0, k, act, MODE, out_row, ow); \
+            else dw_avx2_row(in_c, height, width, stride_c, S, y, ky0, ky1, 1, k, act, MODE, out_row, ow); \
+        } \
+    }
+DW_AVX2_ROWS(dw_avx2_rows_s1_full, 1, DW_Q_FULL) DW_AVX2_ROWS(dw_avx2_rows_s1_zp, 1, DW_Q_ZP)
+DW_AVX2_ROWS(dw_avx2_rows_s1_relu6, 1, DW_Q_RELU6) DW_AVX2_ROWS(dw_avx2_rows_s1_relu6z, 1, DW_Q_RELU6Z)
+DW_AVX2_ROWS(dw_avx2_rows_s2_full, 2, DW_Q_FULL) DW_AVX2_ROWS(dw_avx2_rows_s2_zp, 2, DW_Q_ZP)
+DW_AVX2_ROWS(dw_avx2_rows_s2_relu6, 2, DW_Q_RELU6) DW_AVX2_ROWS(dw_avx2_rows_s2_relu6z, 2, DW_Q_RELU6Z)
+
+// Channels [c, c + 8) of output row y, one product per dword (the input byte zero-extended to an
+// int32 lane against the weight sign-extended to one: vpmaddwd's x * w + 0 * (-1 or 0)), every
+// pixel on its own, the full epilogue sequence.
+static TARGET_AVX2 void dw_avx2_row8(const uint8_t *input, int height, int width, int channels, int stride_c, int stride,
+                                     const int8_t *w, const int32_t *acc_offset, const float *scale, const float *bias,
+                                     int activation, const float *out_inv_scale, const int32_t *out_zero, uint8_t *out_row,
+                                     int ow, int y, int c) {
+    int ky0, ky1;
+    dw_tap_range(y, stride, height, &ky0, &ky1);
+    __m256i wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + t * channels + c)));
+    __m256i off = _mm256_loadu_si256((const __m256i *)(acc_offset + c));
+    __m256 sc = _mm256_loadu_ps(scale + c), bi = _mm256_loadu_ps(bias + c);
+    __m256 inv = _mm256_loadu_ps(out_inv_scale + c);
+    __m256i zero = _mm256_loadu_si256((const __m256i *)(out_zero + c));
+    for (int x = 0; x < ow; x++) {
+        int kx0, kx1;
+        dw_tap_range(x, stride, width, &kx0, &kx1);
+        __m256i acc[3] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        UNROLL
+        for (int ky = 0; ky < 3; ky++) {
+            if (ky < ky0 || ky >= ky1) continue;
+            const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
+            UNROLL
+            for (int kx = 0; kx < 3; kx++) {
+                if (kx < kx0 || kx >= kx1) continue;
+                const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
+                __m256i xv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)px));
+                acc[ky] = _mm256_add_epi32(acc[ky], _mm256_madd_epi16(xv, wv[ky * 3 + kx]));
+            }
+        }
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), acc[2]);
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(sum, off)), sc);
+        v = avx2_activate(_mm256_add_ps(v, bi), activation);
+        _mm_storel_epi64((__m128i *)(out_row + (size_t)x * stride_c + c), avx2_requantize(v, inv, zero));
+    }
+}
+
 TARGET_AVX2 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int width, int channels, int stride_c,
                                        int stride, const int8_t *w, const int32_t *acc_offset, const float *scale,
                                        const float *bias, int activation, const float *out_inv_scale, const int32_t *out_zero,
                                        uint8_t *output, int r0, int r1) {
     const int oh = (height - 1) / stride + 1, ow = (width - 1) / stride + 1;
-    const int full = channels / 8 * 8;
+    const int c16 = channels / 16 * 16, c8 = channels / 8 * 8;
     if (r1 > oh) r1 = oh;
-    for (int y = r0; y < r1; y++) {
-        int ky0, ky1;
-        dw_tap_range(y, stride, height, &ky0, &ky1);
-        uint8_t *out_row = output + (size_t)y * ow * stride_c;
-        for (int c = 0; c < full; c += 8) {
-            __m256i wv[9];
-            for (int t = 0; t < 9; t++) wv[t] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + t * channels + c)));
-            __m256i off = _mm256_loadu_si256((const __m256i *)(acc_offset + c));
-            __m256 sc = _mm256_loadu_ps(scale + c), bi = _mm256_loadu_ps(bias + c);
-            __m256 inv = _mm256_loadu_ps(out_inv_scale + c);
-            __m256i zero = _mm256_loadu_si256((const __m256i *)(out_zero + c));
-            for (int x = 0; x < ow; x++) {
-                int kx0, kx1;
-                dw_tap_range(x, stride, width, &kx0, &kx1);
-                __m256i acc[3] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-                UNROLL
-                for (int ky = 0; ky < 3; ky++) {
-                    if (ky < ky0 || ky >= ky1) continue;
-                    const uint8_t *row = input + (size_t)(y * stride + ky - 1) * width * stride_c + c;
-                    UNROLL
-                    for (int kx = 0; kx < 3; kx++) {
-                        if (kx < kx0 || kx >= kx1) continue;
-                        const uint8_t *px = row + (size_t)(x * stride + kx - 1) * stride_c;
-                        __m256i xv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)px));
-                        acc[ky] = _mm256_add_epi32(acc[ky], _mm256_madd_epi16(xv, wv[ky * 3 + kx]));
-                    }
-                }
-                __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), acc[2]);
-                __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(sum, off)), sc);
-                v = avx2_activate(_mm256_add_ps(v, bi), activation);
-                _mm_storel_epi64((__m128i *)(out_row + (size_t)x * stride_c + c), avx2_requantize(v, inv, zero));
+    for (int y0 = r0; y0 < r1; y0 += DW_ROW_BLOCK) {
+        const int y1 = r1 - y0 < DW_ROW_BLOCK ? r1 : y0 + DW_ROW_BLOCK;
+        for (int c = 0; c < c16; c += 16) {
+            dw_avx2_chunk k;
+            const int mode = dw_avx2_setup(&k, w, channels, c, acc_offset, scale, bias, activation, out_inv_scale, out_zero);
+            const uint8_t *in_c = input + c;
+            uint8_t *out_c = output + c;
+#define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, &k, activation, out_c, ow)
+            if (stride == 1) {
+                if (mode == DW_Q_RELU6Z) DW_CALL(dw_avx2_rows_s1_relu6z);
+                else if (mode == DW_Q_RELU6) DW_CALL(dw_avx2_rows_s1_relu6);
+                else if (mode == DW_Q_ZP) DW_CALL(dw_avx2_rows_s1_zp);
+                else DW_CALL(dw_avx2_rows_s1_full);
+            } else {
+                if (mode == DW_Q_RELU6Z) DW_CALL(dw_avx2_rows_s2_relu6z);
+                else if (mode == DW_Q_RELU6) DW_CALL(dw_avx2_rows_s2_relu6);
+                else if (mode == DW_Q_ZP) DW_CALL(dw_avx2_rows_s2_zp);
+                else DW_CALL(dw_avx2_rows_s2_full);
             }
+#undef DW_CALL
         }
-        for (int x = 0; x < ow; x++) {
-            uint8_t *out = out_row + (size_t)x * stride_c;
-            if (full < channels)
-                dw_scalar_channels(input, height, width, stride_c, stride, channels, w, acc_offset, scale, bias, activation,
-                                   out_inv_scale, out_zero, out, y, x, full, channels);
-            if (stride_c > channels) memset(out + channels, 0, stride_c - channels);
+        for (int y = y0; y < y1; y++) {
+            uint8_t *out_row = output + (size_t)y * ow * stride_c;
+            if (c16 < c8)
+                dw_avx2_row8(input, height, width, channels, stride_c, stride, w, acc_offset, scale, bias, activation,
+                             out_inv_scale, out_zero, out_row, ow, y, c16);
+            for (int x = 0; x < ow && (c8 < channels || stride_c > channels); x++) {
+                uint8_t *out = out_row + (size_t)x * stride_c;
+                if (c8 < channels)
+                    dw_scalar_channels(input, height, width, stride_c, stride, channels, w, acc_offset, scale, bias, activation,
+                                       out_inv_scale, out_zero, out, y, x, c8, channels);
+                if (stride_c > channels) memset(out + channels, 0, stride_c - channels);
+            }
         }
     }
 }

@@ -383,7 +383,10 @@ final class Int8KernelTests: XCTestCase {
         var rng = SplitMix64(state: 77)
         for iteration in 0..<300 {
             let (h, w, stride) = (rng.int(1...21), rng.int(1...21), rng.int(1...2))
-            let channels = rng.chance(0.7) ? rng.int(1...70) : rng.int(71...200)
+            // Some multiples of 16 (plus 8): the AVX2 version's 16-channel chunks without (or with
+            // only) its 8-channel tail.
+            let channels = rng.chance(0.2) ? 16 * rng.int(1...4) + 8 * rng.int(0...1)
+                : rng.chance(0.7) ? rng.int(1...70) : rng.int(71...200)
             let strideC = (channels + 3) / 4 * 4 + 4 * rng.int(0...1)
             let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1)
             let input = Buffer((0..<(h * w * strideC)).map { _ in UInt8(rng.int(0...255)) })
@@ -396,8 +399,15 @@ final class Int8KernelTests: XCTestCase {
             // Output scales sometimes large (6 * inv_scale past 512), zero points often all 0 (the VNNI
             // version's requantization modes).
             let largeScales = rng.chance(0.3), zeroOutputs = rng.chance(0.3)
-            let invScale = Buffer((0..<channels).map { _ in Float(rng.int(1...300)) / (largeScales ? 1 : 10) })
-            let zero = Buffer((0..<channels).map { _ in zeroOutputs ? 0 : Int32(rng.int(0...255)) })
+            var invScaleValues = (0..<channels).map { _ in Float(rng.int(1...300)) / (largeScales ? 1 : 10) }
+            // Sometimes an output scale that is 0, negative or infinite, or zero points outside
+            // 0...255: the requantization modes' general cases.
+            if rng.chance(0.1) { invScaleValues[rng.int(0...(channels - 1))] = [0, -3, .infinity][rng.int(0...2)] }
+            let invScale = Buffer(invScaleValues)
+            let wideZeros = rng.chance(0.1)
+            let zero = Buffer((0..<channels).map { _ in
+                zeroOutputs ? 0 : Int32(wideZeros && rng.chance(0.3) ? rng.int(-400...700) : rng.int(0...255))
+            })
             let r0 = rng.int(0...(oh - 1)), r1 = rng.chance(0.3) ? oh + 2 : rng.int((r0 + 1)...oh)   // r1 past the end: clamped
             func run(split: Bool) -> [UInt8] {
                 let out = Buffer<UInt8>(repeating: 0xAB, count: oh * ow * strideC)
