@@ -352,83 +352,113 @@ static ALWAYS_INLINE TARGET_AVX2 __m128i avx2_requantize(__m256 v, __m256 inv_sc
     return _mm_packus_epi16(q16, q16);
 }
 
-// The epilogue of a tile (one block: AVX2_NB is 1), as vnni_epilogue: acc[i][h] holds pixel p+i's
-// channels block0*16+h*8 ... +7. u8 output: the two halves narrowed together (packssdw, packuswb:
-// the clamp to 0...255; one permute) into one 16-byte store.
-_Static_assert(AVX2_NB == 1, "avx2_epilogue handles one block of 16 channels");
-static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const __m256i acc[][2 * AVX2_NB], int p, int np,
-                                              int block0, int nb) {
-    (void)nb;
+// The AVX2 requantization modes (of a convolution's channels, or a depthwise chunk's): which of the requantization's clamps can be left out.
+// The narrowing is packssdw then packuswb, whose saturations are the clamp to 0...255.
+//   AVX2_Q_FULL: none (the general case: any zero point).
+//   AVX2_Q_ZP: every zero point in 0...255: the lower clamp maxps(t, -512) is left out and the
+//     upper one is minps(512, t) (512 < t ? 512 : t: a NaN t stays NaN). For t NaN, -inf or
+//     t < -512 the scalar's value is -512 + zero < 0, clamped to 0; here cvtps2dq gives
+//     rint(t) <= -512 or INT_MIN (NaN, out of range), and + zero (at most 255) stays negative:
+//     0 as well. Otherwise t is as in the scalar.
+//   AVX2_Q_RELU6: relu6, every zero point in 0...255 and 0 < inv_scale < inf: as VNNI_Q_RELU6,
+//     q = rint(min(max(v, 0) * inv_scale, hi)) + zero with hi = min(6 * inv_scale, 512).
+//   AVX2_Q_RELU6Z: AVX2_Q_RELU6 with every zero point 0: as VNNI_Q_RELU6Z, q = rint(minps(hi, v *
+//     inv_scale)), the negatives (NaN, -0 and -inf included: rint <= 0 or INT_MIN) clamped to 0
+//     by the packs, where the scalar's relu gives 0.
+enum { AVX2_Q_FULL = 0, AVX2_Q_ZP = 1, AVX2_Q_RELU6 = 2, AVX2_Q_RELU6Z = 3 };
+
+// The mode of channels with output inverse scales inv[] and zero points zero[] (n of them).
+static int avx2_requantize_mode(int act, const float *inv, const int32_t *zero, int n) {
+    int zp = 1, pos = 1, z0 = 1;
+    for (int c = 0; c < n; c++) {
+        zp &= zero[c] >= 0 && zero[c] <= PROBE_Q_MAX;
+        pos &= inv[c] > 0.0f && inv[c] < __builtin_inff();
+        z0 &= zero[c] == 0;
+    }
+    if (!zp) return AVX2_Q_FULL;
+    if (act != PROBE_ACT_RELU6 || !pos) return AVX2_Q_ZP;
+    return z0 ? AVX2_Q_RELU6Z : AVX2_Q_RELU6;
+}
+
+// The activation and the requantization of 8 epilogue values before the narrowing's clamp to
+// 0...255, with what `mode` leaves out (hi: min(6 * inv, 512), AVX2_Q_RELU6 and AVX2_Q_RELU6Z only).
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_act_quantize(__m256 v, int act, __m256 inv, __m256 hi, __m256i zero, const int mode) {
+    if (mode == AVX2_Q_FULL) return avx2_quantize_unclamped(avx2_activate(v, act), inv, zero);
+    if (mode == AVX2_Q_ZP) {
+        __m256 t = _mm256_mul_ps(avx2_activate(v, act), inv);
+        return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(512.0f), t)), zero);
+    }
+    if (mode == AVX2_Q_RELU6) {
+        __m256 t = _mm256_mul_ps(_mm256_max_ps(v, _mm256_setzero_ps()), inv);
+        return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(t, hi)), zero);
+    }
+    return _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_mul_ps(v, inv)));
+}
+
+// Lanes i < n of 8 (n may be <= 0 or >= 8): the mask of maskload/maskstore.
+static ALWAYS_INLINE TARGET_AVX2 __m256i avx2_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The epilogue of a tile (one block of 16 channels), as vnni_epilogue_body: acc[i][h] holds pixel
+// p+i's channels block0*16+h*8 ... +7, acc_offset included (the tile's sums start from it); the
+// block's parameters loaded once (a partial block's by masked loads: lanes past out_channels are
+// neither read nor stored). u8 output: the two halves narrowed together (packssdw, packuswb: the
+// clamp to 0...255; one permute) into one 16-byte store. f32, res and mode are constants.
+static ALWAYS_INLINE TARGET_AVX2 void avx2_epilogue_body(const probe_qconv_args *a, const __m256i acc[][2], int p, int np,
+                                                        int block0, const int f32, const int res, const int mode) {
+    // The arguments as locals (stores through out_u8 could otherwise alias *a: reloads).
     const int act = a->activation, o = block0 * 16;
     const int n = a->out_channels - o < 16 ? a->out_channels - o : 16; // channels stored, 1...16
-    __m256i off[2], zero[2], res_zero[2];
-    __m256 scale[2], bias[2], inv[2], res_scale[2];
-    // A partial block loads from copies, so that the loads stay within the arrays.
-    int32_t off_t[16] = {0}, zero_t[16] = {0}, res_zero_t[16] = {0};
-    float scale_t[16] = {0}, bias_t[16] = {0}, inv_t[16] = {0}, res_scale_t[16] = {0};
-    const int32_t *po = a->acc_offset + o, *pz = a->out_zero ? a->out_zero + o : zero_t,
-                  *prz = a->res_zero ? a->res_zero + o : res_zero_t;
-    const float *ps = a->scale + o, *pb = a->bias + o, *pi_ = a->out_inv_scale ? a->out_inv_scale + o : inv_t,
-                *prs = a->res_scale ? a->res_scale + o : res_scale_t;
-    if (n < 16) {
-        memcpy(off_t, po, n * sizeof(int32_t)); po = off_t;
-        memcpy(scale_t, ps, n * sizeof(float)); ps = scale_t;
-        memcpy(bias_t, pb, n * sizeof(float)); pb = bias_t;
-        if (a->out_zero) { memcpy(zero_t, pz, n * sizeof(int32_t)); pz = zero_t; }
-        if (a->out_inv_scale) { memcpy(inv_t, pi_, n * sizeof(float)); pi_ = inv_t; }
-        if (a->res_zero) { memcpy(res_zero_t, prz, n * sizeof(int32_t)); prz = res_zero_t; }
-        if (a->res_scale) { memcpy(res_scale_t, prs, n * sizeof(float)); prs = res_scale_t; }
-    }
+    const size_t out_stride = (size_t)a->out_stride, res_stride = (size_t)a->res_stride;
+    uint8_t *const out_u8 = a->out_u8;
+    float *const out_f32 = a->out_f32;
+    const uint8_t *const residual = a->residual;
+    __m256i m[2], zero[2], res_zero[2];
+    __m256 scale[2], bias[2], inv[2], hi[2], res_scale[2];
     for (int h = 0; h < 2; h++) {
-        off[h] = _mm256_loadu_si256((const __m256i *)(po + 8 * h));
-        scale[h] = _mm256_loadu_ps(ps + 8 * h);
-        bias[h] = _mm256_loadu_ps(pb + 8 * h);
-        zero[h] = _mm256_loadu_si256((const __m256i *)(pz + 8 * h));
-        inv[h] = _mm256_loadu_ps(pi_ + 8 * h);
-        res_zero[h] = _mm256_loadu_si256((const __m256i *)(prz + 8 * h));
-        res_scale[h] = _mm256_loadu_ps(prs + 8 * h);
+        m[h] = avx2_lanes(n - 8 * h);
+        scale[h] = _mm256_maskload_ps(a->scale + o + 8 * h, m[h]);
+        bias[h] = _mm256_maskload_ps(a->bias + o + 8 * h, m[h]);
+        if (!f32) {
+            inv[h] = _mm256_maskload_ps(a->out_inv_scale + o + 8 * h, m[h]);
+            zero[h] = _mm256_maskload_epi32(a->out_zero + o + 8 * h, m[h]);
+            hi[h] = _mm256_min_ps(_mm256_mul_ps(_mm256_set1_ps(6.0f), inv[h]), _mm256_set1_ps(512.0f));
+        }
+        if (res) {
+            res_scale[h] = _mm256_maskload_ps(a->res_scale + o + 8 * h, m[h]);
+            res_zero[h] = _mm256_maskload_epi32(a->res_zero + o + 8 * h, m[h]);
+        }
     }
     // After the packs, dword 0 of 128-bit lane l holds bytes 4l...4l+3 of half 0, dword 1 those of half 1.
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int i = 0; i < np; i++) {
         size_t pi = (size_t)(p + i);
         __m256 v[2];
-        for (int h = 0; h < 2; h++) {
-            v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[i][h], off[h])), scale[h]);
-            v[h] = _mm256_add_ps(v[h], bias[h]);
-        }
-        if (a->residual) {
-            const uint8_t *resp = a->residual + pi * a->res_stride + o;
+        UNROLL
+        for (int h = 0; h < 2; h++) v[h] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][h]), scale[h]), bias[h]);
+        if (res) {
+            const uint8_t *resp = residual + pi * res_stride + o;
             uint8_t res_t[16] = {0};
             if (n < 16) {
                 memcpy(res_t, resp, n);
                 resp = res_t;
             }
+            UNROLL
             for (int h = 0; h < 2; h++) {
-                __m128i r8 = _mm_loadl_epi64((const __m128i *)(resp + 8 * h));
-                __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(r8), res_zero[h]);
+                __m256i r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(resp + 8 * h))), res_zero[h]);
                 v[h] = _mm256_add_ps(v[h], _mm256_mul_ps(_mm256_cvtepi32_ps(r), res_scale[h]));
             }
         }
-        v[0] = avx2_activate(v[0], act);
-        v[1] = avx2_activate(v[1], act);
-        if (a->out_f32) {
-            float *out = a->out_f32 + pi * a->out_stride + o;
-            if (n == 16) {
-                _mm256_storeu_ps(out, v[0]);
-                _mm256_storeu_ps(out + 8, v[1]);
-            } else {
-                float t[16];
-                _mm256_storeu_ps(t, v[0]);
-                _mm256_storeu_ps(t + 8, v[1]);
-                memcpy(out, t, n * sizeof(float));
-            }
+        if (f32) {
+            float *out = out_f32 + pi * out_stride + o;
+            UNROLL
+            for (int h = 0; h < 2; h++) _mm256_maskstore_ps(out + 8 * h, m[h], avx2_activate(v[h], act));
         } else {
-            __m256i q0 = avx2_quantize_unclamped(v[0], inv[0], zero[0]);
-            __m256i q1 = avx2_quantize_unclamped(v[1], inv[1], zero[1]);
-            __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_setzero_si256());
-            b = _mm256_permutevar8x32_epi32(b, order);
-            uint8_t *out = a->out_u8 + pi * a->out_stride + o;
+            __m256i q0 = avx2_act_quantize(v[0], act, inv[0], hi[0], zero[0], mode);
+            __m256i q1 = avx2_act_quantize(v[1], act, inv[1], hi[1], zero[1], mode);
+            __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_setzero_si256()), order);
+            uint8_t *out = out_u8 + pi * out_stride + o;
             if (n == 16) {
                 _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(b));
             } else {
@@ -438,6 +468,27 @@ static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const 
             }
         }
     }
+}
+
+// The epilogue of a tile, its kind of output and requantization mode as constants in each branch.
+static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const __m256i acc[][2], int p, int np, int block0,
+                                              int mode) {
+#define AVX2_EPI(RES) \
+    switch (mode) { \
+    case AVX2_Q_RELU6Z: avx2_epilogue_body(a, acc, p, np, block0, 0, RES, AVX2_Q_RELU6Z); break; \
+    case AVX2_Q_RELU6: avx2_epilogue_body(a, acc, p, np, block0, 0, RES, AVX2_Q_RELU6); break; \
+    case AVX2_Q_ZP: avx2_epilogue_body(a, acc, p, np, block0, 0, RES, AVX2_Q_ZP); break; \
+    default: avx2_epilogue_body(a, acc, p, np, block0, 0, RES, AVX2_Q_FULL); break; \
+    }
+    if (a->out_f32) {
+        if (a->residual) avx2_epilogue_body(a, acc, p, np, block0, 1, 1, AVX2_Q_FULL);
+        else avx2_epilogue_body(a, acc, p, np, block0, 1, 0, AVX2_Q_FULL);
+    } else if (a->residual) {
+        AVX2_EPI(1)
+    } else {
+        AVX2_EPI(0)
+    }
+#undef AVX2_EPI
 }
 
 // One tile, as vnni_tile, on AVX2: pixels p...p+np-1 x block block0 (16 channels: two halves of 8,
@@ -455,16 +506,20 @@ static NOINLINE TARGET_AVX2 void avx2_epilogue(const probe_qconv_args *a, const 
 //   layers: about 76 GMAC/s against about 110 for the bounded way.)
 // The weights are loaded (and widened) once per group for the tile's pixels.
 static ALWAYS_INLINE TARGET_AVX2 void avx2_tile(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind,
-                                                int p, int np, int block0, const int mr, const int bounded) {
+                                                int p, int np, int block0, int mode, const int mr, const int bounded) {
     const int taps = a->taps, gpt = a->cin_stride / 4;
     const int8_t *w = a->weights + (size_t)block0 * taps * gpt * 64;
     const int32_t *rows[AVX2_MR];
     __m256i acc[AVX2_MR][2];
     const __m256i even_bytes = _mm256_set1_epi32(0x00FF00FF), ones = _mm256_set1_epi16(1);
+    // The sums start from acc_offset (int32 sums are exact in any order).
+    const int n = a->out_channels - block0 * 16;
+    const __m256i off0 = _mm256_maskload_epi32(a->acc_offset + block0 * 16, avx2_lanes(n)),
+                  off1 = _mm256_maskload_epi32(a->acc_offset + block0 * 16 + 8, avx2_lanes(n - 8));
     UNROLL
     for (int i = 0; i < mr; i++) {
         rows[i] = ind + (size_t)(p + (i < np ? i : np - 1)) * taps;
-        acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+        acc[i][0] = off0, acc[i][1] = off1;
     }
     for (int t = 0; t < taps; t++) {
         const uint8_t *x[AVX2_MR];
@@ -502,24 +557,25 @@ static ALWAYS_INLINE TARGET_AVX2 void avx2_tile(const probe_qconv_args *a, const
     __m256i out[AVX2_MR][2];
     UNROLL
     for (int i = 0; i < mr; i++) out[i][0] = acc[i][0], out[i][1] = acc[i][1];
-    avx2_epilogue(a, out, p, np, block0, 1);
+    avx2_epilogue(a, out, p, np, block0, mode);
 }
 
 #define AVX2_TILE(MR_) \
     static TARGET_AVX2 void avx2_tile_##MR_(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p, \
-                                            int np, int block0) { \
-        avx2_tile(a, input, ind, p, np, block0, MR_, 0); \
+                                            int np, int block0, int mode) { \
+        avx2_tile(a, input, ind, p, np, block0, mode, MR_, 0); \
     } \
     static TARGET_AVX2 void avx2_tile_bounded_##MR_(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, \
-                                                    int p, int np, int block0) { \
-        avx2_tile(a, input, ind, p, np, block0, MR_, 1); \
+                                                    int p, int np, int block0, int mode) { \
+        avx2_tile(a, input, ind, p, np, block0, mode, MR_, 1); \
     }
 AVX2_TILE(5) AVX2_TILE(4) AVX2_TILE(3) AVX2_TILE(2) AVX2_TILE(1)
 
 void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, AVX2_MR);
-    typedef void (*tile_fn)(const probe_qconv_args *, const uint8_t *, const int32_t *, int, int, int);
+    typedef void (*tile_fn)(const probe_qconv_args *, const uint8_t *, const int32_t *, int, int, int, int);
+    const int mode = a->out_f32 ? AVX2_Q_FULL : avx2_requantize_mode(a->activation, a->out_inv_scale, a->out_zero, a->out_channels);
     // tiles[bounded][np - 1]
     static const tile_fn tiles[2][AVX2_MR] = {
         {avx2_tile_1, avx2_tile_2, avx2_tile_3, avx2_tile_4, avx2_tile_5},
@@ -533,7 +589,7 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
         for (int b = 0; b < blocks; b++) {
             for (int p = pc; p < pe; p += mr) {
                 int np = pe - p < mr ? pe - p : mr;
-                tiles[bounded][np - 1](a, input, ind, p, np, b);
+                tiles[bounded][np - 1](a, input, ind, p, np, b, mode);
             }
         }
     }
@@ -775,20 +831,6 @@ TARGET_VNNI void probe_qdwconv3x3_vnni(const uint8_t *input, int height, int wid
 // DW_ROW_BLOCK rows. Taps outside the input: zero columns (their products are 0). Channels past a
 // multiple of 16: 8 at a time (one product per dword) and the scalar code.
 
-// The AVX2 requantization modes of a chunk: which of the requantization's clamps can be left out.
-// The narrowing is packssdw then packuswb, whose saturations are the clamp to 0...255.
-//   DW_Q_FULL: none (the general case: any zero point).
-//   DW_Q_ZP: every zero point in 0...255: the lower clamp maxps(t, -512) is left out and the
-//     upper one is minps(512, t) (512 < t ? 512 : t: a NaN t stays NaN). For t NaN, -inf or
-//     t < -512 the scalar's value is -512 + zero < 0, clamped to 0; here cvtps2dq gives
-//     rint(t) <= -512 or INT_MIN (NaN, out of range), and + zero (at most 255) stays negative:
-//     0 as well. Otherwise t is as in the scalar.
-//   DW_Q_RELU6: relu6, every zero point in 0...255 and 0 < inv_scale < inf: as VNNI_Q_RELU6,
-//     q = rint(min(max(v, 0) * inv_scale, hi)) + zero with hi = min(6 * inv_scale, 512).
-//   DW_Q_RELU6Z: DW_Q_RELU6 with every zero point 0: as VNNI_Q_RELU6Z, q = rint(minps(hi, v *
-//     inv_scale)), the negatives (NaN, -0 and -inf included: rint <= 0 or INT_MIN) clamped to 0
-//     by the packs, where the scalar's relu gives 0.
-enum { DW_Q_FULL = 0, DW_Q_ZP = 1, DW_Q_RELU6 = 2, DW_Q_RELU6Z = 3 };
 
 // A chunk of 16 channels set up for the rows: w[k] the weight pairs (k = 0, 1, 2: (w_0k, w_1k);
 // 3: (w_20, w_21); 4: (0, w_22)), every vector in the lo/hi channel order ([0]: lo, [1]: hi).
@@ -822,19 +864,8 @@ static TARGET_AVX2 int dw_avx2_setup(dw_avx2_chunk *k, const int8_t *w, int chan
     dw_avx2_load_lohi(scale + c, v), k->sc[0] = _mm256_castsi256_ps(v[0]), k->sc[1] = _mm256_castsi256_ps(v[1]);
     dw_avx2_load_lohi(bias + c, v), k->bi[0] = _mm256_castsi256_ps(v[0]), k->bi[1] = _mm256_castsi256_ps(v[1]);
     dw_avx2_load_lohi(out_inv_scale + c, v), k->inv[0] = _mm256_castsi256_ps(v[0]), k->inv[1] = _mm256_castsi256_ps(v[1]);
-    int zp = 1, pos = 1, z0 = 1;
-    for (int h = 0; h < 2; h++) {
-        k->hi[h] = _mm256_min_ps(_mm256_mul_ps(_mm256_set1_ps(6.0f), k->inv[h]), _mm256_set1_ps(512.0f));
-        // zero <= 255 unsigned: 0 <= zero <= 255.
-        zp &= _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_min_epu32(k->zero[h], _mm256_set1_epi32(PROBE_Q_MAX)),
-                                                      k->zero[h])) == -1;
-        pos &= _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(k->inv[h], _mm256_setzero_ps(), _CMP_GT_OQ),
-                                                _mm256_cmp_ps(k->inv[h], _mm256_set1_ps(__builtin_inff()), _CMP_LT_OQ))) == 0xFF;
-        z0 &= _mm256_testz_si256(k->zero[h], k->zero[h]);
-    }
-    if (!zp) return DW_Q_FULL;
-    if (act != PROBE_ACT_RELU6 || !pos) return DW_Q_ZP;
-    return z0 ? DW_Q_RELU6Z : DW_Q_RELU6;
+    for (int h = 0; h < 2; h++) k->hi[h] = _mm256_min_ps(_mm256_mul_ps(_mm256_set1_ps(6.0f), k->inv[h]), _mm256_set1_ps(512.0f));
+    return avx2_requantize_mode(act, out_inv_scale + c, out_zero + c, 16);
 }
 
 // The epilogue of a pixel's 16 sums (acc_offset included; lo/hi order) to 16 bytes in channel
@@ -842,20 +873,9 @@ static TARGET_AVX2 int dw_avx2_setup(dw_avx2_chunk *k, const int8_t *w, int chan
 static ALWAYS_INLINE TARGET_AVX2 __m128i dw_avx2_epilogue(const __m256i sum[2], const dw_avx2_chunk *k, int act, const int mode) {
     __m256i q[2];
     UNROLL
-    for (int h = 0; h < 2; h++) {
-        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum[h]), k->sc[h]), k->bi[h]);
-        if (mode == DW_Q_FULL) {
-            q[h] = avx2_quantize_unclamped(avx2_activate(v, act), k->inv[h], k->zero[h]);
-        } else if (mode == DW_Q_ZP) {
-            __m256 t = _mm256_mul_ps(avx2_activate(v, act), k->inv[h]);
-            q[h] = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(512.0f), t)), k->zero[h]);
-        } else if (mode == DW_Q_RELU6) {
-            __m256 t = _mm256_mul_ps(_mm256_max_ps(v, _mm256_setzero_ps()), k->inv[h]);
-            q[h] = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(t, k->hi[h])), k->zero[h]);
-        } else {
-            q[h] = _mm256_cvtps_epi32(_mm256_min_ps(k->hi[h], _mm256_mul_ps(v, k->inv[h])));
-        }
-    }
+    for (int h = 0; h < 2; h++)
+        q[h] = avx2_act_quantize(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum[h]), k->sc[h]), k->bi[h]), act, k->inv[h],
+                                 k->hi[h], k->zero[h], mode);
     // packssdw: lane 0 = channels 0-3 (lo), 4-7 (hi); lane 1 = 8-11, 12-15.
     __m256i p = _mm256_packs_epi32(q[0], q[1]);
     return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
@@ -963,10 +983,10 @@ static ALWAYS_INLINE TARGET_AVX2 void dw_avx2_row(const uint8_t *in_c, int heigh
             else dw_avx2_row(in_c, height, width, stride_c, S, y, ky0, ky1, 1, k, act, MODE, out_row, ow); \
         } \
     }
-DW_AVX2_ROWS(dw_avx2_rows_s1_full, 1, DW_Q_FULL) DW_AVX2_ROWS(dw_avx2_rows_s1_zp, 1, DW_Q_ZP)
-DW_AVX2_ROWS(dw_avx2_rows_s1_relu6, 1, DW_Q_RELU6) DW_AVX2_ROWS(dw_avx2_rows_s1_relu6z, 1, DW_Q_RELU6Z)
-DW_AVX2_ROWS(dw_avx2_rows_s2_full, 2, DW_Q_FULL) DW_AVX2_ROWS(dw_avx2_rows_s2_zp, 2, DW_Q_ZP)
-DW_AVX2_ROWS(dw_avx2_rows_s2_relu6, 2, DW_Q_RELU6) DW_AVX2_ROWS(dw_avx2_rows_s2_relu6z, 2, DW_Q_RELU6Z)
+DW_AVX2_ROWS(dw_avx2_rows_s1_full, 1, AVX2_Q_FULL) DW_AVX2_ROWS(dw_avx2_rows_s1_zp, 1, AVX2_Q_ZP)
+DW_AVX2_ROWS(dw_avx2_rows_s1_relu6, 1, AVX2_Q_RELU6) DW_AVX2_ROWS(dw_avx2_rows_s1_relu6z, 1, AVX2_Q_RELU6Z)
+DW_AVX2_ROWS(dw_avx2_rows_s2_full, 2, AVX2_Q_FULL) DW_AVX2_ROWS(dw_avx2_rows_s2_zp, 2, AVX2_Q_ZP)
+DW_AVX2_ROWS(dw_avx2_rows_s2_relu6, 2, AVX2_Q_RELU6) DW_AVX2_ROWS(dw_avx2_rows_s2_relu6z, 2, AVX2_Q_RELU6Z)
 
 // Channels [c, c + 8) of output row y, one product per dword (the input byte zero-extended to an
 // int32 lane against the weight sign-extended to one: vpmaddwd's x * w + 0 * (-1 or 0)), every
@@ -1022,14 +1042,14 @@ TARGET_AVX2 void probe_qdwconv3x3_avx2(const uint8_t *input, int height, int wid
             uint8_t *out_c = output + c;
 #define DW_CALL(NAME) NAME(in_c, height, width, stride_c, y0, y1, &k, activation, out_c, ow)
             if (stride == 1) {
-                if (mode == DW_Q_RELU6Z) DW_CALL(dw_avx2_rows_s1_relu6z);
-                else if (mode == DW_Q_RELU6) DW_CALL(dw_avx2_rows_s1_relu6);
-                else if (mode == DW_Q_ZP) DW_CALL(dw_avx2_rows_s1_zp);
+                if (mode == AVX2_Q_RELU6Z) DW_CALL(dw_avx2_rows_s1_relu6z);
+                else if (mode == AVX2_Q_RELU6) DW_CALL(dw_avx2_rows_s1_relu6);
+                else if (mode == AVX2_Q_ZP) DW_CALL(dw_avx2_rows_s1_zp);
                 else DW_CALL(dw_avx2_rows_s1_full);
             } else {
-                if (mode == DW_Q_RELU6Z) DW_CALL(dw_avx2_rows_s2_relu6z);
-                else if (mode == DW_Q_RELU6) DW_CALL(dw_avx2_rows_s2_relu6);
-                else if (mode == DW_Q_ZP) DW_CALL(dw_avx2_rows_s2_zp);
+                if (mode == AVX2_Q_RELU6Z) DW_CALL(dw_avx2_rows_s2_relu6z);
+                else if (mode == AVX2_Q_RELU6) DW_CALL(dw_avx2_rows_s2_relu6);
+                else if (mode == AVX2_Q_ZP) DW_CALL(dw_avx2_rows_s2_zp);
                 else DW_CALL(dw_avx2_rows_s2_full);
             }
 #undef DW_CALL
