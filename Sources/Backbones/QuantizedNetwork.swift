@@ -72,17 +72,11 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
     let slots: [Int]
     let slotCount: Int
     let featureTensor: Int
-    /// Pixels of padding around the quantized input image (filled with its zero points): the
-    /// padding of the first convolution, which reads each kernel row's taps as one run of
-    /// contiguous pixels (see `QuantizedConv.rowTaps`); 0 when it does not.
-    let inputPadding: Int
     let layerShapes: [LayerShape]
     let driver: Driver<QuantizedWorkspace>
 
     /// Quantizes `network` with the activation ranges of `calibration` (from `network.calibrateInt8`).
-    /// `imageRowTaps`: the image's convolution reads kernel rows of a padded image (`inputPadding`);
-    /// false only to check that this computes the same features.
-    public init(_ network: FoldedNetwork, calibration: Int8Calibration, imageRowTaps: Bool = true) throws {
+    public init(_ network: FoldedNetwork, calibration: Int8Calibration) throws {
         architecture = network.architecture
         self.calibration = calibration
         let channels = network.tensorChannels
@@ -97,14 +91,6 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
         var q = zip(calibration.ranges, calibration.means).map { Quantization(ranges: $0, means: $1) }
         featureTensor = network.featureTensor
         var ops: [Op] = []
-        // The image's convolution: one that alone reads the input (3 channels: a pixel is 4 bytes,
-        // so a kernel row's taps are a few contiguous bytes of a padded image)
-        let inputReaders = network.ops.filter {
-            switch $0 {
-            case .conv(_, let x, _, _), .maxPool(let x, _): return x == 0
-            }
-        }
-        var inputPadding = 0
         for op in network.ops {
             switch op {
             case .maxPool(let x, let y):
@@ -122,17 +108,14 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
                     }
                     ops.append(.depthwise(QuantizedConv(depthwise: c, input: q[x], output: q[y]), x: x, y: y))
                 } else if g.groups == 1 {
-                    let rowTaps = imageRowTaps && x == 0 && inputReaders.count == 1 && g.kernelW > 1
-                    if rowTaps { inputPadding = g.padding }
                     ops.append(.conv(QuantizedConv(c, input: q[x], inputStride: pixelStride[x], output: toFloat ? nil : q[y],
-                                                   residual: r.map { q[$0] }, rowTaps: rowTaps), x: x, y: y, residual: r))
+                                                   residual: r.map { q[$0] }), x: x, y: y, residual: r))
                 } else {
                     throw BackboneError.unrecognized("\(network.name): int8 supports plain and depthwise 3x3 convolutions, not groups of \(g.groups)")
                 }
             }
         }
         self.ops = ops
-        self.inputPadding = inputPadding
         quantization = q
         (slots, slotCount) = (network.slots, network.slotCount)
         layerShapes = network.layerShapes
@@ -159,21 +142,9 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
             indirection.append(c.indirection(height: hw[x].0, width: hw[x].1, pixelStride: pixelStride[x]))
         }
         let (fh, fw) = hw[featureTensor]
-        let pad = inputPadding, stride = pixelStride[0]
-        let ws = QuantizedWorkspace(height: height, width: width, sizes: hw, slotBytes: slotBytes,
-                                    inputBytes: stride * ((height + 2 * pad) * (width + 2 * pad) + 1),
-                                    inputScratchBytes: pad > 0 ? stride * height * width : 0,
-                                    featureFloats: featureDimension * fh * fw, indirection: indirection)
-        // the padded image's border (never written again): the zero points
-        if pad > 0 {
-            let pw = width + 2 * pad
-            for py in 0..<(height + 2 * pad) {
-                for px in 0..<pw where py < pad || py >= height + pad || px < pad || px >= width + pad {
-                    for (ch, z) in quantization[0].zero.enumerated() { ws.input[(py * pw + px) * stride + ch] = UInt8(z) }
-                }
-            }
-        }
-        return ws
+        return QuantizedWorkspace(height: height, width: width, sizes: hw, slotBytes: slotBytes,
+                                  inputBytes: pixelStride[0] * (height * width + 1),
+                                  featureFloats: featureDimension * fh * fw, indirection: indirection)
     }
 
     /// One image: quantize, the layers, average pool.
@@ -185,19 +156,12 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
             let pad = at(t).advanced(by: pixelStride[t] * hw[t].0 * hw[t].1)
             for (ch, z) in quantization[t].zero.enumerated() { pad[ch] = UInt8(z) }
         }
-        let pad = inputPadding, stride0 = pixelStride[0]
         probe_quantize_chw(input, 3, Int32(ws.height), Int32(ws.width), quantization[0].inverseScale, quantization[0].zeroPointer,
-                           Int32(stride0), pad > 0 ? ws.inputScratch : ws.input)
-        if pad > 0 {
-            let row = ws.width * stride0, pw = ws.width + 2 * pad
-            for y in 0..<ws.height {
-                (ws.input + ((y + pad) * pw + pad) * stride0).update(from: ws.inputScratch + y * row, count: row)
-            }
-        }
+                           Int32(pixelStride[0]), ws.input)
         for (i, op) in ops.enumerated() {
             switch op {
             case .conv(let c, let x, let y, let r):
-                if c.geometry.padding > 0 && !c.rowTaps { fillPadding(x) }
+                if c.geometry.padding > 0 { fillPadding(x) }
                 let pixels = hw[y].0 * hw[y].1
                 var a = c.arguments
                 if y == featureTensor {
@@ -262,13 +226,6 @@ final class QuantizedConv: @unchecked Sendable {
     let scale: UnsafeMutablePointer<Float>
     let bias: UnsafeMutablePointer<Float>
     let activationCode: Int32
-    /// The kernel's taps are the kernel's rows, each reading kernelW contiguous pixels of an input
-    /// padded on every side by the convolution's padding (`QuantizedNetwork.inputPadding`): its
-    /// reduction per tap is kernelW x the input's pixel stride, in the order (kx, channel). For an
-    /// image of 4-byte pixels, 7 groups of 4 bytes per tap instead of 1 (the 7x7 stem: 7 taps, not
-    /// 49). The pairs of input channels (2m, 2m + 1) are those of each pixel, as in the plain form,
-    /// so the quantized weights and every sum are the same.
-    private(set) var rowTaps = false
     /// The call's arguments without its buffers (filled per call).
     var arguments = probe_qconv_args()
     /// The quantizations the arguments point into (kept alive with the layer).
@@ -350,41 +307,27 @@ final class QuantizedConv: @unchecked Sendable {
 
     /// A plain convolution (groups 1) reading a tensor quantized as `input` with `inputStride`
     /// bytes per pixel, writing one quantized as `output` (nil: float32), adding a residual
-    /// quantized as `residual`; `rowTaps`: see `rowTaps`.
+    /// quantized as `residual`.
     convenience init(_ c: FoldedConv, input: QuantizedNetwork.Quantization, inputStride: Int,
-                     output: QuantizedNetwork.Quantization?, residual: QuantizedNetwork.Quantization?, rowTaps: Bool = false) {
+                     output: QuantizedNetwork.Quantization?, residual: QuantizedNetwork.Quantization?) {
         let g = c.geometry
-        let kernelTaps = g.kernelH * g.kernelW
-        // The reduction: taps x cin values, value ch of tap t reading input channel channel[ch] of
-        // the kernel's tap t * (kernel taps per tap) + ch / (values per kernel tap) (nil: a padding
-        // channel of a row tap, weight 0)
-        let taps = rowTaps ? g.kernelH : kernelTaps
-        let cin = rowTaps ? g.kernelW * inputStride : g.inChannels
-        let perKernelTap = rowTaps ? inputStride : g.inChannels
-        let channel: [Int?] = (0..<cin).map { ch in ch % perKernelTap < g.inChannels ? ch % perKernelTap : nil }
-        // float weights [oc][c][kernel tap] -> [oc][tap][ch] (the HWC activations' order), each input
+        let taps = g.kernelH * g.kernelW, cin = g.inChannels
+        // float weights [oc][c][tap] -> [oc][tap][c] (the HWC activations' order), each input
         // channel's scale folded in
         var reordered = [Float](repeating: 0, count: g.outChannels * taps * cin)
         for o in 0..<g.outChannels {
-            for t in 0..<taps {
-                for ch in 0..<cin {
-                    guard let ic = channel[ch] else { continue }
-                    let kt = t * (kernelTaps / taps) + ch / perKernelTap
-                    reordered[(o * taps + t) * cin + ch] = c.weight[(o * g.inChannels + ic) * kernelTaps + kt] * input.scale[ic]
-                }
+            for ch in 0..<cin {
+                for t in 0..<taps { reordered[(o * taps + t) * cin + ch] = c.weight[(o * cin + ch) * taps + t] * input.scale[ch] }
             }
         }
         let (values, scales) = reordered.withUnsafeBufferPointer {
             Self.quantize($0.baseAddress!, channels: g.outChannels, count: taps * cin, pairsOf: cin)
         }
-        let cinStride = rowTaps ? cin : inputStride
-        var packed = [Int8](repeating: 0, count: probe_qconv_packed_size(Int32(g.outChannels), Int32(taps), Int32(cinStride)))
-        probe_qconv_pack(values, Int32(g.outChannels), Int32(taps), Int32(cin), Int32(cinStride), &packed)
+        var packed = [Int8](repeating: 0, count: probe_qconv_packed_size(Int32(g.outChannels), Int32(taps), Int32(inputStride)))
+        probe_qconv_pack(values, Int32(g.outChannels), Int32(taps), Int32(cin), Int32(inputStride), &packed)
         var offsets = [Int32](repeating: 0, count: g.outChannels)
         for o in 0..<g.outChannels {
-            for t in 0..<taps {
-                for ch in 0..<cin { if let ic = channel[ch] { offsets[o] -= input.zero[ic] * Int32(values[(o * taps + t) * cin + ch]) } }
-            }
+            for t in 0..<taps { for ch in 0..<cin { offsets[o] -= input.zero[ch] * Int32(values[(o * taps + t) * cin + ch]) } }
         }
         // bias correction: the expected error of the quantized weights on the calibration means
         // (input channel ch's mean in its quantized units is mean / scale; its scale is in the weights)
@@ -393,27 +336,25 @@ final class QuantizedConv: @unchecked Sendable {
             var e: Double = 0
             for t in 0..<taps {
                 for ch in 0..<cin {
-                    guard let ic = channel[ch] else { continue }
                     let i = (o * taps + t) * cin + ch
-                    e += Double(Float(values[i]) * scales[o] - reordered[i]) * Double(input.mean[ic] / input.scale[ic])
+                    e += Double(Float(values[i]) * scales[o] - reordered[i]) * Double(input.mean[ch] / input.scale[ch])
                 }
             }
             bias[o] -= Float(e)
         }
         self.init(geometry: g, packed: packed, accOffset: offsets, scale: scales, bias: bias, activation: c.activation)
-        self.rowTaps = rowTaps
         self.input = input
         self.output = output
         self.residual = residual
         arguments.out_channels = Int32(g.outChannels)
         arguments.taps = Int32(taps)
-        arguments.cin_stride = Int32(cinStride)
+        arguments.cin_stride = Int32(inputStride)
         arguments.weights = UnsafePointer(self.weights)
         arguments.acc_offset = UnsafePointer(self.accOffset)
         arguments.scale = UnsafePointer(self.scale)
         arguments.bias = UnsafePointer(self.bias)
         arguments.activation = activationCode
-        arguments.pairs_bounded = probe_qconv_pairs_bounded(self.weights, Int32(g.outChannels), Int32(taps), Int32(cinStride))
+        arguments.pairs_bounded = probe_qconv_pairs_bounded(self.weights, Int32(g.outChannels), Int32(taps), Int32(inputStride))
         if let residual {
             arguments.res_scale = UnsafePointer(residual.scalePointer)
             arguments.res_zero = UnsafePointer(residual.zeroPointer)
@@ -453,21 +394,10 @@ final class QuantizedConv: @unchecked Sendable {
     }
 
     /// For each output pixel and tap, the byte offset of the input pixel it reads (padding: the
-    /// pixel after the last, which holds the zero point), for an input of h x w pixels. Row taps:
-    /// the offset of the row's first pixel in the input padded by the convolution's padding.
+    /// pixel after the last, which holds the zero point).
     func indirection(height h: Int, width w: Int, pixelStride: Int) -> [Int32] {
         let g = geometry
         let (oh, ow) = g.outputSize(height: h, width: w)
-        if rowTaps {
-            let pw = w + 2 * g.padding
-            var out = [Int32](repeating: 0, count: oh * ow * g.kernelH)
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    for ky in 0..<g.kernelH { out[(y * ow + x) * g.kernelH + ky] = Int32(((y * g.stride + ky) * pw + x * g.stride) * pixelStride) }
-                }
-            }
-            return out
-        }
         let taps = g.kernelH * g.kernelW
         let pad = Int32(h * w * pixelStride)
         var out = [Int32](repeating: pad, count: oh * ow * taps)
@@ -495,13 +425,10 @@ final class QuantizedWorkspace: ImageWorkspace {
     let sizes: [(Int, Int)]
     let buffers: [UnsafeMutablePointer<UInt8>]
     let input: UnsafeMutablePointer<UInt8>
-    /// The unpadded quantized image, before its rows go into `input` (when the input is padded).
-    let inputScratch: UnsafeMutablePointer<UInt8>
     let features: UnsafeMutablePointer<Float>
     let indirection: [[Int32]]
 
-    init(height: Int, width: Int, sizes: [(Int, Int)], slotBytes: [Int], inputBytes: Int, inputScratchBytes: Int, featureFloats: Int,
-         indirection: [[Int32]]) {
+    init(height: Int, width: Int, sizes: [(Int, Int)], slotBytes: [Int], inputBytes: Int, featureFloats: Int, indirection: [[Int32]]) {
         self.height = height
         self.width = width
         self.sizes = sizes
@@ -512,8 +439,6 @@ final class QuantizedWorkspace: ImageWorkspace {
         }
         input = .allocate(capacity: inputBytes)
         input.initialize(repeating: 0, count: inputBytes)
-        inputScratch = .allocate(capacity: max(1, inputScratchBytes))
-        inputScratch.initialize(repeating: 0, count: max(1, inputScratchBytes))
         features = .allocate(capacity: max(1, featureFloats))
         features.initialize(repeating: 0, count: max(1, featureFloats))
         self.indirection = indirection
@@ -522,7 +447,6 @@ final class QuantizedWorkspace: ImageWorkspace {
     deinit {
         for b in buffers { b.deallocate() }
         input.deallocate()
-        inputScratch.deallocate()
         features.deallocate()
     }
 

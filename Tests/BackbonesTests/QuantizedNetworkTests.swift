@@ -99,23 +99,6 @@ import CInt8
         #expect(t[0] < -0.97 && t[1] > 0.97)
     }
 
-    /// The image's convolution reading kernel rows of a padded image (7 taps of 28 bytes for
-    /// ResNet's 7x7 stem) computes the same sums as reading each pixel through the indirection (49
-    /// taps of 4 bytes): the same features, bit for bit, on odd sizes too.
-    @Test(arguments: [Architecture.resnet18, .mobilenetV2])
-    func imageRowTapsGiveTheSameFeatures(_ arch: Architecture) throws {
-        let (folded, rows) = try Self.quantized(arch, workers: 2, side: 37)
-        #expect(rows.inputPadding == (arch == .resnet18 ? 3 : 1))
-        let pixels = try QuantizedNetwork(folded, calibration: rows.calibration, imageRowTaps: false)
-        #expect(pixels.inputPadding == 0)
-        for side in [37, 64] {
-            let x = Self.images(3, side: side, seed: 5)
-            let a = x.withUnsafeBufferPointer { rows.features(batch: $0.baseAddress!, count: 3, height: side, width: side - 3) }
-            let b = x.withUnsafeBufferPointer { pixels.features(batch: $0.baseAddress!, count: 3, height: side, width: side - 3) }
-            #expect(a == b && a.contains { $0 != 0 })
-        }
-    }
-
     @Test func aCalibrationOfAnotherNetworkIsRefused() throws {
         let (_, q) = try Self.quantized(.mobilenetV2, workers: 1, side: 32)
         let resnet = try FoldedNetwork(.resnet18, weights: SeededWeights(), options: ForwardOptions(workers: 1))
