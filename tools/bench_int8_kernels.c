@@ -2,10 +2,11 @@
 // GMAC/s of probe_qconv, single-threaded, for every kernel version this CPU has, on ResNet-18's
 // convolutions at 224x224 and MobileNetV2 1x1 expansions and projections, with the fraction of
 // the version's measured peak (a tight loop of independent vpdpbusd, or vpmaddubsw + vpmaddwd +
-// vpaddd, on registers: best of 7, measured again before each layer; the AVX2 kernel, exact on
-// 8-bit activations, sums 16-bit products with vpmaddwd + vpaddd, 16 MACs per pair of
-// instructions instead of 32: on Zen 4 a loop of those alone reaches about 80% of that peak, the
-// kernel about 65%); OpenBLAS sgemm of the same
+// vpaddd, on registers: best of 7, measured again before each layer). The random weights have
+// their same-sign pairs bounded (probe_qconv_pairs_bounded), as the quantization makes them: the
+// "avx2" column times the AVX2 kernel's general way (16-bit products widened for vpmaddwd, 16 MACs
+// per vpmaddwd + vpaddd), "avx2 bounded" its vpmaddubsw way (32 MACs per vpmaddubsw + vpmaddwd +
+// vpaddd), which the networks' layers take. OpenBLAS sgemm of the same
 // matrix products (M = pixels, N = output channels, K = taps x input channels; im2col not
 // counted) for the int8 / float32 ratio (the fastest int8 version over sgemm). MACs count the
 // real input channels (3 for the stem, whose pixels are padded to 4). Median of 7 repetitions of

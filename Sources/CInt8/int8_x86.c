@@ -1,4 +1,4 @@
-// The x86 versions of the int8 kernels: AVX2 (vpmaddwd) and AVX-512 VNNI (vpdpbusd)
+// The x86 versions of the int8 kernels: AVX2 (vpmaddubsw, vpmaddwd) and AVX-512 VNNI (vpdpbusd)
 // for probe_qconv and probe_qdwconv3x3, and vector versions of probe_qmaxpool3x3s2 and
 // probe_quantize_chw; compiled with per-function target attributes (the package has no compiler
 // flags) and chosen at run time (int8.c). Their sums of products are exact int32
@@ -18,8 +18,8 @@
 // The convolution is a matrix product over an indirection buffer: a micro-kernel keeps MR output
 // pixels x NB blocks of 16 output channels of int32 accumulators in registers and, for each tap and
 // each group of 4 input channels, broadcasts a pixel's 4 activation bytes (one 32-bit broadcast)
-// against the 64 bytes (16 channels x 4) of the block's packed weights. (AVX2 has no exact 8-bit
-// product sum for 8-bit activations: its tile widens both sides to 16 bits for vpmaddwd; see avx2_tile.)
+// against the 64 bytes (16 channels x 4) of the block's packed weights. (AVX2's 8-bit product sum,
+// vpmaddubsw, sums pairs in 16 bits: exact only on bounded weight pairs; see avx2_tile.)
 #include "int8_internal.h"
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>

@@ -1,9 +1,10 @@
-// probe's int8 kernels: the instructions Swift cannot express (vpmaddwd on AVX2, vpdpbusd on
+// probe's int8 kernels: the instructions Swift cannot express (vpmaddubsw on AVX2, vpdpbusd on
 // AVX-512 VNNI), chosen at run time by the CPU's features, with a portable scalar
 // version that defines the results. Every version gives the same bytes:
 //   - activations are unsigned 8-bit (0...255) and weights signed 8-bit in -127...127; every sum of
 //     products is exact in int32, whatever its order (vpdpbusd sums in 32 bits; the AVX2 version
-//     widens activations and weights to int16 for vpmaddwd, whose pair sums are 32-bit);
+//     sums pairs of products in 16 bits with vpmaddubsw when the weights' pairs are bounded, see
+//     probe_qconv_pairs_bounded, else widens activations and weights to int16 for vpmaddwd);
 //   - the float epilogue is one fixed sequence of IEEE operations per element (no contraction
 //     into fused multiply-adds: see the pragma in int8.c), the same in every version.
 //
@@ -26,7 +27,7 @@ extern "C" {
 /// Kernel versions.
 enum {
     PROBE_INT8_SCALAR = 0,
-    PROBE_INT8_AVX2 = 1,     // vpmaddwd (x86-64 with AVX2)
+    PROBE_INT8_AVX2 = 1,     // vpmaddubsw, vpmaddwd (x86-64 with AVX2)
     PROBE_INT8_VNNI = 2,     // vpdpbusd on 512-bit registers (AVX-512 F/BW/VL + VNNI)
 };
 
