@@ -28,8 +28,9 @@ let extractCommand = Command(
     training image, so that head training sees augmentation without running the backbone again.
 
     INT8. --precision int8 computes the features with the backbone quantized to int8 (post-training
-    static quantization): weights int8 per output channel, BatchNorm folded, ReLU and residual
-    additions fused, activations 8-bit per channel with ranges calibrated on --calibration-images
+    static quantization): weights int8 per output channel (each channel's scale keeps every two
+    same-sign weights of neighbouring input channels within 128, which AVX2's 8-bit products need
+    to be exact), BatchNorm folded, ReLU and residual additions fused, activations 8-bit per channel with ranges calibrated on --calibration-images
     (default 32) training images: the distinct contents with the smallest SHA-256, so every shard
     and every run picks the same. Each channel's range minimizes the expected squared quantization
     error over a 512-bin histogram of its values on those images, and each layer's bias absorbs the
