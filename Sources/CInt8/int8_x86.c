@@ -322,9 +322,9 @@ void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int
 
 // MARK: - AVX2
 
-#define AVX2_MR 5 // output pixels per tile (bounded: 10 ymm accumulators, 2 per pixel, the block's 2
-                  // weights, ones, the pixel's broadcast and a product; the widened way: 4 pixels)
-#define AVX2_NB 1 // blocks of 16 output channels per tile
+// A tile is AVX2_MR output pixels x one block of 16 output channels.
+#define AVX2_MR 5 // bounded: 10 ymm accumulators, 2 per pixel, the block's 2 weights, ones, the
+                  // pixel's broadcast and a product; the widened way: 4 pixels
 
 // The activation and the requantization to u8 (8 bytes in the low half) on 8 floats.
 static ALWAYS_INLINE TARGET_AVX2 __m256 avx2_activate(__m256 v, int act) {
