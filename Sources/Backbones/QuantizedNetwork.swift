@@ -266,8 +266,8 @@ final class QuantizedConv: @unchecked Sendable {
             let s = m > 0 ? max(m / 127, pair / pairMax) : 1
             scales[o] = s
             for i in 0..<count { values[o * count + i] = Int8(max(-127, min(127, (wo[i] / s).rounded()))) }
-            guard cin != nil else { continue }
-            forEachPair(count: count, cin: cin!) { i in
+            guard let cin else { continue }
+            forEachPair(count: count, cin: cin) { i in
                 let k = o * count + i
                 let a = Int(values[k]), b = Int(values[k + 1])
                 guard a * b > 0 && abs(a + b) > PROBE_PAIR_MAX else { return }
