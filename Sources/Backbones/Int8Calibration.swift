@@ -21,6 +21,12 @@ public struct Int8Calibration: Codable, Sendable, Equatable {
     /// with which each layer's bias absorbs the expected error of its quantized weights (bias
     /// correction, Nagel et al. 2019).
     public var means: [[Float]]
+    /// Per tensor written by a 3x3 stride-1 convolution that runs as int8 Winograd F(2x2, 3x3): the
+    /// 16 multipliers (1...32767, in 2^-15) that requantize its transformed input per Winograd
+    /// position (CInt8's probe_qwino_args), calibrated on the same images; [] for the other
+    /// tensors. nil: no convolution runs as Winograd (calibrations before Winograd, and networks
+    /// without such convolutions, such as MobileNetV2).
+    public var winograd: [[Int32]]?
 
     public static let observerName = "histogram-mse"
     /// Bins of each tensor's histogram.
@@ -28,12 +34,18 @@ public struct Int8Calibration: Codable, Sendable, Equatable {
     /// Quantization steps of an activation (8-bit: 0...255, CInt8's PROBE_Q_MAX).
     public static let levels = 255
 
-    public init(observer: String = Int8Calibration.observerName, images: [String], ranges: [[Float]], means: [[Float]]) {
+    public init(observer: String = Int8Calibration.observerName, images: [String], ranges: [[Float]], means: [[Float]],
+                winograd: [[Int32]]? = nil) {
         self.observer = observer
         self.images = images
         self.ranges = ranges
         self.means = means
+        self.winograd = winograd
     }
+
+    /// The version of the int8 arithmetic this calibration is computed with (part of the features'
+    /// identity in the store): 2 for direct convolutions only, 3 with Winograd convolutions.
+    public var arithmeticVersion: Int { winograd == nil ? 2 : 3 }
 
     /// The canonical JSON (sorted keys): what the store keeps and what the model's identity hashes.
     public func json() -> String {
@@ -137,7 +149,12 @@ extension FoldedNetwork {
             ranges.append(r)
             means.append(m)
         }
-        return Int8Calibration(images: imageSHA256.sorted(), ranges: ranges, means: means)
+        var calibration = Int8Calibration(images: imageSHA256.sorted(), ranges: ranges, means: means)
+        // the Winograd domain's ranges, on the direct int8 network of these ranges
+        if ProcessInfo.processInfo.environment["PROBE_INT8_NO_WINOGRAD"] == nil, let direct = try? QuantizedNetwork(self, calibration: calibration) {
+            calibration.winograd = direct.winogradMultipliers(images: images, count: count, height: height, width: width)
+        }
+        return calibration
     }
 
     /// The [a, b] (bin edges, a <= 0 <= b) minimizing the expected squared quantization error of

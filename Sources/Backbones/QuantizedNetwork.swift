@@ -23,6 +23,7 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
     enum Op {
         case conv(QuantizedConv, x: Int, y: Int, residual: Int?)
         case depthwise(QuantizedConv, x: Int, y: Int)
+        case winograd(WinogradConv, x: Int, y: Int, residual: Int?)
         case maxPool(x: Int, y: Int)
     }
 
@@ -86,6 +87,9 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
               }) else {
             throw BackboneError.unrecognized("the int8 calibration has \(calibration.ranges.count) ranges, \(network.name) has \(channels.count) tensors: it was made for another network")
         }
+        if let w = calibration.winograd, w.count != channels.count || w.contains(where: { !$0.isEmpty && ($0.count != 16 || $0.contains { !(1...32767).contains($0) }) }) {
+            throw BackboneError.unrecognized("the int8 calibration's Winograd multipliers do not fit \(network.name)")
+        }
         tensorChannels = channels
         pixelStride = channels.map { ($0 + 3) / 4 * 4 }
         var q = zip(calibration.ranges, calibration.means).map { Quantization(ranges: $0, means: $1) }
@@ -107,6 +111,12 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
                         throw BackboneError.unrecognized("\(network.name): an int8 depthwise convolution needs a non-negative input and a quantized output")
                     }
                     ops.append(.depthwise(QuantizedConv(depthwise: c, input: q[x], output: q[y]), x: x, y: y))
+                } else if let m = calibration.winograd?[y], !m.isEmpty {
+                    guard WinogradConv.eligible(g, input: q[x]) else {
+                        throw BackboneError.unrecognized("\(network.name): the int8 calibration has Winograd multipliers for a convolution that cannot run as Winograd")
+                    }
+                    ops.append(.winograd(WinogradConv(c, input: q[x], inputStride: pixelStride[x], output: toFloat ? nil : q[y],
+                                                      residual: r.map { q[$0] }, multipliers: m), x: x, y: y, residual: r))
                 } else if g.groups == 1 {
                     ops.append(.conv(QuantizedConv(c, input: q[x], inputStride: pixelStride[x], output: toFloat ? nil : q[y],
                                                    residual: r.map { q[$0] }), x: x, y: y, residual: r))
@@ -129,7 +139,7 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
         }
     }
 
-    private func makeWorkspace(_ height: Int, _ width: Int, _ options: ForwardOptions) -> QuantizedWorkspace {
+    func makeWorkspace(_ height: Int, _ width: Int, _ options: ForwardOptions) -> QuantizedWorkspace {
         let hw = tensorSizes(layerShapes, tensors: tensorChannels.count, height: height, width: width)
         var slotBytes = [Int](repeating: 1, count: slotCount)
         for t in 1..<tensorChannels.count where slots[t] >= 0 && t != featureTensor {
@@ -137,19 +147,23 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
             slotBytes[slots[t]] = max(slotBytes[slots[t]], pixelStride[t] * (hw[t].0 * hw[t].1 + 1))
         }
         var indirection: [[Int32]] = []
+        var scratch = 0
         for op in ops {
+            if case .winograd(let c, _, _, _) = op { scratch = max(scratch, c.scratchBytes) }
             guard case .conv(let c, let x, _, _) = op else { indirection.append([]); continue }
             indirection.append(c.indirection(height: hw[x].0, width: hw[x].1, pixelStride: pixelStride[x]))
         }
         let (fh, fw) = hw[featureTensor]
         return QuantizedWorkspace(height: height, width: width, sizes: hw, slotBytes: slotBytes,
                                   inputBytes: pixelStride[0] * (height * width + 1),
-                                  featureFloats: featureDimension * fh * fw, indirection: indirection)
+                                  featureFloats: featureDimension * fh * fw, indirection: indirection,
+                                  scratchBytes: scratch, workers: max(1, options.workers))
     }
 
-    /// One image: quantize, the layers, average pool.
-    private func forward(ws: QuantizedWorkspace, workers: Int, input: UnsafePointer<Float>,
-                         features: UnsafeMutablePointer<Float>) {
+    /// One image: quantize, the layers, average pool. `observe(op, input, height, width)` sees each
+    /// convolution's input before the convolution runs.
+    func forward(ws: QuantizedWorkspace, workers: Int, input: UnsafePointer<Float>, features: UnsafeMutablePointer<Float>,
+                 observe: ((Int, UnsafePointer<UInt8>, Int, Int) -> Void)? = nil) {
         let hw = ws.sizes
         func at(_ t: Int) -> UnsafeMutablePointer<UInt8> { t == 0 ? ws.input : ws.buffers[slots[t]] }
         func fillPadding(_ t: Int) {
@@ -162,6 +176,7 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
             switch op {
             case .conv(let c, let x, let y, let r):
                 if c.geometry.padding > 0 { fillPadding(x) }
+                observe?(i, at(x), hw[x].0, hw[x].1)
                 let pixels = hw[y].0 * hw[y].1
                 var a = c.arguments
                 if y == featureTensor {
@@ -179,14 +194,34 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
                 let args = UncheckedSendable(a)
                 ws.indirection[i].withUnsafeBufferPointer { ind in
                     let ind = UncheckedSendable(ind.baseAddress!)
-                    split(pixels, workers: workers) { p0, p1 in
+                    split(pixels, workers: workers) { _, p0, p1 in
                         withUnsafePointer(to: args.value) { probe_qconv($0, input.value, ind.value, Int32(p0), Int32(p1)) }
                     }
+                }
+            case .winograd(let c, let x, let y, let r):
+                fillPadding(x)  // (zeros)
+                var a = c.arguments
+                (a.height, a.width) = (Int32(hw[x].0), Int32(hw[x].1))
+                if y == featureTensor {
+                    a.epilogue.out_f32 = ws.features
+                    a.epilogue.out_stride = Int32(c.geometry.outChannels)
+                } else {
+                    a.epilogue.out_u8 = at(y)
+                    a.epilogue.out_stride = Int32(pixelStride[y])
+                }
+                if let r {
+                    a.epilogue.residual = UnsafePointer(at(r))
+                    a.epilogue.res_stride = Int32(pixelStride[r])
+                }
+                let input = UncheckedSendable(UnsafePointer(at(x)))
+                let args = UncheckedSendable(a), scratch = UncheckedSendable(ws.scratch)
+                split(WinogradConv.tiles(height: hw[x].0, width: hw[x].1), workers: min(workers, ws.scratch.count)) { w, t0, t1 in
+                    withUnsafePointer(to: args.value) { probe_qwino($0, input.value, Int32(t0), Int32(t1), scratch.value[w]) }
                 }
             case .depthwise(let c, let x, let y):
                 let (h, w) = hw[x], ch = c.geometry.inChannels, stride = Int32(pixelStride[x])
                 let input = UncheckedSendable(UnsafePointer(at(x))), output = UncheckedSendable(at(y))
-                split(hw[y].0, workers: workers) { r0, r1 in
+                split(hw[y].0, workers: workers) { _, r0, r1 in
                     probe_qdwconv3x3(input.value, Int32(h), Int32(w), Int32(ch), stride, Int32(c.geometry.stride),
                                      c.weights, c.accOffset, c.scale, c.bias, c.activationCode,
                                      c.arguments.out_inv_scale, c.arguments.out_zero, output.value, Int32(r0), Int32(r1))
@@ -207,14 +242,14 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
         for ch in 0..<d { features[ch] *= inv }
     }
 
-    /// Runs `body` on pieces of 0..<count, on up to `workers` threads (the kernels' sums are exact,
-    /// so the pieces do not change any result).
-    private func split(_ count: Int, workers: Int, _ body: @escaping @Sendable (Int, Int) -> Void) {
+    /// Runs `body(worker, begin, end)` on pieces of 0..<count, on up to `workers` threads (the
+    /// kernels' sums are exact, so the pieces do not change any result).
+    private func split(_ count: Int, workers: Int, _ body: @escaping @Sendable (Int, Int, Int) -> Void) {
         if workers <= 1 || count < 2 * workers {
-            body(0, count)
+            body(0, 0, count)
             return
         }
-        parallelSlices(count, workers: workers) { _, r in body(r.lowerBound, r.upperBound) }
+        parallelSlices(count, workers: workers) { w, r in body(w, r.lowerBound, r.upperBound) }
     }
 }
 
@@ -231,7 +266,7 @@ final class QuantizedConv: @unchecked Sendable {
     /// The quantizations the arguments point into (kept alive with the layer).
     private var input, output, residual: QuantizedNetwork.Quantization?
 
-    private static func code(_ a: Activation) -> Int32 {
+    static func code(_ a: Activation) -> Int32 {
         switch a {
         case .none: return Int32(PROBE_ACT_NONE)
         case .relu: return Int32(PROBE_ACT_RELU)
@@ -428,8 +463,11 @@ final class QuantizedWorkspace: ImageWorkspace {
     let input: UnsafeMutablePointer<UInt8>
     let features: UnsafeMutablePointer<Float>
     let indirection: [[Int32]]
+    /// Per worker: the Winograd convolutions' scratch (none without them).
+    let scratch: [UnsafeMutableRawPointer]
 
-    init(height: Int, width: Int, sizes: [(Int, Int)], slotBytes: [Int], inputBytes: Int, featureFloats: Int, indirection: [[Int32]]) {
+    init(height: Int, width: Int, sizes: [(Int, Int)], slotBytes: [Int], inputBytes: Int, featureFloats: Int, indirection: [[Int32]],
+         scratchBytes: Int, workers: Int) {
         self.height = height
         self.width = width
         self.sizes = sizes
@@ -443,10 +481,12 @@ final class QuantizedWorkspace: ImageWorkspace {
         features = .allocate(capacity: max(1, featureFloats))
         features.initialize(repeating: 0, count: max(1, featureFloats))
         self.indirection = indirection
+        scratch = scratchBytes > 0 ? (0..<workers).map { _ in .allocate(byteCount: scratchBytes, alignment: 64) } : []
     }
 
     deinit {
         for b in buffers { b.deallocate() }
+        for s in scratch { s.deallocate() }
         input.deallocate()
         features.deallocate()
     }

@@ -32,6 +32,12 @@ public enum Int8ExtractError: Error, CustomStringConvertible {
     }
 }
 
+/// The identity of the int8 backbone of weights `weightsSHA256` calibrated as `calibration` (whose
+/// canonical JSON, as stored, is `json`): the arithmetic this version of probe computes it with.
+func int8Identity(weightsSHA256: String, calibration: Int8Calibration, json: String) -> String {
+    FeatureStore.int8Identity(weightsSHA256: weightsSHA256, calibration: json, version: calibration.arithmeticVersion)
+}
+
 /// Calibrates `model` on the images of `sample` (view 0: the preprocessing's resize and center
 /// crop). Files that cannot be read or decoded are left out.
 func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)], preprocessing: Preprocessing) throws -> Int8Calibration {
@@ -60,14 +66,14 @@ func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)],
 /// version with the store's calibration.
 public func network(for backbone: StoredBackbone, float model: FoldedNetwork, store: FeatureStore) throws -> any Backbones.Backbone {
     guard let q = try store.quantization(backboneID: backbone.id) else { return model }
-    // The identity names the arithmetic's version: new features of an older version's backbone
-    // would not be its features.
-    guard FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration) == backbone.weightsSHA256 else {
-        throw Int8ExtractError.olderArithmetic(backboneID: backbone.id)
-    }
     let calibration: Int8Calibration
     do { calibration = try Int8Calibration.fromJSON(q.calibration) } catch {
         throw Int8ExtractError.badStoredCalibration("backbone \(backbone.id): \(error)")
+    }
+    // The identity names the arithmetic's version: new features of an older version's backbone
+    // would not be its features.
+    guard int8Identity(weightsSHA256: q.weightsSHA256, calibration: calibration, json: q.calibration) == backbone.weightsSHA256 else {
+        throw Int8ExtractError.olderArithmetic(backboneID: backbone.id)
     }
     return try QuantizedNetwork(model, calibration: calibration)
 }

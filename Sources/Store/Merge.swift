@@ -264,7 +264,7 @@ extension FeatureStore {
                     let mine: StoredBackbone
                     if let q = try source.quantization(backboneID: b.id) {
                         mine = try int8Backbone(architecture: b.architecture, weightsSHA256: q.weightsSHA256, dimension: b.dimension,
-                                                calibration: q.calibration)
+                                                calibration: q.calibration, identity: b.weightsSHA256)
                     } else {
                         mine = try backbone(architecture: b.architecture, weightsSHA256: b.weightsSHA256, dimension: b.dimension)
                     }

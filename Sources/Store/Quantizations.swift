@@ -19,19 +19,22 @@ public struct StoredQuantization: Sendable, Codable, Equatable {
 extension FeatureStore {
     /// The identity of an int8 model: SHA-256 of its precision, the float weights' SHA-256 and the
     /// calibration's canonical JSON. Equal calibrations of equal weights give the same backbone
-    /// (shards calibrated alike merge into one); anything else is another backbone. "v2" names
-    /// the quantization arithmetic (Backbones' `QuantizedNetwork`): a change to it that changes
-    /// features must change the version, so that its features never mix with older ones (v1: the
-    /// weights' scales without the bound on pairs that AVX2's vpmaddubsw needs).
-    public static func int8Identity(weightsSHA256: String, calibration: String) -> String {
-        SHA256.hex(Array("probe int8 v2\n\(weightsSHA256)\n\(calibration)".utf8))
+    /// (shards calibrated alike merge into one); anything else is another backbone. `version` names
+    /// the quantization arithmetic (Backbones' `QuantizedNetwork`; the calibration says which,
+    /// `Int8Calibration.arithmeticVersion`): a change to it that changes features must change the
+    /// version, so that its features never mix with older ones (v1: the weights' scales without the
+    /// bound on pairs that AVX2's vpmaddubsw needs; v2: direct convolutions; v3: Winograd F(2x2, 3x3)
+    /// for the convolutions the calibration has multipliers for).
+    public static func int8Identity(weightsSHA256: String, calibration: String, version: Int) -> String {
+        SHA256.hex(Array("probe int8 v\(version)\n\(weightsSHA256)\n\(calibration)".utf8))
     }
 
-    /// The int8 backbone of `architecture` quantizing weights `weightsSHA256` with `calibration`,
-    /// registered (with its quantization row) when new.
-    public func int8Backbone(architecture: String, weightsSHA256: String, dimension: Int, calibration: String) throws -> StoredBackbone {
+    /// The int8 backbone of `architecture` whose identity is `identity` (`int8Identity`), quantizing
+    /// weights `weightsSHA256` with `calibration`, registered (with its quantization row) when new.
+    public func int8Backbone(architecture: String, weightsSHA256: String, dimension: Int, calibration: String,
+                             identity: String) throws -> StoredBackbone {
         try Self.checkSHA256(weightsSHA256, "weights sha256")
-        let identity = Self.int8Identity(weightsSHA256: weightsSHA256, calibration: calibration)
+        try Self.checkSHA256(identity, "int8 identity")
         return try database.transaction {
             let b = try backbone(architecture: architecture, weightsSHA256: identity, dimension: dimension)
             try database.run("INSERT INTO quantizations(backbone_id, precision, weights_sha256, calibration) VALUES (?, 'int8', ?, ?) ON CONFLICT DO NOTHING",

@@ -71,6 +71,70 @@ import CInt8
         }
     }
 
+    static func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
+        let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let na = a.reduce(0.0) { $0 + Double($1) * Double($1) }, nb = b.reduce(0.0) { $0 + Double($1) * Double($1) }
+        return dot / (na * nb).squareRoot()
+    }
+
+    /// ResNet's 3x3 stride-1 convolutions run as int8 Winograd (their tensors have multipliers, the
+    /// arithmetic's version is 3), nothing else does (MobileNetV2 has none: version 2), and the
+    /// Winograd network computes nearly what the direct one of the same ranges does.
+    @Test func resnetsStrideOneConvolutionsRunAsWinograd() throws {
+        let side = 64
+        let (folded, q) = try Self.quantized(.resnet18, workers: 2, side: side)
+        let w = try #require(q.calibration.winograd)
+        #expect(q.calibration.arithmeticVersion == 3)
+        var winograd = 0
+        for op in folded.ops {
+            guard case .conv(let c, _, let y, _) = op else { continue }
+            let g = c.geometry
+            if g.kernelH == 3 && g.stride == 1 && g.groups == 1 {
+                #expect(w[y].count == 16 && w[y].allSatisfy { (1...32767).contains($0) })
+                winograd += 1
+            } else {
+                #expect(w[y].isEmpty)
+            }
+        }
+        #expect(winograd == 13)  // layer1: 4, layers 2-4: 3 each
+        #expect(q.ops.filter { if case .winograd = $0 { true } else { false } }.count == 13)
+        let (_, m) = try Self.quantized(.mobilenetV2, workers: 1, side: 32)
+        #expect(m.calibration.winograd == nil && m.calibration.arithmeticVersion == 2)
+
+        var directCalibration = q.calibration
+        directCalibration.winograd = nil
+        let direct = try QuantizedNetwork(folded, calibration: directCalibration)
+        let x = Self.images(3, side: side, seed: 5)
+        let a = q.features(x, height: side, width: side), b = direct.features(x, height: side, width: side)
+        #expect(a != b)
+        for i in 0..<3 {
+            let range = (i * 512)..<((i + 1) * 512)
+            #expect(Self.cosine(a[range], b[range]) > 0.999)
+        }
+    }
+
+    /// A Winograd position's multiplier: the finest step that clips nothing when the values are
+    /// small; about the range's own size when they are spread (clipping a little beats a coarse step).
+    @Test func theWinogradMultiplierFitsTheValues() {
+        let bins = 2 * Int(PROBE_WINO_VMAX) + 1, vmax = Int(PROBE_WINO_VMAX)
+        func multiplier(_ values: ClosedRange<Int>, offset: Int32) -> Int32 {
+            var h = [Int64](repeating: 0, count: bins)
+            for v in values { h[v + vmax] += 10 }
+            return h.withUnsafeBufferPointer { WinogradConv.multiplier(histogram: $0, offset: offset) }
+        }
+        #expect(multiplier(-100...100, offset: 128) == 32767)
+        // signed, spread over +-1020: 127 steps cover about +-1020 (mult ~ 127 / 1020 x 2^15 = 4080;
+        // within a step or two of the candidates' grid, 2^(1/32) apart: on integer values a step of
+        // exactly 4 rounds worse than one of 4.09)
+        let spread = multiplier(-1020...1020, offset: 128)
+        #expect(spread >= 3900 && spread < 4600, "\(spread)")
+        // position 5 (offset 0): 0...1020 over 255 steps, the same multiplier's range doubled
+        let positive = multiplier(0...1020, offset: 0)
+        #expect(positive >= 7800 && positive < 9200, "\(positive)")
+        // and the offset matters: the same values as signed ones need half the multiplier
+        #expect(multiplier(0...1020, offset: 128) < positive)
+    }
+
     @Test func theRangeMinimizesTheQuantizationError() {
         // uniform values on [0, 1]: nothing to clip
         let uniform = [Double](repeating: 100, count: 512)

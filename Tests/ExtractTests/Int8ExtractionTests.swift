@@ -60,7 +60,9 @@ struct Int8ExtractionTests {
         // 16 of the 24 training images: the smallest SHA-256 values, never a val image
         let train = try store.samples().filter { $0.split == "train" }.map(\.sha256)
         #expect(calibration.images == Array(Set(train).sorted().prefix(16)))
-        #expect(FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration) == int8.weightsSHA256)
+        // MobileNetV2 has no 3x3 stride-1 convolution to run as Winograd: version 2, direct convolutions
+        #expect(calibration.winograd == nil && calibration.arithmeticVersion == 2)
+        #expect(FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration, version: 2) == int8.weightsSHA256)
         #expect(try store.info().render().contains("int8 (quantized from weights \(f32.weightsSHA256.prefix(12)))"))
         // chosen by precision; listed with it
         #expect(try store.selectBackbone("mobilenet_v2:int8") == int8 && store.selectBackbone("int8") == int8)
@@ -117,6 +119,45 @@ struct Int8ExtractionTests {
         let merged = try FeatureStore(path: dir + "/merged.sqlite", readOnly: true)
         #expect(try merged.quantizations().map(\.calibration) == [q.calibration])
         #expect(try merged.canonicalDigest() == other.canonicalDigest())
+    }
+
+    /// ResNet-18 (the seeded reference weights): its 3x3 stride-1 convolutions run as Winograd,
+    /// version 3 of the arithmetic; the features of a store extracted with another batch size and
+    /// worker count are the same bytes, and a store whose calibration predates Winograd (version
+    /// 2, direct convolutions) goes on computing its own arithmetic.
+    @Test func resnetInt8RunsWinogradAndKeepsItsVersion() throws {
+        let dir = temporaryDirectory("int8-resnet")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.makeSplitFolder(dir + "/data", perClass: 6)
+        var options = ExtractOptions(backbone: .resnet18, weightsPath: sharedDirectory + "/reference/resnet18-ref.pth", batchSize: 8)
+        options.precision = .int8
+        options.calibrationImages = 8
+        let store = try FeatureStore(path: dir + "/a.sqlite")
+        let a = try extract(root: dir + "/data", into: store, options: options)
+        #expect(a.computed == 24 && a.failed == 0 && a.calibratedNow)
+        let q = try #require(try store.quantizations().first)
+        let calibration = try Int8Calibration.fromJSON(q.calibration)
+        #expect(calibration.arithmeticVersion == 3 && calibration.winograd?.filter { !$0.isEmpty }.count == 13)
+        #expect(FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: q.calibration, version: 3) == a.int8Identity)
+        options.batchSize = 5
+        options.workers = 1
+        let other = try FeatureStore(path: dir + "/b.sqlite")
+        let b = try extract(root: dir + "/data", into: other, options: options)
+        #expect(b.int8Identity == a.int8Identity)
+        #expect(try other.canonicalDigest() == store.canonicalDigest())
+
+        // a version-2 backbone (the same ranges, no Winograd multipliers) extends with its own arithmetic
+        var direct = calibration
+        direct.winograd = nil
+        let old = try FeatureStore(path: dir + "/old.sqlite")
+        let v2 = try old.int8Backbone(architecture: "resnet18", weightsSHA256: q.weightsSHA256, dimension: 512, calibration: direct.json(),
+                                      identity: FeatureStore.int8Identity(weightsSHA256: q.weightsSHA256, calibration: direct.json(), version: 2))
+        let extended = try extract(root: dir + "/data", into: old, options: options)
+        #expect(!extended.calibratedNow && extended.computed == 24 && extended.int8Identity == v2.weightsSHA256)
+        let winograd = try Self.vectors(store, backbone: #require(try store.backbones().first { $0.weightsSHA256 == a.int8Identity }))
+        let plain = try Self.vectors(old, backbone: v2)
+        #expect(Set(plain.keys) == Set(winograd.keys) && plain != winograd)
+        for k in plain.keys { #expect(cosine(plain[k]!, winograd[k]!) > 0.999) }
     }
 
     @Test func theCalibrationSampleIsChosenByContentFromTheTrainingImages() {

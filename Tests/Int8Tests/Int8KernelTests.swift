@@ -6,7 +6,7 @@ import CInt8
 // convolution, depthwise convolution, max pooling, quantization of the input image.
 
 /// A seeded generator (SplitMix64), so that a failing case can be replayed.
-private struct SplitMix64 {
+struct SplitMix64 {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -24,7 +24,7 @@ private struct SplitMix64 {
 
 /// Memory that C reads and writes, freed with the object (which Swift may release right after the
 /// last use of `pointer`: calls keep their buffers alive with withExtendedLifetime).
-private final class Buffer<T> {
+final class Buffer<T> {
     let pointer: UnsafeMutablePointer<T>
     let count: Int
     init(_ values: [T]) {
@@ -42,7 +42,7 @@ private final class Buffer<T> {
 }
 
 /// The kernel versions this CPU has.
-private var kernels: [Int32] { Array(Int32(PROBE_INT8_SCALAR)...probe_int8_best_kernel()) }
+var kernels: [Int32] { Array(Int32(PROBE_INT8_SCALAR)...probe_int8_best_kernel()) }
 
 /// A convolution's operands (weights packed), for probe_qconv.
 private struct QConv {
@@ -88,7 +88,7 @@ private struct QConv {
 }
 
 /// Packs w[oc][taps][cin] for the kernels.
-private func pack(_ w: [Int8], oc: Int, taps: Int, cin: Int, cinStride: Int) -> Buffer<Int8> {
+func pack(_ w: [Int8], oc: Int, taps: Int, cin: Int, cinStride: Int) -> Buffer<Int8> {
     let packed = Buffer<Int8>(repeating: 0x55, count: probe_qconv_packed_size(Int32(oc), Int32(taps), Int32(cinStride)))
     withExtendedLifetime(packed) {
         w.withUnsafeBufferPointer { probe_qconv_pack($0.baseAddress, Int32(oc), Int32(taps), Int32(cin), Int32(cinStride), packed.pointer) }
@@ -96,7 +96,7 @@ private func pack(_ w: [Int8], oc: Int, taps: Int, cin: Int, cinStride: Int) -> 
     return packed
 }
 
-private func floats(_ bytes: [UInt8]) -> [Float] {
+func floats(_ bytes: [UInt8]) -> [Float] {
     bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
 }
 

@@ -119,6 +119,46 @@ void probe_qmaxpool3x3s2(const uint8_t *input, int height, int width, int stride
 void probe_quantize_chw(const float *x, int channels, int height, int width, const float *inv_scale, const int32_t *zero,
                         int stride_c, uint8_t *output);
 
+/// Winograd F(2x2, 3x3) (Lavin & Gray 2016) for a 3x3 convolution with stride 1 and padding 1
+/// whose input's zero points are all 0 (a post-ReLU tensor): each 2x2 block of output pixels
+/// ("tile" t: rows 2 * (t / tw), columns 2 * (t % tw), tw = (width + 1) / 2) is
+///   Y = A^T [ sum over c of U[c] (.) V[c] ] A   (16 products per tile and channel pair instead of 36),
+/// V[c] = B^T d B of the tile's 4x4 input patch d of channel c (pixels outside the image: 0), U the
+/// weights' transform G g G^T, quantized in the Winograd domain:
+///   - V is an integer in [-PROBE_WINO_VMAX, PROBE_WINO_VMAX]; position p (p = 4 * row + column) is
+///     requantized to a byte by probe_wino_quantize(V, mult[p], probe_wino_offset(p)): V * mult[p] /
+///     2^15 rounded (vpmulhrsw's rounding), plus 128 (position 5, the only one that is never negative:
+///     plus 0), clamped to 0...255; mult[p] in 1...32767 is calibrated (a position's range);
+///   - the 16 products are probe_qconv's (1x1, one tile per pixel), gemm[p] with position p's packed
+///     int8 weights, acc_offset (-offset x the weights' sum), and scale (weight scale / (mult[p] / 2^15)),
+///     bias 0 and no activation: M[p] = (float)(acc + acc_offset) * scale + 0, a float;
+///   - the output transform, in this order per element: r0[j] = (M[0][j] + M[1][j]) + M[2][j],
+///     r1[j] = (M[1][j] - M[2][j]) - M[3][j] (M[i][j] = position 4i + j), y00 = (r0[0] + r0[1]) + r0[2],
+///     y01 = (r0[1] - r0[2]) - r0[3], y10 and y11 the same of r1; then probe_qconv's epilogue from its
+///     bias on (`epilogue`: bias, residual, activation, u8 requantization or float output).
+#define PROBE_WINO_VMAX 1020
+typedef struct {
+    int32_t height, width;            // input size = output size
+    int32_t in_stride;                // input pixel stride (a multiple of 4)
+    int32_t block_tiles;              // tiles per pass (scratch: probe_qwino_scratch_bytes)
+    const int16_t *mult;              // [16]
+    const probe_qconv_args *gemm;     // [16]: taps 1, cin_stride in_stride (outputs set by probe_qwino)
+    probe_qconv_args epilogue;        // out_channels, bias, activation, residual and outputs
+} probe_qwino_args;
+
+/// The requantization of a transformed input value (see probe_qwino_args).
+uint8_t probe_wino_quantize(int32_t v, int32_t mult, int32_t offset);
+/// 128, or 0 for position 5.
+int probe_wino_offset(int position);
+/// Bytes of one worker's scratch for probe_qwino.
+size_t probe_qwino_scratch_bytes(int block_tiles, int in_stride, int out_channels);
+/// Tiles [tile_begin, tile_end) of the convolution `a` (the input has one more pixel after its
+/// height x width, all zeros: the padding). `scratch`: probe_qwino_scratch_bytes, one per worker.
+void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int tile_begin, int tile_end, void *scratch);
+/// Adds the transformed values V of every tile and channel < `channels` of an input (as above) to
+/// hist[p * (2 * PROBE_WINO_VMAX + 1) + V + PROBE_WINO_VMAX] (calibration of mult).
+void probe_qwino_histogram(const uint8_t *input, int height, int width, int channels, int cs, int64_t *hist);
+
 #ifdef __cplusplus
 }
 #endif
