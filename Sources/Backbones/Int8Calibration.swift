@@ -70,8 +70,11 @@ extension FoldedNetwork {
     /// kept is the one that minimizes the expected squared error of quantizing the histogram's
     /// values to 255 steps: clipping error outside, a uniform rounding error of step^2 / 12
     /// inside (the criterion of PyTorch's HistogramObserver, searched exhaustively over bin edges).
+    /// `winograd`: then a third pass, of the int8 network of these ranges, calibrates the
+    /// multipliers of its 3x3 stride-1 convolutions (`Int8Calibration.winograd`); false: direct
+    /// convolutions only (arithmetic version 2).
     public func calibrateInt8(images: UnsafePointer<Float>, count: Int, height: Int, width: Int,
-                              imageSHA256: [String]) -> Int8Calibration {
+                              imageSHA256: [String], winograd: Bool = true) -> Int8Calibration {
         let tensors = tensorChannels.count
         let perImage = 3 * height * width
         let n = Int8Calibration.bins
@@ -151,7 +154,7 @@ extension FoldedNetwork {
         }
         var calibration = Int8Calibration(images: imageSHA256.sorted(), ranges: ranges, means: means)
         // the Winograd domain's ranges, on the direct int8 network of these ranges
-        if ProcessInfo.processInfo.environment["PROBE_INT8_NO_WINOGRAD"] == nil, let direct = try? QuantizedNetwork(self, calibration: calibration) {
+        if winograd, let direct = try? QuantizedNetwork(self, calibration: calibration) {
             calibration.winograd = direct.winogradMultipliers(images: images, count: count, height: height, width: width)
         }
         return calibration

@@ -23,9 +23,6 @@ final class WinogradConv: @unchecked Sendable {
     /// The call's arguments without its buffers and size (filled per call).
     var arguments = probe_qwino_args()
 
-    /// G of F(2x2, 3x3): U = G g G^T.
-    private static let G: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-
     /// Whether a convolution can run as Winograd F(2x2, 3x3) on an input quantized as `input`.
     static func eligible(_ g: ConvGeometry, input: QuantizedNetwork.Quantization) -> Bool {
         g.kernelH == 3 && g.kernelW == 3 && g.stride == 1 && g.padding == 1 && g.groups == 1 && input.zero.allSatisfy { $0 == 0 }
@@ -47,14 +44,20 @@ final class WinogradConv: @unchecked Sendable {
         for o in 0..<oc {
             for ch in 0..<cin {
                 let base = (o * cin + ch) * 9, s = Double(input.scale[ch])
-                var t = [Double](repeating: 0, count: 12)  // G g: 4 x 3
-                for i in 0..<4 { for k in 0..<3 { for j in 0..<3 { t[i * 3 + k] += Self.G[i][j] * Double(c.weight[base + j * 3 + k]) * s } } }
+                var g = [Double](repeating: 0, count: 9), t = [Double](repeating: 0, count: 12)
+                for k in 0..<9 { g[k] = Double(c.weight[base + k]) * s }
+                // t = G g (4 x 3), then each row of t times G^T: with G's rows (1, 0, 0),
+                // (1/2, 1/2, 1/2), (1/2, -1/2, 1/2), (0, 0, 1)
+                for k in 0..<3 {
+                    t[k] = g[k]
+                    t[3 + k] = (g[k] + g[3 + k] + g[6 + k]) * 0.5
+                    t[6 + k] = (g[k] - g[3 + k] + g[6 + k]) * 0.5
+                    t[9 + k] = g[6 + k]
+                }
                 for i in 0..<4 {
-                    for l in 0..<4 {
-                        var v = 0.0
-                        for k in 0..<3 { v += t[i * 3 + k] * Self.G[l][k] }
-                        u[((i * 4 + l) * oc + o) * cin + ch] = Float(v)
-                    }
+                    let (a, b, d) = (t[3 * i], t[3 * i + 1], t[3 * i + 2])
+                    let row = [a, (a + b + d) * 0.5, (a - b + d) * 0.5, d]
+                    for l in 0..<4 { u[((i * 4 + l) * oc + o) * cin + ch] = Float(row[l]) }
                 }
             }
         }

@@ -34,6 +34,7 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
                                 options: ((String, Int) -> ForwardOptions)? = nil,
                                 only: String? = nil,  // an architecture's name to time that one only
                                 precisions: [Precision] = [.float32],
+                                int8Winograd: Bool = true,
                                 log: (String) -> Void = { _ in }) throws -> String {
     var lines = ["model         batch   median ms   images/s   CPU ms/image   peak RSS MB   precision"]
     // by default the two backbones with weights in ../shared; --only names any registered one
@@ -50,7 +51,7 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
             // int8: calibrated on (up to 8 of) the same random images; the cost does not depend on it
             let model: any Backbone = precision == .float32 ? folded : try QuantizedNetwork(folded, calibration: input.withUnsafeBufferPointer {
                 folded.calibrateInt8(images: $0.baseAddress!, count: min(b, 8), height: 224, width: 224,
-                                     imageSHA256: (0..<min(b, 8)).map { "random image \($0)" })
+                                     imageSHA256: (0..<min(b, 8)).map { "random image \($0)" }, winograd: int8Winograd)
             })
             _ = model.features(input)  // warm-up: allocates the workspace
             var times: [Double] = []
@@ -65,7 +66,7 @@ public func runForwardBenchmark(batches: [Int], iterations: Int,
             let med = times[times.count / 2]
             let line = String(format: "%-13@ %5d   %9.1f   %8.1f   %12.1f   %11.0f   %@", which as NSString, b, med, Double(b) * 1000 / med, cpuPerImage,
                               Double(peakResidentBytes()) / 1048576,
-                              (precision == .int8 ? "int8 (\(int8KernelName))" : "float32") as NSString)
+                              (precision == .int8 ? "int8 (\(int8KernelName)\(int8Winograd ? "" : ", direct"))" : "float32") as NSString)
             log(line)
             lines.append(line)
           }

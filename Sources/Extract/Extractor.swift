@@ -39,6 +39,9 @@ public struct ExtractOptions: Sendable {
     /// a store that has an int8 version of these weights keeps using its calibration.
     public var precision: Precision = .float32
     public var calibrationImages: Int = 32
+    /// int8, when this run calibrates: 3x3 stride-1 convolutions as Winograd F(2x2, 3x3) (arithmetic
+    /// version 3); false: direct convolutions only (version 2). A stored calibration decides for itself.
+    public var int8Winograd = true
 
     public init(backbone: Architecture, weightsPath: String, views: Int = 0, batchSize: Int = 32,
                 dtype: VectorDType = .f32, seed: UInt64 = 0) {
@@ -300,7 +303,8 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
             let sample = calibrationSample(population, count: options.calibrationImages)
             guard !sample.isEmpty else { throw Int8ExtractError.noCalibrationImages("no readable image under \(root)") }
             let calibration = try calibrate(try loadFloatModel(), sample: sample,
-                                            preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA))
+                                            preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
+                                            winograd: options.int8Winograd)
             backboneRow = try store.int8Backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
                                                  dimension: options.backbone.featureDimension, calibration: calibration.json(),
                                                  identity: int8Identity(weightsSHA256: weightsSHA, calibration: calibration, json: calibration.json()))

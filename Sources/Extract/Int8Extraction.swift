@@ -40,7 +40,8 @@ func int8Identity(weightsSHA256: String, calibration: Int8Calibration, json: Str
 
 /// Calibrates `model` on the images of `sample` (view 0: the preprocessing's resize and center
 /// crop). Files that cannot be read or decoded are left out.
-func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)], preprocessing: Preprocessing) throws -> Int8Calibration {
+func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)], preprocessing: Preprocessing,
+               winograd: Bool) throws -> Int8Calibration {
     var items: [WorkItem] = []
     for s in sample {
         guard let data = FileManager.default.contents(atPath: s.path) else { continue }
@@ -58,7 +59,7 @@ func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)],
     }
     guard !shas.isEmpty else { throw Int8ExtractError.noCalibrationImages("none of the \(sample.count) calibration images could be decoded") }
     return tensors.withUnsafeBufferPointer {
-        model.calibrateInt8(images: $0.baseAddress!, count: shas.count, height: prepared.crop, width: prepared.crop, imageSHA256: shas)
+        model.calibrateInt8(images: $0.baseAddress!, count: shas.count, height: prepared.crop, width: prepared.crop, imageSHA256: shas, winograd: winograd)
     }
 }
 

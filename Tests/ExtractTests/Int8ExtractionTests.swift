@@ -158,6 +158,14 @@ struct Int8ExtractionTests {
         let plain = try Self.vectors(old, backbone: v2)
         #expect(Set(plain.keys) == Set(winograd.keys) && plain != winograd)
         for k in plain.keys { #expect(cosine(plain[k]!, winograd[k]!) > 0.999) }
+
+        // --int8-direct: a calibration without multipliers, version 2: the same features as that backbone's
+        options.int8Winograd = false
+        let directStore = try FeatureStore(path: dir + "/direct.sqlite")
+        let d = try extract(root: dir + "/data", into: directStore, options: options)
+        let dq = try #require(try directStore.quantizations().first)
+        #expect(try d.calibratedNow && Int8Calibration.fromJSON(dq.calibration).winograd == nil)
+        #expect(d.int8Identity == FeatureStore.int8Identity(weightsSHA256: dq.weightsSHA256, calibration: dq.calibration, version: 2))
     }
 
     @Test func theCalibrationSampleIsChosenByContentFromTheTrainingImages() {
