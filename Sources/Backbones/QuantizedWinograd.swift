@@ -64,9 +64,6 @@ final class WinogradConv: @unchecked Sendable {
         mult = .allocate(capacity: 16)
         gemm = .allocate(capacity: 16)
         var bias = Array(UnsafeBufferPointer(start: c.bias, count: oc))
-        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: oc)
-        zeros.initialize(repeating: 0, count: oc)
-        owned.append(UnsafeMutableRawPointer(zeros))
         for p in 0..<16 {
             mult[p] = Int16(multipliers[p])
             let (values, scales) = u.withUnsafeBufferPointer {
@@ -105,8 +102,6 @@ final class WinogradConv: @unchecked Sendable {
             a.weights = UnsafePointer(packed)
             a.acc_offset = UnsafePointer(accOffset)
             a.scale = UnsafePointer(scale)
-            a.bias = UnsafePointer(zeros)
-            a.activation = Int32(PROBE_ACT_NONE)
             a.pairs_bounded = probe_qconv_pairs_bounded(packed, Int32(oc), 1, Int32(inputStride))
             (gemm + p).initialize(to: a)
         }

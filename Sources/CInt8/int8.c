@@ -114,6 +114,7 @@ void probe_qconv_scalar(const probe_qconv_args *a, const uint8_t *input, const i
                          + (int32_t)x[4 * g + 2] * wg[2] + (int32_t)x[4 * g + 3] * wg[3];
                 }
             }
+            if (a->out_i32) { a->out_i32[(size_t)p * a->out_stride + o] = acc + a->acc_offset[o]; continue; }
             float v = probe_epilogue_value(acc, a, o, res);
             if (a->out_f32) a->out_f32[(size_t)p * a->out_stride + o] = v;
             else a->out_u8[(size_t)p * a->out_stride + o] = probe_requantize(v, a->out_inv_scale[o], a->out_zero[o]);

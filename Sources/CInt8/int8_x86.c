@@ -264,6 +264,20 @@ static ALWAYS_INLINE TARGET_VNNI void vnni_tile(const probe_qconv_args *a, const
             }
         }
     }
+    if (a->out_i32) {
+        // the sums themselves (acc_offset included)
+        UNROLL
+        for (int i = 0; i < mr; i++) {
+            if (i >= np) break;
+            UNROLL
+            for (int j = 0; j < nb; j++) {
+                int n = a->out_channels - (block0 + j) * 16;
+                _mm512_mask_storeu_epi32(a->out_i32 + (size_t)(p + i) * a->out_stride + (block0 + j) * 16,
+                                         n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1), acc[i][j]);
+            }
+        }
+        return;
+    }
     // A copy for the epilogue (whose pointer argument would otherwise keep acc in memory).
     __m512i out[VNNI_MR][VNNI_NB];
     UNROLL
@@ -287,7 +301,7 @@ VNNI_TILE(5, 4) VNNI_TILE(4, 4) VNNI_TILE(3, 4) VNNI_TILE(2, 4) VNNI_TILE(1, 4)
 void probe_qconv_vnni(const probe_qconv_args *a, const uint8_t *input, const int32_t *ind, int p0, int p1) {
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, VNNI_MR);
-    const int mode = a->out_f32 ? VNNI_Q_FULL : vnni_requantize_mode_of(a->activation, a->out_inv_scale, a->out_zero,
+    const int mode = a->out_f32 || a->out_i32 ? VNNI_Q_FULL : vnni_requantize_mode_of(a->activation, a->out_inv_scale, a->out_zero,
                                                                           a->out_channels);
     for (int pc = p0; pc < p1; pc += chunk) {
         int pe = p1 - pc > chunk ? pc + chunk : p1;
@@ -554,6 +568,17 @@ static ALWAYS_INLINE TARGET_AVX2 void avx2_tile(const probe_qconv_args *a, const
             }
         }
     }
+    if (a->out_i32) {
+        // the sums themselves (acc_offset included)
+        UNROLL
+        for (int i = 0; i < mr; i++) {
+            if (i >= np) break;
+            int32_t *o = a->out_i32 + (size_t)(p + i) * a->out_stride + block0 * 16;
+            _mm256_maskstore_epi32(o, avx2_lanes(n), acc[i][0]);
+            _mm256_maskstore_epi32(o + 8, avx2_lanes(n - 8), acc[i][1]);
+        }
+        return;
+    }
     __m256i out[AVX2_MR][2];
     UNROLL
     for (int i = 0; i < mr; i++) out[i][0] = acc[i][0], out[i][1] = acc[i][1];
@@ -575,7 +600,7 @@ void probe_qconv_avx2(const probe_qconv_args *a, const uint8_t *input, const int
     const int blocks = (a->out_channels + 15) / 16;
     const int chunk = chunk_pixels(a, AVX2_MR);
     typedef void (*tile_fn)(const probe_qconv_args *, const uint8_t *, const int32_t *, int, int, int, int);
-    const int mode = a->out_f32 ? AVX2_Q_FULL : avx2_requantize_mode(a->activation, a->out_inv_scale, a->out_zero, a->out_channels);
+    const int mode = a->out_f32 || a->out_i32 ? AVX2_Q_FULL : avx2_requantize_mode(a->activation, a->out_inv_scale, a->out_zero, a->out_channels);
     // tiles[bounded][np - 1]
     static const tile_fn tiles[2][AVX2_MR] = {
         {avx2_tile_1, avx2_tile_2, avx2_tile_3, avx2_tile_4, avx2_tile_5},

@@ -166,16 +166,18 @@ static TARGET_AVX2 void wino_input_avx2(const uint8_t *input, const uint8_t *pad
 }
 #endif
 
-// Output transform of tiles [t0, t1) from m[p * pos_stride + (t - t0) * oc + o]: A^T M A, then the
+// Output transform of tiles [t0, t1) from the int32 sums m[p * pos_stride + (t - t0) * oc + o], each
+// times its position's scale: A^T M A, then the
 // epilogue of probe_qconv_args `e` (bias, residual, activation, u8 requantization or float).
 // Channels [o0, o1) of one tile, one channel at a time (the scalar version; the SIMD versions'
 // remainder).
-static inline __attribute__((always_inline)) void wino_output_channels(const probe_qconv_args *e, int height, int width,
-                                                                        int t, const float *mt, size_t pos_stride, int o0, int o1) {
+static inline __attribute__((always_inline)) void wino_output_channels(const probe_qconv_args *e, const float *const scale[16],
+                                                                        int height, int width, int t, const int32_t *mt,
+                                                                        size_t pos_stride, int o0, int o1) {
     const int tiles_w = (width + 1) / 2, ty = t / tiles_w, tx = t % tiles_w;
     for (int o = o0; o < o1; o++) {
         float a[16], r0[4], r1[4], y[4];
-        for (int p = 0; p < 16; p++) a[p] = mt[(size_t)p * pos_stride + o];
+        for (int p = 0; p < 16; p++) a[p] = (float)mt[(size_t)p * pos_stride + o] * scale[p][o];
         for (int j = 0; j < 4; j++) {
             r0[j] = a[j] + a[4 + j];
             r0[j] = r0[j] + a[8 + j];
@@ -199,8 +201,10 @@ static inline __attribute__((always_inline)) void wino_output_channels(const pro
     }
 }
 
-static void wino_output_scalar(const probe_qconv_args *e, int height, int width, int t0, int t1, const float *m, size_t pos_stride) {
-    for (int t = t0; t < t1; t++) wino_output_channels(e, height, width, t, m + (size_t)(t - t0) * e->out_channels, pos_stride, 0, e->out_channels);
+static void wino_output_scalar(const probe_qconv_args *e, const float *const scale[16], int height, int width, int t0, int t1,
+                               const int32_t *m, size_t pos_stride) {
+    for (int t = t0; t < t1; t++)
+        wino_output_channels(e, scale, height, width, t, m + (size_t)(t - t0) * e->out_channels, pos_stride, 0, e->out_channels);
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -208,13 +212,14 @@ static void wino_output_scalar(const probe_qconv_args *e, int height, int width,
 // minps(r, 6) is r < 6 ? r : 6, cvtps2dq rounds to nearest even as rintf).
 #define WINO_OUTPUT_SIMD(NAME, TARGET, W, VEC, IVEC, LOAD, ADD, SUB, MUL, MAX, MIN, SET1, CVT_I2F, CVT_F2I, IADD, IMAX, IMIN, \
                          ISET1, LOAD_U8_EPI32, LOAD_I32, STORE, STORE_U8)                                    \
-    static TARGET void NAME(const probe_qconv_args *e, int height, int width, int t0, int t1, const float *m, size_t ps) { \
+    static TARGET void NAME(const probe_qconv_args *e, const float *const scale[16], int height, int width, int t0, int t1, \
+                            const int32_t *m, size_t ps) {                                                   \
         const int oc = e->out_channels, tiles_w = (width + 1) / 2, ov = oc / W * W, act = e->activation;   \
         const VEC zero = SET1(0.0f), six = SET1(6.0f), lo = SET1(-512.0f), hi = SET1(512.0f);                \
         const IVEC qmin = ISET1(0), qmax = ISET1(PROBE_Q_MAX);                                               \
         for (int t = t0; t < t1; t++) {                                                                      \
             const int ty = t / tiles_w, tx = t % tiles_w;                                                    \
-            const float *mt = m + (size_t)(t - t0) * oc;                                                     \
+            const int32_t *mt = m + (size_t)(t - t0) * oc;                                                   \
             size_t pixel[4];                                                                                 \
             int valid[4];                                                                                    \
             for (int k = 0; k < 4; k++) {                                                                    \
@@ -224,7 +229,7 @@ static void wino_output_scalar(const probe_qconv_args *e, int height, int width,
             }                                                                                                \
             for (int o = 0; o < ov; o += W) {                                                                \
                 VEC a[16], r0[4], r1[4], y[4];                                                               \
-                for (int p = 0; p < 16; p++) a[p] = LOAD(mt + (size_t)p * ps + o);                          \
+                for (int p = 0; p < 16; p++) a[p] = MUL(CVT_I2F(LOAD_I32(mt + (size_t)p * ps + o)), LOAD(scale[p] + o)); \
                 for (int j = 0; j < 4; j++) {                                                                \
                     r0[j] = ADD(ADD(a[j], a[4 + j]), a[8 + j]);                                              \
                     r1[j] = SUB(SUB(a[4 + j], a[8 + j]), a[12 + j]);                                         \
@@ -256,7 +261,7 @@ static void wino_output_scalar(const probe_qconv_args *e, int height, int width,
                     }                                                                                        \
                 }                                                                                            \
             }                                                                                                \
-            wino_output_channels(e, height, width, t, mt, ps, ov, oc);                                       \
+            wino_output_channels(e, scale, height, width, t, mt, ps, ov, oc);                                \
         }                                                                                                    \
     }
 
@@ -291,7 +296,7 @@ WINO_OUTPUT_SIMD(wino_output_avx2, TARGET_AVX2, 8, __m256, __m256i, _mm256_loadu
 #endif
 
 size_t probe_qwino_scratch_bytes(int block_tiles, int in_stride, int out_channels) {
-    size_t v = (size_t)16 * block_tiles * in_stride, m = (size_t)16 * block_tiles * out_channels * sizeof(float);
+    size_t v = (size_t)16 * block_tiles * in_stride, m = (size_t)16 * block_tiles * out_channels * sizeof(int32_t);
     size_t ind = (size_t)block_tiles * sizeof(int32_t);
     return ((v + 63) / 64 * 64) + m + ind + 64;
 }
@@ -299,7 +304,9 @@ size_t probe_qwino_scratch_bytes(int block_tiles, int in_stride, int out_channel
 void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int t0, int t1, void *scratch) {
     const int bt = a->block_tiles, cs = a->in_stride, oc = a->epilogue.out_channels;
     uint8_t *v = (uint8_t *)(((uintptr_t)scratch + 63) / 64 * 64);
-    float *m = (float *)(v + ((size_t)16 * bt * cs + 63) / 64 * 64);
+    int32_t *m = (int32_t *)(v + ((size_t)16 * bt * cs + 63) / 64 * 64);
+    const float *scale[16];
+    for (int p = 0; p < 16; p++) scale[p] = a->gemm[p].scale;
     int32_t *ind = (int32_t *)(m + (size_t)16 * bt * oc);
     for (int i = 0; i < bt; i++) ind[i] = i * cs;
     const uint8_t *pad = input + (size_t)a->height * a->width * cs;
@@ -315,18 +322,19 @@ void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int t0, int t1
             wino_input_scalar(input, pad, a->height, a->width, cs, tb, te, a->mult, v, vstride);
         for (int p = 0; p < 16; p++) {
             probe_qconv_args g = a->gemm[p];
-            g.out_f32 = m + (size_t)p * mstride;
+            g.out_i32 = m + (size_t)p * mstride;
+            g.out_f32 = NULL;
             g.out_u8 = NULL;
             g.out_stride = oc;
             g.residual = NULL;
             probe_qconv(&g, v + (size_t)p * vstride, ind, 0, te - tb);
         }
 #if defined(__x86_64__) || defined(_M_X64)
-        if (kernel == PROBE_INT8_VNNI) wino_output_avx512(&a->epilogue, a->height, a->width, tb, te, m, mstride);
-        else if (kernel == PROBE_INT8_AVX2) wino_output_avx2(&a->epilogue, a->height, a->width, tb, te, m, mstride);
+        if (kernel == PROBE_INT8_VNNI) wino_output_avx512(&a->epilogue, scale, a->height, a->width, tb, te, m, mstride);
+        else if (kernel == PROBE_INT8_AVX2) wino_output_avx2(&a->epilogue, scale, a->height, a->width, tb, te, m, mstride);
         else
 #endif
-            wino_output_scalar(&a->epilogue, a->height, a->width, tb, te, m, mstride);
+            wino_output_scalar(&a->epilogue, scale, a->height, a->width, tb, te, m, mstride);
     }
 }
 

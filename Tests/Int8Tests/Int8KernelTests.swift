@@ -61,24 +61,28 @@ private struct QConv {
     var pixels: Int
     /// probe_qconv_pairs_bounded of the weights (1: AVX2's vpmaddubsw way).
     var pairsBounded: Int32 = 0
+    /// The int32 sums as the output (out_i32) instead of f32Output's or u8.
+    var i32Output = false
 
-    /// Output bytes: pixels x outStride elements (u8 or f32), filled with 0xAB before the call(s).
-    var outputBytes: Int { pixels * outStride * (f32Output ? 4 : 1) }
+    /// Output bytes: pixels x outStride elements (u8, f32 or i32), filled with 0xAB before the call(s).
+    var outputBytes: Int { pixels * outStride * (f32Output || i32Output ? 4 : 1) }
 
     /// Runs probe_qconv on each of `ranges` (with the kernel in use) into a fresh output; its bytes.
     func run(_ ranges: [(Int, Int)]) -> [UInt8] {
         let out = Buffer<UInt8>(repeating: 0xAB, count: outputBytes)
         let rz = Buffer(resZeros ?? Array(repeating: resZero, count: oc)), rs = Buffer(resScales ?? Array(repeating: resScale, count: oc))
         let oi = Buffer(outInvScales ?? Array(repeating: outInvScale, count: oc)), oz = Buffer(outZeros ?? Array(repeating: outZero, count: oc))
-        out.pointer.withMemoryRebound(to: Float.self, capacity: f32Output ? pixels * outStride : 0) { f32 in
+        out.pointer.withMemoryRebound(to: Float.self, capacity: f32Output || i32Output ? pixels * outStride : 0) { f32 in
             var a = probe_qconv_args(
                 out_channels: Int32(oc), taps: Int32(taps), cin_stride: Int32(cinStride),
                 weights: UnsafePointer(weights.pointer), acc_offset: UnsafePointer(accOffset.pointer),
                 scale: UnsafePointer(scale.pointer), bias: UnsafePointer(bias.pointer), activation: activation,
                 residual: residual.map { UnsafePointer($0.pointer) }, res_stride: Int32(resStride), res_zero: UnsafePointer(rz.pointer),
-                res_scale: UnsafePointer(rs.pointer), out_u8: f32Output ? nil : out.pointer, out_f32: f32Output ? f32 : nil,
+                res_scale: UnsafePointer(rs.pointer), out_u8: f32Output || i32Output ? nil : out.pointer,
+                out_f32: f32Output && !i32Output ? f32 : nil,
                 out_stride: Int32(outStride), out_inv_scale: UnsafePointer(oi.pointer), out_zero: UnsafePointer(oz.pointer),
-                pairs_bounded: pairsBounded)
+                pairs_bounded: pairsBounded, out_i32: nil)
+            if i32Output { a.out_i32 = UnsafeMutableRawPointer(f32).assumingMemoryBound(to: Int32.self) }
             withExtendedLifetime((self, rz, rs, oi, oz)) {
                 for (p0, p1) in ranges { probe_qconv(&a, input.pointer, indirection.pointer, Int32(p0), Int32(p1)) }
             }
@@ -202,7 +206,7 @@ final class Int8KernelTests: XCTestCase {
         var rng = SplitMix64(state: 20_261_129)
         let versions = kernels
         XCTAssertGreaterThanOrEqual(versions.count, 1)
-        var checked = 0, bounded = 0
+        var checked = 0, bounded = 0, outputsI32 = 0
         for iteration in 0..<400 {
             let taps = [1, 9, 49][rng.int(0...2)]
             let cinStride: Int
@@ -271,6 +275,7 @@ final class Int8KernelTests: XCTestCase {
                 outZero: Int32(rng.chance(0.1) ? rng.int(-40...300) : rng.int(0...255)),
                 input: Buffer(x), indirection: Buffer(ind), pixels: pixels)
             if rng.chance(0.05) { conv.outInvScale = .infinity }
+            conv.i32Output = !conv.f32Output && rng.chance(0.2)
             conv.pairsBounded = probe_qconv_pairs_bounded(conv.weights.pointer, Int32(oc), Int32(taps), Int32(cinStride))
             if boundPairs { XCTAssertEqual(conv.pairsBounded, 1, "iteration \(iteration)") }
             bounded += Int(conv.pairsBounded)
@@ -298,13 +303,28 @@ final class Int8KernelTests: XCTestCase {
             }
             XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
             let reference = conv.run([(p0, p1)])
+            if conv.i32Output {
+                // the sums themselves: sum over taps and channels of x * w, plus acc_offset
+                let sums = reference.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+                for p in p0..<p1 {
+                    for o in 0..<oc {
+                        var s = Int(accOffset[o])
+                        for t in 0..<taps {
+                            let base = Int(ind[p * taps + t])
+                            for c in 0..<cin { s += Int(x[base + c]) * Int(w[(o * taps + t) * cin + c]) }
+                        }
+                        XCTAssertEqual(Int(sums[p * outStride + o]), s, "iteration \(iteration): pixel \(p) channel \(o)")
+                    }
+                }
+                outputsI32 += 1
+            }
             for version in versions {
                 XCTAssertEqual(probe_int8_use_kernel(version), 0)
                 let whole = conv.run([(p0, p1)])
                 let split = conv.run(pieces)
                 let name = String(cString: probe_int8_kernel_name(version))
                 let shape = "iteration \(iteration) \(name): oc \(oc) taps \(taps) cin \(cin)/\(cinStride) pixels \(p0)..<\(p1) of \(pixels) "
-                    + "residual \(residual) f32 \(conv.f32Output) act \(conv.activation)"
+                    + "residual \(residual) f32 \(conv.f32Output) i32 \(conv.i32Output) act \(conv.activation)"
                 if whole != reference {
                     let i = whole.indices.first { whole[$0] != reference[$0] }!
                     XCTFail("\(shape): byte \(i) differs (\(whole[i]) vs scalar \(reference[i]))")
@@ -315,6 +335,7 @@ final class Int8KernelTests: XCTestCase {
         }
         XCTAssertEqual(checked, 400 * versions.count)
         XCTAssertGreaterThan(bounded, 150)  // about half of the cases take the AVX2 vpmaddubsw way
+        XCTAssertGreaterThan(outputsI32, 30)
         probe_int8_use_kernel(probe_int8_best_kernel())
     }
 

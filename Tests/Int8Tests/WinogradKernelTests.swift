@@ -26,8 +26,6 @@ private struct Wino {
         let out = Buffer<UInt8>(repeating: 0xAB, count: pixels * oc * (f32Output ? 4 : 1))
         var keep: [AnyObject] = []
         var gemm: [probe_qconv_args] = []
-        let zeros = Buffer<Float>(repeating: 0, count: oc)
-        keep.append(zeros)
         for p in 0..<16 {
             let packed = pack(u[p], oc: oc, taps: 1, cin: cin, cinStride: cs)
             let offset = probe_wino_offset(Int32(p))
@@ -37,8 +35,7 @@ private struct Wino {
             var g = probe_qconv_args()
             g.out_channels = Int32(oc); g.taps = 1; g.cin_stride = Int32(cs)
             g.weights = UnsafePointer(packed.pointer); g.acc_offset = UnsafePointer(acc.pointer)
-            g.scale = UnsafePointer(scale.pointer); g.bias = UnsafePointer(zeros.pointer)
-            g.activation = Int32(PROBE_ACT_NONE)
+            g.scale = UnsafePointer(scale.pointer)
             g.pairs_bounded = probe_qconv_pairs_bounded(packed.pointer, Int32(oc), 1, Int32(cs))
             gemm.append(g)
         }

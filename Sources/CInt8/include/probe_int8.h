@@ -59,7 +59,8 @@ void probe_qconv_pack(const int8_t *w, int oc, int taps, int cin, int cin_stride
 ///   v      = v + (float)((int)residual[p * res_stride + o] - res_zero[o]) * res_scale[o]    (when residual)
 ///   v      = act(v)
 ///   output : out_f32[p * out_stride + o] = v, or
-///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale[o], -512, 512)) + out_zero[o], 0, 255)
+///            out_u8[p * out_stride + o] = clamp((int)rint(clamp(v * out_inv_scale[o], -512, 512)) + out_zero[o], 0, 255), or
+///            out_i32[p * out_stride + o] = acc + acc_offset[o] (the sum itself: no scale, bias, residual or activation)
 /// Activations are quantized per channel (each channel its scale and zero point): an input
 /// channel's scale is folded into the weights, its zero point into acc_offset.
 /// An indirection entry is a byte offset into `input` of a pixel's first channel; padding taps
@@ -79,12 +80,13 @@ typedef struct {
     int32_t res_stride;
     const int32_t *res_zero;     // [out_channels]
     const float *res_scale;      // [out_channels]
-    uint8_t *out_u8;             // exactly one of out_u8 / out_f32
+    uint8_t *out_u8;             // exactly one of out_u8 / out_f32 (or out_i32, below)
     float *out_f32;
     int32_t out_stride;          // >= out_channels
     const float *out_inv_scale;  // [out_channels] (u8 output only)
     const int32_t *out_zero;     // [out_channels] (u8 output only)
     int32_t pairs_bounded;       // probe_qconv_pairs_bounded(weights, ...): 1 lets AVX2 use vpmaddubsw
+    int32_t *out_i32;            // when not NULL, the output instead of out_u8 / out_f32 (scale, bias unused)
 } probe_qconv_args;
 
 /// 1 when the packed weights of `oc` output channels (a reduction of taps x cin_stride) have
@@ -129,9 +131,9 @@ void probe_quantize_chw(const float *x, int channels, int height, int width, con
 ///     requantized to a byte by probe_wino_quantize(V, mult[p], probe_wino_offset(p)): V * mult[p] /
 ///     2^15 rounded (vpmulhrsw's rounding), plus 128 (position 5, the only one that is never negative:
 ///     plus 0), clamped to 0...255; mult[p] in 1...32767 is calibrated (a position's range);
-///   - the 16 products are probe_qconv's (1x1, one tile per pixel), gemm[p] with position p's packed
-///     int8 weights, acc_offset (-offset x the weights' sum), and scale (weight scale / (mult[p] / 2^15)),
-///     bias 0 and no activation: M[p] = (float)(acc + acc_offset) * scale + 0, a float;
+///   - the 16 products are probe_qconv's (1x1, one tile per pixel, int32 output), gemm[p] with
+///     position p's packed int8 weights and acc_offset (-offset x the weights' sum); with its scale
+///     (weight scale / (mult[p] / 2^15)): M[p] = (float)(acc + acc_offset) * scale, a float;
 ///   - the output transform, in this order per element: r0[j] = (M[0][j] + M[1][j]) + M[2][j],
 ///     r1[j] = (M[1][j] - M[2][j]) - M[3][j] (M[i][j] = position 4i + j), y00 = (r0[0] + r0[1]) + r0[2],
 ///     y01 = (r0[1] - r0[2]) - r0[3], y10 and y11 the same of r1; then probe_qconv's epilogue from its
@@ -142,7 +144,7 @@ typedef struct {
     int32_t in_stride;                // input pixel stride (a multiple of 4)
     int32_t block_tiles;              // tiles per pass (scratch: probe_qwino_scratch_bytes)
     const int16_t *mult;              // [16]
-    const probe_qconv_args *gemm;     // [16]: taps 1, cin_stride in_stride (outputs set by probe_qwino)
+    const probe_qconv_args *gemm;     // [16]: taps 1, cin_stride in_stride, scale (outputs set by probe_qwino)
     probe_qconv_args epilogue;        // out_channels, bias, activation, residual and outputs
 } probe_qwino_args;
 
