@@ -296,6 +296,18 @@ final class Driver<W: ImageWorkspace>: @unchecked Sendable {
     func forEachImage(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int, perImageOut: Int,
                       makeWorkspace: (_ height: Int, _ width: Int, _ options: ForwardOptions) -> W,
                       body: (W, ForwardOptions, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        forEachGroup(batch: batch, count: count, height: height, width: width, perImageOut: perImageOut, group: 1,
+                     makeWorkspace: makeWorkspace) { ws, o, x, _, out in body(ws, o, x, out) }
+    }
+
+    /// Runs `body(ws, options, images, n, out)` for consecutive groups of n <= `group` images of
+    /// `batch` (count x 3 x height x width; a workspace holds a group) and returns the
+    /// `perImageOut` outputs of each image, in order. Workers take whole groups (of
+    /// min(group, count / workers) images, so that every worker has some), or share each group's
+    /// kernels when there are fewer images than workers.
+    func forEachGroup(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int, perImageOut: Int, group: Int,
+                      makeWorkspace: (_ height: Int, _ width: Int, _ options: ForwardOptions) -> W,
+                      body: (W, ForwardOptions, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         // images smaller than the network's total stride still produce 1x1 maps; empty ones produce nothing
@@ -314,7 +326,9 @@ final class Driver<W: ImageWorkspace>: @unchecked Sendable {
                 if !fits(shared) { shared = nil; shared = makeWorkspace(height, width, options) }
                 let ws = shared!
                 ws.runSingleThreaded()
-                for i in 0..<count { body(ws, options, batch + i * perImageIn, outBase + i * perImageOut) }
+                for i in stride(from: 0, to: count, by: group) {
+                    body(ws, options, batch + i * perImageIn, min(group, count - i), outBase + i * perImageOut)
+                }
                 return
             }
             var single = options
@@ -325,14 +339,15 @@ final class Driver<W: ImageWorkspace>: @unchecked Sendable {
             }
             let spaces = perWorker
             for ws in spaces { ws.runSingleThreaded() }
+            let size = max(1, min(group, count / workers))
             let next = Atomic<Int>(0)
             let out = UncheckedSendable(outBase)
             parallelSlices(workers, workers: workers) { worker, _ in
-                // images go to whichever worker is free (a core taken by another process slows one worker only)
+                // groups go to whichever worker is free (a core taken by another process slows one worker only)
                 while true {
-                    let i = next.add(1, ordering: .relaxed).oldValue
+                    let i = next.add(size, ordering: .relaxed).oldValue
                     if i >= count { break }
-                    body(spaces[worker], single, batch + i * perImageIn, out.value + i * perImageOut)
+                    body(spaces[worker], single, batch + i * perImageIn, min(size, count - i), out.value + i * perImageOut)
                 }
             }
         }

@@ -132,79 +132,97 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
         driver = Driver(options: network.driver.options)  // (the float network itself is not kept)
     }
 
+    /// Images a worker runs through the network together (a workspace holds them): the layers
+    /// whose weights are large (ResNet's 14x14 and 7x7 ones) read them once for the group.
+    static let group = 4
+
     public func features(batch: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [Float] {
-        driver.forEachImage(batch: batch, count: count, height: height, width: width, perImageOut: featureDimension,
-                            makeWorkspace: makeWorkspace) { ws, o, x, out in
-            forward(ws: ws, workers: o.workers, input: x, features: out)
+        driver.forEachGroup(batch: batch, count: count, height: height, width: width, perImageOut: featureDimension,
+                            group: Self.group, makeWorkspace: makeWorkspace) { ws, o, x, n, out in
+            forward(ws: ws, workers: o.workers, input: x, count: n, features: out)
         }
     }
 
+    /// A workspace for `QuantizedNetwork.group` images of height x width. Each tensor holds the
+    /// group's images one after the other, each followed by its padding pixel (filled with the
+    /// tensor's zero points when a convolution reads it).
     func makeWorkspace(_ height: Int, _ width: Int, _ options: ForwardOptions) -> QuantizedWorkspace {
         let hw = tensorSizes(layerShapes, tensors: tensorChannels.count, height: height, width: width)
+        let g = Self.group
         var slotBytes = [Int](repeating: 1, count: slotCount)
         for t in 1..<tensorChannels.count where slots[t] >= 0 && t != featureTensor {
-            // one more pixel: the padding pixel (filled with the tensor's zero point)
-            slotBytes[slots[t]] = max(slotBytes[slots[t]], pixelStride[t] * (hw[t].0 * hw[t].1 + 1))
+            slotBytes[slots[t]] = max(slotBytes[slots[t]], g * pixelStride[t] * (hw[t].0 * hw[t].1 + 1))
         }
         var indirection: [[Int32]] = []
         var scratch = 0
         for op in ops {
             if case .winograd(let c, _, _, _) = op { scratch = max(scratch, c.scratchBytes) }
             guard case .conv(let c, let x, _, _) = op else { indirection.append([]); continue }
-            indirection.append(c.indirection(height: hw[x].0, width: hw[x].1, pixelStride: pixelStride[x]))
+            indirection.append(c.indirection(height: hw[x].0, width: hw[x].1, pixelStride: pixelStride[x], images: c.batched ? g : 1))
         }
         let (fh, fw) = hw[featureTensor]
         return QuantizedWorkspace(height: height, width: width, sizes: hw, slotBytes: slotBytes,
-                                  inputBytes: pixelStride[0] * (height * width + 1),
-                                  featureFloats: featureDimension * fh * fw, indirection: indirection,
+                                  inputBytes: g * pixelStride[0] * (height * width + 1),
+                                  featureFloats: g * featureDimension * (fh * fw + 1), indirection: indirection,
                                   scratchBytes: scratch, workers: max(1, options.workers))
     }
 
-    /// One image: quantize, the layers, average pool. `observe(op, input, height, width)` sees each
-    /// convolution's input before the convolution runs.
-    func forward(ws: QuantizedWorkspace, workers: Int, input: UnsafePointer<Float>, features: UnsafeMutablePointer<Float>,
-                 observe: ((Int, UnsafePointer<UInt8>, Int, Int) -> Void)? = nil) {
+    /// `count` (<= group) images: quantize, the layers, average pool. `observe(op, image, input,
+    /// height, width)` sees each convolution's input of each image before the convolution runs.
+    func forward(ws: QuantizedWorkspace, workers: Int, input: UnsafePointer<Float>, count n: Int,
+                 features: UnsafeMutablePointer<Float>,
+                 observe: ((Int, Int, UnsafePointer<UInt8>, Int, Int) -> Void)? = nil) {
         let hw = ws.sizes
+        /// Pixels of one image of tensor t, its padding pixel included.
+        func imagePixels(_ t: Int) -> Int { hw[t].0 * hw[t].1 + 1 }
         func at(_ t: Int) -> UnsafeMutablePointer<UInt8> { t == 0 ? ws.input : ws.buffers[slots[t]] }
+        func image(_ t: Int, _ i: Int) -> UnsafeMutablePointer<UInt8> { at(t) + i * imagePixels(t) * pixelStride[t] }
         func fillPadding(_ t: Int) {
-            let pad = at(t).advanced(by: pixelStride[t] * hw[t].0 * hw[t].1)
-            for (ch, z) in quantization[t].zero.enumerated() { pad[ch] = UInt8(z) }
+            for i in 0..<n {
+                let pad = image(t, i) + pixelStride[t] * hw[t].0 * hw[t].1
+                for (ch, z) in quantization[t].zero.enumerated() { pad[ch] = UInt8(z) }
+            }
         }
-        probe_quantize_chw(input, 3, Int32(ws.height), Int32(ws.width), quantization[0].inverseScale, quantization[0].zeroPointer,
-                           Int32(pixelStride[0]), ws.input)
-        for (i, op) in ops.enumerated() {
+        let d = featureDimension
+        for i in 0..<n {
+            probe_quantize_chw(input + i * 3 * ws.height * ws.width, 3, Int32(ws.height), Int32(ws.width), quantization[0].inverseScale,
+                               quantization[0].zeroPointer, Int32(pixelStride[0]), image(0, i))
+        }
+        for (k, op) in ops.enumerated() {
             switch op {
             case .conv(let c, let x, let y, let r):
                 if c.geometry.padding > 0 { fillPadding(x) }
-                observe?(i, at(x), hw[x].0, hw[x].1)
-                let pixels = hw[y].0 * hw[y].1
+                if let observe { for i in 0..<n { observe(k, i, image(x, i), hw[x].0, hw[x].1) } }
                 var a = c.arguments
-                if y == featureTensor {
-                    a.out_f32 = ws.features
-                    a.out_stride = Int32(c.geometry.outChannels)
-                } else {
-                    a.out_u8 = at(y)
-                    a.out_stride = Int32(pixelStride[y])
-                }
-                if let r {
-                    a.residual = UnsafePointer(at(r))
-                    a.res_stride = Int32(pixelStride[r])
-                }
-                let input = UncheckedSendable(UnsafePointer(at(x)))
-                let args = UncheckedSendable(a)
-                ws.indirection[i].withUnsafeBufferPointer { ind in
-                    let ind = UncheckedSendable(ind.baseAddress!)
-                    split(pixels, workers: workers) { _, p0, p1 in
-                        withUnsafePointer(to: args.value) { probe_qconv($0, input.value, ind.value, Int32(p0), Int32(p1)) }
+                a.out_stride = Int32(y == featureTensor ? d : pixelStride[y])
+                if r != nil { a.res_stride = Int32(pixelStride[r!]) }
+                // batched: one call over the group's pixels (each image's padding pixel as an output
+                // pixel too, whose value is never read); else image by image
+                let (images, pixels) = c.batched ? (1, n * imagePixels(y)) : (n, hw[y].0 * hw[y].1)
+                for i in 0..<images {
+                    if y == featureTensor {
+                        a.out_f32 = ws.features + i * imagePixels(y) * d
+                    } else {
+                        a.out_u8 = image(y, i)
+                    }
+                    if let r { a.residual = UnsafePointer(image(r, i)) }
+                    let input = UncheckedSendable(UnsafePointer(image(x, i)))
+                    let args = UncheckedSendable(a)
+                    ws.indirection[k].withUnsafeBufferPointer { ind in
+                        let ind = UncheckedSendable(ind.baseAddress!)
+                        split(pixels, workers: workers) { _, p0, p1 in
+                            withUnsafePointer(to: args.value) { probe_qconv($0, input.value, ind.value, Int32(p0), Int32(p1)) }
+                        }
                     }
                 }
             case .winograd(let c, let x, let y, let r):
                 fillPadding(x)  // (zeros)
                 var a = c.arguments
                 (a.height, a.width) = (Int32(hw[x].0), Int32(hw[x].1))
+                a.image_pixels = Int32(imagePixels(x))
                 if y == featureTensor {
                     a.epilogue.out_f32 = ws.features
-                    a.epilogue.out_stride = Int32(c.geometry.outChannels)
+                    a.epilogue.out_stride = Int32(d)
                 } else {
                     a.epilogue.out_u8 = at(y)
                     a.epilogue.out_stride = Int32(pixelStride[y])
@@ -215,31 +233,38 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
                 }
                 let input = UncheckedSendable(UnsafePointer(at(x)))
                 let args = UncheckedSendable(a), scratch = UncheckedSendable(ws.scratch)
-                split(WinogradConv.tiles(height: hw[x].0, width: hw[x].1), workers: min(workers, ws.scratch.count)) { w, t0, t1 in
+                split(n * WinogradConv.tiles(height: hw[x].0, width: hw[x].1), workers: min(workers, ws.scratch.count)) { w, t0, t1 in
                     withUnsafePointer(to: args.value) { probe_qwino($0, input.value, Int32(t0), Int32(t1), scratch.value[w]) }
                 }
             case .depthwise(let c, let x, let y):
                 let (h, w) = hw[x], ch = c.geometry.inChannels, stride = Int32(pixelStride[x])
-                let input = UncheckedSendable(UnsafePointer(at(x))), output = UncheckedSendable(at(y))
-                split(hw[y].0, workers: workers) { _, r0, r1 in
-                    probe_qdwconv3x3(input.value, Int32(h), Int32(w), Int32(ch), stride, Int32(c.geometry.stride),
-                                     c.weights, c.accOffset, c.scale, c.bias, c.activationCode,
-                                     c.arguments.out_inv_scale, c.arguments.out_zero, output.value, Int32(r0), Int32(r1))
+                for i in 0..<n {
+                    let input = UncheckedSendable(UnsafePointer(image(x, i))), output = UncheckedSendable(image(y, i))
+                    split(hw[y].0, workers: workers) { _, r0, r1 in
+                        probe_qdwconv3x3(input.value, Int32(h), Int32(w), Int32(ch), stride, Int32(c.geometry.stride),
+                                         c.weights, c.accOffset, c.scale, c.bias, c.activationCode,
+                                         c.arguments.out_inv_scale, c.arguments.out_zero, output.value, Int32(r0), Int32(r1))
+                    }
                 }
             case .maxPool(let x, let y):
-                probe_qmaxpool3x3s2(at(x), Int32(hw[x].0), Int32(hw[x].1), Int32(pixelStride[x]), at(y))
+                for i in 0..<n {
+                    probe_qmaxpool3x3s2(image(x, i), Int32(hw[x].0), Int32(hw[x].1), Int32(pixelStride[x]), image(y, i))
+                }
             }
         }
-        // global average pool of the float output, pixel by pixel in order
+        // global average pool of each image's float output, pixel by pixel in order
         let (fh, fw) = hw[featureTensor]
-        let d = featureDimension, n = fh * fw
-        for ch in 0..<d { features[ch] = 0 }
-        for p in 0..<n {
-            let row = ws.features + p * d
-            for ch in 0..<d { features[ch] += row[ch] }
+        let pixels = fh * fw
+        let inv = 1 / Float(pixels)
+        for i in 0..<n {
+            let f = features + i * d, rows = ws.features + i * (pixels + 1) * d
+            for ch in 0..<d { f[ch] = 0 }
+            for p in 0..<pixels {
+                let row = rows + p * d
+                for ch in 0..<d { f[ch] += row[ch] }
+            }
+            for ch in 0..<d { f[ch] *= inv }
         }
-        let inv = 1 / Float(n)
-        for ch in 0..<d { features[ch] *= inv }
     }
 
     /// Runs `body(worker, begin, end)` on pieces of 0..<count, on up to `workers` threads (the
@@ -430,28 +455,41 @@ final class QuantizedConv: @unchecked Sendable {
     }
 
     /// For each output pixel and tap, the byte offset of the input pixel it reads (padding: the
-    /// pixel after the last, which holds the zero point).
-    func indirection(height h: Int, width w: Int, pixelStride: Int) -> [Int32] {
+    /// pixel after the image's last, which holds the zero point). `images` > 1: that many images,
+    /// each followed by its padding pixel, in the input and the output (whose padding pixel is an
+    /// output pixel too, all of its taps on the padding: a value nothing reads).
+    func indirection(height h: Int, width w: Int, pixelStride: Int, images: Int = 1) -> [Int32] {
         let g = geometry
         let (oh, ow) = g.outputSize(height: h, width: w)
         let taps = g.kernelH * g.kernelW
-        let pad = Int32(h * w * pixelStride)
-        var out = [Int32](repeating: pad, count: oh * ow * taps)
-        for y in 0..<oh {
-            for x in 0..<ow {
-                for ky in 0..<g.kernelH {
-                    let iy = y * g.stride + ky - g.padding
-                    guard iy >= 0 && iy < h else { continue }
-                    for kx in 0..<g.kernelW {
-                        let ix = x * g.stride + kx - g.padding
-                        guard ix >= 0 && ix < w else { continue }
-                        out[(y * ow + x) * taps + ky * g.kernelW + kx] = Int32((iy * w + ix) * pixelStride)
+        let outPixels = images > 1 ? oh * ow + 1 : oh * ow
+        var out: [Int32] = []
+        out.reserveCapacity(images * outPixels * taps)
+        for i in 0..<images {
+            let base = i * (h * w + 1) * pixelStride
+            var one = [Int32](repeating: Int32(base + h * w * pixelStride), count: outPixels * taps)
+            for y in 0..<oh {
+                for x in 0..<ow {
+                    for ky in 0..<g.kernelH {
+                        let iy = y * g.stride + ky - g.padding
+                        guard iy >= 0 && iy < h else { continue }
+                        for kx in 0..<g.kernelW {
+                            let ix = x * g.stride + kx - g.padding
+                            guard ix >= 0 && ix < w else { continue }
+                            one[(y * ow + x) * taps + ky * g.kernelW + kx] = Int32(base + (iy * w + ix) * pixelStride)
+                        }
                     }
                 }
             }
+            out += one
         }
         return out
     }
+
+    /// Whether the network runs this convolution once over a group of images rather than image
+    /// by image: when its weights are large (256 KB and up: ResNet's 14x14 and 7x7 layers), so
+    /// that they are read once for the group.
+    var batched: Bool { geometry.groups == 1 && Int(arguments.taps) * Int(arguments.cin_stride) * geometry.outChannels >= 256 << 10 }
 }
 
 /// One image's buffers of a quantized network: a byte buffer per slot, the quantized input, the

@@ -13,8 +13,11 @@ import NN
 final class WinogradConv: @unchecked Sendable {
     let geometry: ConvGeometry
     let inputStride: Int
-    /// Tiles per pass: the 16 positions' float sums of a pass (64 x tiles x output channels bytes)
-    /// stay within 256 KB, in L2 until the output transform reads them.
+    /// Tiles per pass (a multiple of the VNNI kernel's 6 pixels): the 16 positions' int32 sums of a
+    /// pass (64 x tiles x output channels bytes) stay within 256 KB, in L2 until the output
+    /// transform reads them; a layer whose transformed weights are larger than that (16 x 256 x 256
+    /// bytes and up) takes 126 tiles a pass instead, since each pass reads all its weights (ResNet's
+    /// 7x7 and 14x14 layers, whose group of images runs together: one or two passes per group).
     let blockTiles: Int
     private let mult: UnsafeMutablePointer<Int16>
     private let gemm: UnsafeMutablePointer<probe_qconv_args>
@@ -37,27 +40,31 @@ final class WinogradConv: @unchecked Sendable {
         self.output = output
         self.residual = residual
         let oc = g.outChannels, cin = g.inChannels
-        blockTiles = 16 * cin * oc <= 256 << 10 ? max(6, min(60, 4096 / max(1, oc) / 6 * 6)) : 64
+        blockTiles = 16 * cin * oc <= 256 << 10 ? max(6, min(60, 4096 / max(1, oc) / 6 * 6)) : 126
         // U = G g G^T of each (output, input) channel pair, the input channel's scale folded in:
         // u[(p * oc + o) * cin + ch]
         var u = [Float](repeating: 0, count: 16 * oc * cin)
+        // w = g (9), t = G g (4 x 3), then each row of t times G^T, with G's rows (1, 0, 0),
+        // (1/2, 1/2, 1/2), (1/2, -1/2, 1/2), (0, 0, 1)
+        let w = UnsafeMutablePointer<Double>.allocate(capacity: 21), t = w + 9
+        defer { w.deallocate() }
         for o in 0..<oc {
             for ch in 0..<cin {
                 let base = (o * cin + ch) * 9, s = Double(input.scale[ch])
-                var g = [Double](repeating: 0, count: 9), t = [Double](repeating: 0, count: 12)
-                for k in 0..<9 { g[k] = Double(c.weight[base + k]) * s }
-                // t = G g (4 x 3), then each row of t times G^T: with G's rows (1, 0, 0),
-                // (1/2, 1/2, 1/2), (1/2, -1/2, 1/2), (0, 0, 1)
+                for k in 0..<9 { w[k] = Double(c.weight[base + k]) * s }
                 for k in 0..<3 {
-                    t[k] = g[k]
-                    t[3 + k] = (g[k] + g[3 + k] + g[6 + k]) * 0.5
-                    t[6 + k] = (g[k] - g[3 + k] + g[6 + k]) * 0.5
-                    t[9 + k] = g[6 + k]
+                    t[k] = w[k]
+                    t[3 + k] = (w[k] + w[3 + k] + w[6 + k]) * 0.5
+                    t[6 + k] = (w[k] - w[3 + k] + w[6 + k]) * 0.5
+                    t[9 + k] = w[6 + k]
                 }
                 for i in 0..<4 {
                     let (a, b, d) = (t[3 * i], t[3 * i + 1], t[3 * i + 2])
-                    let row = [a, (a + b + d) * 0.5, (a - b + d) * 0.5, d]
-                    for l in 0..<4 { u[((i * 4 + l) * oc + o) * cin + ch] = Float(row[l]) }
+                    let row = i * 4 * oc * cin + o * cin + ch, step = oc * cin
+                    u[row] = Float(a)
+                    u[row + step] = Float((a + b + d) * 0.5)
+                    u[row + 2 * step] = Float((a - b + d) * 0.5)
+                    u[row + 3 * step] = Float(d)
                 }
             }
         }
@@ -181,7 +188,8 @@ extension QuantizedNetwork {
         var out = features
         for n in 0..<count {
             out.withUnsafeMutableBufferPointer { f in
-                forward(ws: ws, workers: driver.options.workers, input: images + n * 3 * height * width, features: f.baseAddress!) { i, input, h, w in
+                forward(ws: ws, workers: driver.options.workers, input: images + n * 3 * height * width, count: 1,
+                        features: f.baseAddress!) { i, _, input, h, w in
                     guard let e = eligible[i] else { return }
                     hist[i]!.withUnsafeMutableBufferPointer {
                         probe_qwino_histogram(input, Int32(h), Int32(w), Int32(e.channels), Int32(self.pixelStride[e.x]), $0.baseAddress!)

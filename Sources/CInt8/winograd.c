@@ -61,7 +61,8 @@ static inline __attribute__((always_inline)) void wino_patch(const uint8_t *inpu
     for (int p = 0; p < 16; p++) off[p] = probe_wino_offset(p);                                              \
     for (int t = t0; t < t1; t++) {                                                                          \
         const uint8_t *px[16];                                                                               \
-        wino_patch(input, pad, height, width, cs, t, px);                                                    \
+        const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;                                 \
+        wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);                \
         uint8_t *o = v + (size_t)(t - t0) * cs;                                                              \
         for (int c = 0; c < cs; c++) {                                                                       \
             int32_t d[16], w[16];                                                                            \
@@ -71,8 +72,9 @@ static inline __attribute__((always_inline)) void wino_patch(const uint8_t *inpu
         }                                                                                                    \
     }
 
-static void wino_input_scalar(const uint8_t *input, const uint8_t *pad, int height, int width, int cs, int t0, int t1,
+static void wino_input_scalar(const uint8_t *input, size_t image_pixels, int height, int width, int cs, int t0, int t1,
                               const int16_t *mult, uint8_t *v, size_t pos_stride) {
+    const int tpi = ((height + 1) / 2) * ((width + 1) / 2);
     WINO_INPUT_BODY
 }
 
@@ -100,15 +102,17 @@ static void wino_input_scalar(const uint8_t *input, const uint8_t *pad, int heig
         w[4 * i + 3] = SUB(r[4 * i + 1], r[4 * i + 3]);                                                      \
     }
 
-static TARGET_AVX512 void wino_input_avx512(const uint8_t *input, const uint8_t *pad, int height, int width, int cs, int t0,
+static TARGET_AVX512 void wino_input_avx512(const uint8_t *input, size_t image_pixels, int height, int width, int cs, int t0,
                                             int t1, const int16_t *mult, uint8_t *v, size_t pos_stride) {
+    const int tpi = ((height + 1) / 2) * ((width + 1) / 2);
     __m512i mv[16];
     for (int p = 0; p < 16; p++) mv[p] = _mm512_set1_epi16(mult[p]);
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     const int cv = cs / 32 * 32;
     for (int t = t0; t < t1; t++) {
         const uint8_t *px[16];
-        wino_patch(input, pad, height, width, cs, t, px);
+        const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;
+        wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);
         uint8_t *o = v + (size_t)(t - t0) * cs;
         for (int c = 0; c < cv; c += 32) {
             __m512i d[16];
@@ -131,15 +135,17 @@ static TARGET_AVX512 void wino_input_avx512(const uint8_t *input, const uint8_t 
     }
 }
 
-static TARGET_AVX2 void wino_input_avx2(const uint8_t *input, const uint8_t *pad, int height, int width, int cs, int t0,
+static TARGET_AVX2 void wino_input_avx2(const uint8_t *input, size_t image_pixels, int height, int width, int cs, int t0,
                                         int t1, const int16_t *mult, uint8_t *v, size_t pos_stride) {
+    const int tpi = ((height + 1) / 2) * ((width + 1) / 2);
     __m256i mv[16];
     for (int p = 0; p < 16; p++) mv[p] = _mm256_set1_epi16(mult[p]);
     const __m128i flip = _mm_set1_epi8((char)0x80);
     const int cv = cs / 16 * 16;
     for (int t = t0; t < t1; t++) {
         const uint8_t *px[16];
-        wino_patch(input, pad, height, width, cs, t, px);
+        const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;
+        wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);
         uint8_t *o = v + (size_t)(t - t0) * cs;
         for (int c = 0; c < cv; c += 16) {
             __m256i d[16];
@@ -172,9 +178,11 @@ static TARGET_AVX2 void wino_input_avx2(const uint8_t *input, const uint8_t *pad
 // Channels [o0, o1) of one tile, one channel at a time (the scalar version; the SIMD versions'
 // remainder).
 static inline __attribute__((always_inline)) void wino_output_channels(const probe_qconv_args *e, const float *const scale[16],
-                                                                        int height, int width, int t, const int32_t *mt,
-                                                                        size_t pos_stride, int o0, int o1) {
-    const int tiles_w = (width + 1) / 2, ty = t / tiles_w, tx = t % tiles_w;
+                                                                        int height, int width, size_t image_pixels, int t,
+                                                                        const int32_t *mt, size_t pos_stride, int o0, int o1) {
+    const int tiles_w = (width + 1) / 2, tpi = ((height + 1) / 2) * tiles_w;
+    const size_t first = (size_t)(t / tpi) * image_pixels;
+    const int ty = t % tpi / tiles_w, tx = t % tpi % tiles_w;
     for (int o = o0; o < o1; o++) {
         float a[16], r0[4], r1[4], y[4];
         for (int p = 0; p < 16; p++) a[p] = (float)mt[(size_t)p * pos_stride + o] * scale[p][o];
@@ -191,7 +199,7 @@ static inline __attribute__((always_inline)) void wino_output_channels(const pro
         for (int k = 0; k < 4; k++) {
             int yy = 2 * ty + k / 2, xx = 2 * tx + k % 2;
             if (yy >= height || xx >= width) continue;
-            size_t pixel = (size_t)yy * width + xx;
+            size_t pixel = first + (size_t)yy * width + xx;
             float val = y[k] + e->bias[o];
             if (e->residual) val = val + (float)((int32_t)e->residual[pixel * e->res_stride + o] - e->res_zero[o]) * e->res_scale[o];
             val = probe_activate(val, e->activation);
@@ -201,10 +209,11 @@ static inline __attribute__((always_inline)) void wino_output_channels(const pro
     }
 }
 
-static void wino_output_scalar(const probe_qconv_args *e, const float *const scale[16], int height, int width, int t0, int t1,
-                               const int32_t *m, size_t pos_stride) {
+static void wino_output_scalar(const probe_qconv_args *e, const float *const scale[16], int height, int width,
+                               size_t image_pixels, int t0, int t1, const int32_t *m, size_t pos_stride) {
     for (int t = t0; t < t1; t++)
-        wino_output_channels(e, scale, height, width, t, m + (size_t)(t - t0) * e->out_channels, pos_stride, 0, e->out_channels);
+        wino_output_channels(e, scale, height, width, image_pixels, t, m + (size_t)(t - t0) * e->out_channels, pos_stride, 0,
+                             e->out_channels);
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -212,20 +221,22 @@ static void wino_output_scalar(const probe_qconv_args *e, const float *const sca
 // minps(r, 6) is r < 6 ? r : 6, cvtps2dq rounds to nearest even as rintf).
 #define WINO_OUTPUT_SIMD(NAME, TARGET, W, VEC, IVEC, LOAD, ADD, SUB, MUL, MAX, MIN, SET1, CVT_I2F, CVT_F2I, IADD, IMAX, IMIN, \
                          ISET1, LOAD_U8_EPI32, LOAD_I32, STORE, STORE_U8)                                    \
-    static TARGET void NAME(const probe_qconv_args *e, const float *const scale[16], int height, int width, int t0, int t1, \
-                            const int32_t *m, size_t ps) {                                                   \
+    static TARGET void NAME(const probe_qconv_args *e, const float *const scale[16], int height, int width,          \
+                            size_t image_pixels, int t0, int t1, const int32_t *m, size_t ps) {             \
         const int oc = e->out_channels, tiles_w = (width + 1) / 2, ov = oc / W * W, act = e->activation;   \
+        const int tpi = ((height + 1) / 2) * tiles_w;                                                        \
         const VEC zero = SET1(0.0f), six = SET1(6.0f), lo = SET1(-512.0f), hi = SET1(512.0f);                \
         const IVEC qmin = ISET1(0), qmax = ISET1(PROBE_Q_MAX);                                               \
         for (int t = t0; t < t1; t++) {                                                                      \
-            const int ty = t / tiles_w, tx = t % tiles_w;                                                    \
+            const int ty = t % tpi / tiles_w, tx = t % tpi % tiles_w;                                        \
+            const size_t first = (size_t)(t / tpi) * image_pixels;                                           \
             const int32_t *mt = m + (size_t)(t - t0) * oc;                                                   \
             size_t pixel[4];                                                                                 \
             int valid[4];                                                                                    \
             for (int k = 0; k < 4; k++) {                                                                    \
                 int yy = 2 * ty + k / 2, xx = 2 * tx + k % 2;                                                \
                 valid[k] = yy < height && xx < width;                                                        \
-                pixel[k] = (size_t)yy * width + xx;                                                          \
+                pixel[k] = first + (size_t)yy * width + xx;                                                  \
             }                                                                                                \
             for (int o = 0; o < ov; o += W) {                                                                \
                 VEC a[16], r0[4], r1[4], y[4];                                                               \
@@ -261,7 +272,7 @@ static void wino_output_scalar(const probe_qconv_args *e, const float *const sca
                     }                                                                                        \
                 }                                                                                            \
             }                                                                                                \
-            wino_output_channels(e, scale, height, width, t, mt, ps, ov, oc);                                \
+            wino_output_channels(e, scale, height, width, image_pixels, t, mt, ps, ov, oc);                  \
         }                                                                                                    \
     }
 
@@ -309,17 +320,17 @@ void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int t0, int t1
     for (int p = 0; p < 16; p++) scale[p] = a->gemm[p].scale;
     int32_t *ind = (int32_t *)(m + (size_t)16 * bt * oc);
     for (int i = 0; i < bt; i++) ind[i] = i * cs;
-    const uint8_t *pad = input + (size_t)a->height * a->width * cs;
+    const size_t ip = a->image_pixels > 0 ? (size_t)a->image_pixels : (size_t)a->height * a->width + 1;
     int kernel = probe_int8_kernel();
     for (int tb = t0; tb < t1; tb += bt) {
         int te = t1 - tb > bt ? tb + bt : t1;
         size_t vstride = (size_t)bt * cs, mstride = (size_t)bt * oc;
 #if defined(__x86_64__) || defined(_M_X64)
-        if (kernel == PROBE_INT8_VNNI) wino_input_avx512(input, pad, a->height, a->width, cs, tb, te, a->mult, v, vstride);
-        else if (kernel == PROBE_INT8_AVX2) wino_input_avx2(input, pad, a->height, a->width, cs, tb, te, a->mult, v, vstride);
+        if (kernel == PROBE_INT8_VNNI) wino_input_avx512(input, ip, a->height, a->width, cs, tb, te, a->mult, v, vstride);
+        else if (kernel == PROBE_INT8_AVX2) wino_input_avx2(input, ip, a->height, a->width, cs, tb, te, a->mult, v, vstride);
         else
 #endif
-            wino_input_scalar(input, pad, a->height, a->width, cs, tb, te, a->mult, v, vstride);
+            wino_input_scalar(input, ip, a->height, a->width, cs, tb, te, a->mult, v, vstride);
         for (int p = 0; p < 16; p++) {
             probe_qconv_args g = a->gemm[p];
             g.out_i32 = m + (size_t)p * mstride;
@@ -330,11 +341,11 @@ void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int t0, int t1
             probe_qconv(&g, v + (size_t)p * vstride, ind, 0, te - tb);
         }
 #if defined(__x86_64__) || defined(_M_X64)
-        if (kernel == PROBE_INT8_VNNI) wino_output_avx512(&a->epilogue, scale, a->height, a->width, tb, te, m, mstride);
-        else if (kernel == PROBE_INT8_AVX2) wino_output_avx2(&a->epilogue, scale, a->height, a->width, tb, te, m, mstride);
+        if (kernel == PROBE_INT8_VNNI) wino_output_avx512(&a->epilogue, scale, a->height, a->width, ip, tb, te, m, mstride);
+        else if (kernel == PROBE_INT8_AVX2) wino_output_avx2(&a->epilogue, scale, a->height, a->width, ip, tb, te, m, mstride);
         else
 #endif
-            wino_output_scalar(&a->epilogue, scale, a->height, a->width, tb, te, m, mstride);
+            wino_output_scalar(&a->epilogue, scale, a->height, a->width, ip, tb, te, m, mstride);
     }
 }
 
@@ -343,7 +354,7 @@ void probe_qwino_histogram(const uint8_t *input, int height, int width, int chan
     int tiles = ((height + 1) / 2) * ((width + 1) / 2);
     for (int t = 0; t < tiles; t++) {
         const uint8_t *px[16];
-        wino_patch(input, NULL, height, width, cs, t, px);
+        wino_patch(input, NULL, height, width, cs, t, px);  // (outside: NULL, read as 0 below)
         for (int c = 0; c < channels; c++) {
             int32_t d[16], w[16];
             for (int k = 0; k < 16; k++) d[k] = px[k] ? px[k][c] : zeros[0];

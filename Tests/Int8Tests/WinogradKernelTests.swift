@@ -16,13 +16,15 @@ private struct Wino {
     var activation: Int32
     var residual: [UInt8]?          // pixels x oc (stride oc), zero point 3, scale 0.25
     var f32Output: Bool
-    var input: [UInt8]              // (height * width + 1) x cinStride, the last pixel zeros
+    var input: [UInt8]              // images x (height * width + 1) x cinStride, each image's last pixel zeros
+    var images = 1
     var cinStride: Int { (cin + 3) / 4 * 4 }
-    var tiles: Int { ((height + 1) / 2) * ((width + 1) / 2) }
+    var imagePixels: Int { height * width + 1 }
+    var tiles: Int { images * ((height + 1) / 2) * ((width + 1) / 2) }
 
     /// probe_qwino over `ranges` of tiles, `blockTiles` per pass; the output's bytes.
     func run(_ ranges: [(Int, Int)], blockTiles: Int) -> [UInt8] {
-        let pixels = height * width, cs = cinStride
+        let pixels = images * imagePixels, cs = cinStride
         let out = Buffer<UInt8>(repeating: 0xAB, count: pixels * oc * (f32Output ? 4 : 1))
         var keep: [AnyObject] = []
         var gemm: [probe_qconv_args] = []
@@ -45,6 +47,7 @@ private struct Wino {
         let inv = Buffer((0..<oc).map { Float(1) / Float(0.5 + Double($0 % 5) * 0.3) }), outZero = Buffer((0..<oc).map { Int32($0 % 7) })
         var a = probe_qwino_args()
         a.height = Int32(height); a.width = Int32(width); a.in_stride = Int32(cs); a.block_tiles = Int32(blockTiles)
+        a.image_pixels = Int32(imagePixels)
         a.mult = UnsafePointer(multBuffer.pointer); a.gemm = UnsafePointer(gemmBuffer.pointer)
         a.epilogue.out_channels = Int32(oc); a.epilogue.bias = UnsafePointer(biasBuffer.pointer); a.epilogue.activation = activation
         if let res {
@@ -102,6 +105,7 @@ final class WinogradKernelTests: XCTestCase {
             let cs = (cin + 3) / 4 * 4
             var input = [UInt8](repeating: 0, count: (h * w + 1) * cs)
             for p in 0..<(h * w) { for c in 0..<cin { input[p * cs + c] = UInt8(rng.int(0...15)) } }
+            let pixels = h * w + 1  // the output's last pixel (the padding pixel's place) is not written
             let g = (0..<(oc * cin * 9)).map { _ in Double(4 * rng.int(-1...1)) }
             var u = [[Int8]](repeating: [Int8](repeating: 0, count: oc * cin), count: 16)
             for o in 0..<oc {
@@ -117,7 +121,11 @@ final class WinogradKernelTests: XCTestCase {
                             scales: [[Float]](repeating: [Float](repeating: 1, count: oc), count: 16),
                             bias: [Float](repeating: 0, count: oc), activation: Int32(PROBE_ACT_NONE), residual: nil,
                             f32Output: true, input: input)
-            var expected = [Float](repeating: 0, count: h * w * oc)
+            var expected = [Float](repeating: 0, count: pixels * oc)
+            withUnsafeBytes(of: UInt32(0xABAB_ABAB)) { b in
+                let untouched = b.load(as: Float.self)
+                for o in 0..<oc { expected[h * w * oc + o] = untouched }
+            }
             for y in 0..<h {
                 for x in 0..<w {
                     for o in 0..<oc {
@@ -136,7 +144,7 @@ final class WinogradKernelTests: XCTestCase {
             for k in kernels {
                 XCTAssertEqual(probe_int8_use_kernel(k), 0)
                 let got = floats(wino.run([(0, wino.tiles)], blockTiles: rng.int(1...7)))
-                XCTAssertEqual(got, expected, "trial \(trial) kernel \(k): \(h)x\(w), \(cin) -> \(oc)")
+                XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "trial \(trial) kernel \(k): \(h)x\(w), \(cin) -> \(oc)")
             }
         }
     }
@@ -155,7 +163,7 @@ final class WinogradKernelTests: XCTestCase {
             let wino = Wino(height: h, width: w, cin: cin, oc: oc, u: u, mult: (0..<16).map { _ in Int16(rng.int(1...32767)) },
                             scales: (0..<16).map { _ in (0..<oc).map { _ in Float(rng.int(1...1000)) * 1e-5 } },
                             bias: (0..<oc).map { _ in Float(rng.int(-500...500)) * 0.01 },
-                            activation: Int32(rng.int(0...2)), residual: rng.chance(0.5) ? (0..<(h * w * oc)).map { _ in UInt8(rng.int(0...255)) } : nil,
+                            activation: Int32(rng.int(0...2)), residual: rng.chance(0.5) ? (0..<((h * w + 1) * oc)).map { _ in UInt8(rng.int(0...255)) } : nil,
                             f32Output: rng.chance(0.3), input: input)
             XCTAssertEqual(probe_int8_use_kernel(Int32(PROBE_INT8_SCALAR)), 0)
             let reference = wino.run([(0, wino.tiles)], blockTiles: 64)
@@ -167,6 +175,38 @@ final class WinogradKernelTests: XCTestCase {
                 XCTAssertEqual(probe_int8_use_kernel(k), 0)
                 XCTAssertEqual(wino.run([(0, wino.tiles)], blockTiles: rng.int(1...13)), reference, "trial \(trial) kernel \(k)")
                 XCTAssertEqual(wino.run([(cut, wino.tiles), (0, cut)], blockTiles: 6), reference, "trial \(trial) kernel \(k), split")
+            }
+        }
+    }
+
+    /// Several images in one call (tile t of image t / T, each image's pixels from i x image_pixels):
+    /// each image's bytes those of its own call, on every version.
+    func testImagesOfAGroup() {
+        var rng = SplitMix64(state: 5)
+        for trial in 0..<20 {
+            let h = rng.int(1...9), w = rng.int(1...9), cin = rng.int(1...40), oc = rng.int(1...40), n = rng.int(2...4)
+            let cs = (cin + 3) / 4 * 4, ip = h * w + 1
+            var input = [UInt8](repeating: 0, count: n * ip * cs)
+            for i in 0..<n { for p in 0..<(h * w) { for c in 0..<cin { input[(i * ip + p) * cs + c] = UInt8(rng.int(0...255)) } } }
+            let residual = (0..<(n * ip * oc)).map { _ in UInt8(rng.int(0...255)) }
+            var group = Wino(height: h, width: w, cin: cin, oc: oc,
+                             u: (0..<16).map { _ in (0..<(oc * cin)).map { _ in Int8(rng.int(-64...64)) } },
+                             mult: (0..<16).map { _ in Int16(rng.int(2000...32767)) },
+                             scales: (0..<16).map { _ in (0..<oc).map { _ in Float(rng.int(1...1000)) * 1e-5 } },
+                             bias: (0..<oc).map { _ in Float(rng.int(-500...500)) * 0.01 }, activation: Int32(PROBE_ACT_RELU),
+                             residual: residual, f32Output: false, input: input)
+            group.images = n
+            for k in kernels {
+                XCTAssertEqual(probe_int8_use_kernel(k), 0)
+                let all = group.run([(0, group.tiles)], blockTiles: rng.int(1...20))
+                for i in 0..<n {
+                    var one = group
+                    one.images = 1
+                    one.input = Array(input[(i * ip * cs)..<((i + 1) * ip * cs)])
+                    one.residual = Array(residual[(i * ip * oc)..<((i + 1) * ip * oc)])
+                    XCTAssertEqual(Array(all[(i * ip * oc)..<((i + 1) * ip * oc)]), one.run([(0, one.tiles)], blockTiles: 6),
+                                   "trial \(trial) kernel \(k) image \(i)")
+                }
             }
         }
     }

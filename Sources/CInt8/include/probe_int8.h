@@ -143,6 +143,9 @@ typedef struct {
     int32_t height, width;            // input size = output size
     int32_t in_stride;                // input pixel stride (a multiple of 4)
     int32_t block_tiles;              // tiles per pass (scratch: probe_qwino_scratch_bytes)
+    int32_t image_pixels;             // several images: image i's input, output and residual pixels
+                                      // start at pixel i x image_pixels (>= height x width + 1, the
+                                      // input's padding pixel after each image's); 0: height x width + 1
     const int16_t *mult;              // [16]
     const probe_qconv_args *gemm;     // [16]: taps 1, cin_stride in_stride, scale (outputs set by probe_qwino)
     probe_qconv_args epilogue;        // out_channels, bias, activation, residual and outputs
@@ -154,8 +157,9 @@ uint8_t probe_wino_quantize(int32_t v, int32_t mult, int32_t offset);
 int probe_wino_offset(int position);
 /// Bytes of one worker's scratch for probe_qwino.
 size_t probe_qwino_scratch_bytes(int block_tiles, int in_stride, int out_channels);
-/// Tiles [tile_begin, tile_end) of the convolution `a` (the input has one more pixel after its
-/// height x width, all zeros: the padding). `scratch`: probe_qwino_scratch_bytes, one per worker.
+/// Tiles [tile_begin, tile_end) of the convolution `a`: tile t is tile t % T of image t / T (T tiles
+/// an image); each image's input has one more pixel after its height x width, all zeros: the
+/// padding. `scratch`: probe_qwino_scratch_bytes, one per worker.
 void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int tile_begin, int tile_end, void *scratch);
 /// Adds the transformed values V of every tile and channel < `channels` of an input (as above) to
 /// hist[p * (2 * PROBE_WINO_VMAX + 1) + V + PROBE_WINO_VMAX] (calibration of mult).
