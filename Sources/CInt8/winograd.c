@@ -55,27 +55,33 @@ static inline __attribute__((always_inline)) void wino_patch(const uint8_t *inpu
     }
 }
 
-// Input transform of tiles [t0, t1) into v[p * pos_stride + (t - t0) * cs + c].
-#define WINO_INPUT_BODY                                                                                      \
-    int32_t off[16];                                                                                         \
-    for (int p = 0; p < 16; p++) off[p] = probe_wino_offset(p);                                              \
-    for (int t = t0; t < t1; t++) {                                                                          \
-        const uint8_t *px[16];                                                                               \
-        const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;                                 \
-        wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);                \
-        uint8_t *o = v + (size_t)(t - t0) * cs;                                                              \
-        for (int c = 0; c < cs; c++) {                                                                       \
-            int32_t d[16], w[16];                                                                            \
-            for (int k = 0; k < 16; k++) d[k] = px[k][c];                                                    \
-            wino_transform(d, w);                                                                            \
-            for (int p = 0; p < 16; p++) o[(size_t)p * pos_stride + c] = probe_wino_quantize(w[p], mult[p], off[p]); \
-        }                                                                                                    \
+// Input transform of channels [c0, c1) of one tile (its 16 pixels px) into o[p * pos_stride + c].
+static inline __attribute__((always_inline)) void wino_input_channels(const uint8_t *const px[16], int c0, int c1,
+                                                                       const int16_t *mult, uint8_t *o, size_t pos_stride) {
+    for (int c = c0; c < c1; c++) {
+        int32_t d[16], w[16];
+        for (int k = 0; k < 16; k++) d[k] = px[k][c];
+        wino_transform(d, w);
+        for (int p = 0; p < 16; p++) o[(size_t)p * pos_stride + c] = probe_wino_quantize(w[p], mult[p], probe_wino_offset(p));
     }
+}
 
+// The 16 input pixels of tile t of a group of images (tile t % tpi of image t / tpi).
+static inline __attribute__((always_inline)) void wino_group_patch(const uint8_t *input, size_t image_pixels, int height, int width,
+                                                                    int cs, int tpi, int t, const uint8_t *px[16]) {
+    const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;
+    wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);
+}
+
+// Input transform of tiles [t0, t1) into v[p * pos_stride + (t - t0) * cs + c].
 static void wino_input_scalar(const uint8_t *input, size_t image_pixels, int height, int width, int cs, int t0, int t1,
                               const int16_t *mult, uint8_t *v, size_t pos_stride) {
     const int tpi = ((height + 1) / 2) * ((width + 1) / 2);
-    WINO_INPUT_BODY
+    for (int t = t0; t < t1; t++) {
+        const uint8_t *px[16];
+        wino_group_patch(input, image_pixels, height, width, cs, tpi, t, px);
+        wino_input_channels(px, 0, cs, mult, v + (size_t)(t - t0) * cs, pos_stride);
+    }
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -111,8 +117,7 @@ static TARGET_AVX512 void wino_input_avx512(const uint8_t *input, size_t image_p
     const int cv = cs / 32 * 32;
     for (int t = t0; t < t1; t++) {
         const uint8_t *px[16];
-        const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;
-        wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);
+        wino_group_patch(input, image_pixels, height, width, cs, tpi, t, px);
         uint8_t *o = v + (size_t)(t - t0) * cs;
         for (int c = 0; c < cv; c += 32) {
             __m512i d[16];
@@ -124,14 +129,7 @@ static TARGET_AVX512 void wino_input_avx512(const uint8_t *input, size_t image_p
                 _mm256_storeu_si256((__m256i *)(o + (size_t)p * pos_stride + c), b);
             }
         }
-        int32_t off[16];
-        for (int p = 0; p < 16; p++) off[p] = probe_wino_offset(p);
-        for (int c = cv; c < cs; c++) {
-            int32_t dd[16], ww[16];
-            for (int k = 0; k < 16; k++) dd[k] = px[k][c];
-            wino_transform(dd, ww);
-            for (int p = 0; p < 16; p++) o[(size_t)p * pos_stride + c] = probe_wino_quantize(ww[p], mult[p], off[p]);
-        }
+        wino_input_channels(px, cv, cs, mult, o, pos_stride);
     }
 }
 
@@ -144,8 +142,7 @@ static TARGET_AVX2 void wino_input_avx2(const uint8_t *input, size_t image_pixel
     const int cv = cs / 16 * 16;
     for (int t = t0; t < t1; t++) {
         const uint8_t *px[16];
-        const uint8_t *base = input + (size_t)(t / tpi) * image_pixels * cs;
-        wino_patch(base, base + (size_t)height * width * cs, height, width, cs, t % tpi, px);
+        wino_group_patch(input, image_pixels, height, width, cs, tpi, t, px);
         uint8_t *o = v + (size_t)(t - t0) * cs;
         for (int c = 0; c < cv; c += 16) {
             __m256i d[16];
@@ -160,14 +157,7 @@ static TARGET_AVX2 void wino_input_avx2(const uint8_t *input, size_t image_pixel
                 _mm_storeu_si128((__m128i *)(o + (size_t)p * pos_stride + c), b);
             }
         }
-        int32_t off[16];
-        for (int p = 0; p < 16; p++) off[p] = probe_wino_offset(p);
-        for (int c = cv; c < cs; c++) {
-            int32_t dd[16], ww[16];
-            for (int k = 0; k < 16; k++) dd[k] = px[k][c];
-            wino_transform(dd, ww);
-            for (int p = 0; p < 16; p++) o[(size_t)p * pos_stride + c] = probe_wino_quantize(ww[p], mult[p], off[p]);
-        }
+        wino_input_channels(px, cv, cs, mult, o, pos_stride);
     }
 }
 #endif
