@@ -195,7 +195,7 @@ public final class QuantizedNetwork: Backbone, @unchecked Sendable {
                 if let observe { for i in 0..<n { observe(k, i, image(x, i), hw[x].0, hw[x].1) } }
                 var a = c.arguments
                 a.out_stride = Int32(y == featureTensor ? d : pixelStride[y])
-                if r != nil { a.res_stride = Int32(pixelStride[r!]) }
+                if let r { a.res_stride = Int32(pixelStride[r]) }
                 // batched: one call over the group's pixels (each image's padding pixel as an output
                 // pixel too, whose value is never read); else image by image
                 let (images, pixels) = c.batched ? (1, n * imagePixels(y)) : (n, hw[y].0 * hw[y].1)

@@ -41,7 +41,7 @@ let extractCommand = Command(
     the CPU has them and give the same bytes on every CPU and thread count. ResNet's 3x3 stride-1
     convolutions run as Winograd F(2x2, 3x3): 16 products per 2x2 output pixels and channel pair
     instead of 36, the transformed input requantized to bytes per Winograd position with a
-    multiplier calibrated on the same images (about 1.2x faster on ResNet-18; on seeded ResNet-18
+    multiplier calibrated on the same images (about 1.3x faster on ResNet-18; on seeded ResNet-18
     weights the features' error against float32 is no larger than with direct convolutions).
     --int8-direct calibrates for direct convolutions only.
 
