@@ -172,33 +172,31 @@ extension QuantizedNetwork {
     /// (16 per such tensor, [] for the others), from the transformed inputs of this network (its
     /// direct convolutions) on `count` images; nil when no convolution can.
     func winogradMultipliers(images: UnsafePointer<Float>, count: Int, height: Int, width: Int) -> [[Int32]]? {
-        var eligible: [Int: (x: Int, channels: Int)] = [:]  // op index -> input tensor
-        var target: [Int: Int] = [:]  // op index -> output tensor
+        var eligible: [Int: (x: Int, y: Int)] = [:]  // op index -> its input and output tensors
         for (i, op) in ops.enumerated() {
             guard case .conv(let c, let x, let y, _) = op, WinogradConv.eligible(c.geometry, input: quantization[x]) else { continue }
-            eligible[i] = (x, tensorChannels[x])
-            target[i] = y
+            eligible[i] = (x, y)
         }
         guard !eligible.isEmpty else { return nil }
         let bins = 2 * Int(PROBE_WINO_VMAX) + 1
         var hist = [Int: [Int64]]()
         for i in eligible.keys { hist[i] = [Int64](repeating: 0, count: 16 * bins) }
         let ws = makeWorkspace(height, width, driver.options)
-        let features = [Float](repeating: 0, count: featureDimension)
-        var out = features
-        for n in 0..<count {
+        var out = [Float](repeating: 0, count: Self.group * featureDimension)
+        for first in stride(from: 0, to: count, by: Self.group) {
             out.withUnsafeMutableBufferPointer { f in
-                forward(ws: ws, workers: driver.options.workers, input: images + n * 3 * height * width, count: 1,
-                        features: f.baseAddress!) { i, _, input, h, w in
+                forward(ws: ws, workers: driver.options.workers, input: images + first * 3 * height * width,
+                        count: min(Self.group, count - first), features: f.baseAddress!) { i, _, input, h, w in
                     guard let e = eligible[i] else { return }
                     hist[i]!.withUnsafeMutableBufferPointer {
-                        probe_qwino_histogram(input, Int32(h), Int32(w), Int32(e.channels), Int32(self.pixelStride[e.x]), $0.baseAddress!)
+                        probe_qwino_histogram(input, Int32(h), Int32(w), Int32(self.tensorChannels[e.x]), Int32(self.pixelStride[e.x]),
+                                              $0.baseAddress!)
                     }
                 }
             }
         }
         var result = [[Int32]](repeating: [], count: tensorChannels.count)
-        for (i, y) in target {
+        for (i, (_, y)) in eligible {
             result[y] = (0..<16).map { p in
                 hist[i]!.withUnsafeBufferPointer {
                     WinogradConv.multiplier(histogram: UnsafeBufferPointer(rebasing: $0[p * bins ..< (p + 1) * bins]),

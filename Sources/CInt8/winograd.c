@@ -1,9 +1,8 @@
 // Winograd F(2x2, 3x3) for int8 convolutions (3x3, stride 1, padding 1, input zero points 0): see
-// include/probe_int8.h. The input transform is integer arithmetic and the output transform one
-// fixed sequence of IEEE operations per element, written once here and compiled for each CPU
-// version with a target attribute (the compiler vectorizes over channels; lanes change nothing);
-// the 16 products in between are probe_qconv's, exact on every version. So every version gives the
-// same bytes.
+// include/probe_int8.h. The input transform is integer arithmetic (the AVX-512 and AVX2 versions in
+// 16-bit lanes, exact), the output transform one fixed sequence of IEEE operations per element (the
+// SIMD versions the scalar one's, lane by lane), and the 16 products in between are probe_qconv's,
+// exact on every version. So every version gives the same bytes.
 #include "int8_internal.h"
 #include <string.h>
 
@@ -340,14 +339,13 @@ void probe_qwino(const probe_qwino_args *a, const uint8_t *input, int t0, int t1
 }
 
 void probe_qwino_histogram(const uint8_t *input, int height, int width, int channels, int cs, int64_t *hist) {
-    static const uint8_t zeros[4] = {0, 0, 0, 0};
     int tiles = ((height + 1) / 2) * ((width + 1) / 2);
     for (int t = 0; t < tiles; t++) {
         const uint8_t *px[16];
         wino_patch(input, NULL, height, width, cs, t, px);  // (outside: NULL, read as 0 below)
         for (int c = 0; c < channels; c++) {
             int32_t d[16], w[16];
-            for (int k = 0; k < 16; k++) d[k] = px[k] ? px[k][c] : zeros[0];
+            for (int k = 0; k < 16; k++) d[k] = px[k] ? px[k][c] : 0;
             wino_transform(d, w);
             for (int p = 0; p < 16; p++) hist[(size_t)p * WINO_BINS + (w[p] + PROBE_WINO_VMAX)] += 1;
         }

@@ -288,29 +288,24 @@ public func extract(root: String, into store: FeatureStore, options: ExtractOpti
         backboneRow = try store.backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
                                          dimension: options.backbone.featureDimension)
     case .int8:
+        // The stored calibration (and the current arithmetic's backbone of it: the one stored,
+        // unless that was an older version's), or a new one.
+        let calibration: Int8Calibration, json: String
         if let (_, q) = try store.int8Backbones(architecture: options.backbone.name, weightsSHA256: weightsSHA).first {
-            // The stored calibration, and the current arithmetic's backbone of it (the one stored,
-            // unless that was an older version's)
-            let calibration: Int8Calibration
-            do { calibration = try Int8Calibration.fromJSON(q.calibration) } catch {
-                throw Int8ExtractError.badStoredCalibration("backbone \(q.backboneID): \(error)")
-            }
-            backboneRow = try store.int8Backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
-                                                 dimension: options.backbone.featureDimension, calibration: q.calibration,
-                                                 identity: int8Identity(weightsSHA256: weightsSHA, calibration: calibration, json: q.calibration))
-            summary.calibration = calibration.summary
+            (calibration, json) = (try storedCalibration(q), q.calibration)
         } else {
             let sample = calibrationSample(population, count: options.calibrationImages)
             guard !sample.isEmpty else { throw Int8ExtractError.noCalibrationImages("no readable image under \(root)") }
-            let calibration = try calibrate(try loadFloatModel(), sample: sample,
-                                            preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
-                                            winograd: options.int8Winograd)
-            backboneRow = try store.int8Backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
-                                                 dimension: options.backbone.featureDimension, calibration: calibration.json(),
-                                                 identity: int8Identity(weightsSHA256: weightsSHA, calibration: calibration, json: calibration.json()))
-            summary.calibration = calibration.summary
+            calibration = try calibrate(try loadFloatModel(), sample: sample,
+                                        preprocessing: options.backbone.preprocessing(weightsSHA256: weightsSHA),
+                                        winograd: options.int8Winograd)
+            json = calibration.json()
             summary.calibratedNow = true
         }
+        backboneRow = try store.int8Backbone(architecture: options.backbone.name, weightsSHA256: weightsSHA,
+                                             dimension: options.backbone.featureDimension, calibration: json,
+                                             identity: int8Identity(weightsSHA256: weightsSHA, calibration: calibration, json: json))
+        summary.calibration = calibration.summary
         summary.int8Identity = backboneRow.weightsSHA256
     }
 

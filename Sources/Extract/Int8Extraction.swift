@@ -32,6 +32,13 @@ public enum Int8ExtractError: Error, CustomStringConvertible {
     }
 }
 
+/// The calibration of a stored int8 backbone.
+func storedCalibration(_ q: StoredQuantization) throws -> Int8Calibration {
+    do { return try Int8Calibration.fromJSON(q.calibration) } catch {
+        throw Int8ExtractError.badStoredCalibration("backbone \(q.backboneID): \(error)")
+    }
+}
+
 /// The identity of the int8 backbone of weights `weightsSHA256` calibrated as `calibration` (whose
 /// canonical JSON, as stored, is `json`): the arithmetic this version of probe computes it with.
 func int8Identity(weightsSHA256: String, calibration: Int8Calibration, json: String) -> String {
@@ -67,10 +74,7 @@ func calibrate(_ model: FoldedNetwork, sample: [(sha256: String, path: String)],
 /// version with the store's calibration.
 public func network(for backbone: StoredBackbone, float model: FoldedNetwork, store: FeatureStore) throws -> any Backbones.Backbone {
     guard let q = try store.quantization(backboneID: backbone.id) else { return model }
-    let calibration: Int8Calibration
-    do { calibration = try Int8Calibration.fromJSON(q.calibration) } catch {
-        throw Int8ExtractError.badStoredCalibration("backbone \(backbone.id): \(error)")
-    }
+    let calibration = try storedCalibration(q)
     // The identity names the arithmetic's version: new features of an older version's backbone
     // would not be its features.
     guard int8Identity(weightsSHA256: q.weightsSHA256, calibration: calibration, json: q.calibration) == backbone.weightsSHA256 else {
